@@ -1,0 +1,23 @@
+//! The host's cgroup model, shared by lxcfs, cgmanager and lxr.
+//!
+//! * [`Layout`]: which hierarchies exist (legacy / hybrid / unified) and where, from
+//!   `/proc/self/mountinfo`.
+//! * [`ProcCgroups`]: a process's cgroup per hierarchy, from `/proc/<pid>/cgroup`.
+//! * [`Cgroup`]: one cgroup directory, with the walk up to the root.
+//! * Typed readers: [`memory`], [`cpu`], [`cpuacct`], [`cpuset`], [`blkio`], [`pids`], [`psi`].
+//!
+//! Every reader takes paths (a `Cgroup` carries its mount point, `Layout::detect` takes a
+//! procfs root), so tests run against fixture trees shaped like real v1 and v2 mounts
+//! ([`fixture`]). Parsers are strict: malformed content is an [`Error`], never a panic or a
+//! silent zero.
+
+pub mod cgroup;
+pub mod error;
+pub mod layout;
+pub mod parse;
+pub mod proc_cgroup;
+
+pub use cgroup::Cgroup;
+pub use error::{Error, Result};
+pub use layout::{Hierarchy, Layout, Mode, Version};
+pub use proc_cgroup::{ProcCgroupLine, ProcCgroups};

@@ -1,0 +1,97 @@
+//! Strict parsers for the shapes cgroup files come in: a single number, `max`-or-number,
+//! flat keyed files (`key value` per line) and nested keyed files (`key k=v k=v`).
+//! Anything else is an error, never a panic and never a silent zero.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Read a whole file into a string, mapping the error to [`Error::Io`].
+pub fn read_to_string(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+}
+
+/// Parse a file holding one unsigned integer (surrounding whitespace allowed).
+pub fn parse_u64(path: &Path, text: &str) -> Result<u64> {
+    let t = text.trim();
+    t.parse::<u64>().map_err(|_| Error::parse(path, format!("expected an unsigned integer, got {t:?}")))
+}
+
+/// Parse a file holding one signed integer (`cpu.cfs_quota_us` uses -1).
+pub fn parse_i64(path: &Path, text: &str) -> Result<i64> {
+    let t = text.trim();
+    t.parse::<i64>().map_err(|_| Error::parse(path, format!("expected an integer, got {t:?}")))
+}
+
+/// Parse `max` (→ `None`) or an unsigned integer (→ `Some`).
+pub fn parse_max_or_u64(path: &Path, text: &str) -> Result<Option<u64>> {
+    let t = text.trim();
+    if t == "max" {
+        return Ok(None);
+    }
+    t.parse::<u64>()
+        .map(Some)
+        .map_err(|_| Error::parse(path, format!("expected \"max\" or an unsigned integer, got {t:?}")))
+}
+
+/// Parse a flat keyed file (`memory.stat`, `cpu.stat`): one `key value` pair per line.
+/// Keys match exactly (no prefix matching); duplicate keys and junk lines are errors.
+pub fn parse_flat_keyed(path: &Path, text: &str) -> Result<HashMap<String, u64>> {
+    let mut map = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut it = line.split_ascii_whitespace();
+        let (Some(key), Some(val), None) = (it.next(), it.next(), it.next()) else {
+            return Err(Error::parse(path, format!("line {}: expected \"key value\", got {line:?}", n + 1)));
+        };
+        let val = val
+            .parse::<u64>()
+            .map_err(|_| Error::parse(path, format!("line {}: bad value {val:?} for {key}", n + 1)))?;
+        if map.insert(key.to_string(), val).is_some() {
+            return Err(Error::parse(path, format!("line {}: duplicate key {key}", n + 1)));
+        }
+    }
+    Ok(map)
+}
+
+/// Parse `MAJ:MIN` into a device number pair.
+pub fn parse_devno(path: &Path, s: &str) -> Result<(u32, u32)> {
+    let bad = || Error::parse(path, format!("bad device number {s:?}"));
+    let (maj, min) = s.split_once(':').ok_or_else(bad)?;
+    Ok((maj.parse().map_err(|_| bad())?, min.parse().map_err(|_| bad())?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_keyed_is_exact_and_strict() {
+        let p = Path::new("memory.stat");
+        let m = parse_flat_keyed(p, "total_rss 1\ntotal_rss_huge 2\n").unwrap();
+        assert_eq!(m["total_rss"], 1);
+        assert_eq!(m["total_rss_huge"], 2);
+        assert!(parse_flat_keyed(p, "a 1 2\n").is_err());
+        assert!(parse_flat_keyed(p, "a x\n").is_err());
+        assert!(parse_flat_keyed(p, "a -1\n").is_err());
+        assert!(parse_flat_keyed(p, "a 1\na 2\n").is_err());
+        assert!(parse_flat_keyed(p, "lonely\n").is_err());
+    }
+
+    #[test]
+    fn numbers() {
+        let p = Path::new("f");
+        assert_eq!(parse_u64(p, "42\n").unwrap(), 42);
+        assert!(parse_u64(p, "").is_err());
+        assert!(parse_u64(p, "-1").is_err());
+        assert_eq!(parse_i64(p, "-1\n").unwrap(), -1);
+        assert_eq!(parse_max_or_u64(p, "max\n").unwrap(), None);
+        assert_eq!(parse_max_or_u64(p, "5").unwrap(), Some(5));
+        assert!(parse_max_or_u64(p, "maximum").is_err());
+        assert_eq!(parse_devno(p, "8:16").unwrap(), (8, 16));
+        assert!(parse_devno(p, "8-16").is_err());
+    }
+}

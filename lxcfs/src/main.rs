@@ -1,0 +1,2 @@
+//! `lxcfs` binary (being written).
+fn main() {}
