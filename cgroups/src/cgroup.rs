@@ -25,7 +25,11 @@ impl Cgroup {
         if rel.split('/').any(|c| c == ".." || c == ".") {
             return Err(Error::OutsideHierarchy(rel.to_string()));
         }
-        Ok(Cgroup { version, mount_point: mount_point.into(), rel: rel.to_string() })
+        Ok(Cgroup {
+            version,
+            mount_point: mount_point.into(),
+            rel: rel.to_string(),
+        })
     }
 
     /// Resolve a `/proc/<pid>/cgroup` path against a hierarchy, honouring the mount's root
@@ -72,7 +76,11 @@ impl Cgroup {
             Some(i) => self.rel[..i].to_string(),
             None => String::new(),
         };
-        Some(Cgroup { version: self.version, mount_point: self.mount_point.clone(), rel })
+        Some(Cgroup {
+            version: self.version,
+            mount_point: self.mount_point.clone(),
+            rel,
+        })
     }
 
     /// This cgroup, then each ancestor up to and including the root.
@@ -134,7 +142,16 @@ mod tests {
         let all: Vec<String> = c.self_and_ancestors().map(|c| c.rel).collect();
         assert_eq!(all, vec!["a/b/c", "a/b", "a", ""]);
         assert_eq!(c.dir(), Path::new("/sys/fs/cgroup/memory/a/b/c"));
-        assert_eq!(c.parent().unwrap().parent().unwrap().parent().unwrap().dir(), Path::new("/sys/fs/cgroup/memory"));
+        assert_eq!(
+            c.parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .dir(),
+            Path::new("/sys/fs/cgroup/memory")
+        );
     }
 
     #[test]

@@ -48,7 +48,10 @@ impl Error {
     }
 
     pub(crate) fn parse(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
-        Error::Parse { path: path.into(), msg: msg.into() }
+        Error::Parse {
+            path: path.into(),
+            msg: msg.into(),
+        }
     }
 }
 

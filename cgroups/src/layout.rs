@@ -61,7 +61,11 @@ impl Layout {
         let path = proc_root.join("self/mountinfo");
         let text = read_to_string(&path)?;
         let mut layout = Self::from_mountinfo(&path, &text)?;
-        for h in layout.hierarchies.iter_mut().filter(|h| h.version == Version::V2) {
+        for h in layout
+            .hierarchies
+            .iter_mut()
+            .filter(|h| h.version == Version::V2)
+        {
             let f = h.mount_point.join("cgroup.controllers");
             if let Ok(t) = std::fs::read_to_string(&f) {
                 h.controllers = t.split_ascii_whitespace().map(str::to_string).collect();
@@ -79,10 +83,16 @@ impl Layout {
             }
             let fields: Vec<&str> = line.split(' ').collect();
             let Some(sep) = fields.iter().position(|f| *f == "-") else {
-                return Err(Error::parse(path, format!("line {}: no \" - \" separator", n + 1)));
+                return Err(Error::parse(
+                    path,
+                    format!("line {}: no \" - \" separator", n + 1),
+                ));
             };
             if sep < 6 || fields.len() < sep + 3 {
-                return Err(Error::parse(path, format!("line {}: too few fields", n + 1)));
+                return Err(Error::parse(
+                    path,
+                    format!("line {}: too few fields", n + 1),
+                ));
             }
             let fstype = fields[sep + 1];
             let version = match fstype {
@@ -107,7 +117,12 @@ impl Layout {
             if dup || (version == Version::V1 && controllers.is_empty()) {
                 continue;
             }
-            hierarchies.push(Hierarchy { version, mount_point, mount_root, controllers });
+            hierarchies.push(Hierarchy {
+                version,
+                mount_point,
+                mount_root,
+                controllers,
+            });
         }
         hierarchies.sort_by_key(|h| h.version == Version::V2);
         let v1 = hierarchies.iter().any(|h| h.version == Version::V1);
@@ -144,7 +159,9 @@ impl Layout {
 
     /// The cgroup of a process for `controller`, given its parsed `/proc/<pid>/cgroup`.
     pub fn cgroup_for(&self, controller: &str, procs: &ProcCgroups) -> Result<Cgroup> {
-        let h = self.hierarchy_for(controller).ok_or_else(|| Error::NoController(controller.into()))?;
+        let h = self
+            .hierarchy_for(controller)
+            .ok_or_else(|| Error::NoController(controller.into()))?;
         let path = match h.version {
             Version::V1 => procs.v1_path(controller),
             Version::V2 => procs.unified_path(),
@@ -187,7 +204,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -216,9 +236,18 @@ mod tests {
     fn hybrid_is_detected() {
         let l = Layout::from_mountinfo(Path::new("mi"), HYBRID).unwrap();
         assert_eq!(l.mode, Mode::Hybrid);
-        assert_eq!(l.hierarchy_for("memory").unwrap().mount_point, Path::new("/sys/fs/cgroup/memory"));
-        assert_eq!(l.hierarchy_for("name=systemd").unwrap().version, Version::V1);
-        assert!(l.hierarchy_for("blkio").is_none(), "io not enabled on the v2 root");
+        assert_eq!(
+            l.hierarchy_for("memory").unwrap().mount_point,
+            Path::new("/sys/fs/cgroup/memory")
+        );
+        assert_eq!(
+            l.hierarchy_for("name=systemd").unwrap().version,
+            Version::V1
+        );
+        assert!(
+            l.hierarchy_for("blkio").is_none(),
+            "io not enabled on the v2 root"
+        );
         assert_eq!(l.hierarchy_for("unified").unwrap().version, Version::V2);
     }
 
@@ -235,14 +264,20 @@ mod tests {
         let legacy = "32 31 0:29 / /cg/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n";
         let l = Layout::from_mountinfo(Path::new("mi"), legacy).unwrap();
         assert_eq!(l.mode, Mode::Legacy);
-        assert_eq!(l.hierarchy_for("cpuacct").unwrap().controllers, vec!["cpu", "cpuacct"]);
+        assert_eq!(
+            l.hierarchy_for("cpuacct").unwrap().controllers,
+            vec!["cpu", "cpuacct"]
+        );
     }
 
     #[test]
     fn malformed_mountinfo_is_an_error() {
         assert!(Layout::from_mountinfo(Path::new("mi"), "garbage line\n").is_err());
         assert!(Layout::from_mountinfo(Path::new("mi"), "1 2 3 - cgroup\n").is_err());
-        assert!(Layout::from_mountinfo(Path::new("mi"), "31 23 0:28 / /x rw - tmpfs tmpfs rw\n").is_err());
+        assert!(
+            Layout::from_mountinfo(Path::new("mi"), "31 23 0:28 / /x rw - tmpfs tmpfs rw\n")
+                .is_err()
+        );
     }
 
     #[test]

@@ -21,3 +21,13 @@ pub use cgroup::Cgroup;
 pub use error::{Error, Result};
 pub use layout::{Hierarchy, Layout, Mode, Version};
 pub use proc_cgroup::{ProcCgroupLine, ProcCgroups};
+pub mod memory;
+
+pub mod blkio;
+pub mod cpu;
+pub mod cpuacct;
+pub mod cpuset;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixture;
+pub mod pids;
+pub mod psi;

@@ -9,19 +9,24 @@ use crate::error::{Error, Result};
 
 /// Read a whole file into a string, mapping the error to [`Error::Io`].
 pub fn read_to_string(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Parse a file holding one unsigned integer (surrounding whitespace allowed).
 pub fn parse_u64(path: &Path, text: &str) -> Result<u64> {
     let t = text.trim();
-    t.parse::<u64>().map_err(|_| Error::parse(path, format!("expected an unsigned integer, got {t:?}")))
+    t.parse::<u64>()
+        .map_err(|_| Error::parse(path, format!("expected an unsigned integer, got {t:?}")))
 }
 
 /// Parse a file holding one signed integer (`cpu.cfs_quota_us` uses -1).
 pub fn parse_i64(path: &Path, text: &str) -> Result<i64> {
     let t = text.trim();
-    t.parse::<i64>().map_err(|_| Error::parse(path, format!("expected an integer, got {t:?}")))
+    t.parse::<i64>()
+        .map_err(|_| Error::parse(path, format!("expected an integer, got {t:?}")))
 }
 
 /// Parse `max` (→ `None`) or an unsigned integer (→ `Some`).
@@ -30,9 +35,12 @@ pub fn parse_max_or_u64(path: &Path, text: &str) -> Result<Option<u64>> {
     if t == "max" {
         return Ok(None);
     }
-    t.parse::<u64>()
-        .map(Some)
-        .map_err(|_| Error::parse(path, format!("expected \"max\" or an unsigned integer, got {t:?}")))
+    t.parse::<u64>().map(Some).map_err(|_| {
+        Error::parse(
+            path,
+            format!("expected \"max\" or an unsigned integer, got {t:?}"),
+        )
+    })
 }
 
 /// Parse a flat keyed file (`memory.stat`, `cpu.stat`): one `key value` pair per line.
@@ -45,13 +53,19 @@ pub fn parse_flat_keyed(path: &Path, text: &str) -> Result<HashMap<String, u64>>
         }
         let mut it = line.split_ascii_whitespace();
         let (Some(key), Some(val), None) = (it.next(), it.next(), it.next()) else {
-            return Err(Error::parse(path, format!("line {}: expected \"key value\", got {line:?}", n + 1)));
+            return Err(Error::parse(
+                path,
+                format!("line {}: expected \"key value\", got {line:?}", n + 1),
+            ));
         };
-        let val = val
-            .parse::<u64>()
-            .map_err(|_| Error::parse(path, format!("line {}: bad value {val:?} for {key}", n + 1)))?;
+        let val = val.parse::<u64>().map_err(|_| {
+            Error::parse(path, format!("line {}: bad value {val:?} for {key}", n + 1))
+        })?;
         if map.insert(key.to_string(), val).is_some() {
-            return Err(Error::parse(path, format!("line {}: duplicate key {key}", n + 1)));
+            return Err(Error::parse(
+                path,
+                format!("line {}: duplicate key {key}", n + 1),
+            ));
         }
     }
     Ok(map)
@@ -61,7 +75,10 @@ pub fn parse_flat_keyed(path: &Path, text: &str) -> Result<HashMap<String, u64>>
 pub fn parse_devno(path: &Path, s: &str) -> Result<(u32, u32)> {
     let bad = || Error::parse(path, format!("bad device number {s:?}"));
     let (maj, min) = s.split_once(':').ok_or_else(bad)?;
-    Ok((maj.parse().map_err(|_| bad())?, min.parse().map_err(|_| bad())?))
+    Ok((
+        maj.parse().map_err(|_| bad())?,
+        min.parse().map_err(|_| bad())?,
+    ))
 }
 
 #[cfg(test)]

@@ -44,20 +44,30 @@ impl ProcCgroups {
             }
             let mut it = line.splitn(3, ':');
             let (Some(id), Some(ctrls), Some(cg)) = (it.next(), it.next(), it.next()) else {
-                return Err(Error::parse(path, format!("line {}: expected id:controllers:path", n + 1)));
+                return Err(Error::parse(
+                    path,
+                    format!("line {}: expected id:controllers:path", n + 1),
+                ));
             };
-            let id = id
-                .parse::<u32>()
-                .map_err(|_| Error::parse(path, format!("line {}: bad hierarchy id {id:?}", n + 1)))?;
+            let id = id.parse::<u32>().map_err(|_| {
+                Error::parse(path, format!("line {}: bad hierarchy id {id:?}", n + 1))
+            })?;
             if !cg.starts_with('/') {
-                return Err(Error::parse(path, format!("line {}: path {cg:?} is not absolute", n + 1)));
+                return Err(Error::parse(
+                    path,
+                    format!("line {}: path {cg:?} is not absolute", n + 1),
+                ));
             }
             let controllers = if ctrls.is_empty() {
                 Vec::new()
             } else {
                 ctrls.split(',').map(str::to_string).collect()
             };
-            lines.push(ProcCgroupLine { id, controllers, path: cg.to_string() });
+            lines.push(ProcCgroupLine {
+                id,
+                controllers,
+                path: cg.to_string(),
+            });
         }
         Ok(ProcCgroups { lines })
     }
@@ -72,7 +82,10 @@ impl ProcCgroups {
 
     /// The cgroup2 path (the `0::` line).
     pub fn unified_path(&self) -> Option<&str> {
-        self.lines.iter().find(|l| l.id == 0 && l.controllers.is_empty()).map(|l| l.path.as_str())
+        self.lines
+            .iter()
+            .find(|l| l.id == 0 && l.controllers.is_empty())
+            .map(|l| l.path.as_str())
     }
 
     /// Strip a trailing `/init.scope` from every path: systemd moves a container's init
@@ -80,7 +93,11 @@ impl ProcCgroups {
     pub fn prune_init_scope(mut self) -> Self {
         for l in &mut self.lines {
             if let Some(p) = l.path.strip_suffix("/init.scope") {
-                l.path = if p.is_empty() { "/".to_string() } else { p.to_string() };
+                l.path = if p.is_empty() {
+                    "/".to_string()
+                } else {
+                    p.to_string()
+                };
             }
         }
         self
@@ -93,8 +110,11 @@ mod tests {
 
     #[test]
     fn parses_hybrid_file() {
-        let t = "9:name=systemd:/\n4:memory:/lxc/c1/init.scope\n2:cpu,cpuacct:/lxc/c1\n0::/lxc/c1\n";
-        let p = ProcCgroups::parse(Path::new("cg"), t).unwrap().prune_init_scope();
+        let t =
+            "9:name=systemd:/\n4:memory:/lxc/c1/init.scope\n2:cpu,cpuacct:/lxc/c1\n0::/lxc/c1\n";
+        let p = ProcCgroups::parse(Path::new("cg"), t)
+            .unwrap()
+            .prune_init_scope();
         assert_eq!(p.v1_path("memory"), Some("/lxc/c1"));
         assert_eq!(p.v1_path("cpuacct"), Some("/lxc/c1"));
         assert_eq!(p.v1_path("name=systemd"), Some("/"));
@@ -117,7 +137,9 @@ mod tests {
 
     #[test]
     fn init_scope_at_root() {
-        let p = ProcCgroups::parse(Path::new("cg"), "0::/init.scope\n").unwrap().prune_init_scope();
+        let p = ProcCgroups::parse(Path::new("cg"), "0::/init.scope\n")
+            .unwrap()
+            .prune_init_scope();
         assert_eq!(p.unified_path(), Some("/"));
     }
 }
