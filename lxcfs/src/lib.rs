@@ -5,6 +5,7 @@
 //! given caller; [`caller`]: who is asking and which container that is) and one thin adapter
 //! module ([`fuse_adapter`]) that speaks the FUSE protocol through fuse-backend-rs.
 
+pub mod caller;
 pub mod error;
 pub mod fs;
 pub mod options;

@@ -1,0 +1,76 @@
+//! `/proc/diskstats` per container, from the block I/O the cgroup itself did.
+//!
+//! lxcfs reads the CFQ-only `blkio.io_*` files, gone since Linux 5.0, so on current kernels
+//! it silently serves the host's file (and on cgroup v2 it never looks at `io.stat`, issue
+//! #653). Here the counters come from `blkio.throttle.io_serviced/io_service_bytes_recursive`
+//! (v1) or `io.stat` (v2): completed reads/writes/discards and sectors; merges, times and
+//! in-flight are not tracked per cgroup and are 0. Devices the container never touched are
+//! left out, as lxcfs does. The root cgroup is the whole host: it gets the host's file.
+
+use cgroups::blkio;
+
+use super::{host, Ctx, View};
+use crate::error::FsResult;
+use crate::tree::VFile;
+
+/// Render `/proc/diskstats`.
+pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
+    let host = host::read(ctx, VFile::Diskstats)?;
+    let Some(cg) = view.cgroup(ctx, "blkio")? else {
+        return Ok(host);
+    };
+    if cg.is_root() {
+        return Ok(host);
+    }
+    let stats = blkio::read(&cg)?;
+    let mut out = String::new();
+    for line in host.lines() {
+        let f: Vec<&str> = line.split_ascii_whitespace().collect();
+        if f.len() < 14 {
+            continue;
+        }
+        let (Ok(major), Ok(minor)) = (f[0].parse::<u32>(), f[1].parse::<u32>()) else { continue };
+        let Some(d) = stats.get(&(major, minor)) else { continue };
+        if *d == blkio::DevIo::default() {
+            continue;
+        }
+        // Kernel field order after the name: reads, merged, sectors, ms, writes, merged,
+        // sectors, ms, in flight, io ms, weighted ms, discards, merged, sectors, ms, flushes,
+        // flush ms. Keep the host's field count (older kernels print fewer).
+        let all = [d.rios, 0, d.rbytes / 512, 0, d.wios, 0, d.wbytes / 512, 0, 0, 0, 0, d.dios, 0, d.dbytes / 512, 0, 0, 0];
+        let n = (f.len() - 3).min(all.len());
+        out.push_str(&format!("{major:>4} {minor:>7} {}", f[2]));
+        for v in &all[..n] {
+            out.push_str(&format!(" {v}"));
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::render::testing::Host;
+    use crate::tree::VFile;
+
+    #[test]
+    fn only_the_containers_io() {
+        let h = Host::hybrid();
+        let cg = h.fx.v1_cgroup("blkio", "c");
+        h.fx.write(&cg, "blkio.throttle.io_serviced_recursive", "254:0 Read 10\n254:0 Write 4\n254:0 Total 14\n253:0 Read 0\nTotal 14\n");
+        h.fx.write(&cg, "blkio.throttle.io_service_bytes_recursive", "254:0 Read 40960\n254:0 Write 8192\nTotal 49152\n");
+        let out = h.render(VFile::Diskstats, "c");
+        assert_eq!(out, " 254       0 vda 10 0 80 0 4 0 16 0 0 0 0 0 0 0 0 0 0\n");
+    }
+
+    #[test]
+    fn v2_io_stat_and_root() {
+        let h = Host::unified(&["io", "memory", "cpu", "cpuset"]);
+        let cg = h.fx.v2_cgroup("c");
+        h.fx.write(&cg, "io.stat", "254:0 rbytes=512 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n");
+        assert!(h.render(VFile::Diskstats, "c").starts_with(" 254       0 vda 1 0 1 0 0"));
+        assert!(h.render(VFile::Diskstats, "").contains("zram0"), "root cgroup = host");
+        h.fx.write(&cg, "io.stat", "254:0 rbytes=x\n");
+        assert!(h.try_render(VFile::Diskstats, "c").is_err());
+    }
+}

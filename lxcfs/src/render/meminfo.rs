@@ -1,0 +1,251 @@
+//! `/proc/meminfo` and `/proc/swaps`.
+//!
+//! Formula (kB; lxcfs's, with its bugs fixed): `MemTotal = min(host, limit)` where the limit
+//! is the minimum over the cgroup and its ancestors; `MemFree = min(MemTotal − usage, host
+//! MemFree)` (lxcfs: `MemTotal − usage` even when unlimited, and unsigned, so it could wrap);
+//! `MemAvailable = min(MemFree + active_file + inactive_file + slab_reclaimable, MemTotal)`
+//! (lxcfs 7.0's formula; 5.0.3 added all of `cache`, shmem included); LRU, shmem, mapped,
+//! dirty, writeback, huge pages from `memory.stat` with exact keys (lxcfs 5.0.3 prefix-matched
+//! them, so `AnonHugePages` and v2 `Mapped` were always 0). Swap is the swap-only limit
+//! (lxcfs showed the RAM+swap memsw limit as SwapTotal). Every other line is the host's.
+
+use cgroups::memory::{self, Memory};
+
+use super::{host, Ctx, View};
+use crate::error::FsResult;
+use crate::tree::VFile;
+
+/// Swap as the container sees it, kB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Swap {
+    total: u64,
+    used: u64,
+}
+
+/// The host's meminfo as `(key, value_kb)` pairs, in order (lines without `kB` kept too).
+fn host_value(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, rest) = l.split_once(':')?;
+        (k == key).then(|| rest.split_ascii_whitespace().next()?.parse().ok())?
+    })
+}
+
+struct Numbers {
+    total: u64,
+    free: u64,
+    mem: Memory,
+    swap: Swap,
+}
+
+fn numbers(ctx: &Ctx, host: &str, mem: Memory) -> Numbers {
+    let host_total = host_value(host, "MemTotal").unwrap_or(0);
+    let host_free = host_value(host, "MemFree").unwrap_or(host_total);
+    let total = mem.limit.map_or(host_total, |l| host_total.min(l / 1024));
+    let usage = (mem.usage / 1024).min(total);
+    let free = (total - usage).min(host_free);
+
+    let host_swap_total = host_value(host, "SwapTotal").unwrap_or(0);
+    let host_swap_free = host_value(host, "SwapFree").unwrap_or(0);
+    let swap = if !ctx.opts.swap {
+        Swap { total: 0, used: 0 }
+    } else {
+        match mem.swap_usage {
+            // No swap accounting: nothing better than the host's numbers.
+            None => Swap { total: host_swap_total, used: host_swap_total.saturating_sub(host_swap_free) },
+            Some(used) => {
+                let used = used / 1024;
+                let mut total = mem.swap_limit.map_or(host_swap_total, |l| host_swap_total.min(l / 1024));
+                if mem.swappiness == Some(0) {
+                    // The container cannot swap out more: what it has swapped is all there is.
+                    total = used;
+                }
+                Swap { total, used: used.min(total) }
+            }
+        }
+    };
+    Numbers { total, free, mem, swap }
+}
+
+/// Render `/proc/meminfo`.
+pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
+    let host = host::read(ctx, VFile::Meminfo)?;
+    let Some(cg) = view.cgroup(ctx, "memory")? else {
+        return Ok(host);
+    };
+    let n = numbers(ctx, &host, memory::read(&cg)?);
+    let st = &n.mem.stat;
+    let kb = |b: u64| b / 1024;
+    let file_lru = kb(st.active_file() + st.inactive_file());
+    let available = (n.free + file_lru + kb(st.slab_reclaimable())).min(n.total);
+    let anon = kb((st.active_anon() + st.inactive_anon()).saturating_sub(st.shmem()));
+    let (zswap, zswapped) = st.zswap();
+    let slab = kb(st.slab_reclaimable() + st.slab_unreclaimable());
+    let is_v2 = cg.version == cgroups::Version::V2;
+
+    let mut out = String::with_capacity(host.len() + 64);
+    for line in host.lines() {
+        let key = line.split_once(':').map_or(line, |(k, _)| k);
+        let v = match key {
+            "MemTotal" => Some(n.total),
+            "MemFree" => Some(n.free),
+            "MemAvailable" => Some(available),
+            "Buffers" => Some(0),
+            "Cached" => Some(kb(st.cache())),
+            "SwapCached" => Some(if ctx.opts.swap { kb(st.swap_cached()) } else { 0 }),
+            "Active" => Some(kb(st.active_anon() + st.active_file())),
+            "Inactive" => Some(kb(st.inactive_anon() + st.inactive_file())),
+            "Active(anon)" => Some(kb(st.active_anon())),
+            "Inactive(anon)" => Some(kb(st.inactive_anon())),
+            "Active(file)" => Some(kb(st.active_file())),
+            "Inactive(file)" => Some(kb(st.inactive_file())),
+            "Unevictable" => Some(kb(st.unevictable())),
+            "SwapTotal" => Some(n.swap.total),
+            "SwapFree" => Some(n.swap.total - n.swap.used),
+            "Dirty" => Some(kb(st.dirty())),
+            "Writeback" => Some(kb(st.writeback())),
+            "AnonPages" => Some(if is_v2 { st.get("anon").map_or(anon, kb) } else { anon }),
+            "Mapped" => Some(kb(st.mapped())),
+            "Shmem" => Some(kb(st.shmem())),
+            "Slab" => Some(slab),
+            "SReclaimable" => Some(kb(st.slab_reclaimable())),
+            "SUnreclaim" => Some(kb(st.slab_unreclaimable())),
+            "KernelStack" if is_v2 => Some(kb(st.kernel_stack())),
+            "PageTables" if is_v2 => Some(kb(st.page_tables())),
+            "AnonHugePages" => Some(kb(st.anon_huge())),
+            "ShmemHugePages" => Some(kb(st.shmem_huge())),
+            "ShmemPmdMapped" => Some(0),
+            "Zswap" => Some(kb(zswap)),
+            "Zswapped" => Some(kb(zswapped)),
+            _ => None,
+        };
+        match v {
+            Some(v) => out.push_str(&format!("{:<16}{v:>8} kB\n", format!("{key}:"))),
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Render `/proc/swaps`: the header, and one `none … virtual` line when the container has
+/// swap.
+pub fn render_swaps(ctx: &Ctx, view: &View) -> FsResult<String> {
+    let header = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
+    let Some(cg) = view.cgroup(ctx, "memory")? else {
+        return host::read(ctx, VFile::Swaps);
+    };
+    let host = host::read(ctx, VFile::Meminfo)?;
+    let n = numbers(ctx, &host, memory::read(&cg)?);
+    let mut out = header.to_string();
+    if n.swap.total > 0 {
+        out.push_str(&format!("none{:36}virtual\t\t{}\t{}\t0\n", "", n.swap.total, n.swap.used));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::testing::Host;
+
+    fn value(text: &str, key: &str) -> u64 {
+        host_value(text, key).unwrap_or_else(|| panic!("{key} missing in\n{text}"))
+    }
+
+    #[test]
+    fn v1_limits_and_exact_keys() {
+        let h = Host::hybrid();
+        let cg = h.fx.v1_cgroup("memory", "lxc/c1");
+        h.fx.write(&cg, "memory.stat", &h.fx.v1_memory_stat(256 << 20, 9223372036854771712));
+        h.fx.write(&cg, "memory.usage_in_bytes", &format!("{}\n", 100 << 20));
+        let out = h.render(VFile::Meminfo, "lxc/c1");
+        assert_eq!(value(&out, "MemTotal"), 262144);
+        assert_eq!(value(&out, "MemFree"), 262144 - 102400);
+        assert_eq!(value(&out, "Cached"), 65536);
+        assert_eq!(value(&out, "MemAvailable"), 262144 - 102400 + 40 * 1024 + 24 * 1024);
+        assert_eq!(value(&out, "AnonHugePages"), 2048, "lxcfs 5.0.3 shows 0 here");
+        assert_eq!(value(&out, "Mapped"), 3072);
+        assert_eq!(value(&out, "AnonPages"), 33 * 1024 - 1024);
+        assert_eq!(value(&out, "Buffers"), 0);
+        // Lines lxcfs does not virtualise are the host's, in the host's order.
+        assert_eq!(value(&out, "VmallocTotal"), value(&h.meminfo, "VmallocTotal"));
+        let keys = |t: &str| t.lines().map(|l| l.split(':').next().unwrap_or("").to_string()).collect::<Vec<_>>();
+        assert_eq!(keys(&out), keys(&h.meminfo));
+        assert!(out.contains("MemTotal:         262144 kB\n"), "kernel layout:\n{out}");
+    }
+
+    #[test]
+    fn usage_above_limit_does_not_wrap() {
+        let h = Host::hybrid();
+        let cg = h.fx.v1_cgroup("memory", "c");
+        h.fx.write(&cg, "memory.stat", &h.fx.v1_memory_stat(64 << 20, 9223372036854771712));
+        h.fx.write(&cg, "memory.usage_in_bytes", &format!("{}\n", 80 << 20));
+        let out = h.render(VFile::Meminfo, "c");
+        assert_eq!(value(&out, "MemFree"), 0);
+        assert!(value(&out, "MemAvailable") <= value(&out, "MemTotal"));
+    }
+
+    #[test]
+    fn unlimited_uses_host_total_and_free() {
+        let h = Host::hybrid();
+        let cg = h.fx.v1_cgroup("memory", "c");
+        h.fx.write(&cg, "memory.stat", &h.fx.v1_memory_stat(9223372036854771712, 9223372036854771712));
+        h.fx.write(&cg, "memory.usage_in_bytes", "4096\n");
+        let out = h.render(VFile::Meminfo, "c");
+        assert_eq!(value(&out, "MemTotal"), value(&h.meminfo, "MemTotal"));
+        assert_eq!(value(&out, "MemFree"), value(&h.meminfo, "MemFree"), "not host_total - usage");
+    }
+
+    #[test]
+    fn swap_is_swap_only_limit() {
+        let h = Host::hybrid_with_swap(1 << 20);
+        let cg = h.fx.v1_cgroup("memory", "c");
+        h.fx.write(&cg, "memory.stat", &h.fx.v1_memory_stat(256 << 20, 384 << 20));
+        h.fx.write(&cg, "memory.usage_in_bytes", &format!("{}\n", 200 << 20));
+        h.fx.write(&cg, "memory.memsw.usage_in_bytes", &format!("{}\n", 210 << 20));
+        h.fx.write(&cg, "memory.swappiness", "60\n");
+        let out = h.render(VFile::Meminfo, "c");
+        assert_eq!(value(&out, "SwapTotal"), 131072, "lxcfs shows the memsw limit 393216");
+        assert_eq!(value(&out, "SwapFree"), 131072 - 10240);
+        let swaps = h.render(VFile::Swaps, "c");
+        assert_eq!(swaps.lines().nth(1).unwrap().split_ascii_whitespace().collect::<Vec<_>>(), ["none", "virtual", "131072", "10240", "0"]);
+        h.fx.write(&cg, "memory.swappiness", "0\n");
+        let out = h.render(VFile::Meminfo, "c");
+        assert_eq!((value(&out, "SwapTotal"), value(&out, "SwapFree")), (10240, 0));
+        let no_swap = h.render_with(VFile::Meminfo, "c", |o| o.swap = false);
+        assert_eq!((value(&no_swap, "SwapTotal"), value(&no_swap, "SwapFree")), (0, 0));
+        let swaps = h.render_with(VFile::Swaps, "c", |o| o.swap = false);
+        assert_eq!(swaps.lines().count(), 1);
+    }
+
+    #[test]
+    fn v2_hierarchy_and_slab() {
+        let h = Host::unified(&["memory", "cpu", "cpuset", "io", "pids"]);
+        let top = h.fx.v2_cgroup("c1");
+        h.fx.write(&top, "memory.max", &format!("{}\n", 512u64 << 20));
+        let cg = h.fx.v2_cgroup("c1/inner");
+        h.fx.write(&cg, "memory.max", "max\n");
+        h.fx.write(&cg, "memory.current", &format!("{}\n", 100 << 20));
+        h.fx.write(&cg, "memory.stat", "anon 1048576\nfile 2097152\nfile_mapped 1048576\nactive_file 1048576\ninactive_file 1048576\nslab_reclaimable 4096\nslab_unreclaimable 8192\nshmem 0\n");
+        let out = h.render(VFile::Meminfo, "c1/inner");
+        assert_eq!(value(&out, "MemTotal"), 524288);
+        assert_eq!(value(&out, "Mapped"), 1024, "lxcfs 5.0.3 shows 0 on v2");
+        assert_eq!(value(&out, "AnonPages"), 1024);
+        assert_eq!(value(&out, "Slab"), 12);
+        assert_eq!(value(&out, "SwapTotal"), 0, "no swap.current: host swap (none)");
+    }
+
+    #[test]
+    fn malformed_cgroup_file_is_an_error_not_a_panic() {
+        let h = Host::hybrid();
+        let cg = h.fx.v1_cgroup("memory", "c");
+        h.fx.write(&cg, "memory.stat", "total_cache lots\n");
+        h.fx.write(&cg, "memory.usage_in_bytes", "1\n");
+        assert_eq!(h.try_render(VFile::Meminfo, "c").unwrap_err().errno, libc::EIO);
+        h.fx.write(&cg, "memory.stat", "total_cache 1\n");
+        h.fx.write(&cg, "memory.usage_in_bytes", "\n");
+        assert_eq!(h.try_render(VFile::Meminfo, "c").unwrap_err().errno, libc::EIO);
+    }
+}
