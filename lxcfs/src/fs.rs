@@ -75,9 +75,10 @@ pub struct Caller {
 /// One open file.
 #[derive(Debug)]
 enum Handle {
-    /// Generated content: rendered at open, re-rendered on every read at offset 0, served from
-    /// the last rendering at other offsets (so `lseek(0)` + `read` refreshes, like procfs).
-    Virtual { file: VFile, content: Mutex<Vec<u8>> },
+    /// Generated content: rendered on every read at offset 0 (so `lseek(0)` + `read`
+    /// refreshes, like procfs), served from that rendering at other offsets; a first read at
+    /// an offset > 0 renders too. Not rendered at open: `cat` would pay for it twice.
+    Virtual { file: VFile, content: Mutex<Option<Vec<u8>>> },
     /// A host sysfs file read through.
     Sys(std::fs::File),
 }
@@ -247,8 +248,8 @@ impl Lxcfs {
         }
         let handle = match self.tree.node(ino) {
             Some(Node::File(f)) => {
-                let content = self.renderer.render(f, caller)?;
-                Handle::Virtual { file: f, content: Mutex::new(content) }
+                self.check_access(caller, ino)?;
+                Handle::Virtual { file: f, content: Mutex::new(None) }
             }
             Some(Node::Sys(rel)) => {
                 let p = self.opts.sys_cpu_root.join(&rel);
@@ -268,14 +269,12 @@ impl Lxcfs {
         let h = self.handles.get(&fh).ok_or_else(|| FsError::new(libc::EBADF, format!("unknown handle {fh}")))?;
         match &*h {
             Handle::Virtual { file, content } => {
-                if offset == 0 {
-                    let fresh = self.renderer.render(*file, caller)?;
-                    let mut c = content.lock().unwrap_or_else(|e| e.into_inner());
-                    *c = fresh;
-                    return Ok(slice_at(&c, 0, size));
-                }
-                let c = content.lock().unwrap_or_else(|e| e.into_inner());
-                Ok(slice_at(&c, offset, size))
+                let mut c = content.lock().unwrap_or_else(|e| e.into_inner());
+                let bytes = match &mut *c {
+                    Some(bytes) if offset > 0 => bytes,
+                    slot => slot.insert(self.renderer.render(*file, caller)?),
+                };
+                Ok(slice_at(bytes, offset, size))
             }
             Handle::Sys(file) => {
                 let mut buf = vec![0u8; size as usize];
@@ -284,6 +283,26 @@ impl Lxcfs {
                 Ok(buf)
             }
         }
+    }
+
+    /// Defence in depth for generated files: the mount uses `default_permissions`, but if it
+    /// is mounted without, still refuse readers the host file would refuse.
+    fn check_access(&self, caller: Caller, ino: u64) -> FsResult<()> {
+        if caller.uid == 0 {
+            return Ok(());
+        }
+        let a = self.getattr(ino)?;
+        let bit = if caller.uid == a.uid {
+            0o400
+        } else if caller.gid == a.gid {
+            0o040
+        } else {
+            0o004
+        };
+        if a.perm & bit == 0 {
+            return Err(FsError::new(libc::EACCES, format!("uid {} may not read inode {ino}", caller.uid)));
+        }
+        Ok(())
     }
 
     /// Forget an open file.
@@ -329,5 +348,102 @@ fn attr_from_meta(ino: u64, meta: &std::fs::Metadata, mask: u32) -> Attr {
         size: if kind == Kind::File { meta.size() } else { 0 },
         nlink: meta.nlink().try_into().unwrap_or(1),
         mtime: meta.mtime(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::testing::Host;
+
+    fn container() -> (Host, Lxcfs, Caller) {
+        let h = Host::hybrid();
+        let cg = h.fx.v1_cgroup("memory", "c");
+        h.fx.write(&cg, "memory.stat", &h.fx.v1_memory_stat(256 << 20, 9223372036854771712));
+        h.fx.write(&cg, "memory.usage_in_bytes", "1048576\n");
+        let (fs, caller) = h.lxcfs("c");
+        (h, fs, caller)
+    }
+
+    fn ino_of(fs: &Lxcfs, path: &str) -> u64 {
+        path.split('/').fold(ROOT_INO, |dir, name| fs.lookup(dir, OsStr::new(name)).unwrap().ino)
+    }
+
+    #[test]
+    fn reads_at_any_offset_behave_like_a_regular_file() {
+        let (_h, fs, caller) = container();
+        let ino = ino_of(&fs, "proc/meminfo");
+        let fh = fs.open(caller, ino, libc::O_RDONLY).unwrap();
+        let whole = fs.read(caller, fh, 0, 1 << 20).unwrap();
+        assert!(String::from_utf8_lossy(&whole).starts_with("MemTotal:         262144 kB\n"));
+        assert_eq!(fs.read(caller, fh, 7, 5).unwrap(), whole[7..12]);
+        assert_eq!(fs.read(caller, fh, whole.len() as u64, 10).unwrap(), b"");
+        assert_eq!(fs.read(caller, fh, u64::MAX, 10).unwrap(), b"", "past the end is EOF, not EINVAL");
+        // A fresh handle whose first read is not at 0 still gets content.
+        let fh2 = fs.open(caller, ino, libc::O_RDONLY).unwrap();
+        assert_eq!(fs.read(caller, fh2, 100, 20).unwrap(), whole[100..120]);
+        // Byte by byte reassembles the file.
+        let fh3 = fs.open(caller, ino, libc::O_RDONLY).unwrap();
+        let mut bytes = Vec::new();
+        while let Some(b) = fs.read(caller, fh3, bytes.len() as u64, 1).unwrap().first().copied() {
+            bytes.push(b);
+        }
+        assert_eq!(bytes, whole);
+        for fh in [fh, fh2, fh3] {
+            fs.release(fh);
+        }
+        assert_eq!(fs.open_handles(), 0);
+    }
+
+    #[test]
+    fn writes_are_refused() {
+        let (_h, fs, caller) = container();
+        let ino = ino_of(&fs, "proc/meminfo");
+        for flags in [libc::O_WRONLY, libc::O_RDWR, libc::O_RDONLY | libc::O_TRUNC] {
+            assert_eq!(fs.open(caller, ino, flags).unwrap_err().errno, libc::EACCES);
+        }
+        let dir = ino_of(&fs, "proc");
+        assert_eq!(fs.open(caller, dir, libc::O_RDONLY).unwrap_err().errno, libc::EISDIR);
+    }
+
+    #[test]
+    fn permissions_never_looser_than_the_host() {
+        let (h, fs, _) = container();
+        let slab = h.fx.proc_root().join("slabinfo");
+        std::fs::set_permissions(&slab, std::os::unix::fs::PermissionsExt::from_mode(0o400)).unwrap();
+        let ino = ino_of(&fs, "proc/slabinfo");
+        assert_eq!(fs.getattr(ino).unwrap().perm, 0o400);
+        let nobody = Caller { pid: 777, uid: 65534, gid: 65534 };
+        assert_eq!(fs.open(nobody, ino, libc::O_RDONLY).unwrap_err().errno, libc::EACCES);
+        let mem = ino_of(&fs, "proc/meminfo");
+        assert_eq!(fs.getattr(mem).unwrap().perm & 0o222, 0, "no write bits");
+        assert!(fs.open(nobody, mem, libc::O_RDONLY).is_ok());
+    }
+
+    #[test]
+    fn layout_and_sys_passthrough() {
+        let (h, fs, caller) = container();
+        h.fx.write_file("sys/devices/system/cpu/cpu0/topology/core_id", "0\n");
+        let names: Vec<_> = fs.readdir(ino_of(&fs, "proc")).unwrap().into_iter().map(|e| e.name).collect();
+        assert!(names.iter().any(|n| n == "pressure"));
+        let cpu = ino_of(&fs, "sys/devices/system/cpu");
+        let entries = fs.readdir(cpu).unwrap();
+        assert_eq!(entries.iter().filter(|e| e.name == "online").count(), 1, "online listed once");
+        let core = ino_of(&fs, "sys/devices/system/cpu/cpu0/topology/core_id");
+        let fh = fs.open(caller, core, libc::O_RDONLY).unwrap();
+        assert_eq!(fs.read(caller, fh, 0, 100).unwrap(), b"0\n");
+        assert_eq!(fs.parent_of(ino_of(&fs, "sys/devices/system/cpu/cpu0")), cpu);
+        assert_eq!(fs.lookup(cpu, OsStr::new("nope")).unwrap_err().errno, libc::ENOENT);
+        assert_eq!(fs.lookup(cpu, OsStr::new("..")).unwrap_err().errno, libc::EINVAL);
+    }
+
+    #[test]
+    fn a_reader_that_is_gone_gets_esrch_and_the_fs_keeps_serving() {
+        let (_h, fs, caller) = container();
+        let ino = ino_of(&fs, "proc/meminfo");
+        let ghost = Caller { pid: 999_999, ..caller };
+        let fh = fs.open(ghost, ino, libc::O_RDONLY).unwrap();
+        assert_eq!(fs.read(ghost, fh, 0, 4096).unwrap_err().errno, libc::ESRCH);
+        assert!(!fs.read(caller, fh, 0, 4096).unwrap().is_empty());
     }
 }

@@ -10,6 +10,7 @@ use super::{Renderer, View};
 use crate::caller::Scope;
 use crate::error::FsResult;
 use crate::options::Options;
+use crate::fs::{Caller, Lxcfs};
 use crate::tree::VFile;
 
 /// Host pid of the fake container's init.
@@ -121,5 +122,21 @@ impl Host {
 
     pub fn render_with(&self, f: VFile, rel: &str, tweak: impl FnOnce(&mut Options)) -> String {
         self.try_render_with(f, rel, tweak).unwrap()
+    }
+
+    /// A whole filesystem over this host, and a caller (in the daemon's pid namespace, so
+    /// it gets its own cgroups' view) whose cgroups are `rel` in every hierarchy.
+    pub fn lxcfs(&self, rel: &str) -> (Lxcfs, Caller) {
+        let pid = 777;
+        let dir = self.fx.proc_root().join(pid.to_string());
+        std::fs::create_dir_all(dir.join("ns")).unwrap();
+        let _ = std::fs::hard_link(self.fx.proc_root().join("self/ns/pid"), dir.join("ns/pid"));
+        let mut text = String::new();
+        for (i, c) in V1.iter().enumerate() {
+            text.push_str(&format!("{}:{c}:/{rel}\n", i + 1));
+        }
+        text.push_str(&format!("0::/{rel}\n"));
+        std::fs::write(dir.join("cgroup"), text).unwrap();
+        (Lxcfs::new(self.opts()).unwrap(), Caller { pid, uid: 0, gid: 0 })
     }
 }
