@@ -66,17 +66,28 @@ impl CallerResolver {
     /// A resolver reading `proc_root` (normally `/proc`).
     pub fn new(proc_root: &Path) -> FsResult<CallerResolver> {
         let own = proc_root.join("self/ns/pid");
-        let own_pidns = std::fs::metadata(&own).map_err(|e| FsError::io(format!("stat {}", own.display()), &e))?.ino();
-        Ok(CallerResolver { proc_root: proc_root.to_path_buf(), own_pidns, cache: DashMap::new() })
+        let own_pidns = std::fs::metadata(&own)
+            .map_err(|e| FsError::io(format!("stat {}", own.display()), &e))?
+            .ino();
+        Ok(CallerResolver {
+            proc_root: proc_root.to_path_buf(),
+            own_pidns,
+            cache: DashMap::new(),
+        })
     }
 
     /// The scope of the process (or thread) `pid`.
     pub fn resolve(&self, pid: u32) -> FsResult<Scope> {
         if pid == 0 {
-            return Err(FsError::new(libc::EACCES, "caller is not visible from the daemon's pid namespace"));
+            return Err(FsError::new(
+                libc::EACCES,
+                "caller is not visible from the daemon's pid namespace",
+            ));
         }
         let ns_path = self.proc_root.join(pid.to_string()).join("ns/pid");
-        let ns = std::fs::metadata(&ns_path).map_err(|e| gone(pid, &e))?.ino();
+        let ns = std::fs::metadata(&ns_path)
+            .map_err(|e| gone(pid, &e))?
+            .ino();
         if ns == self.own_pidns {
             return Ok(Scope::Host { pid });
         }
@@ -97,12 +108,22 @@ impl CallerResolver {
         // The init may have died and its pid been reused between the lookup and the pidfd:
         // only keep the pidfd if the namespace still reports the same init.
         if self.find_init(pid, ns, &ns_path)? != init {
-            return Err(FsError::new(libc::ESRCH, format!("init of pid {pid}'s namespace changed during lookup")));
+            return Err(FsError::new(
+                libc::ESRCH,
+                format!("init of pid {pid}'s namespace changed during lookup"),
+            ));
         }
         if self.cache.len() >= CACHE_PRUNE_AT {
             self.prune();
         }
-        self.cache.insert(ns, CachedInit { init, pidfd, last_used: Instant::now() });
+        self.cache.insert(
+            ns,
+            CachedInit {
+                init,
+                pidfd,
+                last_used: Instant::now(),
+            },
+        );
         Ok(Scope::Container { init })
     }
 
@@ -110,13 +131,16 @@ impl CallerResolver {
         let f = File::open(ns_path).map_err(|e| gone(pid, &e))?;
         // SAFETY: NS_GET_TGID_FROM_PIDNS takes an integer argument by value and returns a
         // pid or -1; the fd is valid for the duration of the call.
-        let r = unsafe { libc::ioctl(f.as_raw_fd(), NS_GET_TGID_FROM_PIDNS as _, 1 as libc::c_int) };
+        let r =
+            unsafe { libc::ioctl(f.as_raw_fd(), NS_GET_TGID_FROM_PIDNS as _, 1 as libc::c_int) };
         if r > 0 {
             return Ok(r as u32);
         }
         let err = std::io::Error::last_os_error();
         match err.raw_os_error() {
-            Some(libc::ENOTTY) | Some(libc::EINVAL) | Some(libc::ENOSYS) => self.walk_to_init(pid, ns),
+            Some(libc::ENOTTY) | Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+                self.walk_to_init(pid, ns)
+            }
             _ => Err(gone(pid, &err)),
         }
     }
@@ -128,18 +152,27 @@ impl CallerResolver {
         for _ in 0..4096 {
             let status_path = self.proc_root.join(cur.to_string()).join("status");
             let status = std::fs::read_to_string(&status_path).map_err(|e| gone(cur, &e))?;
-            let field = |k: &str| status.lines().find_map(|l| l.strip_prefix(k)).map(str::trim);
+            let field = |k: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(k))
+                    .map(str::trim)
+            };
             if field("NSpid:").and_then(|v| v.split_ascii_whitespace().last()) == Some("1") {
                 return Ok(cur);
             }
             let ppid: u32 = field("PPid:").and_then(|v| v.parse().ok()).unwrap_or(0);
-            let pns = std::fs::metadata(self.proc_root.join(ppid.to_string()).join("ns/pid")).map(|m| m.ino());
+            let pns = std::fs::metadata(self.proc_root.join(ppid.to_string()).join("ns/pid"))
+                .map(|m| m.ino());
             if ppid == 0 || pns.ok() != Some(ns) {
                 break;
             }
             cur = ppid;
         }
-        Err(FsError::new(libc::ESRCH, format!("no init found for pid {pid}'s pid namespace")))
+        Err(FsError::new(
+            libc::ESRCH,
+            format!("no init found for pid {pid}'s pid namespace"),
+        ))
     }
 
     /// Drop cache entries whose init is gone.
@@ -155,12 +188,22 @@ impl CallerResolver {
 
 fn pidfd_alive(fd: &OwnedFd) -> bool {
     // SAFETY: pidfd_send_signal with signal 0 only checks the target; null info is allowed.
-    unsafe { libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), 0, std::ptr::null::<libc::siginfo_t>(), 0) == 0 }
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        ) == 0
+    }
 }
 
 fn gone(pid: u32, e: &std::io::Error) -> FsError {
     match e.raw_os_error() {
-        Some(libc::ENOENT) | Some(libc::ESRCH) => FsError::new(libc::ESRCH, format!("process {pid} is gone")),
+        Some(libc::ENOENT) | Some(libc::ESRCH) => {
+            FsError::new(libc::ESRCH, format!("process {pid} is gone"))
+        }
         _ => FsError::io(format!("inspect process {pid}"), e),
     }
 }
@@ -209,8 +252,14 @@ mod tests {
         assert_eq!(r.resolve(sleep).unwrap(), Scope::Container { init: sh });
         assert_eq!(r.resolve(sh).unwrap(), Scope::Container { init: sh });
         assert_eq!(r.cached(), 1);
-        let ns = std::fs::metadata(format!("/proc/{sleep}/ns/pid")).unwrap().ino();
-        assert_eq!(r.walk_to_init(sleep, ns).unwrap(), sh, "fallback agrees with the ioctl");
+        let ns = std::fs::metadata(format!("/proc/{sleep}/ns/pid"))
+            .unwrap()
+            .ino();
+        assert_eq!(
+            r.walk_to_init(sleep, ns).unwrap(),
+            sh,
+            "fallback agrees with the ioctl"
+        );
         // SAFETY: kill by the pid of the child we spawned.
         unsafe { libc::kill(sh as i32, libc::SIGKILL) };
         let _ = unshare.wait();

@@ -15,7 +15,10 @@ pub struct FsError {
 impl FsError {
     /// An error with the given errno and message.
     pub fn new(errno: i32, msg: impl Into<String>) -> Self {
-        Self { errno, msg: msg.into() }
+        Self {
+            errno,
+            msg: msg.into(),
+        }
     }
 
     /// `ENOENT`.
@@ -25,7 +28,10 @@ impl FsError {
 
     /// Map an I/O error to an `FsError`, keeping its errno (EIO if it has none).
     pub fn io(context: impl fmt::Display, err: &std::io::Error) -> Self {
-        Self::new(err.raw_os_error().unwrap_or(libc::EIO), format!("{context}: {err}"))
+        Self::new(
+            err.raw_os_error().unwrap_or(libc::EIO),
+            format!("{context}: {err}"),
+        )
     }
 }
 

@@ -78,7 +78,10 @@ enum Handle {
     /// Generated content: rendered on every read at offset 0 (so `lseek(0)` + `read`
     /// refreshes, like procfs), served from that rendering at other offsets; a first read at
     /// an offset > 0 renders too. Not rendered at open: `cat` would pay for it twice.
-    Virtual { file: VFile, content: Mutex<Option<Vec<u8>>> },
+    Virtual {
+        file: VFile,
+        content: Mutex<Option<Vec<u8>>>,
+    },
     /// A host sysfs file read through.
     Sys(std::fs::File),
 }
@@ -107,7 +110,14 @@ impl Lxcfs {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        Ok(Lxcfs { tree: Tree::new(psi), renderer, handles: DashMap::new(), next_fh: AtomicU64::new(1), started, opts })
+        Ok(Lxcfs {
+            tree: Tree::new(psi),
+            renderer,
+            handles: DashMap::new(),
+            next_fh: AtomicU64::new(1),
+            started,
+            opts,
+        })
     }
 
     /// The options the filesystem runs with.
@@ -164,7 +174,8 @@ impl Lxcfs {
             }),
             Some(Node::File(f)) => {
                 let host = f.host_path(&self.opts.proc_root, &self.opts.sys_cpu_root);
-                let meta = std::fs::metadata(&host).map_err(|e| FsError::io(format!("stat {}", host.display()), &e))?;
+                let meta = std::fs::metadata(&host)
+                    .map_err(|e| FsError::io(format!("stat {}", host.display()), &e))?;
                 let mut a = attr_from_meta(ino, &meta, 0o555);
                 a.size = 0;
                 a.mtime = self.started;
@@ -172,7 +183,8 @@ impl Lxcfs {
             }
             Some(Node::Sys(rel)) => {
                 let p = self.opts.sys_cpu_root.join(&rel);
-                let meta = std::fs::symlink_metadata(&p).map_err(|e| FsError::io(format!("stat {}", p.display()), &e))?;
+                let meta = std::fs::symlink_metadata(&p)
+                    .map_err(|e| FsError::io(format!("stat {}", p.display()), &e))?;
                 Ok(attr_from_meta(ino, &meta, 0o7777))
             }
             None => Err(FsError::new(libc::ENOENT, format!("stale inode {ino}"))),
@@ -187,17 +199,23 @@ impl Lxcfs {
                 .map(|(n, i, node)| DirEntry {
                     ino: i,
                     name: n.into(),
-                    kind: if matches!(node, Node::File(_)) { Kind::File } else { Kind::Dir },
+                    kind: if matches!(node, Node::File(_)) {
+                        Kind::File
+                    } else {
+                        Kind::Dir
+                    },
                 })
                 .collect());
         }
         match self.tree.node(ino) {
             Some(Node::Sys(dir)) => {
                 let p = self.opts.sys_cpu_root.join(&dir);
-                let rd = std::fs::read_dir(&p).map_err(|e| FsError::io(format!("readdir {}", p.display()), &e))?;
+                let rd = std::fs::read_dir(&p)
+                    .map_err(|e| FsError::io(format!("readdir {}", p.display()), &e))?;
                 let mut out = Vec::new();
                 for ent in rd {
-                    let ent = ent.map_err(|e| FsError::io(format!("readdir {}", p.display()), &e))?;
+                    let ent =
+                        ent.map_err(|e| FsError::io(format!("readdir {}", p.display()), &e))?;
                     let name = ent.file_name();
                     let kind = match ent.file_type() {
                         Ok(t) if t.is_dir() => Kind::Dir,
@@ -249,11 +267,15 @@ impl Lxcfs {
         let handle = match self.tree.node(ino) {
             Some(Node::File(f)) => {
                 self.check_access(caller, ino)?;
-                Handle::Virtual { file: f, content: Mutex::new(None) }
+                Handle::Virtual {
+                    file: f,
+                    content: Mutex::new(None),
+                }
             }
             Some(Node::Sys(rel)) => {
                 let p = self.opts.sys_cpu_root.join(&rel);
-                let file = std::fs::File::open(&p).map_err(|e| FsError::io(format!("open {}", p.display()), &e))?;
+                let file = std::fs::File::open(&p)
+                    .map_err(|e| FsError::io(format!("open {}", p.display()), &e))?;
                 Handle::Sys(file)
             }
             Some(Node::Dir) => return Err(FsError::new(libc::EISDIR, "is a directory")),
@@ -266,7 +288,10 @@ impl Lxcfs {
 
     /// Read up to `size` bytes at `offset` of an open file. Past the end: 0 bytes.
     pub fn read(&self, caller: Caller, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
-        let h = self.handles.get(&fh).ok_or_else(|| FsError::new(libc::EBADF, format!("unknown handle {fh}")))?;
+        let h = self
+            .handles
+            .get(&fh)
+            .ok_or_else(|| FsError::new(libc::EBADF, format!("unknown handle {fh}")))?;
         match &*h {
             Handle::Virtual { file, content } => {
                 let mut c = content.lock().unwrap_or_else(|e| e.into_inner());
@@ -278,7 +303,9 @@ impl Lxcfs {
             }
             Handle::Sys(file) => {
                 let mut buf = vec![0u8; size as usize];
-                let n = file.read_at(&mut buf, offset).map_err(|e| FsError::io("read sysfs", &e))?;
+                let n = file
+                    .read_at(&mut buf, offset)
+                    .map_err(|e| FsError::io("read sysfs", &e))?;
                 buf.truncate(n);
                 Ok(buf)
             }
@@ -300,7 +327,10 @@ impl Lxcfs {
             0o004
         };
         if a.perm & bit == 0 {
-            return Err(FsError::new(libc::EACCES, format!("uid {} may not read inode {ino}", caller.uid)));
+            return Err(FsError::new(
+                libc::EACCES,
+                format!("uid {} may not read inode {ino}", caller.uid),
+            ));
         }
         Ok(())
     }
@@ -322,7 +352,9 @@ impl Lxcfs {
 }
 
 fn slice_at(content: &[u8], offset: u64, size: u32) -> Vec<u8> {
-    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(content.len());
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(content.len());
     let end = start.saturating_add(size as usize).min(content.len());
     content[start..end].to_vec()
 }
@@ -338,7 +370,11 @@ fn attr_from_meta(ino: u64, meta: &std::fs::Metadata, mask: u32) -> Attr {
     } else {
         Kind::File
     };
-    let perm = if kind == Kind::Symlink { 0o777 } else { meta.mode() & 0o7777 & mask & !0o222 };
+    let perm = if kind == Kind::Symlink {
+        0o777
+    } else {
+        meta.mode() & 0o7777 & mask & !0o222
+    };
     Attr {
         ino,
         kind,
@@ -359,14 +395,20 @@ mod tests {
     fn container() -> (Host, Lxcfs, Caller) {
         let h = Host::hybrid();
         let cg = h.fx.v1_cgroup("memory", "c");
-        h.fx.write(&cg, "memory.stat", &h.fx.v1_memory_stat(256 << 20, 9223372036854771712));
+        h.fx.write(
+            &cg,
+            "memory.stat",
+            &h.fx.v1_memory_stat(256 << 20, 9223372036854771712),
+        );
         h.fx.write(&cg, "memory.usage_in_bytes", "1048576\n");
         let (fs, caller) = h.lxcfs("c");
         (h, fs, caller)
     }
 
     fn ino_of(fs: &Lxcfs, path: &str) -> u64 {
-        path.split('/').fold(ROOT_INO, |dir, name| fs.lookup(dir, OsStr::new(name)).unwrap().ino)
+        path.split('/').fold(ROOT_INO, |dir, name| {
+            fs.lookup(dir, OsStr::new(name)).unwrap().ino
+        })
     }
 
     #[test]
@@ -378,14 +420,23 @@ mod tests {
         assert!(String::from_utf8_lossy(&whole).starts_with("MemTotal:         262144 kB\n"));
         assert_eq!(fs.read(caller, fh, 7, 5).unwrap(), whole[7..12]);
         assert_eq!(fs.read(caller, fh, whole.len() as u64, 10).unwrap(), b"");
-        assert_eq!(fs.read(caller, fh, u64::MAX, 10).unwrap(), b"", "past the end is EOF, not EINVAL");
+        assert_eq!(
+            fs.read(caller, fh, u64::MAX, 10).unwrap(),
+            b"",
+            "past the end is EOF, not EINVAL"
+        );
         // A fresh handle whose first read is not at 0 still gets content.
         let fh2 = fs.open(caller, ino, libc::O_RDONLY).unwrap();
         assert_eq!(fs.read(caller, fh2, 100, 20).unwrap(), whole[100..120]);
         // Byte by byte reassembles the file.
         let fh3 = fs.open(caller, ino, libc::O_RDONLY).unwrap();
         let mut bytes = Vec::new();
-        while let Some(b) = fs.read(caller, fh3, bytes.len() as u64, 1).unwrap().first().copied() {
+        while let Some(b) = fs
+            .read(caller, fh3, bytes.len() as u64, 1)
+            .unwrap()
+            .first()
+            .copied()
+        {
             bytes.push(b);
         }
         assert_eq!(bytes, whole);
@@ -403,18 +454,29 @@ mod tests {
             assert_eq!(fs.open(caller, ino, flags).unwrap_err().errno, libc::EACCES);
         }
         let dir = ino_of(&fs, "proc");
-        assert_eq!(fs.open(caller, dir, libc::O_RDONLY).unwrap_err().errno, libc::EISDIR);
+        assert_eq!(
+            fs.open(caller, dir, libc::O_RDONLY).unwrap_err().errno,
+            libc::EISDIR
+        );
     }
 
     #[test]
     fn permissions_never_looser_than_the_host() {
         let (h, fs, _) = container();
         let slab = h.fx.proc_root().join("slabinfo");
-        std::fs::set_permissions(&slab, std::os::unix::fs::PermissionsExt::from_mode(0o400)).unwrap();
+        std::fs::set_permissions(&slab, std::os::unix::fs::PermissionsExt::from_mode(0o400))
+            .unwrap();
         let ino = ino_of(&fs, "proc/slabinfo");
         assert_eq!(fs.getattr(ino).unwrap().perm, 0o400);
-        let nobody = Caller { pid: 777, uid: 65534, gid: 65534 };
-        assert_eq!(fs.open(nobody, ino, libc::O_RDONLY).unwrap_err().errno, libc::EACCES);
+        let nobody = Caller {
+            pid: 777,
+            uid: 65534,
+            gid: 65534,
+        };
+        assert_eq!(
+            fs.open(nobody, ino, libc::O_RDONLY).unwrap_err().errno,
+            libc::EACCES
+        );
         let mem = ino_of(&fs, "proc/meminfo");
         assert_eq!(fs.getattr(mem).unwrap().perm & 0o222, 0, "no write bits");
         assert!(fs.open(nobody, mem, libc::O_RDONLY).is_ok());
@@ -424,24 +486,45 @@ mod tests {
     fn layout_and_sys_passthrough() {
         let (h, fs, caller) = container();
         h.fx.write_file("sys/devices/system/cpu/cpu0/topology/core_id", "0\n");
-        let names: Vec<_> = fs.readdir(ino_of(&fs, "proc")).unwrap().into_iter().map(|e| e.name).collect();
+        let names: Vec<_> = fs
+            .readdir(ino_of(&fs, "proc"))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
         assert!(names.iter().any(|n| n == "pressure"));
         let cpu = ino_of(&fs, "sys/devices/system/cpu");
         let entries = fs.readdir(cpu).unwrap();
-        assert_eq!(entries.iter().filter(|e| e.name == "online").count(), 1, "online listed once");
+        assert_eq!(
+            entries.iter().filter(|e| e.name == "online").count(),
+            1,
+            "online listed once"
+        );
         let core = ino_of(&fs, "sys/devices/system/cpu/cpu0/topology/core_id");
         let fh = fs.open(caller, core, libc::O_RDONLY).unwrap();
         assert_eq!(fs.read(caller, fh, 0, 100).unwrap(), b"0\n");
-        assert_eq!(fs.parent_of(ino_of(&fs, "sys/devices/system/cpu/cpu0")), cpu);
-        assert_eq!(fs.lookup(cpu, OsStr::new("nope")).unwrap_err().errno, libc::ENOENT);
-        assert_eq!(fs.lookup(cpu, OsStr::new("..")).unwrap_err().errno, libc::EINVAL);
+        assert_eq!(
+            fs.parent_of(ino_of(&fs, "sys/devices/system/cpu/cpu0")),
+            cpu
+        );
+        assert_eq!(
+            fs.lookup(cpu, OsStr::new("nope")).unwrap_err().errno,
+            libc::ENOENT
+        );
+        assert_eq!(
+            fs.lookup(cpu, OsStr::new("..")).unwrap_err().errno,
+            libc::EINVAL
+        );
     }
 
     #[test]
     fn a_reader_that_is_gone_gets_esrch_and_the_fs_keeps_serving() {
         let (_h, fs, caller) = container();
         let ino = ino_of(&fs, "proc/meminfo");
-        let ghost = Caller { pid: 999_999, ..caller };
+        let ghost = Caller {
+            pid: 999_999,
+            ..caller
+        };
         let fh = fs.open(ghost, ino, libc::O_RDONLY).unwrap();
         assert_eq!(fs.read(ghost, fh, 0, 4096).unwrap_err().errno, libc::ESRCH);
         assert!(!fs.read(caller, fh, 0, 4096).unwrap().is_empty());

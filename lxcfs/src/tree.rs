@@ -114,7 +114,11 @@ impl VFile {
             VFile::CpuOnline => sys_cpu_root.join("online"),
             VFile::Pressure(p) => proc_root.join("pressure").join(p.name()),
             other => {
-                let name = PROC_FILES.iter().find(|(_, f)| *f == other).map(|(n, _)| *n).unwrap_or("");
+                let name = PROC_FILES
+                    .iter()
+                    .find(|(_, f)| *f == other)
+                    .map(|(n, _)| *n)
+                    .unwrap_or("");
                 proc_root.join(name)
             }
         }
@@ -149,7 +153,10 @@ struct SysInodes {
 impl Tree {
     /// A tree; `psi` says whether `/proc/pressure` exists on the host.
     pub fn new(psi: bool) -> Tree {
-        Tree { psi, sys: RwLock::new(SysInodes::default()) }
+        Tree {
+            psi,
+            sys: RwLock::new(SysInodes::default()),
+        }
     }
 
     /// What `ino` is.
@@ -169,13 +176,19 @@ impl Tree {
 
     fn all_files(&self) -> impl Iterator<Item = VFile> + '_ {
         let psi = if self.psi { &PSI_FILES[..] } else { &[][..] };
-        PROC_FILES.iter().chain(psi).map(|(_, f)| *f).chain([VFile::CpuOnline])
+        PROC_FILES
+            .iter()
+            .chain(psi)
+            .map(|(_, f)| *f)
+            .chain([VFile::CpuOnline])
     }
 
     /// Children of a fixed directory: `(name, ino, node)`. `None` for other inodes.
     pub fn fixed_children(&self, ino: u64) -> Option<Vec<(&'static str, u64, Node)>> {
         let files = |list: &[(&'static str, VFile)]| {
-            list.iter().map(|(n, f)| (*n, f.ino(), Node::File(*f))).collect::<Vec<_>>()
+            list.iter()
+                .map(|(n, f)| (*n, f.ino(), Node::File(*f)))
+                .collect::<Vec<_>>()
         };
         Some(match ino {
             ROOT_INO => vec![("proc", PROC_INO, Node::Dir), ("sys", SYS_INO, Node::Dir)],
@@ -228,7 +241,13 @@ impl Tree {
         if rel.as_os_str().is_empty() {
             return SYS_CPU_INO;
         }
-        if let Some(i) = self.sys.read().unwrap_or_else(|e| e.into_inner()).by_path.get(rel) {
+        if let Some(i) = self
+            .sys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_path
+            .get(rel)
+        {
             return *i;
         }
         let mut sys = self.sys.write().unwrap_or_else(|e| e.into_inner());
@@ -263,7 +282,17 @@ mod tests {
         let t = Tree::new(true);
         let proc = t.fixed_lookup(ROOT_INO, OsStr::new("proc")).unwrap().0;
         let names = t.names(proc);
-        for n in ["cpuinfo", "diskstats", "loadavg", "meminfo", "slabinfo", "stat", "swaps", "uptime", "pressure"] {
+        for n in [
+            "cpuinfo",
+            "diskstats",
+            "loadavg",
+            "meminfo",
+            "slabinfo",
+            "stat",
+            "swaps",
+            "uptime",
+            "pressure",
+        ] {
             assert!(names.iter().any(|x| x == n), "{n} missing");
         }
         let no_psi = Tree::new(false);
@@ -281,6 +310,9 @@ mod tests {
         assert_eq!(t.node(b), Some(Node::Sys(PathBuf::from("cpu0/topology"))));
         assert_eq!(t.parent_of(b), a);
         assert_eq!(t.parent_of(a), SYS_CPU_INO);
-        assert_eq!(t.fixed_lookup(SYS_CPU_INO, OsStr::new("online")).unwrap().1, Node::File(VFile::CpuOnline));
+        assert_eq!(
+            t.fixed_lookup(SYS_CPU_INO, OsStr::new("online")).unwrap().1,
+            Node::File(VFile::CpuOnline)
+        );
     }
 }

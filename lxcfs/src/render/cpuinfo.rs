@@ -84,6 +84,9 @@ mod tests {
         h.fx.write(&p, "cpuset.cpus", "2\n");
         let c = h.fx.v1_cgroup("cpuset", "p/c");
         h.fx.write(&c, "cpuset.cpus", "\n");
-        assert_eq!(h.render(VFile::Cpuinfo, "p/c").matches("processor").count(), 1);
+        assert_eq!(
+            h.render(VFile::Cpuinfo, "p/c").matches("processor").count(),
+            1
+        );
     }
 }

@@ -42,5 +42,9 @@ pub fn visible(ctx: &Ctx, view: &View) -> FsResult<Option<Visible>> {
             }
         }
     }
-    Ok(Some(Visible { cpuset: set, shown, exact }))
+    Ok(Some(Visible {
+        cpuset: set,
+        shown,
+        exact,
+    }))
 }

@@ -29,15 +29,37 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
         if f.len() < 14 {
             continue;
         }
-        let (Ok(major), Ok(minor)) = (f[0].parse::<u32>(), f[1].parse::<u32>()) else { continue };
-        let Some(d) = stats.get(&(major, minor)) else { continue };
+        let (Ok(major), Ok(minor)) = (f[0].parse::<u32>(), f[1].parse::<u32>()) else {
+            continue;
+        };
+        let Some(d) = stats.get(&(major, minor)) else {
+            continue;
+        };
         if *d == blkio::DevIo::default() {
             continue;
         }
         // Kernel field order after the name: reads, merged, sectors, ms, writes, merged,
         // sectors, ms, in flight, io ms, weighted ms, discards, merged, sectors, ms, flushes,
         // flush ms. Keep the host's field count (older kernels print fewer).
-        let all = [d.rios, 0, d.rbytes / 512, 0, d.wios, 0, d.wbytes / 512, 0, 0, 0, 0, d.dios, 0, d.dbytes / 512, 0, 0, 0];
+        let all = [
+            d.rios,
+            0,
+            d.rbytes / 512,
+            0,
+            d.wios,
+            0,
+            d.wbytes / 512,
+            0,
+            0,
+            0,
+            0,
+            d.dios,
+            0,
+            d.dbytes / 512,
+            0,
+            0,
+            0,
+        ];
         let n = (f.len() - 3).min(all.len());
         out.push_str(&format!("{major:>4} {minor:>7} {}", f[2]));
         for v in &all[..n] {
@@ -57,19 +79,39 @@ mod tests {
     fn only_the_containers_io() {
         let h = Host::hybrid();
         let cg = h.fx.v1_cgroup("blkio", "c");
-        h.fx.write(&cg, "blkio.throttle.io_serviced_recursive", "254:0 Read 10\n254:0 Write 4\n254:0 Total 14\n253:0 Read 0\nTotal 14\n");
-        h.fx.write(&cg, "blkio.throttle.io_service_bytes_recursive", "254:0 Read 40960\n254:0 Write 8192\nTotal 49152\n");
+        h.fx.write(
+            &cg,
+            "blkio.throttle.io_serviced_recursive",
+            "254:0 Read 10\n254:0 Write 4\n254:0 Total 14\n253:0 Read 0\nTotal 14\n",
+        );
+        h.fx.write(
+            &cg,
+            "blkio.throttle.io_service_bytes_recursive",
+            "254:0 Read 40960\n254:0 Write 8192\nTotal 49152\n",
+        );
         let out = h.render(VFile::Diskstats, "c");
-        assert_eq!(out, " 254       0 vda 10 0 80 0 4 0 16 0 0 0 0 0 0 0 0 0 0\n");
+        assert_eq!(
+            out,
+            " 254       0 vda 10 0 80 0 4 0 16 0 0 0 0 0 0 0 0 0 0\n"
+        );
     }
 
     #[test]
     fn v2_io_stat_and_root() {
         let h = Host::unified(&["io", "memory", "cpu", "cpuset"]);
         let cg = h.fx.v2_cgroup("c");
-        h.fx.write(&cg, "io.stat", "254:0 rbytes=512 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n");
-        assert!(h.render(VFile::Diskstats, "c").starts_with(" 254       0 vda 1 0 1 0 0"));
-        assert!(h.render(VFile::Diskstats, "").contains("zram0"), "root cgroup = host");
+        h.fx.write(
+            &cg,
+            "io.stat",
+            "254:0 rbytes=512 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n",
+        );
+        assert!(h
+            .render(VFile::Diskstats, "c")
+            .starts_with(" 254       0 vda 1 0 1 0 0"));
+        assert!(
+            h.render(VFile::Diskstats, "").contains("zram0"),
+            "root cgroup = host"
+        );
         h.fx.write(&cg, "io.stat", "254:0 rbytes=x\n");
         assert!(h.try_render(VFile::Diskstats, "c").is_err());
     }

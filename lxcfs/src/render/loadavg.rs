@@ -68,10 +68,19 @@ fn sample(proc_root: &Path, cg: &Cgroup) -> (u64, u64, u32) {
     let (mut running, mut total, mut newest) = (0, 0, 0);
     let mut stack = vec![(cg.dir(), 0usize)];
     while let Some((dir, depth)) = stack.pop() {
-        let sub = Cgroup { rel: String::new(), mount_point: dir.clone(), version: cg.version };
+        let sub = Cgroup {
+            rel: String::new(),
+            mount_point: dir.clone(),
+            version: cg.version,
+        };
         for tid in cgroups::pids::tasks(&sub).unwrap_or_default() {
-            let Ok(stat) = std::fs::read_to_string(proc_root.join(tid.to_string()).join("stat")) else { continue };
-            let state = stat.rsplit_once(')').and_then(|(_, r)| r.split_ascii_whitespace().next());
+            let Ok(stat) = std::fs::read_to_string(proc_root.join(tid.to_string()).join("stat"))
+            else {
+                continue;
+            };
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_ascii_whitespace().next());
             total += 1;
             newest = newest.max(tid);
             if matches!(state, Some("R") | Some("D")) {
@@ -95,7 +104,11 @@ fn sample(proc_root: &Path, cg: &Cgroup) -> (u64, u64, u32) {
 fn pid_in_container(proc_root: &Path, pid: u32) -> u32 {
     std::fs::read_to_string(proc_root.join(pid.to_string()).join("status"))
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("NSpid:")).and_then(|v| v.split_ascii_whitespace().last()?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .and_then(|v| v.split_ascii_whitespace().last()?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -110,11 +123,17 @@ impl Sampler {
             wake_lock: Mutex::new(()),
         });
         let s2 = shared.clone();
-        let thread = std::thread::Builder::new().name("loadavg".into()).spawn(move || run(&s2)).ok();
+        let thread = std::thread::Builder::new()
+            .name("loadavg".into())
+            .spawn(move || run(&s2))
+            .ok();
         if thread.is_none() {
             tracing::error!("could not start the loadavg thread; /proc/loadavg will not change");
         }
-        Sampler { shared, thread: Mutex::new(thread) }
+        Sampler {
+            shared,
+            thread: Mutex::new(thread),
+        }
     }
 
     /// Render `/proc/loadavg` for a view.
@@ -122,10 +141,20 @@ impl Sampler {
         let Some(cg) = view.cgroup(ctx, "cpu")? else {
             return host::read(ctx, VFile::Loadavg);
         };
-        let mut entries = self.shared.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut entries = self
+            .shared
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let e = entries.entry(cg.clone()).or_insert_with(|| {
             let (running, total, last_pid) = sample(&self.shared.proc_root, &cg);
-            Entry { avenrun: [0; 3], running, total, last_pid, last_read: Instant::now() }
+            Entry {
+                avenrun: [0; 3],
+                running,
+                total,
+                last_pid,
+                last_read: Instant::now(),
+            }
         });
         e.last_read = Instant::now();
         let e = e.clone();
@@ -146,7 +175,11 @@ impl Sampler {
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         {
-            let _g = self.shared.wake_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let _g = self
+                .shared
+                .wake_lock
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             self.shared.wake.notify_all();
         }
         if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -173,8 +206,13 @@ fn run(shared: &Shared) {
             entries.retain(|cg, e| e.last_read.elapsed() < IDLE_DROP && cg.dir().is_dir());
             entries.keys().cloned().collect()
         };
-        let samples: Vec<(Cgroup, (u64, u64, u32))> =
-            targets.into_iter().map(|cg| { let s = sample(&shared.proc_root, &cg); (cg, s) }).collect();
+        let samples: Vec<(Cgroup, (u64, u64, u32))> = targets
+            .into_iter()
+            .map(|cg| {
+                let s = sample(&shared.proc_root, &cg);
+                (cg, s)
+            })
+            .collect();
         let mut entries = shared.entries.lock().unwrap_or_else(|e| e.into_inner());
         for (cg, (running, total, last_pid)) in samples {
             if let Some(e) = entries.get_mut(&cg) {
@@ -215,11 +253,18 @@ mod tests {
         let sub = h.fx.v1_cgroup("cpu", "c/sub");
         h.fx.write(&sub, "tasks", "102\n");
         for (tid, st) in [(100, "R"), (101, "S"), (102, "D")] {
-            h.fx.write_file(&format!("proc/{tid}/stat"), &format!("{tid} (x y) {st} 1 1\n"));
+            h.fx.write_file(
+                &format!("proc/{tid}/stat"),
+                &format!("{tid} (x y) {st} 1 1\n"),
+            );
         }
         h.fx.write_file("proc/102/status", "Name:\tx\nNSpid:\t102\t7\n");
         let out = h.render_with(VFile::Loadavg, "c", |o| o.loadavg = true);
         assert_eq!(out, "0.00 0.00 0.00 2/3 7\n");
-        assert_eq!(h.render(VFile::Loadavg, "c"), "0.50 0.40 0.30 2/150 9999\n", "without -l: host");
+        assert_eq!(
+            h.render(VFile::Loadavg, "c"),
+            "0.50 0.40 0.30 2/150 9999\n",
+            "without -l: host"
+        );
     }
 }

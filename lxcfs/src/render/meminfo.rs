@@ -51,19 +51,32 @@ fn numbers(ctx: &Ctx, host: &str, mem: Memory) -> Numbers {
     } else {
         match mem.swap_usage {
             // No swap accounting: nothing better than the host's numbers.
-            None => Swap { total: host_swap_total, used: host_swap_total.saturating_sub(host_swap_free) },
+            None => Swap {
+                total: host_swap_total,
+                used: host_swap_total.saturating_sub(host_swap_free),
+            },
             Some(used) => {
                 let used = used / 1024;
-                let mut total = mem.swap_limit.map_or(host_swap_total, |l| host_swap_total.min(l / 1024));
+                let mut total = mem
+                    .swap_limit
+                    .map_or(host_swap_total, |l| host_swap_total.min(l / 1024));
                 if mem.swappiness == Some(0) {
                     // The container cannot swap out more: what it has swapped is all there is.
                     total = used;
                 }
-                Swap { total, used: used.min(total) }
+                Swap {
+                    total,
+                    used: used.min(total),
+                }
             }
         }
     };
-    Numbers { total, free, mem, swap }
+    Numbers {
+        total,
+        free,
+        mem,
+        swap,
+    }
 }
 
 /// Render `/proc/meminfo`.
@@ -91,7 +104,11 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
             "MemAvailable" => Some(available),
             "Buffers" => Some(0),
             "Cached" => Some(kb(st.cache())),
-            "SwapCached" => Some(if ctx.opts.swap { kb(st.swap_cached()) } else { 0 }),
+            "SwapCached" => Some(if ctx.opts.swap {
+                kb(st.swap_cached())
+            } else {
+                0
+            }),
             "Active" => Some(kb(st.active_anon() + st.active_file())),
             "Inactive" => Some(kb(st.inactive_anon() + st.inactive_file())),
             "Active(anon)" => Some(kb(st.active_anon())),
@@ -103,7 +120,11 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
             "SwapFree" => Some(n.swap.total - n.swap.used),
             "Dirty" => Some(kb(st.dirty())),
             "Writeback" => Some(kb(st.writeback())),
-            "AnonPages" => Some(if is_v2 { st.get("anon").map_or(anon, kb) } else { anon }),
+            "AnonPages" => Some(if is_v2 {
+                st.get("anon").map_or(anon, kb)
+            } else {
+                anon
+            }),
             "Mapped" => Some(kb(st.mapped())),
             "Shmem" => Some(kb(st.shmem())),
             "Slab" => Some(slab),
@@ -140,7 +161,10 @@ pub fn render_swaps(ctx: &Ctx, view: &View) -> FsResult<String> {
     let n = numbers(ctx, &host, memory::read(&cg)?);
     let mut out = header.to_string();
     if n.swap.total > 0 {
-        out.push_str(&format!("none{:36}virtual\t\t{}\t{}\t0\n", "", n.swap.total, n.swap.used));
+        out.push_str(&format!(
+            "none{:36}virtual\t\t{}\t{}\t0\n",
+            "", n.swap.total, n.swap.used
+        ));
     }
     Ok(out)
 }
@@ -158,29 +182,54 @@ mod tests {
     fn v1_limits_and_exact_keys() {
         let h = Host::hybrid();
         let cg = h.fx.v1_cgroup("memory", "lxc/c1");
-        h.fx.write(&cg, "memory.stat", &h.fx.v1_memory_stat(256 << 20, 9223372036854771712));
+        h.fx.write(
+            &cg,
+            "memory.stat",
+            &h.fx.v1_memory_stat(256 << 20, 9223372036854771712),
+        );
         h.fx.write(&cg, "memory.usage_in_bytes", &format!("{}\n", 100 << 20));
         let out = h.render(VFile::Meminfo, "lxc/c1");
         assert_eq!(value(&out, "MemTotal"), 262144);
         assert_eq!(value(&out, "MemFree"), 262144 - 102400);
         assert_eq!(value(&out, "Cached"), 65536);
-        assert_eq!(value(&out, "MemAvailable"), 262144 - 102400 + 40 * 1024 + 24 * 1024);
-        assert_eq!(value(&out, "AnonHugePages"), 2048, "lxcfs 5.0.3 shows 0 here");
+        assert_eq!(
+            value(&out, "MemAvailable"),
+            262144 - 102400 + 40 * 1024 + 24 * 1024
+        );
+        assert_eq!(
+            value(&out, "AnonHugePages"),
+            2048,
+            "lxcfs 5.0.3 shows 0 here"
+        );
         assert_eq!(value(&out, "Mapped"), 3072);
         assert_eq!(value(&out, "AnonPages"), 33 * 1024 - 1024);
         assert_eq!(value(&out, "Buffers"), 0);
         // Lines lxcfs does not virtualise are the host's, in the host's order.
-        assert_eq!(value(&out, "VmallocTotal"), value(&h.meminfo, "VmallocTotal"));
-        let keys = |t: &str| t.lines().map(|l| l.split(':').next().unwrap_or("").to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            value(&out, "VmallocTotal"),
+            value(&h.meminfo, "VmallocTotal")
+        );
+        let keys = |t: &str| {
+            t.lines()
+                .map(|l| l.split(':').next().unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(keys(&out), keys(&h.meminfo));
-        assert!(out.contains("MemTotal:         262144 kB\n"), "kernel layout:\n{out}");
+        assert!(
+            out.contains("MemTotal:         262144 kB\n"),
+            "kernel layout:\n{out}"
+        );
     }
 
     #[test]
     fn usage_above_limit_does_not_wrap() {
         let h = Host::hybrid();
         let cg = h.fx.v1_cgroup("memory", "c");
-        h.fx.write(&cg, "memory.stat", &h.fx.v1_memory_stat(64 << 20, 9223372036854771712));
+        h.fx.write(
+            &cg,
+            "memory.stat",
+            &h.fx.v1_memory_stat(64 << 20, 9223372036854771712),
+        );
         h.fx.write(&cg, "memory.usage_in_bytes", &format!("{}\n", 80 << 20));
         let out = h.render(VFile::Meminfo, "c");
         assert_eq!(value(&out, "MemFree"), 0);
@@ -191,31 +240,66 @@ mod tests {
     fn unlimited_uses_host_total_and_free() {
         let h = Host::hybrid();
         let cg = h.fx.v1_cgroup("memory", "c");
-        h.fx.write(&cg, "memory.stat", &h.fx.v1_memory_stat(9223372036854771712, 9223372036854771712));
+        h.fx.write(
+            &cg,
+            "memory.stat",
+            &h.fx
+                .v1_memory_stat(9223372036854771712, 9223372036854771712),
+        );
         h.fx.write(&cg, "memory.usage_in_bytes", "4096\n");
         let out = h.render(VFile::Meminfo, "c");
         assert_eq!(value(&out, "MemTotal"), value(&h.meminfo, "MemTotal"));
-        assert_eq!(value(&out, "MemFree"), value(&h.meminfo, "MemFree"), "not host_total - usage");
+        assert_eq!(
+            value(&out, "MemFree"),
+            value(&h.meminfo, "MemFree"),
+            "not host_total - usage"
+        );
     }
 
     #[test]
     fn swap_is_swap_only_limit() {
         let h = Host::hybrid_with_swap(1 << 20);
         let cg = h.fx.v1_cgroup("memory", "c");
-        h.fx.write(&cg, "memory.stat", &h.fx.v1_memory_stat(256 << 20, 384 << 20));
+        h.fx.write(
+            &cg,
+            "memory.stat",
+            &h.fx.v1_memory_stat(256 << 20, 384 << 20),
+        );
         h.fx.write(&cg, "memory.usage_in_bytes", &format!("{}\n", 200 << 20));
-        h.fx.write(&cg, "memory.memsw.usage_in_bytes", &format!("{}\n", 210 << 20));
+        h.fx.write(
+            &cg,
+            "memory.memsw.usage_in_bytes",
+            &format!("{}\n", 210 << 20),
+        );
         h.fx.write(&cg, "memory.swappiness", "60\n");
         let out = h.render(VFile::Meminfo, "c");
-        assert_eq!(value(&out, "SwapTotal"), 131072, "lxcfs shows the memsw limit 393216");
+        assert_eq!(
+            value(&out, "SwapTotal"),
+            131072,
+            "lxcfs shows the memsw limit 393216"
+        );
         assert_eq!(value(&out, "SwapFree"), 131072 - 10240);
         let swaps = h.render(VFile::Swaps, "c");
-        assert_eq!(swaps.lines().nth(1).unwrap().split_ascii_whitespace().collect::<Vec<_>>(), ["none", "virtual", "131072", "10240", "0"]);
+        assert_eq!(
+            swaps
+                .lines()
+                .nth(1)
+                .unwrap()
+                .split_ascii_whitespace()
+                .collect::<Vec<_>>(),
+            ["none", "virtual", "131072", "10240", "0"]
+        );
         h.fx.write(&cg, "memory.swappiness", "0\n");
         let out = h.render(VFile::Meminfo, "c");
-        assert_eq!((value(&out, "SwapTotal"), value(&out, "SwapFree")), (10240, 0));
+        assert_eq!(
+            (value(&out, "SwapTotal"), value(&out, "SwapFree")),
+            (10240, 0)
+        );
         let no_swap = h.render_with(VFile::Meminfo, "c", |o| o.swap = false);
-        assert_eq!((value(&no_swap, "SwapTotal"), value(&no_swap, "SwapFree")), (0, 0));
+        assert_eq!(
+            (value(&no_swap, "SwapTotal"), value(&no_swap, "SwapFree")),
+            (0, 0)
+        );
         let swaps = h.render_with(VFile::Swaps, "c", |o| o.swap = false);
         assert_eq!(swaps.lines().count(), 1);
     }
@@ -234,7 +318,11 @@ mod tests {
         assert_eq!(value(&out, "Mapped"), 1024, "lxcfs 5.0.3 shows 0 on v2");
         assert_eq!(value(&out, "AnonPages"), 1024);
         assert_eq!(value(&out, "Slab"), 12);
-        assert_eq!(value(&out, "SwapTotal"), 0, "no swap.current: host swap (none)");
+        assert_eq!(
+            value(&out, "SwapTotal"),
+            0,
+            "no swap.current: host swap (none)"
+        );
     }
 
     #[test]
@@ -243,9 +331,15 @@ mod tests {
         let cg = h.fx.v1_cgroup("memory", "c");
         h.fx.write(&cg, "memory.stat", "total_cache lots\n");
         h.fx.write(&cg, "memory.usage_in_bytes", "1\n");
-        assert_eq!(h.try_render(VFile::Meminfo, "c").unwrap_err().errno, libc::EIO);
+        assert_eq!(
+            h.try_render(VFile::Meminfo, "c").unwrap_err().errno,
+            libc::EIO
+        );
         h.fx.write(&cg, "memory.stat", "total_cache 1\n");
         h.fx.write(&cg, "memory.usage_in_bytes", "\n");
-        assert_eq!(h.try_render(VFile::Meminfo, "c").unwrap_err().errno, libc::EIO);
+        assert_eq!(
+            h.try_render(VFile::Meminfo, "c").unwrap_err().errno,
+            libc::EIO
+        );
     }
 }

@@ -78,10 +78,18 @@ impl Renderer {
         let layout = Layout::detect(&opts.proc_root)?;
         // SAFETY: sysconf has no memory-safety preconditions.
         let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        let ctx = Ctx { opts: opts.clone(), layout, clk_tck: if tck > 0 { tck as u64 } else { 100 } };
+        let ctx = Ctx {
+            opts: opts.clone(),
+            layout,
+            clk_tck: if tck > 0 { tck as u64 } else { 100 },
+        };
         let resolver = CallerResolver::new(&opts.proc_root)?;
         let loadavg = opts.loadavg.then(|| loadavg::Sampler::start(&ctx));
-        Ok(Renderer { ctx, resolver, loadavg })
+        Ok(Renderer {
+            ctx,
+            resolver,
+            loadavg,
+        })
     }
 
     /// The host facts.
@@ -93,7 +101,13 @@ impl Renderer {
     pub fn view(&self, caller: Caller) -> FsResult<View> {
         let scope = self.resolver.resolve(caller.pid)?;
         let cgroups = ProcCgroups::read(&self.ctx.opts.proc_root, scope.pid())
-            .map_err(|e| if e.is_not_found() { FsError::new(libc::ESRCH, format!("process {} is gone", scope.pid())) } else { e.into() })?
+            .map_err(|e| {
+                if e.is_not_found() {
+                    FsError::new(libc::ESRCH, format!("process {} is gone", scope.pid()))
+                } else {
+                    e.into()
+                }
+            })?
             .prune_init_scope();
         Ok(View { scope, cgroups })
     }

@@ -33,6 +33,9 @@ mod tests {
         let cpu = h.fx.v1_cgroup("cpu", "c");
         h.fx.write(&cpu, "cpu.cfs_quota_us", "50000\n");
         h.fx.write(&cpu, "cpu.cfs_period_us", "100000\n");
-        assert_eq!(h.render_with(VFile::CpuOnline, "c", |o| o.cfs = true), "0\n");
+        assert_eq!(
+            h.render_with(VFile::CpuOnline, "c", |o| o.cfs = true),
+            "0\n"
+        );
     }
 }

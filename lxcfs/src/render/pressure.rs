@@ -30,6 +30,10 @@ mod tests {
         let mine = "some avg10=9.00 avg60=0.00 avg300=0.00 total=9\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
         h.fx.write(&cg, "cpu.pressure", mine);
         assert_eq!(h.render(VFile::Pressure(Psi::Cpu), "c"), mine);
-        assert!(h.render(VFile::Pressure(Psi::Io), "c").contains("avg10=1.00"), "host fallback");
+        assert!(
+            h.render(VFile::Pressure(Psi::Io), "c")
+                .contains("avg10=1.00"),
+            "host fallback"
+        );
     }
 }

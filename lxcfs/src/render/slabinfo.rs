@@ -12,7 +12,10 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
     if let Some(cg) = view.cgroup(ctx, "memory")? {
         if cg.version == cgroups::Version::V1 {
             // Recent kernels keep the file but leave it empty.
-            if let Some(t) = cg.read_opt("memory.kmem.slabinfo")?.filter(|t| !t.trim().is_empty()) {
+            if let Some(t) = cg
+                .read_opt("memory.kmem.slabinfo")?
+                .filter(|t| !t.trim().is_empty())
+            {
                 return Ok(t);
             }
         }
@@ -31,7 +34,11 @@ mod tests {
         let cg = h.fx.v1_cgroup("memory", "c");
         h.fx.write(&cg, "memory.kmem.slabinfo", "");
         assert!(h.render(VFile::Slabinfo, "c").contains("kmalloc-64"));
-        h.fx.write(&cg, "memory.kmem.slabinfo", "slabinfo - version: 2.1\nmine 1 1 1 1 1\n");
+        h.fx.write(
+            &cg,
+            "memory.kmem.slabinfo",
+            "slabinfo - version: 2.1\nmine 1 1 1 1 1\n",
+        );
         assert!(h.render(VFile::Slabinfo, "c").contains("mine"));
     }
 }

@@ -43,7 +43,13 @@ fn usage(ctx: &Ctx, view: &View, cpus: &cgroups::cpuset::CpuSet) -> FsResult<Opt
             let s = cpuacct::stat_v2(&cg)?;
             let n = cpus.len().max(1) as u64;
             for c in &cpus.0 {
-                out.insert(*c, (ticks(ctx, s.user_usec * 1000) / n, ticks(ctx, s.system_usec * 1000) / n));
+                out.insert(
+                    *c,
+                    (
+                        ticks(ctx, s.user_usec * 1000) / n,
+                        ticks(ctx, s.system_usec * 1000) / n,
+                    ),
+                );
             }
         }
     }
@@ -53,7 +59,11 @@ fn usage(ctx: &Ctx, view: &View, cpus: &cgroups::cpuset::CpuSet) -> FsResult<Opt
 fn parse_cpu_line(line: &str) -> Option<(Option<u32>, Vec<u64>)> {
     let mut f = line.split_ascii_whitespace();
     let name = f.next()?.strip_prefix("cpu")?;
-    let id = if name.is_empty() { None } else { Some(name.parse().ok()?) };
+    let id = if name.is_empty() {
+        None
+    } else {
+        Some(name.parse().ok()?)
+    };
     let vals: Option<Vec<u64>> = f.map(|v| v.parse().ok()).collect();
     Some((id, vals?))
 }
@@ -84,12 +94,17 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
             let allowed = (age * exact / n as f64 * ctx.clk_tck as f64) as u64;
             for i in 0..n {
                 let (u, s) = (user / n, system / n);
-                rows.push((format!("cpu{i}"), [u, 0, s, allowed.saturating_sub(u + s), 0, 0, 0, 0, 0, 0]));
+                rows.push((
+                    format!("cpu{i}"),
+                    [u, 0, s, allowed.saturating_sub(u + s), 0, 0, 0, 0, 0, 0],
+                ));
             }
         }
         _ => {
             for l in host.lines() {
-                let Some((Some(id), vals)) = parse_cpu_line(l) else { continue };
+                let Some((Some(id), vals)) = parse_cpu_line(l) else {
+                    continue;
+                };
                 if !vis.cpuset.contains(id) {
                     continue;
                 }
@@ -100,7 +115,12 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
                 let row = match &usage {
                     Some(u) => {
                         let (cu, cs) = u.get(&id).copied().unwrap_or((0, 0));
-                        let host_busy: u64 = h.iter().enumerate().filter(|(i, _)| *i != 3).map(|(_, v)| v).sum();
+                        let host_busy: u64 = h
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| *i != 3)
+                            .map(|(_, v)| v)
+                            .sum();
                         let idle = (h[3] + host_busy).saturating_sub(cu + cs);
                         [cu, 0, cs, idle, 0, 0, 0, 0, 0, 0]
                     }
@@ -112,7 +132,10 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
         }
     }
     if rows.is_empty() {
-        return Err(FsError::new(libc::EIO, "none of the container's CPUs is in the host's /proc/stat"));
+        return Err(FsError::new(
+            libc::EIO,
+            "none of the container's CPUs is in the host's /proc/stat",
+        ));
     }
     let mut total = [0u64; 10];
     for (_, r) in &rows {
@@ -137,9 +160,15 @@ mod tests {
     use crate::render::testing::Host;
     use crate::tree::VFile;
 
-    fn fields<'a>(out: &'a str, name: &str) -> Vec<u64> {
-        let l = out.lines().find(|l| l.split_ascii_whitespace().next() == Some(name)).unwrap_or_else(|| panic!("{name} in\n{out}"));
-        l.split_ascii_whitespace().skip(1).map(|v| v.parse().unwrap()).collect()
+    fn fields(out: &str, name: &str) -> Vec<u64> {
+        let l = out
+            .lines()
+            .find(|l| l.split_ascii_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} in\n{out}"));
+        l.split_ascii_whitespace()
+            .skip(1)
+            .map(|v| v.parse().unwrap())
+            .collect()
     }
 
     #[test]
@@ -149,10 +178,18 @@ mod tests {
         h.fx.write(&cs, "cpuset.cpus", "1,3\n");
         let acct = h.fx.v1_cgroup("cpuacct", "c");
         // cpu1: 10 s user, 2 s system; cpu3: 1 s user.
-        h.fx.write(&acct, "cpuacct.usage_all", "cpu user system\n0 0 0\n1 10000000000 2000000000\n2 0 0\n3 1000000000 0\n");
+        h.fx.write(
+            &acct,
+            "cpuacct.usage_all",
+            "cpu user system\n0 0 0\n1 10000000000 2000000000\n2 0 0\n3 1000000000 0\n",
+        );
         let clk = 100; // the renderer uses the real CLK_TCK, 100 on Linux
         let out = h.render(VFile::Stat, "c");
-        let names: Vec<&str> = out.lines().filter_map(|l| l.split_ascii_whitespace().next()).filter(|n| n.starts_with("cpu")).collect();
+        let names: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.split_ascii_whitespace().next())
+            .filter(|n| n.starts_with("cpu"))
+            .collect();
         assert_eq!(names, ["cpu", "cpu1", "cpu3"]);
         let c1 = fields(&out, "cpu1");
         assert_eq!((c1[0], c1[1], c1[2]), (10 * clk, 0, 2 * clk));
@@ -162,7 +199,14 @@ mod tests {
         let c3 = fields(&out, "cpu3");
         assert_eq!(total[0], c1[0] + c3[0]);
         assert_eq!(total[3], c1[3] + c3[3]);
-        for k in ["intr", "ctxt", "btime", "processes", "procs_running", "softirq"] {
+        for k in [
+            "intr",
+            "ctxt",
+            "btime",
+            "processes",
+            "procs_running",
+            "softirq",
+        ] {
             assert!(out.lines().any(|l| l.starts_with(k)), "{k} kept");
         }
     }
@@ -172,10 +216,18 @@ mod tests {
         let h = Host::unified(&["memory", "cpu", "cpuset", "io"]);
         let cg = h.fx.v2_cgroup("c");
         h.fx.write(&cg, "cpuset.cpus.effective", "0-1\n");
-        h.fx.write(&cg, "cpu.stat", "usage_usec 6000000\nuser_usec 4000000\nsystem_usec 2000000\n");
+        h.fx.write(
+            &cg,
+            "cpu.stat",
+            "usage_usec 6000000\nuser_usec 4000000\nsystem_usec 2000000\n",
+        );
         let out = h.render(VFile::Stat, "c");
         let c0 = fields(&out, "cpu0");
-        assert_eq!((c0[0], c0[2]), (200, 100), "4 s user and 2 s system over 2 CPUs");
+        assert_eq!(
+            (c0[0], c0[2]),
+            (200, 100),
+            "4 s user and 2 s system over 2 CPUs"
+        );
         assert!(!out.contains("cpu2"));
         assert_ne!(fields(&out, "cpu")[0], 40000, "not the host's counters");
     }
@@ -189,9 +241,17 @@ mod tests {
         h.fx.write(&cpu, "cpu.cfs_quota_us", "50000\n");
         h.fx.write(&cpu, "cpu.cfs_period_us", "100000\n");
         let acct = h.fx.v1_cgroup("cpuacct", "c");
-        h.fx.write(&acct, "cpuacct.usage_all", "cpu user system\n0 1000000000 0\n1 1000000000 0\n2 0 0\n3 0 0\n");
+        h.fx.write(
+            &acct,
+            "cpuacct.usage_all",
+            "cpu user system\n0 1000000000 0\n1 1000000000 0\n2 0 0\n3 0 0\n",
+        );
         let out = h.render_with(VFile::Stat, "c", |o| o.cfs = true);
-        let names: Vec<&str> = out.lines().filter_map(|l| l.split_ascii_whitespace().next()).filter(|n| n.starts_with("cpu")).collect();
+        let names: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.split_ascii_whitespace().next())
+            .filter(|n| n.starts_with("cpu"))
+            .collect();
         assert_eq!(names, ["cpu", "cpu0"]);
         assert_eq!(fields(&out, "cpu0")[0], 200);
     }

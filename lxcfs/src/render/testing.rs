@@ -9,8 +9,8 @@ use cgroups::{ProcCgroups, Version};
 use super::{Renderer, View};
 use crate::caller::Scope;
 use crate::error::FsResult;
-use crate::options::Options;
 use crate::fs::{Caller, Lxcfs};
+use crate::options::Options;
 use crate::tree::VFile;
 
 /// Host pid of the fake container's init.
@@ -30,17 +30,41 @@ impl Host {
         let mut meminfo = include_str!("../../tests/fixtures/host/meminfo").to_string();
         if swap_kb > 0 {
             meminfo = meminfo
-                .replace("SwapTotal:             0 kB", &format!("SwapTotal:       {swap_kb:>8} kB"))
-                .replace("SwapFree:              0 kB", &format!("SwapFree:        {swap_kb:>8} kB"));
+                .replace(
+                    "SwapTotal:             0 kB",
+                    &format!("SwapTotal:       {swap_kb:>8} kB"),
+                )
+                .replace(
+                    "SwapFree:              0 kB",
+                    &format!("SwapFree:        {swap_kb:>8} kB"),
+                );
         }
         fx.write_file("proc/meminfo", &meminfo);
-        fx.write_file("proc/cpuinfo", include_str!("../../tests/fixtures/host/cpuinfo"));
+        fx.write_file(
+            "proc/cpuinfo",
+            include_str!("../../tests/fixtures/host/cpuinfo"),
+        );
         fx.write_file("proc/stat", include_str!("../../tests/fixtures/host/stat"));
-        fx.write_file("proc/diskstats", include_str!("../../tests/fixtures/host/diskstats"));
-        fx.write_file("proc/uptime", include_str!("../../tests/fixtures/host/uptime"));
-        fx.write_file("proc/loadavg", include_str!("../../tests/fixtures/host/loadavg"));
-        fx.write_file("proc/slabinfo", include_str!("../../tests/fixtures/host/slabinfo"));
-        fx.write_file("proc/swaps", "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n");
+        fx.write_file(
+            "proc/diskstats",
+            include_str!("../../tests/fixtures/host/diskstats"),
+        );
+        fx.write_file(
+            "proc/uptime",
+            include_str!("../../tests/fixtures/host/uptime"),
+        );
+        fx.write_file(
+            "proc/loadavg",
+            include_str!("../../tests/fixtures/host/loadavg"),
+        );
+        fx.write_file(
+            "proc/slabinfo",
+            include_str!("../../tests/fixtures/host/slabinfo"),
+        );
+        fx.write_file(
+            "proc/swaps",
+            "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n",
+        );
         for r in ["cpu", "io", "memory"] {
             fx.write_file(&format!("proc/pressure/{r}"), "some avg10=1.00 avg60=1.00 avg300=1.00 total=1\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
         }
@@ -51,7 +75,11 @@ impl Host {
             &format!("{INIT} (init) S 0 {INIT} {INIT} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 100000 0 0\n"),
         );
         fx.write_file("sys/devices/system/cpu/online", "0-3\n");
-        Host { fx, meminfo, version: Version::V1 }
+        Host {
+            fx,
+            meminfo,
+            version: Version::V1,
+        }
     }
 
     /// v1 controllers plus an (empty) cgroup2 mount.
@@ -100,14 +128,24 @@ impl Host {
             Version::V2 => format!("0::/{rel}\n"),
         };
         let cgroups = ProcCgroups::parse(std::path::Path::new("cgroup"), &text).unwrap();
-        View { scope: Scope::Container { init: INIT }, cgroups }
+        View {
+            scope: Scope::Container { init: INIT },
+            cgroups,
+        }
     }
 
-    pub fn try_render_with(&self, f: VFile, rel: &str, tweak: impl FnOnce(&mut Options)) -> FsResult<String> {
+    pub fn try_render_with(
+        &self,
+        f: VFile,
+        rel: &str,
+        tweak: impl FnOnce(&mut Options),
+    ) -> FsResult<String> {
         let mut o = self.opts();
         tweak(&mut o);
         let r = Renderer::new(&o)?;
-        let out = r.render_view(f, &self.view(rel)).map(|b| String::from_utf8(b).unwrap());
+        let out = r
+            .render_view(f, &self.view(rel))
+            .map(|b| String::from_utf8(b).unwrap());
         r.shutdown();
         out
     }
@@ -137,6 +175,13 @@ impl Host {
         }
         text.push_str(&format!("0::/{rel}\n"));
         std::fs::write(dir.join("cgroup"), text).unwrap();
-        (Lxcfs::new(self.opts()).unwrap(), Caller { pid, uid: 0, gid: 0 })
+        (
+            Lxcfs::new(self.opts()).unwrap(),
+            Caller {
+                pid,
+                uid: 0,
+                gid: 0,
+            },
+        )
     }
 }

@@ -13,7 +13,10 @@ use crate::tree::VFile;
 /// Seconds since boot, from `CLOCK_BOOTTIME` (what `/proc/uptime` and process start times
 /// are measured against).
 fn boottime() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
@@ -23,7 +26,9 @@ fn boottime() -> f64 {
 fn start_secs(ctx: &Ctx, pid: u32) -> FsResult<f64> {
     let p = ctx.proc(&format!("{pid}/stat"));
     let text = std::fs::read_to_string(&p).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOENT) | Some(libc::ESRCH) => FsError::new(libc::ESRCH, format!("process {pid} is gone")),
+        Some(libc::ENOENT) | Some(libc::ESRCH) => {
+            FsError::new(libc::ESRCH, format!("process {pid} is gone"))
+        }
         _ => FsError::io(format!("read {}", p.display()), &e),
     })?;
     // The command name may contain spaces and parentheses: fields start after the last ')'.
@@ -72,10 +77,16 @@ mod tests {
         let cs = h.fx.v1_cgroup("cpuset", "c");
         h.fx.write(&cs, "cpuset.cpus", "0\n");
         let out = h.render(VFile::Uptime, "c");
-        let v: Vec<f64> = out.split_ascii_whitespace().map(|x| x.parse().unwrap()).collect();
+        let v: Vec<f64> = out
+            .split_ascii_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect();
         // init started 1000 s after boot (fixture), the machine has been up longer.
         let boot = super::boottime();
-        assert!((v[0] - (boot - 1000.0)).abs() < 2.0 || boot < 1000.0, "{out}");
+        assert!(
+            (v[0] - (boot - 1000.0)).abs() < 2.0 || boot < 1000.0,
+            "{out}"
+        );
         assert!((v[1] - (v[0] - 1.0).max(0.0)).abs() < 0.02, "{out}");
         assert!(out.ends_with('\n'));
     }
@@ -83,7 +94,13 @@ mod tests {
     #[test]
     fn malformed_stat_is_an_error() {
         let h = Host::hybrid();
-        h.fx.write_file(&format!("proc/{}/stat", crate::render::testing::INIT), "42 (x) S 1\n");
-        assert_eq!(h.try_render(VFile::Uptime, "").unwrap_err().errno, libc::EIO);
+        h.fx.write_file(
+            &format!("proc/{}/stat", crate::render::testing::INIT),
+            "42 (x) S 1\n",
+        );
+        assert_eq!(
+            h.try_render(VFile::Uptime, "").unwrap_err().errno,
+            libc::EIO
+        );
     }
 }
