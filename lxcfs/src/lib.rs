@@ -6,8 +6,11 @@
 //! module ([`fuse_adapter`]) that speaks the FUSE protocol through fuse-backend-rs.
 
 pub mod caller;
+pub mod cli;
+pub mod daemon;
 pub mod error;
 pub mod fs;
+pub mod fuse_adapter;
 pub mod options;
 pub mod render;
 pub mod tree;

@@ -1,0 +1,288 @@
+//! The FUSE protocol, through fuse-backend-rs: the only module that knows the FUSE crate.
+//!
+//! [`FuseFs`] translates FUSE requests into calls on the core ([`Lxcfs`]) and its
+//! [`FsError`]s into errnos; [`Mounted`] owns the `/dev/fuse` connection and the worker
+//! threads. fuse-backend-rs was chosen over fuser because it can adopt a live `/dev/fuse` fd
+//! and send `FUSE_NOTIFY_RESEND` (design.md): keeping the connection in one place
+//! ([`Mounted`]) is what a later hand-over to a successor needs.
+//!
+//! `flush` is deliberately not implemented: the kernel then stops sending FLUSH, saving a
+//! round trip per `close()`.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use fuse_backend_rs::abi::fuse_abi::{stat64, statvfs64};
+use fuse_backend_rs::api::filesystem::{
+    Context, DirEntry as FuseDirEntry, Entry, FileSystem, FsOptions, OpenOptions, ZeroCopyWriter,
+};
+use fuse_backend_rs::api::server::Server;
+use fuse_backend_rs::transport::{FuseChannel, FuseSession};
+
+use crate::error::FsError;
+use crate::fs::{Attr, Caller, Kind, Lxcfs};
+
+fn errno(e: FsError) -> io::Error {
+    if matches!(e.errno, libc::ENOENT) {
+        tracing::trace!("{e}");
+    } else {
+        tracing::debug!("{e}");
+    }
+    io::Error::from_raw_os_error(e.errno)
+}
+
+fn caller(ctx: &Context) -> Caller {
+    Caller { pid: u32::try_from(ctx.pid).unwrap_or(0), uid: ctx.uid, gid: ctx.gid }
+}
+
+fn stat_of(a: &Attr) -> stat64 {
+    // SAFETY: stat64 is a plain C struct for which all-zero bytes are a valid value.
+    let mut st: stat64 = unsafe { std::mem::zeroed() };
+    let fmt = match a.kind {
+        Kind::Dir => libc::S_IFDIR,
+        Kind::File => libc::S_IFREG,
+        Kind::Symlink => libc::S_IFLNK,
+    };
+    st.st_ino = a.ino;
+    st.st_mode = fmt | a.perm;
+    st.st_uid = a.uid;
+    st.st_gid = a.gid;
+    st.st_size = i64::try_from(a.size).unwrap_or(i64::MAX);
+    st.st_nlink = u64::from(a.nlink);
+    st.st_blksize = 4096;
+    st.st_mtime = a.mtime;
+    st.st_ctime = a.mtime;
+    st.st_atime = a.mtime;
+    st
+}
+
+fn dtype(k: Kind) -> u32 {
+    u32::from(match k {
+        Kind::Dir => libc::DT_DIR,
+        Kind::File => libc::DT_REG,
+        Kind::Symlink => libc::DT_LNK,
+    })
+}
+
+/// The core, as a fuse-backend-rs filesystem.
+pub struct FuseFs(pub Arc<Lxcfs>);
+
+impl FuseFs {
+    fn entry(&self, a: Attr) -> Entry {
+        let ttl = self.0.ttl(a.ino);
+        Entry { inode: a.ino, generation: 0, attr: stat_of(&a), attr_flags: 0, attr_timeout: ttl, entry_timeout: ttl }
+    }
+}
+
+const EROFS: i32 = libc::EROFS;
+
+impl FileSystem for FuseFs {
+    type Inode = u64;
+    type Handle = u64;
+
+    fn init(&self, _capable: FsOptions) -> io::Result<FsOptions> {
+        Ok(FsOptions::empty())
+    }
+
+    fn lookup(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
+        let name = std::ffi::OsStr::from_bytes(name.to_bytes());
+        self.0.lookup(parent, name).map(|a| self.entry(a)).map_err(errno)
+    }
+
+    fn forget(&self, _ctx: &Context, _inode: u64, _count: u64) {}
+
+    fn getattr(&self, _ctx: &Context, inode: u64, _h: Option<u64>) -> io::Result<(stat64, Duration)> {
+        let a = self.0.getattr(inode).map_err(errno)?;
+        Ok((stat_of(&a), self.0.ttl(inode)))
+    }
+
+    fn readlink(&self, _ctx: &Context, inode: u64) -> io::Result<Vec<u8>> {
+        self.0.readlink(inode).map(|p| p.as_bytes().to_vec()).map_err(errno)
+    }
+
+    fn open(&self, ctx: &Context, inode: u64, flags: u32, _fuse_flags: u32) -> io::Result<(Option<u64>, OpenOptions, Option<u32>)> {
+        let fh = self.0.open(caller(ctx), inode, flags as i32).map_err(errno)?;
+        // Generated content has no stable size: bypass the page cache, like lxcfs.
+        Ok((Some(fh), OpenOptions::DIRECT_IO, None))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read(
+        &self,
+        ctx: &Context,
+        _inode: u64,
+        handle: u64,
+        w: &mut dyn ZeroCopyWriter,
+        size: u32,
+        offset: u64,
+        _lock_owner: Option<u64>,
+        _flags: u32,
+    ) -> io::Result<usize> {
+        let bytes = self.0.read(caller(ctx), handle, offset, size).map_err(errno)?;
+        w.write_all(&bytes)?;
+        Ok(bytes.len())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn release(
+        &self,
+        _ctx: &Context,
+        _inode: u64,
+        _flags: u32,
+        handle: u64,
+        _flush: bool,
+        _flock_release: bool,
+        _lock_owner: Option<u64>,
+    ) -> io::Result<()> {
+        self.0.release(handle);
+        Ok(())
+    }
+
+    fn statfs(&self, _ctx: &Context, _inode: u64) -> io::Result<statvfs64> {
+        // SAFETY: statvfs64 is a plain C struct for which all-zero bytes are a valid value.
+        let mut st: statvfs64 = unsafe { std::mem::zeroed() };
+        st.f_namemax = 255;
+        st.f_bsize = 4096;
+        st.f_flag = libc::ST_RDONLY;
+        Ok(st)
+    }
+
+    fn opendir(&self, _ctx: &Context, inode: u64, _flags: u32) -> io::Result<(Option<u64>, OpenOptions)> {
+        match self.0.getattr(inode).map_err(errno)?.kind {
+            Kind::Dir => Ok((Some(0), OpenOptions::empty())),
+            _ => Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        _handle: u64,
+        _size: u32,
+        offset: u64,
+        add_entry: &mut dyn FnMut(FuseDirEntry) -> io::Result<usize>,
+    ) -> io::Result<()> {
+        let mut all = vec![
+            (inode, b".".to_vec(), Kind::Dir),
+            (self.0.parent_of(inode), b"..".to_vec(), Kind::Dir),
+        ];
+        all.extend(self.0.readdir(inode).map_err(errno)?.into_iter().map(|e| (e.ino, e.name.as_bytes().to_vec(), e.kind)));
+        for (i, (ino, name, kind)) in all.iter().enumerate().skip(usize::try_from(offset).unwrap_or(usize::MAX)) {
+            let e = FuseDirEntry { ino: *ino, offset: i as u64 + 1, type_: dtype(*kind), name };
+            if add_entry(e)? == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn releasedir(&self, _ctx: &Context, _inode: u64, _flags: u32, _handle: u64) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn access(&self, ctx: &Context, inode: u64, mask: u32) -> io::Result<()> {
+        if mask & libc::W_OK as u32 != 0 {
+            return Err(io::Error::from_raw_os_error(EROFS));
+        }
+        let a = self.0.getattr(inode).map_err(errno)?;
+        if ctx.uid == 0 {
+            return Ok(());
+        }
+        let shift = if ctx.uid == a.uid {
+            6
+        } else if ctx.gid == a.gid {
+            3
+        } else {
+            0
+        };
+        let granted = (a.perm >> shift) & 0o7;
+        if mask & !granted & 0o7 != 0 {
+            return Err(io::Error::from_raw_os_error(libc::EACCES));
+        }
+        Ok(())
+    }
+}
+
+/// A mounted filesystem and its worker threads.
+pub struct Mounted {
+    session: FuseSession,
+    workers: Vec<JoinHandle<()>>,
+    mountpoint: PathBuf,
+}
+
+impl Mounted {
+    /// Mount `fs` on `mountpoint` (read-only, `allow_other`, `default_permissions`, type
+    /// `fuse.lxcfs`, source `lxcfs`) and serve it with `threads` workers.
+    pub fn mount(fs: Arc<Lxcfs>, mountpoint: &Path, threads: usize) -> io::Result<Mounted> {
+        let fail = |e: fuse_backend_rs::transport::Error| io::Error::other(e.to_string());
+        let mut session = FuseSession::new(mountpoint, "lxcfs", "lxcfs", true).map_err(fail)?;
+        session.set_allow_other(true);
+        session.mount().map_err(fail)?;
+        let server = Arc::new(Server::new(FuseFs(fs)));
+        let mut workers = Vec::new();
+        for i in 0..threads.max(1) {
+            let channel = match session.new_channel() {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = session.umount();
+                    return Err(fail(e));
+                }
+            };
+            let server = server.clone();
+            let spawned = std::thread::Builder::new().name(format!("fuse-{i}")).spawn(move || serve(server, channel));
+            match spawned {
+                Ok(h) => workers.push(h),
+                Err(e) => {
+                    let _ = session.umount();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Mounted { session, workers, mountpoint: mountpoint.to_path_buf() })
+    }
+
+    /// Where it is mounted.
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// True while at least one worker is serving (they stop when the mount goes away).
+    pub fn is_serving(&self) -> bool {
+        self.workers.iter().any(|w| !w.is_finished())
+    }
+
+    /// Unmount (lazily, so busy bind mounts do not block it) and join the workers.
+    pub fn unmount(mut self) -> io::Result<()> {
+        let r = self.session.umount().map_err(|e| io::Error::other(e.to_string()));
+        let _ = self.session.wake();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        r
+    }
+}
+
+fn serve(server: Arc<Server<FuseFs>>, mut channel: FuseChannel) {
+    loop {
+        match channel.get_request() {
+            Ok(Some((reader, writer))) => {
+                if let Err(e) = server.handle_message(reader, writer.into(), None, None) {
+                    // A reader that went away mid-request makes the reply fail (ENOENT from
+                    // /dev/fuse): nothing to do but carry on.
+                    tracing::debug!("fuse request: {e}");
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::info!("fuse channel closed: {e}");
+                return;
+            }
+        }
+    }
+}
