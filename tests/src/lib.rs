@@ -1,1 +1,292 @@
-//! Helpers for the end-to-end tests (mount guards, cgroup guards, namespaced children).
+//! Harness for the end-to-end tests: a daemon on a temp mount ([`Daemon`]), cgroups below the
+//! test's own ([`TestCgroup`]), and commands run as PID 1 of a new pid namespace inside them
+//! ([`in_container`]). Every guard cleans up in `Drop`, also when a test fails.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A unique name for this process and call.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+}
+
+/// Fail clearly unless we are root (the tests mount FUSE and create cgroups).
+pub fn require_root() {
+    // SAFETY: getuid has no preconditions.
+    assert_eq!(unsafe { libc::getuid() }, 0, "the end-to-end tests must run as root");
+}
+
+/// Our daemon binary: `$LXR_LXCFS_BIN`, else `target/debug/lxcfs` of this workspace.
+pub fn lxcfs_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("LXR_LXCFS_BIN") {
+        return PathBuf::from(p);
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/lxcfs");
+    assert!(p.exists(), "{} missing: run `cargo build -p lxcfs` (scripts/test.sh does)", p.display());
+    p
+}
+
+/// Is `path` a mount point (per /proc/self/mountinfo)?
+pub fn is_mounted(path: &Path) -> bool {
+    let s = path.to_string_lossy();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(&*s))
+}
+
+/// A running lxcfs (ours or the anchor) on a temp mount point.
+pub struct Daemon {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    mnt: PathBuf,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Start our daemon with extra arguments.
+    pub fn ours(args: &[&str]) -> Daemon {
+        Self::start(&lxcfs_bin(), args)
+    }
+
+    /// Start Debian's lxcfs 5.0.3.
+    pub fn anchor(args: &[&str]) -> Daemon {
+        Self::start(Path::new("/usr/bin/lxcfs"), args)
+    }
+
+    /// Start `bin` with `args` on a fresh mount point and wait for the mount.
+    pub fn start(bin: &Path, args: &[&str]) -> Daemon {
+        require_root();
+        let dir = tempfile::Builder::new().prefix("e2e-lxcfs-").tempdir().expect("temp dir");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).expect("mkdir mnt");
+        let log = dir.path().join("log");
+        let logf = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(bin)
+            .args(args)
+            .arg("-p")
+            .arg(dir.path().join("pid"))
+            .arg(&mnt)
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().expect("dup log"))
+            .stderr(logf)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        let mut d = Daemon { child: Some(child), dir, mnt, log };
+        let t = Instant::now();
+        while !(is_mounted(&d.mnt) && d.mnt.join("proc/meminfo").exists()) {
+            if let Some(st) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("{} exited ({st}) before mounting:\n{}", bin.display(), d.log_text());
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "no mount after 20 s:\n{}", d.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &Path {
+        &self.mnt
+    }
+
+    /// A path below the mount point.
+    pub fn file(&self, rel: &str) -> PathBuf {
+        self.mnt.join(rel)
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// The pidfile.
+    pub fn pidfile(&self) -> PathBuf {
+        self.dir.path().join("pid")
+    }
+
+    /// What the daemon logged.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether the daemon still runs.
+    pub fn alive(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        // SAFETY: signalling a child we spawned, by pid.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let t = Instant::now();
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Some(st);
+            }
+            if t.elapsed() > Duration::from_secs(10) {
+                let _ = c.kill();
+                return c.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+        if is_mounted(&self.mnt) {
+            let c = std::ffi::CString::new(self.mnt.as_os_str().as_encoded_bytes()).expect("path");
+            // SAFETY: lazy unmount of a mount we made; the CString outlives the call.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+/// The v1 controllers the tests use.
+pub const CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "cpuset", "blkio"];
+
+/// The cgroup of this process in a v1 hierarchy.
+fn own_cgroup(controller: &str) -> String {
+    let text = std::fs::read_to_string("/proc/self/cgroup").expect("read /proc/self/cgroup");
+    text.lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            ctrls.split(',').any(|c| c == controller).then(|| path.to_string())
+        })
+        .unwrap_or_else(|| panic!("no {controller} line in /proc/self/cgroup"))
+}
+
+/// A cgroup created below the test's own cgroup in every [`CONTROLLERS`] hierarchy.
+pub struct TestCgroup {
+    /// Directory per controller.
+    pub dirs: Vec<(String, PathBuf)>,
+    pids: Vec<u32>,
+}
+
+impl TestCgroup {
+    /// A new cgroup named after `name`, below the test's own cgroups.
+    pub fn new(name: &str) -> TestCgroup {
+        require_root();
+        let leaf = unique(&format!("e2e-{name}"));
+        let mut cg = TestCgroup { dirs: Vec::new(), pids: Vec::new() };
+        for c in CONTROLLERS {
+            let parent = PathBuf::from(format!("/sys/fs/cgroup/{c}{}", own_cgroup(c)));
+            cg.make(c, &parent, &leaf);
+        }
+        cg
+    }
+
+    /// A child cgroup of this one.
+    pub fn child(&self, name: &str) -> TestCgroup {
+        let leaf = unique(&format!("e2e-{name}"));
+        let mut cg = TestCgroup { dirs: Vec::new(), pids: Vec::new() };
+        for (c, d) in &self.dirs {
+            cg.make(c, d, &leaf);
+        }
+        cg
+    }
+
+    fn make(&mut self, controller: &str, parent: &Path, leaf: &str) {
+        let dir = parent.join(leaf);
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        self.dirs.push((controller.to_string(), dir.clone()));
+        if controller == "cpuset" {
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                let v = std::fs::read_to_string(parent.join(f)).expect("read parent cpuset");
+                std::fs::write(dir.join(f), v.trim()).expect("copy cpuset");
+            }
+        }
+    }
+
+    /// The directory in one controller.
+    pub fn dir(&self, controller: &str) -> &Path {
+        &self.dirs.iter().find(|(c, _)| c == controller).expect("controller").1
+    }
+
+    /// Write a control file.
+    pub fn set(&self, controller: &str, file: &str, value: &str) {
+        let p = self.dir(controller).join(file);
+        std::fs::write(&p, value).unwrap_or_else(|e| panic!("write {value} to {}: {e}", p.display()));
+    }
+
+    /// The `cgroup.procs` files, for a shell to join.
+    fn procs_files(&self) -> String {
+        self.dirs.iter().map(|(_, d)| d.join("cgroup.procs").display().to_string()).collect::<Vec<_>>().join(" ")
+    }
+
+    /// Remember a pid to kill in `Drop`.
+    pub fn adopt(&mut self, pid: u32) {
+        self.pids.push(pid);
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        for p in &self.pids {
+            // SAFETY: killing a process this test started, by pid.
+            unsafe { libc::kill(*p as i32, libc::SIGKILL) };
+        }
+        for (_, d) in &self.dirs {
+            for _ in 0..200 {
+                match std::fs::remove_dir(d) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(_) => std::thread::sleep(Duration::from_millis(25)),
+                }
+            }
+        }
+    }
+}
+
+fn shell_in(cg: &TestCgroup, new_pidns: bool, script: &str) -> Command {
+    let join = format!("for f in {}; do echo $$ > $f || exit 97; done; ", cg.procs_files());
+    let body = if new_pidns {
+        format!("{join}exec unshare --fork --pid --mount-proc sh -c '{}'", script.replace('\'', "'\\''"))
+    } else {
+        format!("{join}{script}")
+    };
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(body);
+    c
+}
+
+/// Run `script` with `sh` as PID 1 of a new pid namespace (with its own /proc) inside `cg`.
+pub fn in_container(cg: &TestCgroup, script: &str) -> Output {
+    shell_in(cg, true, script).output().expect("run container shell")
+}
+
+/// Run `script` inside `cg` but in the host pid namespace.
+pub fn in_cgroup(cg: &TestCgroup, script: &str) -> Output {
+    shell_in(cg, false, script).output().expect("run shell")
+}
+
+/// Stdout of a successful run, or a panic with everything that was printed.
+pub fn stdout(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "command failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The kB value of a `/proc/meminfo` line.
+pub fn meminfo_kb(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k == key).then(|| v.split_ascii_whitespace().next()?.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("{key} missing in\n{text}"))
+}

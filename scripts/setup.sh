@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Prepare a Debian 12 machine (as root) for lxr: the system packages the demo, the tests and
+# the benchmark need. Idempotent; skips apt when everything is already installed.
+set -euo pipefail
+
+PKGS=(fuse3 lxcfs lxc lxc-templates busybox-static procps util-linux dbus python3 gcc)
+
+if [ "$(id -u)" != 0 ]; then
+    echo "setup.sh: run as root" >&2
+    exit 1
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup.sh: installing ${missing[*]}"
+    apt-get update
+    # Installing lxcfs/lxc must not start their services (Debian's lxcfs would mount
+    # /var/lib/lxcfs, where ours goes).
+    policy=/usr/sbin/policy-rc.d
+    had_policy=0
+    [ -e "$policy" ] && had_policy=1
+    if [ "$had_policy" = 0 ]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy"
+        chmod +x "$policy"
+        trap 'rm -f "$policy"' EXIT
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup.sh: no Rust toolchain (cargo) found; install one (rustup) and re-run" >&2
+    exit 1
+fi
+
+if awk '$5 == "/var/lib/lxcfs" {found=1} END {exit !found}' /proc/self/mountinfo; then
+    echo "setup.sh: note: something is mounted at /var/lib/lxcfs already"
+fi

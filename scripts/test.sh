@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# THE test command: set the machine up, build, and run every test, then the style checks.
+# Run as root on Debian 12 (the end-to-end tests mount FUSE, create cgroups and namespaces).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+cargo build --workspace --all-targets
+export LXR_LXCFS_BIN="$PWD/target/debug/lxcfs"
+
+status=0
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast || status=$?
+else
+    cargo test --workspace --no-fail-fast || status=$?
+fi
+
+cargo fmt --all -- --check || status=$?
+cargo clippy --workspace --all-targets -- -D warnings || status=$?
+exit "$status"

@@ -1,0 +1,111 @@
+//! What a process in a container (a new pid namespace inside nested cgroups with limits)
+//! reads through our mount: its container's memory, CPUs, uptime and CPU time.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use e2e::{in_cgroup, in_container, meminfo_kb, stdout, Daemon, TestCgroup};
+
+fn last_cpu() -> u32 {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    n - 1
+}
+
+#[test]
+fn container_sees_its_limits_through_the_mount() {
+    let d = Daemon::ours(&[]);
+    let parent = TestCgroup::new("view");
+    parent.set("memory", "memory.limit_in_bytes", "268435456");
+    let cpu = last_cpu().to_string();
+    parent.set("cpuset", "cpuset.cpus", &cpu);
+    let child = parent.child("inner");
+    child.set("memory", "memory.limit_in_bytes", "536870912");
+
+    let m = d.path().display().to_string();
+    let script = format!(
+        "sleep 2; cat {m}/proc/meminfo; echo ===; cat {m}/proc/cpuinfo; echo ===; \
+         cat {m}/sys/devices/system/cpu/online; echo ===; cat {m}/proc/stat; echo ===; \
+         cat {m}/proc/uptime; echo ===; cat {m}/proc/swaps; echo ===; echo $$"
+    );
+    let out = stdout(&in_container(&child, &script));
+    let parts: Vec<&str> = out.split("===\n").collect();
+    let [meminfo, cpuinfo, online, stat, uptime, swaps, pid] = parts[..] else {
+        panic!("unexpected output:\n{out}");
+    };
+    assert_eq!(pid.trim(), "1", "the shell is PID 1 of its namespace");
+    assert_eq!(meminfo_kb(meminfo, "MemTotal"), 262144, "minimum over ancestors");
+    assert!(meminfo_kb(meminfo, "MemFree") <= 262144);
+    assert!(meminfo_kb(meminfo, "MemAvailable") <= 262144);
+    let procs: Vec<&str> = cpuinfo.lines().filter(|l| l.starts_with("processor")).collect();
+    assert_eq!(procs.len(), 1, "{cpuinfo}");
+    assert!(procs[0].ends_with(": 0"), "renumbered: {}", procs[0]);
+    assert_eq!(online.trim(), cpu);
+    let cpus: Vec<&str> =
+        stat.lines().filter_map(|l| l.split_ascii_whitespace().next()).filter(|n| n.starts_with("cpu")).collect();
+    assert_eq!(cpus, ["cpu".to_string(), format!("cpu{cpu}")]);
+    for k in ["intr", "ctxt", "btime", "processes"] {
+        assert!(stat.lines().any(|l| l.starts_with(k)), "{k} missing:\n{stat}");
+    }
+    let up: Vec<f64> = uptime.split_ascii_whitespace().map(|v| v.parse().unwrap()).collect();
+    assert!((1.5..15.0).contains(&up[0]), "uptime is the container's age: {uptime}");
+    assert!(up[1] >= 0.0 && up[1] <= up[0] + 0.01, "{uptime}");
+    if meminfo_kb(&std::fs::read_to_string("/proc/meminfo").unwrap(), "SwapTotal") == 0 {
+        assert_eq!(swaps.lines().count(), 1, "header only without host swap:\n{swaps}");
+    }
+}
+
+#[test]
+fn host_pid_namespace_reader_gets_its_own_cgroup() {
+    let d = Daemon::ours(&[]);
+    let cg = TestCgroup::new("hostns");
+    cg.set("memory", "memory.limit_in_bytes", "134217728");
+    let out = stdout(&in_cgroup(&cg, &format!("cat {}/proc/meminfo", d.path().display())));
+    assert_eq!(meminfo_kb(&out, "MemTotal"), 131072);
+}
+
+#[test]
+fn deeper_process_sees_the_container_inits_view() {
+    let d = Daemon::ours(&[]);
+    let top = TestCgroup::new("deep");
+    top.set("memory", "memory.limit_in_bytes", "268435456");
+    let sub = top.child("sub");
+    sub.set("memory", "memory.limit_in_bytes", "67108864");
+    // Init stays in `top`; a child moves itself into `sub` and reads.
+    let procs = sub.dir("memory").join("cgroup.procs");
+    let script = format!(
+        "sh -c 'echo $$ > {} && cat {}/proc/meminfo'",
+        procs.display(),
+        d.path().display()
+    );
+    let out = stdout(&in_container(&top, &script));
+    assert_eq!(meminfo_kb(&out, "MemTotal"), 262144, "the init's cgroup, not the reader's");
+}
+
+#[test]
+fn enable_cfs_limits_cpus_to_the_quota() {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        return;
+    }
+    let d = Daemon::ours(&["--enable-cfs"]);
+    let cg = TestCgroup::new("cfs");
+    cg.set("cpuset", "cpuset.cpus", "0-1");
+    cg.set("cpu", "cpu.cfs_period_us", "100000");
+    cg.set("cpu", "cpu.cfs_quota_us", "50000");
+    let m = d.path().display().to_string();
+    let out = stdout(&in_container(&cg, &format!("cat {m}/proc/cpuinfo; echo ===; cat {m}/sys/devices/system/cpu/online")));
+    let (cpuinfo, online) = out.split_once("===\n").unwrap();
+    assert_eq!(cpuinfo.lines().filter(|l| l.starts_with("processor")).count(), 1);
+    assert_eq!(online.trim(), "0");
+}
+
+#[test]
+fn stat_counts_the_containers_cpu_time() {
+    let d = Daemon::ours(&[]);
+    let cg = TestCgroup::new("busy");
+    let m = d.path().display().to_string();
+    // Burn ~0.5 s of CPU inside, then read.
+    let script = format!("i=0; end=$(($(date +%s%N)+500000000)); while [ $(date +%s%N) -lt $end ]; do i=$((i+1)); done; cat {m}/proc/stat");
+    let out = stdout(&in_container(&cg, &script));
+    let total: Vec<u64> = out.lines().next().unwrap().split_ascii_whitespace().skip(1).map(|v| v.parse().unwrap()).collect();
+    let busy = total[0] + total[2];
+    assert!((20..2000).contains(&busy), "user+system ticks of the container only: {busy}\n{out}");
+}
