@@ -14,21 +14,42 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let me = Caller { pid: std::process::id(), uid: 0, gid: 0 };
-    let layout = cgroups::Layout::detect(std::path::Path::new("/proc")).unwrap_or_else(|e| panic!("{e}"));
-    let pc = cgroups::ProcCgroups::read(std::path::Path::new("/proc"), me.pid).unwrap_or_else(|e| panic!("{e}"));
-    let cg = layout.cgroup_for("memory", &pc).unwrap_or_else(|e| panic!("{e}"));
+    let me = Caller {
+        pid: std::process::id(),
+        uid: 0,
+        gid: 0,
+    };
+    let layout =
+        cgroups::Layout::detect(std::path::Path::new("/proc")).unwrap_or_else(|e| panic!("{e}"));
+    let pc = cgroups::ProcCgroups::read(std::path::Path::new("/proc"), me.pid)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cg = layout
+        .cgroup_for("memory", &pc)
+        .unwrap_or_else(|e| panic!("{e}"));
     let t = Instant::now();
     for _ in 0..5000 {
         let _ = cgroups::memory::read(&cg);
     }
-    println!("memory::read: {:.1} us", t.elapsed().as_secs_f64() * 1e6 / 5000.0);
+    println!(
+        "memory::read: {:.1} us",
+        t.elapsed().as_secs_f64() * 1e6 / 5000.0
+    );
     let t = Instant::now();
     for _ in 0..5000 {
         let _ = std::fs::read_to_string(cg.file("memory.stat"));
     }
-    println!("read memory.stat: {:.1} us", t.elapsed().as_secs_f64() * 1e6 / 5000.0);
-    for f in [VFile::Meminfo, VFile::Stat, VFile::Cpuinfo, VFile::Uptime, VFile::Diskstats, VFile::CpuOnline] {
+    println!(
+        "read memory.stat: {:.1} us",
+        t.elapsed().as_secs_f64() * 1e6 / 5000.0
+    );
+    for f in [
+        VFile::Meminfo,
+        VFile::Stat,
+        VFile::Cpuinfo,
+        VFile::Uptime,
+        VFile::Diskstats,
+        VFile::CpuOnline,
+    ] {
         let n = 5000;
         let t = Instant::now();
         for _ in 0..n {
@@ -37,6 +58,9 @@ fn main() {
                 break;
             }
         }
-        println!("{f:?}: {:.1} us", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+        println!(
+            "{f:?}: {:.1} us",
+            t.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
     }
 }

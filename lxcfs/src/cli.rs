@@ -48,7 +48,12 @@ pub struct Cli {
 impl Cli {
     /// The feature switches.
     pub fn options(&self) -> Options {
-        Options { loadavg: self.enable_loadavg, swap: !self.disable_swap, cfs: self.enable_cfs, ..Options::default() }
+        Options {
+            loadavg: self.enable_loadavg,
+            swap: !self.disable_swap,
+            cfs: self.enable_cfs,
+            ..Options::default()
+        }
     }
 
     /// `-o` options that are not lxcfs's own (which are always on, or meaningless here).
@@ -73,13 +78,37 @@ mod tests {
 
     #[test]
     fn lxcfs_command_lines_parse() {
-        let c = Cli::try_parse_from(["lxcfs", "-l", "-u", "--enable-cfs", "--enable-pidfd", "-f", "-s", "/var/lib/lxcfs"]).unwrap();
+        let c = Cli::try_parse_from([
+            "lxcfs",
+            "-l",
+            "-u",
+            "--enable-cfs",
+            "--enable-pidfd",
+            "-f",
+            "-s",
+            "/var/lib/lxcfs",
+        ])
+        .unwrap();
         let o = c.options();
         assert!(o.loadavg && !o.swap && o.cfs);
         assert_eq!(c.pidfile, PathBuf::from("/run/lxcfs.pid"));
-        let c = Cli::try_parse_from(["lxcfs", "-p", "/tmp/x.pid", "-o", "allow_other,direct_io,entry_timeout=0.5,ro", "/mnt"]).unwrap();
+        let c = Cli::try_parse_from([
+            "lxcfs",
+            "-p",
+            "/tmp/x.pid",
+            "-o",
+            "allow_other,direct_io,entry_timeout=0.5,ro",
+            "/mnt",
+        ])
+        .unwrap();
         assert_eq!(c.extra_mount_opts(), ["ro"]);
-        assert!(Cli::try_parse_from(["lxcfs"]).is_err(), "mountpoint is required");
-        assert!(Cli::try_parse_from(["lxcfs", "a", "b"]).is_err(), "exactly one mountpoint");
+        assert!(
+            Cli::try_parse_from(["lxcfs"]).is_err(),
+            "mountpoint is required"
+        );
+        assert!(
+            Cli::try_parse_from(["lxcfs", "a", "b"]).is_err(),
+            "exactly one mountpoint"
+        );
     }
 }

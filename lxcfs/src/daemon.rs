@@ -21,7 +21,12 @@ fn init_logging(debug: bool) {
     let default = if debug { "debug" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
 }
 
 /// The pidfile, locked for the daemon's lifetime and removed when dropped.
@@ -51,9 +56,14 @@ impl PidFile {
                 held.trim()
             )));
         }
-        file.set_len(0).map_err(|e| StartError(format!("pidfile {}: {e}", path.display())))?;
-        writeln!(file, "{}", std::process::id()).map_err(|e| StartError(format!("pidfile {}: {e}", path.display())))?;
-        Ok(PidFile { path: path.to_path_buf(), _file: file })
+        file.set_len(0)
+            .map_err(|e| StartError(format!("pidfile {}: {e}", path.display())))?;
+        writeln!(file, "{}", std::process::id())
+            .map_err(|e| StartError(format!("pidfile {}: {e}", path.display())))?;
+        Ok(PidFile {
+            path: path.to_path_buf(),
+            _file: file,
+        })
     }
 }
 
@@ -88,21 +98,39 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
     // Block the signals before any thread starts so every thread inherits the mask and only
     // the sigwait below sees them.
     let mut set = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT] {
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
         set.add(s);
     }
-    set.thread_block().map_err(|e| StartError(format!("block signals: {e}")))?;
+    set.thread_block()
+        .map_err(|e| StartError(format!("block signals: {e}")))?;
 
-    let fs = Arc::new(Lxcfs::new(cli.options()).map_err(|e| StartError(format!("cannot start: {e}")))?);
-    let threads = cli.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()).max(2));
+    let fs =
+        Arc::new(Lxcfs::new(cli.options()).map_err(|e| StartError(format!("cannot start: {e}")))?);
+    let threads = cli.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .max(2)
+    });
     let mounted = Mounted::mount(fs.clone(), mp, threads)
         .map_err(|e| StartError(format!("cannot mount {}: {e}", mp.display())))?;
-    tracing::info!("serving {} with {threads} threads (pid {})", mp.display(), std::process::id());
+    tracing::info!(
+        "serving {} with {threads} threads (pid {})",
+        mp.display(),
+        std::process::id()
+    );
 
     let sig = set.wait();
     match sig {
         Ok(s) => tracing::info!("{s}: unmounting {}", mp.display()),
-        Err(e) => tracing::warn!("waiting for signals failed ({e}); unmounting {}", mp.display()),
+        Err(e) => tracing::warn!(
+            "waiting for signals failed ({e}); unmounting {}",
+            mp.display()
+        ),
     }
     let r = mounted.unmount();
     fs.shutdown();

@@ -41,7 +41,7 @@ pub struct Attr {
     pub uid: u32,
     /// Group.
     pub gid: u32,
-    /// Size in bytes (0 for generated files, like procfs).
+    /// Size in bytes (an upper bound for generated files, see [`advertised_size`]).
     pub size: u64,
     /// Link count.
     pub nlink: u32,
@@ -88,7 +88,8 @@ enum Handle {
 
 /// How long the kernel may cache lookups and attributes of the fixed layout.
 const FIXED_TTL: Duration = Duration::from_secs(3600);
-/// Same for passed-through sysfs entries (cpus can go on/offline).
+/// Same for passed-through sysfs entries (cpus can go on/offline) and for the attributes of
+/// generated files (their advertised size, see [`advertised_size`]).
 const SYS_TTL: Duration = Duration::from_millis(500);
 
 /// The lxcfs filesystem.
@@ -133,7 +134,7 @@ impl Lxcfs {
     /// How long the kernel may cache the entry and attributes of `ino`.
     pub fn ttl(&self, ino: u64) -> Duration {
         match self.tree.node(ino) {
-            Some(Node::Sys(_)) => SYS_TTL,
+            Some(Node::Sys(_)) | Some(Node::File(_)) => SYS_TTL,
             _ => FIXED_TTL,
         }
     }
@@ -177,7 +178,7 @@ impl Lxcfs {
                 let meta = std::fs::metadata(&host)
                     .map_err(|e| FsError::io(format!("stat {}", host.display()), &e))?;
                 let mut a = attr_from_meta(ino, &meta, 0o555);
-                a.size = 0;
+                a.size = advertised_size(&host);
                 a.mtime = self.started;
                 Ok(a)
             }
@@ -349,6 +350,17 @@ impl Lxcfs {
     pub fn shutdown(&self) {
         self.renderer.shutdown();
     }
+}
+
+/// The size `stat` reports for a generated file. `read()` ignores it (direct I/O), but
+/// `sendfile()`/`splice()` (busybox `cat`) go through the page cache and stop at `st_size`: a
+/// size of 0, as procfs reports, would make them read nothing. So report more than any
+/// container's rendering can be (a container's file is never much longer than the host's);
+/// the kernel trims the size to the real length after the first short read, and the short
+/// attribute timeout restores it for the next reader (lxcfs reports the host's length).
+fn advertised_size(host: &std::path::Path) -> u64 {
+    let len = std::fs::read(host).map_or(0, |b| b.len() as u64);
+    len + len / 2 + 4096
 }
 
 fn slice_at(content: &[u8], offset: u64, size: u32) -> Vec<u8> {

@@ -37,7 +37,11 @@ fn errno(e: FsError) -> io::Error {
 }
 
 fn caller(ctx: &Context) -> Caller {
-    Caller { pid: u32::try_from(ctx.pid).unwrap_or(0), uid: ctx.uid, gid: ctx.gid }
+    Caller {
+        pid: u32::try_from(ctx.pid).unwrap_or(0),
+        uid: ctx.uid,
+        gid: ctx.gid,
+    }
 }
 
 fn stat_of(a: &Attr) -> stat64 {
@@ -75,7 +79,14 @@ pub struct FuseFs(pub Arc<Lxcfs>);
 impl FuseFs {
     fn entry(&self, a: Attr) -> Entry {
         let ttl = self.0.ttl(a.ino);
-        Entry { inode: a.ino, generation: 0, attr: stat_of(&a), attr_flags: 0, attr_timeout: ttl, entry_timeout: ttl }
+        Entry {
+            inode: a.ino,
+            generation: 0,
+            attr: stat_of(&a),
+            attr_flags: 0,
+            attr_timeout: ttl,
+            entry_timeout: ttl,
+        }
     }
 }
 
@@ -91,22 +102,42 @@ impl FileSystem for FuseFs {
 
     fn lookup(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
         let name = std::ffi::OsStr::from_bytes(name.to_bytes());
-        self.0.lookup(parent, name).map(|a| self.entry(a)).map_err(errno)
+        self.0
+            .lookup(parent, name)
+            .map(|a| self.entry(a))
+            .map_err(errno)
     }
 
     fn forget(&self, _ctx: &Context, _inode: u64, _count: u64) {}
 
-    fn getattr(&self, _ctx: &Context, inode: u64, _h: Option<u64>) -> io::Result<(stat64, Duration)> {
+    fn getattr(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        _h: Option<u64>,
+    ) -> io::Result<(stat64, Duration)> {
         let a = self.0.getattr(inode).map_err(errno)?;
         Ok((stat_of(&a), self.0.ttl(inode)))
     }
 
     fn readlink(&self, _ctx: &Context, inode: u64) -> io::Result<Vec<u8>> {
-        self.0.readlink(inode).map(|p| p.as_bytes().to_vec()).map_err(errno)
+        self.0
+            .readlink(inode)
+            .map(|p| p.as_bytes().to_vec())
+            .map_err(errno)
     }
 
-    fn open(&self, ctx: &Context, inode: u64, flags: u32, _fuse_flags: u32) -> io::Result<(Option<u64>, OpenOptions, Option<u32>)> {
-        let fh = self.0.open(caller(ctx), inode, flags as i32).map_err(errno)?;
+    fn open(
+        &self,
+        ctx: &Context,
+        inode: u64,
+        flags: u32,
+        _fuse_flags: u32,
+    ) -> io::Result<(Option<u64>, OpenOptions, Option<u32>)> {
+        let fh = self
+            .0
+            .open(caller(ctx), inode, flags as i32)
+            .map_err(errno)?;
         // Generated content has no stable size: bypass the page cache, like lxcfs.
         Ok((Some(fh), OpenOptions::DIRECT_IO, None))
     }
@@ -123,7 +154,10 @@ impl FileSystem for FuseFs {
         _lock_owner: Option<u64>,
         _flags: u32,
     ) -> io::Result<usize> {
-        let bytes = self.0.read(caller(ctx), handle, offset, size).map_err(errno)?;
+        let bytes = self
+            .0
+            .read(caller(ctx), handle, offset, size)
+            .map_err(errno)?;
         w.write_all(&bytes)?;
         Ok(bytes.len())
     }
@@ -152,7 +186,12 @@ impl FileSystem for FuseFs {
         Ok(st)
     }
 
-    fn opendir(&self, _ctx: &Context, inode: u64, _flags: u32) -> io::Result<(Option<u64>, OpenOptions)> {
+    fn opendir(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        _flags: u32,
+    ) -> io::Result<(Option<u64>, OpenOptions)> {
         match self.0.getattr(inode).map_err(errno)?.kind {
             Kind::Dir => Ok((Some(0), OpenOptions::empty())),
             _ => Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
@@ -172,9 +211,24 @@ impl FileSystem for FuseFs {
             (inode, b".".to_vec(), Kind::Dir),
             (self.0.parent_of(inode), b"..".to_vec(), Kind::Dir),
         ];
-        all.extend(self.0.readdir(inode).map_err(errno)?.into_iter().map(|e| (e.ino, e.name.as_bytes().to_vec(), e.kind)));
-        for (i, (ino, name, kind)) in all.iter().enumerate().skip(usize::try_from(offset).unwrap_or(usize::MAX)) {
-            let e = FuseDirEntry { ino: *ino, offset: i as u64 + 1, type_: dtype(*kind), name };
+        all.extend(
+            self.0
+                .readdir(inode)
+                .map_err(errno)?
+                .into_iter()
+                .map(|e| (e.ino, e.name.as_bytes().to_vec(), e.kind)),
+        );
+        for (i, (ino, name, kind)) in all
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        {
+            let e = FuseDirEntry {
+                ino: *ino,
+                offset: i as u64 + 1,
+                type_: dtype(*kind),
+                name,
+            };
             if add_entry(e)? == 0 {
                 break;
             }
@@ -235,7 +289,9 @@ impl Mounted {
                 }
             };
             let server = server.clone();
-            let spawned = std::thread::Builder::new().name(format!("fuse-{i}")).spawn(move || serve(server, channel));
+            let spawned = std::thread::Builder::new()
+                .name(format!("fuse-{i}"))
+                .spawn(move || serve(server, channel));
             match spawned {
                 Ok(h) => workers.push(h),
                 Err(e) => {
@@ -244,7 +300,11 @@ impl Mounted {
                 }
             }
         }
-        Ok(Mounted { session, workers, mountpoint: mountpoint.to_path_buf() })
+        Ok(Mounted {
+            session,
+            workers,
+            mountpoint: mountpoint.to_path_buf(),
+        })
     }
 
     /// Where it is mounted.
@@ -259,7 +319,10 @@ impl Mounted {
 
     /// Unmount (lazily, so busy bind mounts do not block it) and join the workers.
     pub fn unmount(mut self) -> io::Result<()> {
-        let r = self.session.umount().map_err(|e| io::Error::other(e.to_string()));
+        let r = self
+            .session
+            .umount()
+            .map_err(|e| io::Error::other(e.to_string()));
         let _ = self.session.wake();
         for w in self.workers.drain(..) {
             let _ = w.join();

@@ -13,13 +13,18 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A unique name for this process and call.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// Fail clearly unless we are root (the tests mount FUSE and create cgroups).
 pub fn require_root() {
     // SAFETY: getuid has no preconditions.
-    assert_eq!(unsafe { libc::getuid() }, 0, "the end-to-end tests must run as root");
+    let uid = unsafe { libc::getuid() };
+    assert_eq!(uid, 0, "the end-to-end tests must run as root");
 }
 
 /// Our daemon binary: `$LXR_LXCFS_BIN`, else `target/debug/lxcfs` of this workspace.
@@ -28,17 +33,27 @@ pub fn lxcfs_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/lxcfs");
-    assert!(p.exists(), "{} missing: run `cargo build -p lxcfs` (scripts/test.sh does)", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo build -p lxcfs` (scripts/test.sh does)",
+        p.display()
+    );
     p
 }
 
-/// Is `path` a mount point (per /proc/self/mountinfo)?
-pub fn is_mounted(path: &Path) -> bool {
+/// How many mounts are stacked on `path` (per /proc/self/mountinfo).
+pub fn mount_count(path: &Path) -> usize {
     let s = path.to_string_lossy();
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
         .lines()
-        .any(|l| l.split(' ').nth(4) == Some(&*s))
+        .filter(|l| l.split(' ').nth(4) == Some(&*s))
+        .count()
+}
+
+/// Is `path` a mount point (per /proc/self/mountinfo)?
+pub fn is_mounted(path: &Path) -> bool {
+    mount_count(path) > 0
 }
 
 /// A running lxcfs (ours or the anchor) on a temp mount point.
@@ -47,6 +62,8 @@ pub struct Daemon {
     dir: tempfile::TempDir,
     mnt: PathBuf,
     log: PathBuf,
+    /// Mounts already on `mnt` before ours (ours may be stacked on top of them).
+    below: usize,
 }
 
 impl Daemon {
@@ -62,10 +79,26 @@ impl Daemon {
 
     /// Start `bin` with `args` on a fresh mount point and wait for the mount.
     pub fn start(bin: &Path, args: &[&str]) -> Daemon {
+        Self::start_at(bin, args, None)
+    }
+
+    /// Start our daemon on a fixed mount point (stacked on whatever is mounted there).
+    pub fn ours_at(mnt: &Path, args: &[&str]) -> Daemon {
+        Self::start_at(&lxcfs_bin(), args, Some(mnt))
+    }
+
+    fn start_at(bin: &Path, args: &[&str], at: Option<&Path>) -> Daemon {
         require_root();
-        let dir = tempfile::Builder::new().prefix("e2e-lxcfs-").tempdir().expect("temp dir");
-        let mnt = dir.path().join("mnt");
-        std::fs::create_dir(&mnt).expect("mkdir mnt");
+        let dir = tempfile::Builder::new()
+            .prefix("e2e-lxcfs-")
+            .tempdir()
+            .expect("temp dir");
+        let mnt = match at {
+            Some(p) => p.to_path_buf(),
+            None => dir.path().join("mnt"),
+        };
+        std::fs::create_dir_all(&mnt).expect("mkdir mnt");
+        let below = mount_count(&mnt);
         let log = dir.path().join("log");
         let logf = std::fs::File::create(&log).expect("log file");
         let child = Command::new(bin)
@@ -78,13 +111,27 @@ impl Daemon {
             .stderr(logf)
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
-        let mut d = Daemon { child: Some(child), dir, mnt, log };
+        let mut d = Daemon {
+            child: Some(child),
+            dir,
+            mnt,
+            log,
+            below,
+        };
         let t = Instant::now();
-        while !(is_mounted(&d.mnt) && d.mnt.join("proc/meminfo").exists()) {
+        while !(mount_count(&d.mnt) > below && d.mnt.join("proc/meminfo").exists()) {
             if let Some(st) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("{} exited ({st}) before mounting:\n{}", bin.display(), d.log_text());
+                panic!(
+                    "{} exited ({st}) before mounting:\n{}",
+                    bin.display(),
+                    d.log_text()
+                );
             }
-            assert!(t.elapsed() < Duration::from_secs(20), "no mount after 20 s:\n{}", d.log_text());
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "no mount after 20 s:\n{}",
+                d.log_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         d
@@ -117,7 +164,9 @@ impl Daemon {
 
     /// Whether the daemon still runs.
     pub fn alive(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
     /// SIGTERM and wait; returns the exit status.
@@ -142,7 +191,7 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
-        if is_mounted(&self.mnt) {
+        if mount_count(&self.mnt) > self.below {
             let c = std::ffi::CString::new(self.mnt.as_os_str().as_encoded_bytes()).expect("path");
             // SAFETY: lazy unmount of a mount we made; the CString outlives the call.
             unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
@@ -160,7 +209,10 @@ fn own_cgroup(controller: &str) -> String {
         .find_map(|l| {
             let mut f = l.splitn(3, ':');
             let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
-            ctrls.split(',').any(|c| c == controller).then(|| path.to_string())
+            ctrls
+                .split(',')
+                .any(|c| c == controller)
+                .then(|| path.to_string())
         })
         .unwrap_or_else(|| panic!("no {controller} line in /proc/self/cgroup"))
 }
@@ -177,7 +229,10 @@ impl TestCgroup {
     pub fn new(name: &str) -> TestCgroup {
         require_root();
         let leaf = unique(&format!("e2e-{name}"));
-        let mut cg = TestCgroup { dirs: Vec::new(), pids: Vec::new() };
+        let mut cg = TestCgroup {
+            dirs: Vec::new(),
+            pids: Vec::new(),
+        };
         for c in CONTROLLERS {
             let parent = PathBuf::from(format!("/sys/fs/cgroup/{c}{}", own_cgroup(c)));
             cg.make(c, &parent, &leaf);
@@ -188,7 +243,10 @@ impl TestCgroup {
     /// A child cgroup of this one.
     pub fn child(&self, name: &str) -> TestCgroup {
         let leaf = unique(&format!("e2e-{name}"));
-        let mut cg = TestCgroup { dirs: Vec::new(), pids: Vec::new() };
+        let mut cg = TestCgroup {
+            dirs: Vec::new(),
+            pids: Vec::new(),
+        };
         for (c, d) in &self.dirs {
             cg.make(c, d, &leaf);
         }
@@ -209,18 +267,28 @@ impl TestCgroup {
 
     /// The directory in one controller.
     pub fn dir(&self, controller: &str) -> &Path {
-        &self.dirs.iter().find(|(c, _)| c == controller).expect("controller").1
+        &self
+            .dirs
+            .iter()
+            .find(|(c, _)| c == controller)
+            .expect("controller")
+            .1
     }
 
     /// Write a control file.
     pub fn set(&self, controller: &str, file: &str, value: &str) {
         let p = self.dir(controller).join(file);
-        std::fs::write(&p, value).unwrap_or_else(|e| panic!("write {value} to {}: {e}", p.display()));
+        std::fs::write(&p, value)
+            .unwrap_or_else(|e| panic!("write {value} to {}: {e}", p.display()));
     }
 
     /// The `cgroup.procs` files, for a shell to join.
     fn procs_files(&self) -> String {
-        self.dirs.iter().map(|(_, d)| d.join("cgroup.procs").display().to_string()).collect::<Vec<_>>().join(" ")
+        self.dirs
+            .iter()
+            .map(|(_, d)| d.join("cgroup.procs").display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// Remember a pid to kill in `Drop`.
@@ -248,9 +316,15 @@ impl Drop for TestCgroup {
 }
 
 fn shell_in(cg: &TestCgroup, new_pidns: bool, script: &str) -> Command {
-    let join = format!("for f in {}; do echo $$ > $f || exit 97; done; ", cg.procs_files());
+    let join = format!(
+        "for f in {}; do echo $$ > $f || exit 97; done; ",
+        cg.procs_files()
+    );
     let body = if new_pidns {
-        format!("{join}exec unshare --fork --pid --mount-proc sh -c '{}'", script.replace('\'', "'\\''"))
+        format!(
+            "{join}exec unshare --fork --pid --mount-proc sh -c '{}'",
+            script.replace('\'', "'\\''")
+        )
     } else {
         format!("{join}{script}")
     };
@@ -261,7 +335,9 @@ fn shell_in(cg: &TestCgroup, new_pidns: bool, script: &str) -> Command {
 
 /// Run `script` with `sh` as PID 1 of a new pid namespace (with its own /proc) inside `cg`.
 pub fn in_container(cg: &TestCgroup, script: &str) -> Output {
-    shell_in(cg, true, script).output().expect("run container shell")
+    shell_in(cg, true, script)
+        .output()
+        .expect("run container shell")
 }
 
 /// Run `script` inside `cg` but in the host pid namespace.

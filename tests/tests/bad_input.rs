@@ -13,13 +13,21 @@ use e2e::{is_mounted, lxcfs_bin, Daemon};
 #[test]
 fn odd_offsets_read_like_a_regular_file() {
     let d = Daemon::ours(&[]);
-    for f in ["proc/meminfo", "proc/cpuinfo", "proc/stat", "sys/devices/system/cpu/online"] {
+    for f in [
+        "proc/meminfo",
+        "proc/cpuinfo",
+        "proc/stat",
+        "sys/devices/system/cpu/online",
+    ] {
         let p = d.file(f);
         let file = std::fs::File::open(&p).unwrap();
         let mut whole = vec![0u8; 1 << 20];
         let n = file.read_at(&mut whole, 0).unwrap();
         whole.truncate(n);
-        for (off, len) in [(1usize, 10usize), (7, 3), (n / 2, 100), (n - 1, 10)].into_iter().filter(|(o, _)| *o < n) {
+        for (off, len) in [(1usize, 10usize), (7, 3), (n / 2, 100), (n - 1, 10)]
+            .into_iter()
+            .filter(|(o, _)| *o < n)
+        {
             let fresh = std::fs::File::open(&p).unwrap();
             let mut buf = vec![0u8; len];
             let got = fresh.read_at(&mut buf, off as u64).unwrap();
@@ -30,7 +38,11 @@ fn odd_offsets_read_like_a_regular_file() {
             assert!(got > 0, "{f}: content at offset {off}");
         }
         let mut buf = [0u8; 16];
-        assert_eq!(file.read_at(&mut buf, n as u64 + 100).unwrap(), 0, "{f}: past the end is EOF");
+        assert_eq!(
+            file.read_at(&mut buf, n as u64 + 100).unwrap(),
+            0,
+            "{f}: past the end is EOF"
+        );
     }
     // One byte at a time reassembles a whole, well-formed file.
     let file = std::fs::File::open(d.file("proc/cpuinfo")).unwrap();
@@ -46,13 +58,25 @@ fn odd_offsets_read_like_a_regular_file() {
 fn writes_and_changes_are_refused() {
     let d = Daemon::ours(&[]);
     let e = std::fs::write(d.file("proc/meminfo"), "x").unwrap_err();
-    assert!(matches!(e.raw_os_error(), Some(libc::EROFS) | Some(libc::EACCES)), "{e}");
-    let e = std::fs::OpenOptions::new().read(true).write(true).open(d.file("proc/uptime")).unwrap_err();
-    assert!(matches!(e.raw_os_error(), Some(libc::EROFS) | Some(libc::EACCES)), "{e}");
+    assert!(
+        matches!(e.raw_os_error(), Some(libc::EROFS) | Some(libc::EACCES)),
+        "{e}"
+    );
+    let e = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(d.file("proc/uptime"))
+        .unwrap_err();
+    assert!(
+        matches!(e.raw_os_error(), Some(libc::EROFS) | Some(libc::EACCES)),
+        "{e}"
+    );
     assert!(std::fs::create_dir(d.file("proc/new")).is_err());
     assert!(std::fs::remove_file(d.file("proc/stat")).is_err());
     assert!(std::fs::write(d.file("sys/devices/system/cpu/online"), "0").is_err());
-    assert!(std::fs::read_to_string(d.file("proc/meminfo")).unwrap().starts_with("MemTotal:"));
+    assert!(std::fs::read_to_string(d.file("proc/meminfo"))
+        .unwrap()
+        .starts_with("MemTotal:"));
 }
 
 #[test]
@@ -62,7 +86,16 @@ fn readers_killed_mid_request_do_not_hurt_the_daemon() {
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(2) {
         let mut kids: Vec<_> = (0..8)
-            .map(|_| Command::new("sh").arg("-c").arg(format!("while :; do cat {} >/dev/null; done", target.display())).spawn().unwrap())
+            .map(|_| {
+                Command::new("sh")
+                    .arg("-c")
+                    .arg(format!(
+                        "while :; do cat {} >/dev/null; done",
+                        target.display()
+                    ))
+                    .spawn()
+                    .unwrap()
+            })
             .collect();
         std::thread::sleep(Duration::from_millis(50));
         for k in &mut kids {
@@ -80,14 +113,23 @@ fn concurrent_readers_get_whole_files() {
     let d = Daemon::ours(&[]);
     let threads: Vec<_> = (0..8)
         .map(|i| {
-            let files = [d.file("proc/meminfo"), d.file("proc/stat"), d.file("proc/cpuinfo")];
+            let files = [
+                d.file("proc/meminfo"),
+                d.file("proc/stat"),
+                d.file("proc/cpuinfo"),
+            ];
             std::thread::spawn(move || {
                 for n in 0..300 {
                     let f = &files[(i + n) % 3];
                     let t = std::fs::read_to_string(f).unwrap();
                     assert!(t.ends_with('\n'), "{}: truncated", f.display());
                     let first = t.lines().next().unwrap_or("");
-                    assert!(first.starts_with("MemTotal:") || first.starts_with("cpu ") || first.starts_with("processor"), "{first}");
+                    assert!(
+                        first.starts_with("MemTotal:")
+                            || first.starts_with("cpu ")
+                            || first.starts_with("processor"),
+                        "{first}"
+                    );
                 }
             })
         })
@@ -100,7 +142,18 @@ fn concurrent_readers_get_whole_files() {
 #[test]
 fn slabinfo_is_as_private_as_the_hosts() {
     let d = Daemon::ours(&[]);
-    let run = |f: &str| Command::new("su").args(["nobody", "-s", "/bin/sh", "-c", &format!("cat {}", d.file(f).display())]).output().unwrap();
+    let run = |f: &str| {
+        Command::new("su")
+            .args([
+                "nobody",
+                "-s",
+                "/bin/sh",
+                "-c",
+                &format!("cat {}", d.file(f).display()),
+            ])
+            .output()
+            .unwrap()
+    };
     let o = run("proc/slabinfo");
     assert!(!o.status.success(), "nobody must not read slabinfo");
     assert!(String::from_utf8_lossy(&o.stderr).contains("Permission denied"));
@@ -111,9 +164,18 @@ fn slabinfo_is_as_private_as_the_hosts() {
 fn second_instance_on_the_same_pidfile_is_refused() {
     let d = Daemon::ours(&[]);
     let other = tempfile::tempdir().unwrap();
-    let o = Command::new(lxcfs_bin()).arg("-p").arg(d.pidfile()).arg(other.path()).output().unwrap();
+    let o = Command::new(lxcfs_bin())
+        .arg("-p")
+        .arg(d.pidfile())
+        .arg(other.path())
+        .output()
+        .unwrap();
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("locked"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("locked"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(!is_mounted(other.path()));
 }
 

@@ -32,24 +32,51 @@ fn container_sees_its_limits_through_the_mount() {
         panic!("unexpected output:\n{out}");
     };
     assert_eq!(pid.trim(), "1", "the shell is PID 1 of its namespace");
-    assert_eq!(meminfo_kb(meminfo, "MemTotal"), 262144, "minimum over ancestors");
+    assert_eq!(
+        meminfo_kb(meminfo, "MemTotal"),
+        262144,
+        "minimum over ancestors"
+    );
     assert!(meminfo_kb(meminfo, "MemFree") <= 262144);
     assert!(meminfo_kb(meminfo, "MemAvailable") <= 262144);
-    let procs: Vec<&str> = cpuinfo.lines().filter(|l| l.starts_with("processor")).collect();
+    let procs: Vec<&str> = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .collect();
     assert_eq!(procs.len(), 1, "{cpuinfo}");
     assert!(procs[0].ends_with(": 0"), "renumbered: {}", procs[0]);
     assert_eq!(online.trim(), cpu);
-    let cpus: Vec<&str> =
-        stat.lines().filter_map(|l| l.split_ascii_whitespace().next()).filter(|n| n.starts_with("cpu")).collect();
+    let cpus: Vec<&str> = stat
+        .lines()
+        .filter_map(|l| l.split_ascii_whitespace().next())
+        .filter(|n| n.starts_with("cpu"))
+        .collect();
     assert_eq!(cpus, ["cpu".to_string(), format!("cpu{cpu}")]);
     for k in ["intr", "ctxt", "btime", "processes"] {
-        assert!(stat.lines().any(|l| l.starts_with(k)), "{k} missing:\n{stat}");
+        assert!(
+            stat.lines().any(|l| l.starts_with(k)),
+            "{k} missing:\n{stat}"
+        );
     }
-    let up: Vec<f64> = uptime.split_ascii_whitespace().map(|v| v.parse().unwrap()).collect();
-    assert!((1.5..15.0).contains(&up[0]), "uptime is the container's age: {uptime}");
+    let up: Vec<f64> = uptime
+        .split_ascii_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(
+        (1.5..15.0).contains(&up[0]),
+        "uptime is the container's age: {uptime}"
+    );
     assert!(up[1] >= 0.0 && up[1] <= up[0] + 0.01, "{uptime}");
-    if meminfo_kb(&std::fs::read_to_string("/proc/meminfo").unwrap(), "SwapTotal") == 0 {
-        assert_eq!(swaps.lines().count(), 1, "header only without host swap:\n{swaps}");
+    if meminfo_kb(
+        &std::fs::read_to_string("/proc/meminfo").unwrap(),
+        "SwapTotal",
+    ) == 0
+    {
+        assert_eq!(
+            swaps.lines().count(),
+            1,
+            "header only without host swap:\n{swaps}"
+        );
     }
 }
 
@@ -58,7 +85,10 @@ fn host_pid_namespace_reader_gets_its_own_cgroup() {
     let d = Daemon::ours(&[]);
     let cg = TestCgroup::new("hostns");
     cg.set("memory", "memory.limit_in_bytes", "134217728");
-    let out = stdout(&in_cgroup(&cg, &format!("cat {}/proc/meminfo", d.path().display())));
+    let out = stdout(&in_cgroup(
+        &cg,
+        &format!("cat {}/proc/meminfo", d.path().display()),
+    ));
     assert_eq!(meminfo_kb(&out, "MemTotal"), 131072);
 }
 
@@ -77,7 +107,11 @@ fn deeper_process_sees_the_container_inits_view() {
         d.path().display()
     );
     let out = stdout(&in_container(&top, &script));
-    assert_eq!(meminfo_kb(&out, "MemTotal"), 262144, "the init's cgroup, not the reader's");
+    assert_eq!(
+        meminfo_kb(&out, "MemTotal"),
+        262144,
+        "the init's cgroup, not the reader's"
+    );
 }
 
 #[test]
@@ -91,9 +125,18 @@ fn enable_cfs_limits_cpus_to_the_quota() {
     cg.set("cpu", "cpu.cfs_period_us", "100000");
     cg.set("cpu", "cpu.cfs_quota_us", "50000");
     let m = d.path().display().to_string();
-    let out = stdout(&in_container(&cg, &format!("cat {m}/proc/cpuinfo; echo ===; cat {m}/sys/devices/system/cpu/online")));
+    let out = stdout(&in_container(
+        &cg,
+        &format!("cat {m}/proc/cpuinfo; echo ===; cat {m}/sys/devices/system/cpu/online"),
+    ));
     let (cpuinfo, online) = out.split_once("===\n").unwrap();
-    assert_eq!(cpuinfo.lines().filter(|l| l.starts_with("processor")).count(), 1);
+    assert_eq!(
+        cpuinfo
+            .lines()
+            .filter(|l| l.starts_with("processor"))
+            .count(),
+        1
+    );
     assert_eq!(online.trim(), "0");
 }
 
@@ -105,7 +148,17 @@ fn stat_counts_the_containers_cpu_time() {
     // Burn ~0.5 s of CPU inside, then read.
     let script = format!("i=0; end=$(($(date +%s%N)+500000000)); while [ $(date +%s%N) -lt $end ]; do i=$((i+1)); done; cat {m}/proc/stat");
     let out = stdout(&in_container(&cg, &script));
-    let total: Vec<u64> = out.lines().next().unwrap().split_ascii_whitespace().skip(1).map(|v| v.parse().unwrap()).collect();
+    let total: Vec<u64> = out
+        .lines()
+        .next()
+        .unwrap()
+        .split_ascii_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap())
+        .collect();
     let busy = total[0] + total[2];
-    assert!((20..2000).contains(&busy), "user+system ticks of the container only: {busy}\n{out}");
+    assert!(
+        (20..2000).contains(&busy),
+        "user+system ticks of the container only: {busy}\n{out}"
+    );
 }
