@@ -144,9 +144,15 @@ pub struct Memory {
 
 /// Read a memory cgroup.
 pub fn read(cg: &Cgroup) -> Result<Memory> {
+    read_with(cg, true)
+}
+
+/// Read a memory cgroup; with `swap == false` the swap files are not read (swap fields are
+/// `None`), which saves three file reads on hosts without swap.
+pub fn read_with(cg: &Cgroup, swap: bool) -> Result<Memory> {
     match cg.version {
-        Version::V1 => read_v1(cg),
-        Version::V2 => read_v2(cg),
+        Version::V1 => read_v1(cg, swap),
+        Version::V2 => read_v2(cg, swap),
     }
 }
 
@@ -154,7 +160,7 @@ fn v1_limit(v: u64) -> Option<u64> {
     (v < V1_UNLIMITED).then_some(v)
 }
 
-fn read_v1(cg: &Cgroup) -> Result<Memory> {
+fn read_v1(cg: &Cgroup, swap: bool) -> Result<Memory> {
     let stat_path = cg.file("memory.stat");
     let stat = MemoryStat::parse(Version::V1, &stat_path, &parse::read_to_string(&stat_path)?)?;
     let usage = cg.read_u64("memory.usage_in_bytes")?;
@@ -164,7 +170,11 @@ fn read_v1(cg: &Cgroup) -> Result<Memory> {
             Ok(c.read_u64_opt("memory.limit_in_bytes")?.and_then(v1_limit))
         })?,
     };
-    let memsw_usage = cg.read_u64_opt("memory.memsw.usage_in_bytes")?;
+    let memsw_usage = if swap {
+        cg.read_u64_opt("memory.memsw.usage_in_bytes")?
+    } else {
+        None
+    };
     let (swap_limit, swap_usage) = match memsw_usage {
         None => (None, None),
         Some(memsw_usage) => {
@@ -184,7 +194,11 @@ fn read_v1(cg: &Cgroup) -> Result<Memory> {
             (swap_limit, Some(memsw_usage.saturating_sub(usage)))
         }
     };
-    let swappiness = cg.read_u64_opt("memory.swappiness")?;
+    let swappiness = if swap {
+        cg.read_u64_opt("memory.swappiness")?
+    } else {
+        None
+    };
     Ok(Memory {
         usage,
         limit,
@@ -195,12 +209,16 @@ fn read_v1(cg: &Cgroup) -> Result<Memory> {
     })
 }
 
-fn read_v2(cg: &Cgroup) -> Result<Memory> {
+fn read_v2(cg: &Cgroup, swap: bool) -> Result<Memory> {
     let stat_path = cg.file("memory.stat");
     let stat = MemoryStat::parse(Version::V2, &stat_path, &parse::read_to_string(&stat_path)?)?;
     let usage = cg.read_u64("memory.current")?;
     let limit = min_over_ancestors(cg, |c| Ok(c.read_max_opt("memory.max")?.flatten()))?;
-    let swap_usage = cg.read_u64_opt("memory.swap.current")?;
+    let swap_usage = if swap {
+        cg.read_u64_opt("memory.swap.current")?
+    } else {
+        None
+    };
     let swap_limit = match swap_usage {
         Some(_) => min_over_ancestors(cg, |c| Ok(c.read_max_opt("memory.swap.max")?.flatten()))?,
         None => None,

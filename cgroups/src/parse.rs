@@ -8,11 +8,20 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 /// Read a whole file into a string, mapping the error to [`Error::Io`].
+///
+/// Reads into a buffer large enough for any cgroup or procfs file we parse in one `read()`:
+/// `std::fs::read_to_string` first `statx`es the file and, seeing size 0 (procfs, cgroupfs),
+/// probes with small reads, several syscalls per file on the hot path of every FUSE read.
 pub fn read_to_string(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| Error::Io {
+    use std::io::Read;
+    let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    f.read_to_end(&mut buf).map_err(io)?;
+    String::from_utf8(buf).map_err(|_| Error::parse(path, "not UTF-8"))
 }
 
 /// Parse a file holding one unsigned integer (surrounding whitespace allowed).

@@ -12,5 +12,5 @@ pub fn read(ctx: &Ctx, file: VFile) -> FsResult<String> {
 
 /// Read a host file as text.
 pub fn read_path(path: &std::path::Path) -> FsResult<String> {
-    std::fs::read_to_string(path).map_err(|e| FsError::io(format!("read {}", path.display()), &e))
+    cgroups::parse::read_to_string(path).map_err(FsError::from)
 }
