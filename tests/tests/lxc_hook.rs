@@ -52,6 +52,30 @@ impl Drop for Container {
     fn drop(&mut self) {
         let _ = self.lxc("lxc-stop", &["-k"]);
         let _ = self.lxc("lxc-destroy", &[]);
+        // LXC parks its exiting monitor in an `lxc.pivot` cgroup next to the container's
+        // (below our own cgroup, thanks to lxc.cgroup.relative) and leaves it behind; it is
+        // empty once the monitor is gone.
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        for line in own.lines() {
+            let mut f = line.splitn(3, ':');
+            let (Some(_), Some(ctrls), Some(path)) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
+            let hier = match ctrls {
+                "" => "unified".to_string(),
+                c => c.strip_prefix("name=").unwrap_or(c).to_string(),
+            };
+            let pivot = Path::new("/sys/fs/cgroup")
+                .join(hier)
+                .join(path.trim_start_matches('/'))
+                .join("lxc.pivot");
+            for _ in 0..40 {
+                if std::fs::remove_dir(&pivot).is_ok() || !pivot.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
     }
 }
 
