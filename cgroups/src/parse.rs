@@ -19,8 +19,21 @@ pub fn read_to_string(path: &Path) -> Result<String> {
         source,
     };
     let mut f = std::fs::File::open(path).map_err(io)?;
-    let mut buf = Vec::with_capacity(16 * 1024);
-    f.read_to_end(&mut buf).map_err(io)?;
+    // Not `read_to_end`: it also `statx`es and `lseek`s the file to guess its size.
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    buf.truncate(len);
     String::from_utf8(buf).map_err(|_| Error::parse(path, "not UTF-8"))
 }
 
