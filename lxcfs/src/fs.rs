@@ -92,6 +92,9 @@ const FIXED_TTL: Duration = Duration::from_secs(3600);
 /// generated files (their advertised size, see [`advertised_size`]).
 const SYS_TTL: Duration = Duration::from_millis(500);
 
+/// Largest chunk read from a passed-through sysfs file per request.
+const SYS_READ_MAX: usize = 64 * 1024;
+
 /// The lxcfs filesystem.
 pub struct Lxcfs {
     opts: Options,
@@ -267,7 +270,7 @@ impl Lxcfs {
         }
         let handle = match self.tree.node(ino) {
             Some(Node::File(f)) => {
-                self.check_access(caller, ino)?;
+                self.check_access(caller, f)?;
                 Handle::Virtual {
                     file: f,
                     content: Mutex::new(None),
@@ -303,7 +306,8 @@ impl Lxcfs {
                 Ok(slice_at(bytes, offset, size))
             }
             Handle::Sys(file) => {
-                let mut buf = vec![0u8; size as usize];
+                // Short reads are fine; sysfs attributes are at most a page anyway.
+                let mut buf = vec![0u8; (size as usize).min(SYS_READ_MAX)];
                 let n = file
                     .read_at(&mut buf, offset)
                     .map_err(|e| FsError::io("read sysfs", &e))?;
@@ -315,22 +319,24 @@ impl Lxcfs {
 
     /// Defence in depth for generated files: the mount uses `default_permissions`, but if it
     /// is mounted without, still refuse readers the host file would refuse.
-    fn check_access(&self, caller: Caller, ino: u64) -> FsResult<()> {
+    fn check_access(&self, caller: Caller, file: VFile) -> FsResult<()> {
         if caller.uid == 0 {
             return Ok(());
         }
-        let a = self.getattr(ino)?;
-        let bit = if caller.uid == a.uid {
+        let host = file.host_path(&self.opts.proc_root, &self.opts.sys_cpu_root);
+        let meta = std::fs::metadata(&host)
+            .map_err(|e| FsError::io(format!("stat {}", host.display()), &e))?;
+        let bit = if caller.uid == meta.uid() {
             0o400
-        } else if caller.gid == a.gid {
+        } else if caller.gid == meta.gid() {
             0o040
         } else {
             0o004
         };
-        if a.perm & bit == 0 {
+        if meta.mode() & bit == 0 {
             return Err(FsError::new(
                 libc::EACCES,
-                format!("uid {} may not read inode {ino}", caller.uid),
+                format!("uid {} may not read {}", caller.uid, host.display()),
             ));
         }
         Ok(())
