@@ -17,12 +17,19 @@ use crate::fuse_adapter::Mounted;
 #[error("{0}")]
 pub struct StartError(String);
 
+/// Log to stderr at info, or debug with `-d`; `RUST_LOG=<level>` overrides. A plain level
+/// rather than an `EnvFilter`: its regex engine would double the daemon's resident code.
 fn init_logging(debug: bool) {
-    let default = if debug { "debug" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<tracing_subscriber::filter::LevelFilter>().ok())
+        .unwrap_or(if debug {
+            tracing_subscriber::filter::LevelFilter::DEBUG
+        } else {
+            tracing_subscriber::filter::LevelFilter::INFO
+        });
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(level)
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .with_target(false)
