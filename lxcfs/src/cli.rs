@@ -38,6 +38,10 @@ pub struct Cli {
     /// nonempty) are always set and dropped here.
     #[arg(short = 'o')]
     pub mount_opts: Option<String>,
+    /// How long one container's rendering of a file is shared by its readers, in ms (0: render
+    /// every read).
+    #[arg(long = "cache-ms", default_value_t = 20)]
+    pub cache_ms: u64,
     /// Worker threads serving FUSE requests (default: max(2, CPUs)).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -52,6 +56,7 @@ impl Cli {
             loadavg: self.enable_loadavg,
             swap: !self.disable_swap,
             cfs: self.enable_cfs,
+            cache_ms: self.cache_ms,
             ..Options::default()
         }
     }

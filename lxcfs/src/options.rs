@@ -12,6 +12,9 @@ pub struct Options {
     pub swap: bool,
     /// `--enable-cfs`: derive the visible CPU count from the CFS quota too.
     pub cfs: bool,
+    /// How long a container's rendering of a file is reused by its other readers, ms
+    /// (`--cache-ms`; 0 renders every read).
+    pub cache_ms: u64,
     /// Where procfs is (`/proc`; a fixture dir in tests).
     pub proc_root: PathBuf,
     /// Where the sysfs cpu directory is (`/sys/devices/system/cpu`).
@@ -24,6 +27,7 @@ impl Default for Options {
             loadavg: false,
             swap: true,
             cfs: false,
+            cache_ms: 20,
             proc_root: PathBuf::from("/proc"),
             sys_cpu_root: PathBuf::from("/sys/devices/system/cpu"),
         }

@@ -162,3 +162,37 @@ fn stat_counts_the_containers_cpu_time() {
         "user+system ticks of the container only: {busy}\n{out}"
     );
 }
+
+#[test]
+fn shared_renderings_never_cross_containers_and_expire() {
+    let d = Daemon::ours(&[]);
+    let m = d.path().display().to_string();
+    let a = TestCgroup::new("cache-a");
+    a.set("memory", "memory.limit_in_bytes", "134217728");
+    let b = TestCgroup::new("cache-b");
+    b.set("memory", "memory.limit_in_bytes", "268435456");
+    let loop_script = format!("for i in $(seq 200); do head -1 {m}/proc/meminfo; done");
+    let (ra, rb) = std::thread::scope(|s| {
+        let ha = s.spawn(|| stdout(&in_container(&a, &loop_script)));
+        let hb = s.spawn(|| stdout(&in_container(&b, &loop_script)));
+        (ha.join().unwrap(), hb.join().unwrap())
+    });
+    assert!(
+        ra.lines().all(|l| l.contains(" 131072 kB")),
+        "container a saw another's view:\n{ra}"
+    );
+    assert!(
+        rb.lines().all(|l| l.contains(" 262144 kB")),
+        "container b saw another's view:\n{rb}"
+    );
+
+    // A limit changed from inside shows after the (20 ms) sharing window.
+    let limit = a.dir("memory").join("memory.limit_in_bytes");
+    let script = format!(
+        "head -1 {m}/proc/meminfo; echo 67108864 > {}; sleep 0.1; head -1 {m}/proc/meminfo",
+        limit.display()
+    );
+    let out = stdout(&in_container(&a, &script));
+    let totals: Vec<u64> = out.lines().map(|l| meminfo_kb(l, "MemTotal")).collect();
+    assert_eq!(totals, [131072, 65536], "{out}");
+}

@@ -13,6 +13,7 @@ pub mod loadavg;
 mod meminfo;
 mod online;
 mod pressure;
+mod recent;
 mod slabinfo;
 mod stat;
 mod uptime;
@@ -70,6 +71,7 @@ pub struct Renderer {
     ctx: Ctx,
     resolver: CallerResolver,
     loadavg: Option<loadavg::Sampler>,
+    recent: recent::Recent,
 }
 
 impl Renderer {
@@ -85,10 +87,12 @@ impl Renderer {
         };
         let resolver = CallerResolver::new(&opts.proc_root)?;
         let loadavg = opts.loadavg.then(|| loadavg::Sampler::start(&ctx));
+        let recent = recent::Recent::new(std::time::Duration::from_millis(opts.cache_ms));
         Ok(Renderer {
             ctx,
             resolver,
             loadavg,
+            recent,
         })
     }
 
@@ -99,7 +103,10 @@ impl Renderer {
 
     /// The view `caller` gets.
     pub fn view(&self, caller: Caller) -> FsResult<View> {
-        let scope = self.resolver.resolve(caller.pid)?;
+        self.view_of(self.resolver.resolve(caller.pid)?)
+    }
+
+    fn view_of(&self, scope: Scope) -> FsResult<View> {
         let cgroups = ProcCgroups::read(&self.ctx.opts.proc_root, scope.pid())
             .map_err(|e| {
                 if e.is_not_found() {
@@ -114,8 +121,17 @@ impl Renderer {
 
     /// The bytes of `file` as `caller` should see them.
     pub fn render(&self, file: VFile, caller: Caller) -> FsResult<Vec<u8>> {
-        let view = self.view(caller)?;
-        self.render_view(file, &view)
+        let scope = self.resolver.resolve(caller.pid)?;
+        let Scope::Container { init } = scope else {
+            return self.render_view(file, &self.view_of(scope)?);
+        };
+        if let Some(bytes) = self.recent.get(file, init) {
+            return Ok(bytes.to_vec());
+        }
+        let bytes = self.render_view(file, &self.view_of(scope)?)?;
+        self.recent
+            .put(file, init, std::sync::Arc::from(&bytes[..]));
+        Ok(bytes)
     }
 
     /// The bytes of `file` for an explicit view (tests build views over fixture trees).
