@@ -19,10 +19,13 @@ use crate::tree::VFile;
 /// Entries beyond this trigger a sweep of expired ones.
 const SWEEP_AT: usize = 4096;
 
+/// When a rendering was made, and its bytes.
+type Entry = (Instant, Arc<[u8]>);
+
 /// Recent renderings keyed by (file, container init pid).
 pub struct Recent {
     ttl: Duration,
-    map: DashMap<(VFile, u32), (Instant, Arc<[u8]>)>,
+    map: DashMap<(VFile, u32), Entry>,
 }
 
 impl Recent {
