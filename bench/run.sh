@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: our lxcfs vs Debian's lxcfs 5.0.3, mounted side by side in one run, read from
 # inside a container (a cgroup below this script's own + a new pid namespace).
-# Usage: sudo bench/run.sh            (ITERS=5000 by default; ITERS=… to change)
+# Usage: sudo bench/run.sh   (ITERS=5000 by default; OURS_ARGS="--cache-ms 0" to render every read)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ITERS=${ITERS:-5000}
@@ -25,7 +25,8 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$WORK/ours" "$WORK/anchor"
-target/release/lxcfs -p "$WORK/ours.pid" "$WORK/ours" 2>"$WORK/ours.log" & OURS_PID=$!
+# shellcheck disable=SC2086 # OURS_ARGS is a list of options
+target/release/lxcfs ${OURS_ARGS:-} -p "$WORK/ours.pid" "$WORK/ours" 2>"$WORK/ours.log" & OURS_PID=$!
 /usr/bin/lxcfs -p "$WORK/anchor.pid" "$WORK/anchor" >"$WORK/anchor.log" 2>&1 & ANCHOR_PID=$!
 for _ in $(seq 100); do
     [ -e "$WORK/ours/proc/meminfo" ] && [ -e "$WORK/anchor/proc/meminfo" ] && break
