@@ -14,6 +14,16 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A change to the hierarchy failed (mkdir, rmdir, write, chown, chmod).
+    #[error("{op} {}: {source}", path.display())]
+    Change {
+        /// What was attempted.
+        op: &'static str,
+        /// The directory or file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
     /// The file was read but its content is not what the kernel writes there.
     #[error("parse {}: {msg}", path.display())]
     Parse {
@@ -34,7 +44,9 @@ impl Error {
     /// The errno a filesystem should answer with for this error.
     pub fn errno(&self) -> i32 {
         match self {
-            Error::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+            Error::Io { source, .. } | Error::Change { source, .. } => {
+                source.raw_os_error().unwrap_or(libc::EIO)
+            }
             Error::Parse { .. } => libc::EIO,
             Error::NoController(_) => libc::ENOENT,
             Error::OutsideHierarchy(_) => libc::EACCES,
@@ -43,8 +55,16 @@ impl Error {
 
     /// True when the error means "the file or process does not exist".
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Error::Io { source, .. }
+        matches!(self, Error::Io { source, .. } | Error::Change { source, .. }
             if matches!(source.raw_os_error(), Some(libc::ENOENT) | Some(libc::ESRCH)))
+    }
+
+    pub(crate) fn change(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Change {
+            op,
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn parse(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {

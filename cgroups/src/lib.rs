@@ -4,6 +4,7 @@
 //!   `/proc/self/mountinfo`.
 //! * [`ProcCgroups`]: a process's cgroup per hierarchy, from `/proc/<pid>/cgroup`.
 //! * [`Cgroup`]: one cgroup directory, with the walk up to the root.
+//! * [`manage`]: changes — create, remove, write, move processes, chown/chmod, delegation.
 //! * Typed readers: [`memory`], [`cpu`], [`cpuacct`], [`cpuset`], [`blkio`], [`pids`], [`psi`].
 //!
 //! Every reader takes paths (a `Cgroup` carries its mount point, `Layout::detect` takes a
@@ -14,6 +15,7 @@
 pub mod cgroup;
 pub mod error;
 pub mod layout;
+pub mod manage;
 pub mod parse;
 pub mod proc_cgroup;
 

@@ -1,0 +1,345 @@
+//! Changing the hierarchy: create and remove cgroups, write control files, move processes,
+//! hand cgroups to other users (chown/chmod, the kernel's delegation file set), and list what
+//! a cgroup holds. These act on paths exactly as given: deciding *whether* a caller may do
+//! something is the job of whoever calls them (cgmanager's policy, lxr's launcher).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::cgroup::Cgroup;
+use crate::error::{Error, Result};
+use crate::layout::Version;
+use crate::parse::read_to_string;
+
+/// Where the kernel lists the files a v2 delegatee must own (Linux ≥ 4.15).
+pub const DELEGATE_LIST: &str = "/sys/kernel/cgroup/delegate";
+
+/// One regular file of a cgroup, as `ListKeys` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    /// File name.
+    pub name: String,
+    /// Owner (host uid).
+    pub uid: u32,
+    /// Group (host gid).
+    pub gid: u32,
+    /// Permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+}
+
+impl Cgroup {
+    /// A direct or deeper descendant (`rel` relative to this cgroup, `/`-separated).
+    pub fn descendant(&self, rel: &str) -> Result<Cgroup> {
+        let rel = rel.trim_matches('/');
+        if rel.is_empty() {
+            return Ok(self.clone());
+        }
+        let joined = if self.rel.is_empty() {
+            rel.to_string()
+        } else {
+            format!("{}/{rel}", self.rel)
+        };
+        Cgroup::new(self.version, &self.mount_point, &joined)
+    }
+
+    /// Depth below the hierarchy root (root = 0).
+    pub fn depth(&self) -> usize {
+        if self.rel.is_empty() {
+            0
+        } else {
+            self.rel.split('/').count()
+        }
+    }
+
+    /// True if `self` is `other` or below it (component-wise: `/a` is not below `/a2`).
+    pub fn is_within(&self, other: &Cgroup) -> bool {
+        self.mount_point == other.mount_point
+            && (other.rel.is_empty()
+                || self.rel == other.rel
+                || self
+                    .rel
+                    .strip_prefix(&other.rel)
+                    .is_some_and(|r| r.starts_with('/')))
+    }
+
+    /// The cgroup's path as `/proc/<pid>/cgroup` would show it from the hierarchy root.
+    pub fn abs_path(&self) -> String {
+        format!("/{}", self.rel)
+    }
+
+    /// True if the directory exists.
+    pub fn exists(&self) -> bool {
+        self.dir().is_dir()
+    }
+
+    /// `mkdir` with `mode`; `Ok(false)` if it already existed.
+    pub fn create(&self, mode: u32) -> Result<bool> {
+        let dir = self.dir();
+        match fs::DirBuilder::new().mode(mode).create(&dir) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(Error::change("mkdir", dir, e)),
+        }
+    }
+
+    /// `rmdir` this cgroup (fails with EBUSY if it has processes or children).
+    pub fn remove(&self) -> Result<()> {
+        let dir = self.dir();
+        fs::remove_dir(&dir).map_err(|e| Error::change("rmdir", dir, e))
+    }
+
+    /// Remove this cgroup and every descendant, deepest first. Returns how many were removed.
+    /// Stops at the first failure (a populated cgroup answers EBUSY).
+    pub fn remove_recursive(&self) -> Result<usize> {
+        let mut n = 0;
+        for child in self.children()? {
+            n += self.descendant(&child)?.remove_recursive()?;
+        }
+        self.remove()?;
+        Ok(n + 1)
+    }
+
+    /// Names of the child cgroups, sorted.
+    pub fn children(&self) -> Result<Vec<String>> {
+        let dir = self.dir();
+        let io = |e| Error::Io {
+            path: dir.clone(),
+            source: e,
+        };
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            if entry.file_type().map_err(io)?.is_dir() {
+                if let Some(name) = entry.file_name().to_str() {
+                    out.push(name.to_string());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The regular files of the cgroup with owner and mode, sorted by name.
+    pub fn keys(&self) -> Result<Vec<Key>> {
+        let dir = self.dir();
+        let io = |e| Error::Io {
+            path: dir.clone(),
+            source: e,
+        };
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let md = entry.metadata().map_err(io)?;
+            if !md.is_file() {
+                continue;
+            }
+            if let Some(name) = entry.file_name().to_str() {
+                out.push(Key {
+                    name: name.to_string(),
+                    uid: md.uid(),
+                    gid: md.gid(),
+                    mode: md.mode() & 0o7777,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Write `value` to a control file in one `write(2)`, as the kernel expects.
+    pub fn write(&self, key: &str, value: &str) -> Result<()> {
+        let path = self.file(key);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::change("open", &path, e))?;
+        f.write(value.as_bytes())
+            .map_err(|e| Error::change("write", &path, e))
+            .and_then(|n| {
+                if n == value.len() {
+                    Ok(())
+                } else {
+                    Err(Error::change(
+                        "write",
+                        &path,
+                        std::io::Error::from_raw_os_error(libc::EIO),
+                    ))
+                }
+            })
+    }
+
+    /// The file that moves whole processes: `cgroup.procs` (v1 and v2).
+    pub fn procs_file(&self) -> PathBuf {
+        self.file("cgroup.procs")
+    }
+
+    /// Move a process (its whole thread group) into this cgroup.
+    pub fn move_process(&self, pid: u32) -> Result<()> {
+        self.write("cgroup.procs", &pid.to_string())
+    }
+
+    /// Processes (thread-group ids) in this cgroup, sorted and deduplicated.
+    pub fn procs(&self) -> Result<Vec<u32>> {
+        let path = self.procs_file();
+        let text = read_to_string(&path)?;
+        let mut pids = text
+            .split_ascii_whitespace()
+            .map(|t| {
+                t.parse::<u32>()
+                    .map_err(|_| Error::parse(&path, format!("bad pid {t:?}")))
+            })
+            .collect::<Result<Vec<u32>>>()?;
+        pids.sort_unstable();
+        pids.dedup();
+        Ok(pids)
+    }
+
+    /// Processes in this cgroup and all its descendants, sorted and deduplicated.
+    pub fn procs_recursive(&self) -> Result<Vec<u32>> {
+        let mut all = self.procs()?;
+        for child in self.children()? {
+            match self.descendant(&child)?.procs_recursive() {
+                Ok(p) => all.extend(p),
+                // A child removed while we walk is not an error.
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        all.sort_unstable();
+        all.dedup();
+        Ok(all)
+    }
+
+    /// The files a new owner of this cgroup gets besides the directory: v1 `tasks` and
+    /// `cgroup.procs`; v2 the kernel's delegation list (those present in this cgroup).
+    pub fn delegation_files(&self, delegate_list: &Path) -> Vec<String> {
+        match self.version {
+            Version::V1 => vec!["tasks".into(), "cgroup.procs".into()],
+            Version::V2 => {
+                let listed = fs::read_to_string(delegate_list).unwrap_or_else(|_| {
+                    // Kernels before 4.15 have no list; these three are the documented minimum.
+                    "cgroup.procs\ncgroup.threads\ncgroup.subtree_control\n".into()
+                });
+                listed
+                    .split_ascii_whitespace()
+                    .filter(|f| self.file(f).exists())
+                    .map(str::to_string)
+                    .collect()
+            }
+        }
+    }
+
+    /// chown the directory and the named files (missing files are skipped).
+    pub fn chown(&self, files: &[String], uid: u32, gid: u32) -> Result<()> {
+        let dir = self.dir();
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+            .map_err(|e| Error::change("chown", &dir, e))?;
+        for f in files {
+            let p = self.file(f);
+            match std::os::unix::fs::lchown(&p, Some(uid), Some(gid)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::change("chown", p, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// chown the directory and every file in it (a cgroup created on someone's behalf).
+    pub fn chown_all(&self, uid: u32, gid: u32) -> Result<()> {
+        let names: Vec<String> = self.keys()?.into_iter().map(|k| k.name).collect();
+        self.chown(&names, uid, gid)
+    }
+
+    /// chmod the directory (`file` = `None`) or one of its files.
+    pub fn chmod(&self, file: Option<&str>, mode: u32) -> Result<()> {
+        let p = match file {
+            Some(f) => self.file(f),
+            None => self.dir(),
+        };
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::change("chmod", p, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cg(root: &Path, rel: &str) -> Cgroup {
+        Cgroup::new(Version::V1, root, rel).unwrap()
+    }
+
+    #[test]
+    fn within_is_component_wise() {
+        let r = Path::new("/m");
+        assert!(cg(r, "a/b").is_within(&cg(r, "a")));
+        assert!(cg(r, "a").is_within(&cg(r, "a")));
+        assert!(cg(r, "a").is_within(&cg(r, "")));
+        assert!(!cg(r, "a2").is_within(&cg(r, "a")));
+        assert!(!cg(r, "a").is_within(&cg(r, "a/b")));
+        assert!(!cg(Path::new("/n"), "a").is_within(&cg(r, "a")));
+    }
+
+    #[test]
+    fn descendant_and_depth() {
+        let r = Path::new("/m");
+        let a = cg(r, "a");
+        assert_eq!(a.descendant("b/c").unwrap().rel, "a/b/c");
+        assert_eq!(a.descendant("").unwrap().rel, "a");
+        assert!(a.descendant("../x").is_err());
+        assert_eq!(a.descendant("b/c").unwrap().depth(), 3);
+        assert_eq!(cg(r, "").depth(), 0);
+        assert_eq!(cg(r, "").descendant("x").unwrap().abs_path(), "/x");
+    }
+
+    #[test]
+    fn create_list_procs_keys_on_a_fixture() {
+        let t = tempfile::tempdir().unwrap();
+        let root = cg(t.path(), "");
+        let a = root.descendant("a").unwrap();
+        assert!(a.create(0o755).unwrap());
+        assert!(!a.create(0o755).unwrap());
+        a.descendant("z").unwrap().create(0o755).unwrap();
+        a.descendant("b").unwrap().create(0o755).unwrap();
+        fs::write(a.file("cgroup.procs"), "12\n3\n12\n").unwrap();
+        fs::write(a.descendant("b").unwrap().file("cgroup.procs"), "7\n").unwrap();
+        fs::write(a.descendant("z").unwrap().file("cgroup.procs"), "").unwrap();
+        assert_eq!(a.children().unwrap(), vec!["b", "z"]);
+        assert_eq!(a.procs().unwrap(), vec![3, 12]);
+        assert_eq!(a.procs_recursive().unwrap(), vec![3, 7, 12]);
+        let keys = a.keys().unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].name, "cgroup.procs");
+        a.chmod(Some("cgroup.procs"), 0o600).unwrap();
+        assert_eq!(a.keys().unwrap()[0].mode, 0o600);
+    }
+
+    #[test]
+    fn malformed_procs_is_an_error() {
+        let t = tempfile::tempdir().unwrap();
+        let a = cg(t.path(), "");
+        fs::write(a.file("cgroup.procs"), "1\nx\n").unwrap();
+        assert!(a.procs().is_err());
+    }
+
+    #[test]
+    fn v2_delegation_files_follow_the_kernel_list() {
+        let t = tempfile::tempdir().unwrap();
+        let a = Cgroup::new(Version::V2, t.path(), "").unwrap();
+        for f in ["cgroup.procs", "cgroup.threads", "memory.reclaim"] {
+            fs::write(a.file(f), "").unwrap();
+        }
+        let list = t.path().join("delegate");
+        fs::write(&list, "cgroup.procs\ncgroup.threads\ncgroup.subtree_control\nmemory.reclaim\n")
+            .unwrap();
+        assert_eq!(
+            a.delegation_files(&list),
+            vec!["cgroup.procs", "cgroup.threads", "memory.reclaim"]
+        );
+        let v1 = cg(t.path(), "");
+        assert_eq!(v1.delegation_files(&list), vec!["tasks", "cgroup.procs"]);
+    }
+}
