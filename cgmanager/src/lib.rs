@@ -1,6 +1,32 @@
-//! cgmanager: the daemon that creates, configures and hands out delegated cgroups.
+//! cgmanager: a root daemon that lets unprivileged users create, configure and own delegated
+//! cgroups safely, over D-Bus (CGManager's `org.linuxcontainers.cgmanager0_0` plus our
+//! `org.linuxcontainers.cgmanager1`), and `cgm`, its client.
 //!
-//! Placeholder until the cgmanager issue: the crate builds and wires its dependencies so the
-//! workspace's dependency direction (`cgmanager → cgroups, cgmanager-dbus`) is fixed from the start.
+//! Layers, top down:
+//! * [`daemon`] / [`cli`]: process setup, signals, readiness; [`server`]: the peer-to-peer
+//!   socket and the bus connection.
+//! * [`service`]: the D-Bus interfaces — find the caller, convert arguments, call the core;
+//!   [`scm`]: the `*Scm` side channel (credentials the kernel translates).
+//! * [`manager`] + [`ops`]: the core, one module per group of operations, independent of D-Bus.
+//! * [`caller`], [`access`], [`target`], [`controllers`], [`policy`]: who asks, what the kernel
+//!   would allow them, which directory an argument names, which hierarchies, what the admin
+//!   delegates.
+//! * [`cgm`]: the command-line client.
 
-pub use cgmanager_dbus::INTERFACE;
+pub mod access;
+pub mod caller;
+pub mod cgm;
+pub mod cli;
+pub mod controllers;
+pub mod daemon;
+pub mod errors;
+pub mod manager;
+pub mod notify;
+pub mod ops;
+pub mod policy;
+pub mod scm;
+pub mod server;
+pub mod service;
+pub mod target;
+
+pub use manager::{Config, Manager};

@@ -1,9 +1,5 @@
-//! `cgmanager` daemon entry point (not implemented yet).
+//! `cgmanager`: the daemon.
 
-fn main() {
-    eprintln!(
-        "cgmanager: not implemented yet (interface {})",
-        cgmanager::INTERFACE
-    );
-    std::process::exit(1);
+fn main() -> std::process::ExitCode {
+    cgmanager::daemon::main()
 }

@@ -8,7 +8,7 @@ use crate::layout::{Hierarchy, Version};
 use crate::parse;
 
 /// One cgroup: a directory below a mounted hierarchy.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Cgroup {
     /// v1 or v2 (decides which file names and formats apply).
     pub version: Version,

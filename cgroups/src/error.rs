@@ -59,7 +59,11 @@ impl Error {
             if matches!(source.raw_os_error(), Some(libc::ENOENT) | Some(libc::ESRCH)))
     }
 
-    pub(crate) fn change(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn change(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         Error::Change {
             op,
             path: path.into(),

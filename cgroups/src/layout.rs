@@ -10,7 +10,7 @@ use crate::parse::read_to_string;
 use crate::proc_cgroup::ProcCgroups;
 
 /// The cgroup version of one hierarchy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Version {
     /// cgroup v1 (one hierarchy per controller set).
     V1,

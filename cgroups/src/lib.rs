@@ -2,6 +2,7 @@
 //!
 //! * [`Layout`]: which hierarchies exist (legacy / hybrid / unified) and where, from
 //!   `/proc/self/mountinfo`.
+//! * [`process`]: a process's ids, namespaces, id maps, and a pidfd that pins it.
 //! * [`ProcCgroups`]: a process's cgroup per hierarchy, from `/proc/<pid>/cgroup`.
 //! * [`Cgroup`]: one cgroup directory, with the walk up to the root.
 //! * [`manage`]: changes — create, remove, write, move processes, chown/chmod, delegation.
@@ -18,6 +19,7 @@ pub mod layout;
 pub mod manage;
 pub mod parse;
 pub mod proc_cgroup;
+pub mod process;
 
 pub use cgroup::Cgroup;
 pub use error::{Error, Result};

@@ -333,8 +333,11 @@ mod tests {
             fs::write(a.file(f), "").unwrap();
         }
         let list = t.path().join("delegate");
-        fs::write(&list, "cgroup.procs\ncgroup.threads\ncgroup.subtree_control\nmemory.reclaim\n")
-            .unwrap();
+        fs::write(
+            &list,
+            "cgroup.procs\ncgroup.threads\ncgroup.subtree_control\nmemory.reclaim\n",
+        )
+        .unwrap();
         assert_eq!(
             a.delegation_files(&list),
             vec!["cgroup.procs", "cgroup.threads", "memory.reclaim"]

@@ -2,8 +2,8 @@
 
 use std::os::unix::net::UnixStream;
 
-use zbus::connection::Builder;
 use zbus::connection::AuthMechanism;
+use zbus::connection::Builder;
 use zbus::Connection;
 
 /// Where the daemon is reached.

@@ -24,8 +24,7 @@ pub trait Manager {
     /// Scm form of GetPidCgroup.
     fn get_pid_cgroup_scm(&self, controller: &str, sockfd: zbus::Fd<'_>) -> Result<(), Error>;
     /// Scm form of GetPidCgroupAbs.
-    fn get_pid_cgroup_abs_scm(&self, controller: &str, sockfd: zbus::Fd<'_>)
-        -> Result<(), Error>;
+    fn get_pid_cgroup_abs_scm(&self, controller: &str, sockfd: zbus::Fd<'_>) -> Result<(), Error>;
     /// mkdir -p; 1 if it existed, -1 if created.
     fn create(&self, controller: &str, cgroup: &str) -> Result<i32, Error>;
     /// Scm form of Create.
@@ -34,8 +33,7 @@ pub trait Manager {
     /// Give a cgroup to uid:gid.
     fn chown(&self, controller: &str, cgroup: &str, uid: i32, gid: i32) -> Result<(), Error>;
     /// Scm form of Chown.
-    fn chown_scm(&self, controller: &str, cgroup: &str, sockfd: zbus::Fd<'_>)
-        -> Result<(), Error>;
+    fn chown_scm(&self, controller: &str, cgroup: &str, sockfd: zbus::Fd<'_>) -> Result<(), Error>;
     /// chmod the directory (`file` empty) or a file.
     fn chmod(&self, controller: &str, cgroup: &str, file: &str, mode: i32) -> Result<(), Error>;
     /// Scm form of Chmod.
@@ -50,8 +48,12 @@ pub trait Manager {
     /// Move a process into a cgroup below the caller's.
     fn move_pid(&self, controller: &str, cgroup: &str, pid: i32) -> Result<(), Error>;
     /// Scm form of MovePid.
-    fn move_pid_scm(&self, controller: &str, cgroup: &str, sockfd: zbus::Fd<'_>)
-        -> Result<(), Error>;
+    fn move_pid_scm(
+        &self,
+        controller: &str,
+        cgroup: &str,
+        sockfd: zbus::Fd<'_>,
+    ) -> Result<(), Error>;
     /// Move a process, path from the hierarchy root.
     fn move_pid_abs(&self, controller: &str, cgroup: &str, pid: i32) -> Result<(), Error>;
     /// Scm form of MovePidAbs.
@@ -72,8 +74,13 @@ pub trait Manager {
         sockfd: zbus::Fd<'_>,
     ) -> Result<(), Error>;
     /// Write a cgroup file.
-    fn set_value(&self, controller: &str, cgroup: &str, key: &str, value: &str)
-        -> Result<(), Error>;
+    fn set_value(
+        &self,
+        controller: &str,
+        cgroup: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), Error>;
     /// Scm form of SetValue.
     fn set_value_scm(
         &self,
@@ -96,8 +103,12 @@ pub trait Manager {
     /// Processes of the cgroup.
     fn get_tasks(&self, controller: &str, cgroup: &str) -> Result<Vec<i32>, Error>;
     /// Scm form of GetTasks.
-    fn get_tasks_scm(&self, controller: &str, cgroup: &str, sockfd: zbus::Fd<'_>)
-        -> Result<(), Error>;
+    fn get_tasks_scm(
+        &self,
+        controller: &str,
+        cgroup: &str,
+        sockfd: zbus::Fd<'_>,
+    ) -> Result<(), Error>;
     /// Processes of the cgroup and its descendants.
     fn get_tasks_recursive(&self, controller: &str, cgroup: &str) -> Result<Vec<i32>, Error>;
     /// Scm form of GetTasksRecursive.
@@ -128,16 +139,22 @@ pub trait Manager {
     /// Remove the empty part of a subtree, mark the rest remove-on-empty.
     fn prune(&self, controller: &str, cgroup: &str) -> Result<(), Error>;
     /// Scm form of Prune.
-    fn prune_scm(&self, controller: &str, cgroup: &str, sockfd: zbus::Fd<'_>)
-        -> Result<(), Error>;
+    fn prune_scm(&self, controller: &str, cgroup: &str, sockfd: zbus::Fd<'_>) -> Result<(), Error>;
     /// One entry per hierarchy.
     fn list_controllers(&self) -> Result<Vec<String>, Error>;
     /// Files of a cgroup: (name, uid, gid, mode).
-    fn list_keys(&self, controller: &str, cgroup: &str)
-        -> Result<Vec<(String, u32, u32, u32)>, Error>;
+    fn list_keys(
+        &self,
+        controller: &str,
+        cgroup: &str,
+    ) -> Result<Vec<(String, u32, u32, u32)>, Error>;
     /// Scm form of ListKeys.
-    fn list_keys_scm(&self, controller: &str, cgroup: &str, sockfd: zbus::Fd<'_>)
-        -> Result<(), Error>;
+    fn list_keys_scm(
+        &self,
+        controller: &str,
+        cgroup: &str,
+        sockfd: zbus::Fd<'_>,
+    ) -> Result<(), Error>;
     /// CGManager's API version (10).
     #[zbus(property, name = "api_version")]
     fn api_version(&self) -> zbus::Result<i32>;

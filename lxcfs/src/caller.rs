@@ -9,11 +9,12 @@
 //! recycled, but a live pidfd proves the cached init is still the same process.
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use cgroups::process::Pidfd;
 use dashmap::DashMap;
 
 use crate::error::{FsError, FsResult};
@@ -51,7 +52,7 @@ impl Scope {
 
 struct CachedInit {
     init: u32,
-    pidfd: OwnedFd,
+    pidfd: Pidfd,
     last_used: Instant,
 }
 
@@ -92,19 +93,13 @@ impl CallerResolver {
             return Ok(Scope::Host { pid });
         }
         if let Some(mut hit) = self.cache.get_mut(&ns) {
-            if pidfd_alive(&hit.pidfd) {
+            if hit.pidfd.alive() {
                 hit.last_used = Instant::now();
                 return Ok(Scope::Container { init: hit.init });
             }
         }
         let init = self.find_init(pid, ns, &ns_path)?;
-        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no pointers.
-        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, init as libc::pid_t, 0) };
-        if raw < 0 {
-            return Err(gone(init, &std::io::Error::last_os_error()));
-        }
-        // SAFETY: the syscall just returned this fd to us and nothing else owns it.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+        let pidfd = Pidfd::open(init).map_err(|e| gone(init, &e))?;
         // The init may have died and its pid been reused between the lookup and the pidfd:
         // only keep the pidfd if the namespace still reports the same init.
         if self.find_init(pid, ns, &ns_path)? != init {
@@ -177,25 +172,12 @@ impl CallerResolver {
 
     /// Drop cache entries whose init is gone.
     pub fn prune(&self) {
-        self.cache.retain(|_, v| pidfd_alive(&v.pidfd));
+        self.cache.retain(|_, v| v.pidfd.alive());
     }
 
     /// Number of cached namespaces.
     pub fn cached(&self) -> usize {
         self.cache.len()
-    }
-}
-
-fn pidfd_alive(fd: &OwnedFd) -> bool {
-    // SAFETY: pidfd_send_signal with signal 0 only checks the target; null info is allowed.
-    unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            0,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        ) == 0
     }
 }
 

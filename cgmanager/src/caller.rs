@@ -1,0 +1,251 @@
+//! Who is asking: the identity of the process at the other end of a connection, taken from
+//! the kernel (socket peer credentials and pidfd, or the bus's record of them), never from
+//! arguments, and everything about it a permission check needs, re-read on every request and
+//! pinned by the pidfd so that a recycled pid cannot stand in for the caller.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use cgroups::process::{ns_inode, IdMap, Pidfd, Status};
+use cgroups::ProcCgroups;
+use nix::sys::socket::{getsockopt, sockopt};
+
+use crate::errors::{from_cgroups, Error, Result};
+
+/// The daemon's own view: where procfs is and which namespaces are "ours".
+#[derive(Debug, Clone)]
+pub struct HostNs {
+    /// procfs root (`/proc`).
+    pub proc_root: PathBuf,
+    /// Inode of the daemon's pid namespace.
+    pub pidns: u64,
+    /// Inode of the daemon's user namespace.
+    pub userns: u64,
+}
+
+impl HostNs {
+    /// Read the daemon's own namespaces.
+    pub fn detect(proc_root: &Path) -> Result<HostNs> {
+        let me = std::process::id();
+        let ns = |n| ns_inode(proc_root, me, n).map_err(|e| from_cgroups(&e));
+        Ok(HostNs {
+            proc_root: proc_root.to_path_buf(),
+            pidns: ns("pid")?,
+            userns: ns("user")?,
+        })
+    }
+}
+
+/// The process at the other end of a connection, as the kernel reported it when it connected.
+#[derive(Debug)]
+pub struct Peer {
+    /// Pid in the daemon's pid namespace.
+    pub pid: u32,
+    /// Effective uid at connect time, in the daemon's user namespace.
+    pub uid: u32,
+    /// Effective gid at connect time (the bus does not report it: then read at first use).
+    pub gid: Option<u32>,
+    pidfd: Option<Pidfd>,
+}
+
+impl Peer {
+    /// From a connected unix socket: `SO_PEERCRED` plus `SO_PEERPIDFD` (Linux ≥ 6.5).
+    pub fn from_socket(sock: &impl AsFd) -> std::io::Result<Peer> {
+        let cred = getsockopt(sock, sockopt::PeerCredentials)?;
+        let pidfd = getsockopt(sock, sockopt::PeerPidfd)
+            .ok()
+            .map(Pidfd::from_owned);
+        let pid = u32::try_from(cred.pid()).unwrap_or(0);
+        Ok(Peer {
+            pid,
+            uid: cred.uid(),
+            gid: Some(cred.gid()),
+            pidfd,
+        })
+    }
+
+    /// From what a bus reported (`GetConnectionCredentials`). Without a `ProcessFD` from the
+    /// bus the pidfd is opened now, which pins the process from here on.
+    pub fn from_bus(pid: u32, uid: u32, pidfd: Option<OwnedFd>) -> Peer {
+        let pidfd = pidfd
+            .map(Pidfd::from_owned)
+            .or_else(|| Pidfd::open(pid).ok());
+        Peer {
+            pid,
+            uid,
+            gid: None,
+            pidfd,
+        }
+    }
+
+    /// False once the connecting process has exited: its pid may belong to someone else now.
+    pub fn alive(&self) -> bool {
+        match &self.pidfd {
+            Some(fd) => fd.alive(),
+            None => false,
+        }
+    }
+}
+
+/// One request's view of the caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Pid in the daemon's pid namespace.
+    pub pid: u32,
+    /// Host uid.
+    pub uid: u32,
+    /// Host gid.
+    pub gid: u32,
+    /// Supplementary groups (host ids).
+    pub groups: Vec<u32>,
+    /// The caller's user namespace's uid map (identity in the daemon's namespace).
+    pub uid_map: IdMap,
+    /// Same for gids.
+    pub gid_map: IdMap,
+    /// uid 0 in the daemon's user namespace.
+    pub host_root: bool,
+    /// uid 0 inside its own user namespace (a container's root).
+    pub ns_root: bool,
+    /// In the daemon's pid namespace (pid arguments mean the same to both).
+    pub same_pidns: bool,
+    /// The caller's cgroups.
+    pub cgroups: ProcCgroups,
+}
+
+impl Caller {
+    /// Load the caller's current state. Fails if the process has exited (its pid could now
+    /// name another process).
+    pub fn load(peer: &Peer, host: &HostNs) -> Result<Caller> {
+        let gone = || {
+            Error::NoSuchProcess(format!(
+                "the calling process (pid {}) has exited; reconnect from a live process",
+                peer.pid
+            ))
+        };
+        if peer.pid == 0 || !peer.alive() {
+            return Err(gone());
+        }
+        let proc = &host.proc_root;
+        let m = |e: cgroups::Error| proc_err(e, &gone);
+        let status = Status::read(proc, peer.pid).map_err(m)?;
+        let userns = ns_inode(proc, peer.pid, "user").map_err(m)?;
+        let pidns = ns_inode(proc, peer.pid, "pid").map_err(m)?;
+        let same_userns = userns == host.userns;
+        let (uid_map, gid_map) = if same_userns {
+            (IdMap::identity(), IdMap::identity())
+        } else {
+            (
+                IdMap::read(proc, peer.pid, "uid_map").map_err(m)?,
+                IdMap::read(proc, peer.pid, "gid_map").map_err(m)?,
+            )
+        };
+        let cgroups = ProcCgroups::read(proc, peer.pid).map_err(m)?;
+        // Everything above must describe the process that connected, not a successor that
+        // was given its pid: check the pidfd after reading.
+        if !peer.alive() {
+            return Err(gone());
+        }
+        let uid = peer.uid;
+        Ok(Caller {
+            pid: peer.pid,
+            uid,
+            gid: peer.gid.unwrap_or(status.gids[1]),
+            groups: status.groups,
+            host_root: uid == 0 && same_userns,
+            ns_root: !same_userns && uid_map.to_inside(uid) == Some(0),
+            same_pidns: pidns == host.pidns,
+            uid_map,
+            gid_map,
+            cgroups,
+        })
+    }
+
+    /// A pid argument of a plain (non-Scm) call, as a host pid. Only meaningful when the
+    /// caller shares the daemon's pid namespace; otherwise the kernel must translate it.
+    pub fn pid_arg(&self, pid: i32, method: &str) -> Result<u32> {
+        if !self.same_pidns {
+            return Err(Error::ForeignNamespace(format!(
+                "pid {pid} is a pid of your namespace, not the daemon's; use {method}Scm so \
+                 the kernel translates it"
+            )));
+        }
+        u32::try_from(pid)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| Error::InvalidArgument(format!("{pid} is not a valid pid")))
+    }
+
+    /// A uid argument in the caller's user namespace, as a host uid.
+    pub fn uid_arg(&self, uid: i32) -> Result<u32> {
+        let id = u32::try_from(uid)
+            .map_err(|_| Error::InvalidArgument(format!("{uid} is not a valid uid")))?;
+        self.uid_map.to_outside(id).ok_or_else(|| {
+            Error::ForeignNamespace(format!("uid {uid} is not mapped in your user namespace"))
+        })
+    }
+
+    /// A gid argument in the caller's user namespace, as a host gid.
+    pub fn gid_arg(&self, gid: i32) -> Result<u32> {
+        let id = u32::try_from(gid)
+            .map_err(|_| Error::InvalidArgument(format!("{gid} is not a valid gid")))?;
+        self.gid_map.to_outside(id).ok_or_else(|| {
+            Error::ForeignNamespace(format!("gid {gid} is not mapped in your user namespace"))
+        })
+    }
+
+    /// True if `gid` is the caller's primary or a supplementary group.
+    pub fn in_group(&self, gid: u32) -> bool {
+        self.gid == gid || self.groups.contains(&gid)
+    }
+}
+
+/// A process a request acts on (MovePid, GetPidCgroup), pinned by a pidfd.
+#[derive(Debug)]
+pub struct Victim {
+    /// Host pid.
+    pub pid: u32,
+    /// Its ids.
+    pub status: Status,
+    /// Its cgroups when loaded.
+    pub cgroups: ProcCgroups,
+    pidfd: Pidfd,
+}
+
+impl Victim {
+    /// Pin and read a process by host pid.
+    pub fn load(host: &HostNs, pid: u32) -> Result<Victim> {
+        let gone = || Error::NoSuchProcess(format!("no process {pid}"));
+        let pidfd = Pidfd::open(pid).map_err(|e| match e.raw_os_error() {
+            Some(libc::EINVAL) => Error::InvalidArgument(format!(
+                "{pid} is a thread id, not a process id; pass its thread-group id"
+            )),
+            _ => gone(),
+        })?;
+        let m = |e: cgroups::Error| proc_err(e, &gone);
+        let status = Status::read(&host.proc_root, pid).map_err(m)?;
+        let cgroups = ProcCgroups::read(&host.proc_root, pid).map_err(m)?;
+        if !pidfd.alive() {
+            return Err(gone());
+        }
+        Ok(Victim {
+            pid,
+            status,
+            cgroups,
+            pidfd,
+        })
+    }
+
+    /// Still the process we read (not exited, pid not reused).
+    pub fn alive(&self) -> bool {
+        self.pidfd.alive()
+    }
+}
+
+/// A procfs read failure: "gone" if the process vanished, else the error itself.
+fn proc_err(e: cgroups::Error, gone: &dyn Fn() -> Error) -> Error {
+    if e.is_not_found() {
+        gone()
+    } else {
+        from_cgroups(&e)
+    }
+}

@@ -1,0 +1,143 @@
+//! The `controller` argument: one controller (`memory`), a named hierarchy (`name=systemd`,
+//! or `systemd`), `unified` for the cgroup2 hierarchy, `all`, or a comma-separated list.
+
+use cgroups::{Hierarchy, Layout, Version};
+
+use crate::errors::{Error, Result};
+
+/// Longest controller argument accepted.
+pub const MAX_CONTROLLER_ARG: usize = 1024;
+
+/// What a method accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arity {
+    /// One hierarchy (a list is fine if all its controllers are co-mounted).
+    One,
+    /// Any number of hierarchies, `all` included.
+    Many,
+}
+
+/// The hierarchies a controller argument names, in layout order, without duplicates.
+pub fn select<'a>(layout: &'a Layout, arg: &str, arity: Arity) -> Result<Vec<&'a Hierarchy>> {
+    if arg.is_empty() {
+        return Err(Error::InvalidArgument(
+            "empty controller; name one (memory, cpu, …), a list, or all".into(),
+        ));
+    }
+    if arg.len() > MAX_CONTROLLER_ARG {
+        return Err(Error::InvalidArgument(format!(
+            "controller argument is {} bytes long (limit {MAX_CONTROLLER_ARG})",
+            arg.len()
+        )));
+    }
+    let mut out: Vec<&Hierarchy> = Vec::new();
+    if arg == "all" {
+        if arity == Arity::One {
+            return Err(Error::InvalidArgument(
+                "this method takes one controller, not all".into(),
+            ));
+        }
+        out.extend(layout.hierarchies.iter());
+        return Ok(out);
+    }
+    for name in arg.split(',') {
+        let h = find(layout, name)?;
+        if !out.iter().any(|o| o.mount_point == h.mount_point) {
+            out.push(h);
+        }
+    }
+    if arity == Arity::One && out.len() > 1 {
+        return Err(Error::InvalidArgument(format!(
+            "controllers {arg:?} are not mounted together; this method takes one hierarchy"
+        )));
+    }
+    Ok(out)
+}
+
+fn find<'a>(layout: &'a Layout, name: &str) -> Result<&'a Hierarchy> {
+    if name.is_empty() || name.bytes().any(|b| b.is_ascii_control() || b == b'/') {
+        return Err(Error::InvalidArgument(format!(
+            "bad controller name {name:?}"
+        )));
+    }
+    let named = if name == "systemd" {
+        "name=systemd"
+    } else {
+        name
+    };
+    let v1 = layout
+        .hierarchies
+        .iter()
+        .find(|h| h.version == Version::V1 && h.controllers.iter().any(|c| c == named));
+    v1.or_else(|| layout.hierarchy_for(named)).ok_or_else(|| {
+        Error::NoSuchController(format!(
+            "no mounted hierarchy has controller {name:?} (cgm listcontrollers shows them)"
+        ))
+    })
+}
+
+/// How a hierarchy is named in answers: its controllers joined by commas, or `unified`.
+pub fn hierarchy_name(h: &Hierarchy) -> String {
+    match h.version {
+        Version::V1 => h.controllers.join(","),
+        Version::V2 => "unified".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn hybrid() -> Layout {
+        let mi = "\
+30 25 0:26 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+31 25 0:27 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+32 25 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+33 25 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+";
+        let mut l = Layout::from_mountinfo(Path::new("mi"), mi).unwrap();
+        for h in l
+            .hierarchies
+            .iter_mut()
+            .filter(|h| h.version == Version::V2)
+        {
+            h.controllers = vec!["hugetlb".into()];
+        }
+        l
+    }
+
+    #[test]
+    fn names_lists_and_all() {
+        let l = hybrid();
+        let one = |a| select(&l, a, Arity::One);
+        assert_eq!(
+            one("memory").unwrap()[0].mount_point,
+            Path::new("/sys/fs/cgroup/memory")
+        );
+        assert_eq!(
+            one("systemd").unwrap()[0].mount_point,
+            Path::new("/sys/fs/cgroup/systemd")
+        );
+        assert_eq!(one("name=systemd").unwrap().len(), 1);
+        assert_eq!(one("cpu,cpuacct").unwrap().len(), 1);
+        assert_eq!(one("unified").unwrap()[0].version, Version::V2);
+        assert_eq!(one("hugetlb").unwrap()[0].version, Version::V2);
+        assert!(matches!(one("memory,cpu"), Err(Error::InvalidArgument(_))));
+        assert!(matches!(one("all"), Err(Error::InvalidArgument(_))));
+        assert!(matches!(one("nosuch"), Err(Error::NoSuchController(_))));
+        assert!(matches!(one(""), Err(Error::InvalidArgument(_))));
+        assert!(matches!(one("memory,"), Err(Error::InvalidArgument(_))));
+        assert!(matches!(one("mem\nory"), Err(Error::InvalidArgument(_))));
+        assert_eq!(select(&l, "all", Arity::Many).unwrap().len(), 4);
+        assert_eq!(
+            select(&l, "memory,cpu,cpuacct", Arity::Many).unwrap().len(),
+            2
+        );
+        let names: Vec<String> = l.hierarchies.iter().map(hierarchy_name).collect();
+        assert_eq!(
+            names,
+            vec!["name=systemd", "memory", "cpu,cpuacct", "unified"]
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! The daemon process: logging, limits, the core, the transports, readiness, signals.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::prelude::*;
+
+use crate::caller::HostNs;
+use crate::cli::Args;
+use crate::manager::{Config, Manager};
+use crate::notify::notify;
+use crate::policy::Policy;
+use crate::server::{serve_bus, Socket};
+
+/// Our own events at info (debug with `-d` or `RUST_LOG=debug`); zbus's only when they are
+/// warnings, or with `RUST_LOG=trace`.
+fn init_logging(debug: bool) {
+    let ours = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<LevelFilter>().ok())
+        .unwrap_or(if debug {
+            LevelFilter::DEBUG
+        } else {
+            LevelFilter::INFO
+        });
+    let others = if ours == LevelFilter::TRACE {
+        ours
+    } else {
+        LevelFilter::WARN
+    };
+    let filter = Targets::new()
+        .with_target("cgmanager", ours)
+        .with_default(others);
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .with_target(false),
+        )
+        .with(filter)
+        .try_init();
+}
+
+/// Raise the soft fd limit to the hard one: every client costs a socket and a pidfd.
+fn raise_nofile() {
+    if let Ok((_, hard)) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+    {
+        let _ =
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+/// Entry point of the `cgmanager` binary.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.debug);
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("cgmanager: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    if !nix::unistd::geteuid().is_root() {
+        tracing::warn!("not running as root: only what this user may do itself will work");
+    }
+    raise_nofile();
+    let proc_root = std::path::Path::new("/proc");
+    let layout = cgroups::Layout::detect(proc_root).map_err(|e| format!("cgroup layout: {e}"))?;
+    let host = HostNs::detect(proc_root).map_err(|e| e.message())?;
+    let policy = Policy::load(&args.policy).map_err(|e| format!("policy: {e}"))?;
+    let config = Config {
+        max_depth: args.max_depth,
+        ..Config::default()
+    };
+    let mgr = Arc::new(Manager::new(host, layout, config, policy).map_err(|e| e.message())?);
+    tracing::info!(
+        "hierarchies: {}; {} delegation rule(s) from {}",
+        mgr.list_controllers().join(" "),
+        mgr.policy.delegate.len(),
+        args.policy.display()
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio: {e}"))?;
+    rt.block_on(serve(args, mgr))
+}
+
+async fn serve(args: Args, mgr: Arc<Manager>) -> Result<(), String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+
+    let socket =
+        Socket::bind(&args.socket).map_err(|e| format!("{}: {e}", args.socket.display()))?;
+    tracing::info!("serving on unix:path={}", args.socket.display());
+
+    let bus = if args.no_bus {
+        None
+    } else {
+        match serve_bus(args.bus.as_deref(), mgr.clone()).await {
+            Ok(b) => {
+                tracing::info!(
+                    "serving on the bus {}",
+                    args.bus.as_deref().unwrap_or("(system)")
+                );
+                Some(b)
+            }
+            // An explicit bus must work; the system bus is optional.
+            Err(e) if args.bus.is_some() => return Err(format!("bus {:?}: {e}", args.bus)),
+            Err(e) => {
+                tracing::info!("no system bus ({e}); peer-to-peer only");
+                None
+            }
+        }
+    };
+    let cache = bus.as_ref().map(|(_, c)| c.clone());
+
+    let reaper = {
+        let mgr = mgr.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                crate::ops::reap_once(&mgr);
+                if let Some(c) = &cache {
+                    c.retain(|_, p| p.alive());
+                }
+            }
+        })
+    };
+
+    let _ = notify("READY=1\nSTATUS=serving");
+    tokio::select! {
+        _ = socket.serve(mgr.clone(), args.max_clients) => {}
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+    let _ = notify("STOPPING=1");
+    reaper.abort();
+    drop(bus);
+    drop(socket);
+    Ok(())
+}

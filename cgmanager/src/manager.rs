@@ -1,0 +1,202 @@
+//! The daemon's core, independent of D-Bus: the host's hierarchies, the admin's policy, and
+//! the operations (in [`crate::ops`]) that each take a [`Caller`] and return a value or a
+//! named refusal. The D-Bus layer ([`crate::service`]) only finds the caller and converts
+//! arguments.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use cgroups::{Cgroup, Hierarchy, Layout, ProcCgroups, Version};
+
+use crate::access::{may_access, X};
+use crate::caller::{Caller, HostNs};
+use crate::controllers::{select, Arity};
+use crate::errors::{from_cgroups, Error, Result};
+use crate::policy::Policy;
+use crate::target;
+
+/// Settings of the core.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Deepest cgroup (levels below the hierarchy root) a Create may make (CGManager's
+    /// `--max-depth`, default 16).
+    pub max_depth: usize,
+    /// The kernel's list of files a v2 delegatee owns.
+    pub delegate_list: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_depth: 16,
+            delegate_list: PathBuf::from(cgroups::manage::DELEGATE_LIST),
+        }
+    }
+}
+
+/// The core.
+pub struct Manager {
+    /// The daemon's namespaces and procfs.
+    pub host: HostNs,
+    /// The host's hierarchies.
+    pub layout: Layout,
+    /// Settings.
+    pub config: Config,
+    /// Delegation policy.
+    pub policy: Policy,
+    /// The daemon's own cgroups (`%D` in policy paths).
+    pub(crate) own: ProcCgroups,
+    /// Cgroups to remove once empty (RemoveOnEmpty, Prune).
+    pub(crate) watch: Mutex<BTreeSet<Cgroup>>,
+}
+
+impl Manager {
+    /// A core over the host as the daemon sees it.
+    pub fn new(host: HostNs, layout: Layout, config: Config, policy: Policy) -> Result<Manager> {
+        let own =
+            ProcCgroups::read(&host.proc_root, std::process::id()).map_err(|e| from_cgroups(&e))?;
+        Ok(Manager {
+            host,
+            layout,
+            config,
+            policy,
+            own,
+            watch: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    /// The one hierarchy a single-controller method names.
+    pub(crate) fn one(&self, controller: &str) -> Result<&Hierarchy> {
+        select(&self.layout, controller, Arity::One)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::NoSuchController(controller.into()))
+    }
+
+    /// Run `f` for every hierarchy a controller list names. With more than one hierarchy, a
+    /// hierarchy where the caller lacks permission or the cgroup is missing is skipped (as
+    /// CGManager did for `all`); the request fails only if no hierarchy succeeded.
+    pub(crate) fn each<T>(
+        &self,
+        controller: &str,
+        mut f: impl FnMut(&Hierarchy) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let hs = select(&self.layout, controller, Arity::Many)?;
+        let multi = hs.len() > 1;
+        let mut out = Vec::new();
+        let mut skipped = None;
+        for h in hs {
+            match f(h) {
+                Ok(v) => out.push(v),
+                Err(e @ (Error::PermissionDenied(_) | Error::NotFound(_))) if multi => {
+                    tracing::debug!("skipping {}: {e:?}", h.mount_point.display());
+                    skipped.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        match (out.is_empty(), skipped) {
+            (true, Some(e)) => Err(e),
+            _ => Ok(out),
+        }
+    }
+
+    /// The cgroup a process is in, in one hierarchy.
+    pub(crate) fn cgroup_of(&self, procs: &ProcCgroups, h: &Hierarchy) -> Result<Cgroup> {
+        let path = match h.version {
+            Version::V1 => procs
+                .lines
+                .iter()
+                .find(|l| l.id != 0 && l.controllers.iter().any(|c| h.controllers.contains(c)))
+                .map(|l| l.path.as_str()),
+            Version::V2 => procs.unified_path(),
+        }
+        .ok_or_else(|| {
+            Error::NoSuchController(format!(
+                "the process is not in hierarchy {}",
+                h.mount_point.display()
+            ))
+        })?;
+        Cgroup::in_hierarchy(h, path).map_err(|_| {
+            Error::OutsideSubtree(format!(
+                "cgroup {path} is outside what the daemon can see of {}",
+                h.mount_point.display()
+            ))
+        })
+    }
+
+    /// The caller's own cgroup: the base of relative paths and the bound of what it may touch.
+    pub(crate) fn base(&self, c: &Caller, h: &Hierarchy) -> Result<Cgroup> {
+        self.cgroup_of(&c.cgroups, h)
+    }
+
+    /// The base for the `*Abs` methods: the hierarchy root for host root, else the caller's own
+    /// cgroup (a process may not leave its subtree).
+    pub(crate) fn abs_base(&self, c: &Caller, h: &Hierarchy) -> Result<Cgroup> {
+        if c.host_root {
+            Cgroup::new(h.version, &h.mount_point, "").map_err(|e| from_cgroups(&e))
+        } else {
+            self.base(c, h)
+        }
+    }
+
+    /// Resolve a path argument below the caller's cgroup and check the caller can reach it
+    /// (search permission on every directory from its cgroup down to the target's parent).
+    pub(crate) fn resolve(&self, c: &Caller, base: &Cgroup, arg: &str) -> Result<Cgroup> {
+        let cg = target::resolve(base, arg)?;
+        self.check_reach(c, base, &cg)?;
+        Ok(cg)
+    }
+
+    fn check_reach(&self, c: &Caller, base: &Cgroup, cg: &Cgroup) -> Result<()> {
+        let Some(parent) = cg.parent() else {
+            return Ok(());
+        };
+        if !parent.is_within(base) {
+            return Ok(());
+        }
+        for dir in parent
+            .self_and_ancestors()
+            .take_while(|d| d.is_within(base))
+        {
+            match target::stat_beneath(&dir, None) {
+                Ok(md) if !may_access(c, &md, X) => {
+                    return Err(Error::PermissionDenied(format!(
+                        "uid {} may not search {}",
+                        c.uid,
+                        dir.abs_path()
+                    )))
+                }
+                // Missing directories are reported by the operation itself.
+                Ok(_) | Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Check the caller may access an existing cgroup directory or one of its files.
+    pub(crate) fn need(
+        &self,
+        c: &Caller,
+        cg: &Cgroup,
+        file: Option<&str>,
+        want: u32,
+        verb: &str,
+    ) -> Result<std::fs::Metadata> {
+        let md = target::stat_beneath(cg, file)?;
+        if may_access(c, &md, want) {
+            Ok(md)
+        } else {
+            let what = match file {
+                Some(f) => format!("{}/{f}", cg.abs_path().trim_end_matches('/')),
+                None => cg.abs_path(),
+            };
+            Err(Error::PermissionDenied(format!(
+                "uid {} may not {verb} {what}",
+                c.uid
+            )))
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Delegation (interface `org.linuxcontainers.cgmanager1`): an unprivileged user gets its own
+//! subtree where the admin's policy says, with the policy's limits set at the delegation point
+//! (root-owned, so the user cannot raise them), and the directory plus the kernel's delegation
+//! files chowned to it. The first move into the subtree is done by the daemon (v2's
+//! common-ancestor rule forbids the user); after that the kernel lets the user manage the
+//! subtree itself.
+
+use cgroups::{Cgroup, Hierarchy, Version};
+use nix::unistd::{Gid, Group, Uid, User};
+
+use crate::access::may_access;
+use crate::caller::{Caller, Victim};
+use crate::controllers::{hierarchy_name, select, Arity};
+use crate::errors::{from_cgroups, Error, Result};
+use crate::manager::Manager;
+use crate::policy::Rule;
+use crate::target;
+
+/// One delegated subtree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delegation {
+    /// Hierarchy name (as ListControllers shows it).
+    pub hierarchy: String,
+    /// Absolute path of the delegation point in that hierarchy.
+    pub path: String,
+}
+
+/// Names a policy's `controllers` may use for a hierarchy.
+fn names(h: &Hierarchy) -> Vec<String> {
+    let mut n = h.controllers.clone();
+    match h.version {
+        Version::V2 => n.push("unified".into()),
+        Version::V1 if n.iter().any(|c| c == "name=systemd") => n.push("systemd".into()),
+        Version::V1 => {}
+    }
+    n
+}
+
+impl Manager {
+    fn rule_for(&self, c: &Caller) -> Option<(&Rule, String)> {
+        let name = User::from_uid(Uid::from_raw(c.uid))
+            .ok()
+            .flatten()
+            .map(|u| u.name);
+        let mut gids = vec![c.gid];
+        gids.extend(&c.groups);
+        let rule = self.policy.rule_for(c.uid, name.as_deref(), &gids, |g| {
+            Group::from_gid(Gid::from_raw(g))
+                .ok()
+                .flatten()
+                .map(|g| g.name)
+        })?;
+        Some((rule, name.unwrap_or_else(|| c.uid.to_string())))
+    }
+
+    /// The caller's delegation point in a hierarchy according to the policy (it may not exist
+    /// yet).
+    pub(crate) fn delegation_point(&self, c: &Caller, h: &Hierarchy) -> Option<(Cgroup, &Rule)> {
+        let (rule, user) = self.rule_for(c)?;
+        if !rule.covers(&names(h)) {
+            return None;
+        }
+        let own = self.cgroup_of(&self.own, h).ok()?;
+        let path = rule.expand(&user, c.uid, &own.abs_path());
+        let cg = Cgroup::new(h.version, &h.mount_point, &path).ok()?;
+        Some((cg, rule))
+    }
+
+    /// Refuse creating `new` cgroups ending at `target` if that breaks the caller's policy
+    /// limits (only for targets inside the caller's delegation; host root is not limited).
+    pub(crate) fn check_quota(
+        &self,
+        c: &Caller,
+        h: &Hierarchy,
+        target: &Cgroup,
+        new: usize,
+    ) -> Result<()> {
+        if c.host_root {
+            return Ok(());
+        }
+        let Some((d, rule)) = self.delegation_point(c, h) else {
+            return Ok(());
+        };
+        if !target.is_within(&d) || *target == d {
+            return Ok(());
+        }
+        let depth = target.depth() - d.depth();
+        if depth > rule.max_depth as usize {
+            return Err(Error::LimitExceeded(format!(
+                "{} would be {depth} levels below your delegation {} (policy allows {})",
+                target.abs_path(),
+                d.abs_path(),
+                rule.max_depth
+            )));
+        }
+        let limit = rule.max_cgroups as usize;
+        let have = count_descendants(&d, limit + 1);
+        if have + new > limit {
+            return Err(Error::LimitExceeded(format!(
+                "your delegation {} has {have} cgroups; {new} more would pass the policy's {limit}",
+                d.abs_path()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Delegate: get (creating on demand) the caller's subtree in every hierarchy the
+    /// controller argument names and the policy covers.
+    pub fn delegate(&self, c: &Caller, controller: &str) -> Result<Vec<Delegation>> {
+        let hs = self.delegated_hierarchies(c, controller)?;
+        let mut out = Vec::new();
+        for (h, d, rule) in hs {
+            self.ensure_delegation(c, h, &d, rule)?;
+            out.push(Delegation {
+                hierarchy: hierarchy_name(h),
+                path: d.abs_path(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Enter: move one of the caller's own processes (host pid) into `cgroup` below its
+    /// delegation point (created if missing, within the policy's limits).
+    pub fn enter(&self, c: &Caller, controller: &str, cgroup: &str, pid: u32) -> Result<()> {
+        let v = Victim::load(&self.host, pid)?;
+        if !(c.host_root || v.pid == c.pid || v.status.uids[0] == c.uid) {
+            return Err(Error::PermissionDenied(format!(
+                "process {pid} belongs to uid {}, not to you (uid {})",
+                v.status.uids[0], c.uid
+            )));
+        }
+        for (h, d, _) in self.delegated_hierarchies(c, controller)? {
+            let md = target::stat_beneath(&d, None).map_err(|_| {
+                Error::NotDelegated(format!(
+                    "{} does not exist yet; call Delegate first",
+                    d.abs_path()
+                ))
+            })?;
+            if !may_access(c, &md, crate::access::W) {
+                return Err(Error::NotDelegated(format!(
+                    "{} is not delegated to uid {}; call Delegate first",
+                    d.abs_path(),
+                    c.uid
+                )));
+            }
+            let cg = target::resolve(&d, cgroup)?;
+            let missing = self.missing_below(&d, &cg)?;
+            if !missing.is_empty() {
+                self.check_quota(c, h, &cg, missing.len())?;
+                self.make(c, &missing)?;
+            }
+            self.write_pid(&v, &cg)?;
+        }
+        Ok(())
+    }
+
+    /// Release: remove the caller's delegated subtrees (they must have no processes left).
+    /// Returns how many cgroups were removed.
+    pub fn release(&self, c: &Caller, controller: &str) -> Result<i32> {
+        let mut n = 0usize;
+        for (_, d, _) in self.delegated_hierarchies(c, controller)? {
+            match target::stat_beneath(&d, None) {
+                Err(Error::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+                Ok(md) if !c.host_root && std::os::unix::fs::MetadataExt::uid(&md) != c.uid => {
+                    return Err(Error::PermissionDenied(format!(
+                        "{} does not belong to uid {}",
+                        d.abs_path(),
+                        c.uid
+                    )))
+                }
+                Ok(_) => {}
+            }
+            n += d.remove_recursive().map_err(|e| match e.errno() {
+                libc::EBUSY | libc::ENOTEMPTY => Error::Busy(format!(
+                    "{} still has processes; stop them first",
+                    d.abs_path()
+                )),
+                _ => from_cgroups(&e),
+            })?;
+            tracing::info!(uid = c.uid, "released {}", d.dir().display());
+        }
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    }
+
+    fn delegated_hierarchies<'a>(
+        &'a self,
+        c: &Caller,
+        controller: &str,
+    ) -> Result<Vec<(&'a Hierarchy, Cgroup, &'a Rule)>> {
+        let hs = select(&self.layout, controller, Arity::Many)?;
+        let explicit = controller != "all";
+        if self.rule_for(c).is_none() {
+            return Err(Error::NotDelegated(format!(
+                "the admin's policy has no delegation for uid {}",
+                c.uid
+            )));
+        }
+        let mut out = Vec::new();
+        for h in hs {
+            match self.delegation_point(c, h) {
+                Some((d, rule)) => out.push((h, d, rule)),
+                None if explicit => {
+                    return Err(Error::NotDelegated(format!(
+                        "the admin's policy delegates no {} hierarchy to uid {}",
+                        hierarchy_name(h),
+                        c.uid
+                    )))
+                }
+                None => {}
+            }
+        }
+        if out.is_empty() {
+            return Err(Error::NotDelegated(format!(
+                "the admin's policy delegates none of {controller:?} to uid {}",
+                c.uid
+            )));
+        }
+        Ok(out)
+    }
+
+    fn ensure_delegation(&self, c: &Caller, h: &Hierarchy, d: &Cgroup, rule: &Rule) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let root = Cgroup::new(h.version, &h.mount_point, "").map_err(|e| from_cgroups(&e))?;
+        let missing = self.missing_below(&root, d)?;
+        if missing.is_empty() {
+            let md = target::stat_beneath(d, None)?;
+            if md.uid() == c.uid {
+                return Ok(());
+            }
+            if md.uid() != 0 {
+                return Err(Error::PermissionDenied(format!(
+                    "{} exists and belongs to uid {}",
+                    d.abs_path(),
+                    md.uid()
+                )));
+            }
+        }
+        let mut made = Vec::new();
+        let result = (|| {
+            for m in &missing {
+                if m.create(0o755).map_err(|e| from_cgroups(&e))? {
+                    made.push(m.clone());
+                }
+            }
+            self.set_limits(h, d, rule)?;
+            let files = d.delegation_files(&self.config.delegate_list);
+            d.chown(&files, c.uid, c.gid).map_err(|e| from_cgroups(&e))
+        })();
+        if let Err(e) = result {
+            for m in made.iter().rev() {
+                let _ = m.remove();
+            }
+            return Err(e);
+        }
+        tracing::info!(uid = c.uid, "delegated {}", d.dir().display());
+        Ok(())
+    }
+
+    fn set_limits(&self, h: &Hierarchy, d: &Cgroup, rule: &Rule) -> Result<()> {
+        let mut writes: Vec<(&str, String)> = Vec::new();
+        if h.version == Version::V2 {
+            writes.push(("cgroup.max.depth", rule.max_depth.to_string()));
+            writes.push(("cgroup.max.descendants", rule.max_cgroups.to_string()));
+        }
+        if let Some(m) = rule.memory_bytes() {
+            writes.push(("memory.limit_in_bytes", m.to_string()));
+            writes.push(("memory.max", m.to_string()));
+        }
+        if let Some(p) = rule.pids_max {
+            writes.push(("pids.max", p.to_string()));
+        }
+        for (key, value) in writes {
+            if d.file(key).exists() {
+                d.write(key, &value).map_err(|e| from_cgroups(&e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn count_descendants(cg: &Cgroup, stop_at: usize) -> usize {
+    let mut n = 0;
+    let mut stack = vec![cg.clone()];
+    while let Some(c) = stack.pop() {
+        for child in c.children().unwrap_or_default() {
+            n += 1;
+            if n >= stop_at {
+                return n;
+            }
+            if let Ok(d) = c.descendant(&child) {
+                stack.push(d);
+            }
+        }
+    }
+    n
+}

@@ -1,0 +1,13 @@
+//! The operations of the manager, grouped by what they do. Each is a method of
+//! [`crate::manager::Manager`] taking the [`crate::caller::Caller`] first.
+
+mod create;
+mod delegation;
+mod move_pid;
+mod ownership;
+mod query;
+mod remove;
+mod value;
+
+pub use delegation::Delegation;
+pub use remove::reap_once;

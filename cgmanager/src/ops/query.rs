@@ -1,0 +1,145 @@
+//! Read-only operations: where a process is, file values, tasks, children, keys, hierarchies.
+
+use std::io::Read;
+
+use nix::fcntl::OFlag;
+
+use crate::access::{R, X};
+use crate::caller::{Caller, Victim};
+use crate::controllers::hierarchy_name;
+use crate::errors::{from_cgroups, from_io, Error, Result};
+use crate::manager::Manager;
+use crate::target;
+
+/// Largest value GetValue returns (cgroup files are far smaller; this bounds a hostile tree).
+const MAX_VALUE: u64 = 1 << 20;
+
+impl Manager {
+    /// GetPidCgroup (`abs` = false: relative to the caller's cgroup, `/` if the same) and
+    /// GetPidCgroupAbs (`abs` = true: from the hierarchy root). `pid` is a host pid.
+    pub fn get_pid_cgroup(
+        &self,
+        c: &Caller,
+        controller: &str,
+        pid: u32,
+        abs: bool,
+    ) -> Result<String> {
+        let h = self.one(controller)?;
+        let v = Victim::load(&self.host, pid)?;
+        let vcg = self.cgroup_of(&v.cgroups, h)?;
+        let base = if abs {
+            self.abs_base(c, h)?
+        } else {
+            self.base(c, h)?
+        };
+        if !vcg.is_within(&base) {
+            return Err(Error::OutsideSubtree(format!(
+                "process {pid} is in {}, not below your cgroup {}",
+                vcg.abs_path(),
+                base.abs_path()
+            )));
+        }
+        if abs {
+            return Ok(vcg.abs_path());
+        }
+        let rel = vcg.rel.strip_prefix(&base.rel).unwrap_or(&vcg.rel);
+        let rel = rel.trim_start_matches('/');
+        Ok(if rel.is_empty() {
+            "/".into()
+        } else {
+            rel.to_string()
+        })
+    }
+
+    /// GetValue: the content of a cgroup file (one trailing newline removed).
+    pub fn get_value(
+        &self,
+        c: &Caller,
+        controller: &str,
+        cgroup: &str,
+        key: &str,
+    ) -> Result<String> {
+        target::check_key(key)?;
+        let h = self.one(controller)?;
+        let base = self.base(c, h)?;
+        let cg = self.resolve(c, &base, cgroup)?;
+        self.need(c, &cg, None, R | X, "read")?;
+        self.need(c, &cg, Some(key), R, "read")?;
+        let fd = target::open_beneath(&cg, Some(key), OFlag::O_RDONLY)?;
+        let mut buf = Vec::new();
+        std::fs::File::from(fd)
+            .take(MAX_VALUE)
+            .read_to_end(&mut buf)
+            .map_err(|e| from_io(&e, &format!("read {}/{key}", cg.abs_path())))?;
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        }
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    /// GetTasks / GetTasksRecursive: host pids of the processes in the cgroup (and below).
+    pub fn get_tasks(
+        &self,
+        c: &Caller,
+        controller: &str,
+        cgroup: &str,
+        recursive: bool,
+    ) -> Result<Vec<u32>> {
+        let run = |h: &cgroups::Hierarchy| -> Result<Vec<u32>> {
+            let base = self.base(c, h)?;
+            let cg = self.resolve(c, &base, cgroup)?;
+            self.need(c, &cg, None, R | X, "list")?;
+            if recursive {
+                cg.procs_recursive()
+            } else {
+                cg.procs()
+            }
+            .map_err(|e| from_cgroups(&e))
+        };
+        let mut all: Vec<u32> = if recursive {
+            self.each(controller, &run)?.into_iter().flatten().collect()
+        } else {
+            run(self.one(controller)?)?
+        };
+        all.sort_unstable();
+        all.dedup();
+        Ok(all)
+    }
+
+    /// ListChildren: names of the child cgroups.
+    pub fn list_children(&self, c: &Caller, controller: &str, cgroup: &str) -> Result<Vec<String>> {
+        let h = self.one(controller)?;
+        let base = self.base(c, h)?;
+        let cg = self.resolve(c, &base, cgroup)?;
+        self.need(c, &cg, None, R | X, "list")?;
+        cg.children().map_err(|e| from_cgroups(&e))
+    }
+
+    /// ListKeys: (name, uid, gid, mode) of every file, ids as seen in the caller's user
+    /// namespace (unmapped ids as 4294967295, like CGManager).
+    pub fn list_keys(
+        &self,
+        c: &Caller,
+        controller: &str,
+        cgroup: &str,
+    ) -> Result<Vec<(String, u32, u32, u32)>> {
+        let h = self.one(controller)?;
+        let base = self.base(c, h)?;
+        let cg = self.resolve(c, &base, cgroup)?;
+        self.need(c, &cg, None, R | X, "list")?;
+        let keys = cg.keys().map_err(|e| from_cgroups(&e))?;
+        Ok(keys
+            .into_iter()
+            .map(|k| {
+                let uid = c.uid_map.to_inside(k.uid).unwrap_or(u32::MAX);
+                let gid = c.gid_map.to_inside(k.gid).unwrap_or(u32::MAX);
+                (k.name, uid, gid, k.mode)
+            })
+            .collect())
+    }
+
+    /// ListControllers: one name per hierarchy.
+    pub fn list_controllers(&self) -> Vec<String> {
+        self.layout.hierarchies.iter().map(hierarchy_name).collect()
+    }
+}

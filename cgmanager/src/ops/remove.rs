@@ -1,0 +1,145 @@
+//! Remove, RemoveOnEmpty and Prune. Removal needs write access to the parent, like rmdir; the
+//! caller's own cgroup and its ancestors are never removable through the daemon. Cgroups
+//! marked remove-on-empty are watched by the daemon (cgroup v1's release agent belongs to the
+//! host, and v2 has none) and removed once they have no processes and no children.
+
+use cgroups::{Cgroup, Hierarchy};
+
+use crate::access::{W, X};
+use crate::caller::Caller;
+use crate::errors::{from_cgroups, Error, Result};
+use crate::manager::Manager;
+
+impl Manager {
+    /// Remove: 1 if the cgroup existed (and is gone), -1 if it did not exist.
+    pub fn remove(
+        &self,
+        c: &Caller,
+        controller: &str,
+        cgroup: &str,
+        recursive: bool,
+    ) -> Result<i32> {
+        let existed = self.each(controller, |h| {
+            let Some(cg) = self.removable(c, h, cgroup)? else {
+                return Ok(false);
+            };
+            let r = if recursive {
+                cg.remove_recursive().map(|_| ())
+            } else {
+                cg.remove()
+            };
+            r.map_err(|e| match e.errno() {
+                libc::EBUSY | libc::ENOTEMPTY => Error::Busy(format!(
+                    "{} has processes or child cgroups{}",
+                    cg.abs_path(),
+                    if recursive {
+                        ""
+                    } else {
+                        " (use recursive remove or Prune)"
+                    }
+                )),
+                _ => from_cgroups(&e),
+            })?;
+            tracing::info!(uid = c.uid, "removed {}", cg.dir().display());
+            Ok(true)
+        })?;
+        Ok(if existed.iter().any(|e| *e) { 1 } else { -1 })
+    }
+
+    /// RemoveOnEmpty: remove the cgroup once it has no processes and no children.
+    pub fn remove_on_empty(&self, c: &Caller, controller: &str, cgroup: &str) -> Result<()> {
+        self.each(controller, |h| {
+            let cg = self
+                .removable(c, h, cgroup)?
+                .ok_or_else(|| Error::NotFound(format!("{cgroup} does not exist")))?;
+            self.watch_cgroup(cg);
+            Ok(())
+        })?;
+        reap_once(self);
+        Ok(())
+    }
+
+    /// Prune: remove every empty cgroup of the subtree now (deepest first), mark the rest
+    /// remove-on-empty. Never kills anything.
+    pub fn prune(&self, c: &Caller, controller: &str, cgroup: &str) -> Result<()> {
+        self.each(controller, |h| {
+            let cg = self
+                .removable(c, h, cgroup)?
+                .ok_or_else(|| Error::NotFound(format!("{cgroup} does not exist")))?;
+            self.prune_tree(&cg)
+        })
+        .map(|_| ())
+    }
+
+    fn prune_tree(&self, cg: &Cgroup) -> Result<()> {
+        for child in cg.children().map_err(|e| from_cgroups(&e))? {
+            let child = cg.descendant(&child).map_err(|e| from_cgroups(&e))?;
+            self.prune_tree(&child)?;
+        }
+        match cg.remove() {
+            Ok(()) => Ok(()),
+            Err(e) if e.errno() == libc::EBUSY || e.errno() == libc::ENOTEMPTY => {
+                self.watch_cgroup(cg.clone());
+                Ok(())
+            }
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(from_cgroups(&e)),
+        }
+    }
+
+    /// A cgroup strictly below the caller's whose parent the caller may write; `None` if it
+    /// does not exist.
+    fn removable(&self, c: &Caller, h: &Hierarchy, cgroup: &str) -> Result<Option<Cgroup>> {
+        let base = self.base(c, h)?;
+        let cg = self.resolve(c, &base, cgroup)?;
+        let Some(parent) = cg.parent().filter(|_| cg != base) else {
+            return Err(Error::OutsideSubtree(format!(
+                "{} is your own cgroup; only cgroups below it can be removed",
+                cg.abs_path()
+            )));
+        };
+        match crate::target::stat_beneath(&cg, None) {
+            Err(Error::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        self.need(c, &parent, None, W | X, "remove cgroups from")?;
+        Ok(Some(cg))
+    }
+
+    fn watch_cgroup(&self, cg: Cgroup) {
+        if let Ok(mut w) = self.watch.lock() {
+            w.insert(cg);
+        }
+    }
+
+    /// How many cgroups are waiting to be removed once empty.
+    pub fn watched(&self) -> usize {
+        self.watch.lock().map(|w| w.len()).unwrap_or(0)
+    }
+}
+
+/// One pass over the remove-on-empty cgroups: remove those now empty (deepest first), forget
+/// those that are gone.
+pub fn reap_once(m: &Manager) {
+    let Ok(mut w) = m.watch.lock() else {
+        return;
+    };
+    let mut list: Vec<Cgroup> = w.iter().cloned().collect();
+    list.sort_by_key(|c| std::cmp::Reverse(c.depth()));
+    for cg in list {
+        match cg.remove() {
+            Ok(()) => {
+                tracing::info!("removed empty {}", cg.dir().display());
+                w.remove(&cg);
+            }
+            Err(e) if e.errno() == libc::EBUSY || e.errno() == libc::ENOTEMPTY => {}
+            Err(e) => {
+                if !e.is_not_found() {
+                    tracing::warn!("no longer watching {}: {e}", cg.dir().display());
+                }
+                w.remove(&cg);
+            }
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! What the host knows about a process that decides what it may do with cgroups: its ids
+//! (`/proc/<pid>/status`), its namespaces, its user namespace's id maps, and a pidfd that pins
+//! it so that a recycled pid is never mistaken for the process we checked.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::parse::read_to_string;
+
+/// A pidfd: a handle on one process that stays bound to it after its pid is reused.
+#[derive(Debug)]
+pub struct Pidfd(OwnedFd);
+
+impl Pidfd {
+    /// `pidfd_open(pid)`. Fails with ESRCH if there is no such process, EINVAL for a thread id
+    /// that is not a thread-group leader.
+    pub fn open(pid: u32) -> std::io::Result<Pidfd> {
+        let pid = libc::pid_t::try_from(pid)
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no pointers.
+        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if raw < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: the syscall succeeded, so `raw` is a new fd that nothing else owns.
+        Ok(Pidfd(unsafe { OwnedFd::from_raw_fd(raw as i32) }))
+    }
+
+    /// Wrap a pidfd obtained elsewhere (`SO_PEERPIDFD`, a D-Bus `ProcessFD`).
+    pub fn from_owned(fd: OwnedFd) -> Pidfd {
+        Pidfd(fd)
+    }
+
+    /// True while the process has not been reaped (a zombie still counts: its pid cannot be
+    /// reused until then).
+    pub fn alive(&self) -> bool {
+        // SAFETY: pidfd_send_signal with signal 0 only checks the target; null info is allowed.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                0,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            ) == 0
+        }
+    }
+}
+
+/// The id lines of `/proc/<pid>/status`, as seen from the reader's user namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Real, effective, saved, filesystem uid.
+    pub uids: [u32; 4],
+    /// Real, effective, saved, filesystem gid.
+    pub gids: [u32; 4],
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+    /// The pid in each pid namespace from the reader's down to the process's own (`NSpid:`).
+    pub nspid: Vec<u32>,
+}
+
+impl Status {
+    /// Read `<proc_root>/<pid>/status`.
+    pub fn read(proc_root: &Path, pid: u32) -> Result<Status> {
+        let path = proc_root.join(pid.to_string()).join("status");
+        Status::parse(&path, &read_to_string(&path)?)
+    }
+
+    /// Parse status text (only the lines we need; all four of them must be there).
+    pub fn parse(path: &Path, text: &str) -> Result<Status> {
+        let list = |v: &str| -> Result<Vec<u32>> {
+            v.split_ascii_whitespace()
+                .map(|t| {
+                    t.parse::<u32>()
+                        .map_err(|_| Error::parse(path, format!("bad id {t:?}")))
+                })
+                .collect()
+        };
+        let four = |v: &str| -> Result<[u32; 4]> {
+            let ids = list(v)?;
+            <[u32; 4]>::try_from(ids).map_err(|_| Error::parse(path, "expected four ids"))
+        };
+        let (mut uids, mut gids, mut groups, mut nspid) = (None, None, None, None);
+        for line in text.lines() {
+            let Some((k, v)) = line.split_once(':') else {
+                continue;
+            };
+            match k {
+                "Uid" => uids = Some(four(v)?),
+                "Gid" => gids = Some(four(v)?),
+                "Groups" => groups = Some(list(v)?),
+                "NSpid" => nspid = Some(list(v)?),
+                _ => {}
+            }
+        }
+        match (uids, gids, groups, nspid) {
+            (Some(uids), Some(gids), Some(groups), Some(nspid)) if !nspid.is_empty() => {
+                Ok(Status {
+                    uids,
+                    gids,
+                    groups,
+                    nspid,
+                })
+            }
+            _ => Err(Error::parse(path, "missing Uid/Gid/Groups/NSpid")),
+        }
+    }
+}
+
+/// The inode of one of a process's namespaces (`ns` = `pid`, `user`, `cgroup`, …).
+pub fn ns_inode(proc_root: &Path, pid: u32, ns: &str) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let path = proc_root.join(pid.to_string()).join("ns").join(ns);
+    std::fs::metadata(&path)
+        .map(|m| m.ino())
+        .map_err(|source| Error::Io { path, source })
+}
+
+/// One user namespace's uid or gid map (`/proc/<pid>/uid_map`): `inside outside count` lines,
+/// `outside` being ids of the reader's namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdMap(Vec<(u32, u32, u32)>);
+
+impl IdMap {
+    /// The identity map of the initial user namespace.
+    pub fn identity() -> IdMap {
+        IdMap(vec![(0, 0, u32::MAX)])
+    }
+
+    /// Read `<proc_root>/<pid>/{uid_map,gid_map}` (`which` = `"uid_map"` or `"gid_map"`).
+    pub fn read(proc_root: &Path, pid: u32, which: &str) -> Result<IdMap> {
+        let path = proc_root.join(pid.to_string()).join(which);
+        IdMap::parse(&path, &read_to_string(&path)?)
+    }
+
+    /// Parse map text.
+    pub fn parse(path: &Path, text: &str) -> Result<IdMap> {
+        let mut out = Vec::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let f: Vec<u32> = line
+                .split_ascii_whitespace()
+                .map(|t| t.parse::<u32>())
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|_| Error::parse(path, format!("bad map line {line:?}")))?;
+            let [inside, outside, count] = <[u32; 3]>::try_from(f)
+                .map_err(|_| Error::parse(path, format!("bad map line {line:?}")))?;
+            out.push((inside, outside, count));
+        }
+        Ok(IdMap(out))
+    }
+
+    /// The outside (host) id of an id of the namespace, if mapped.
+    pub fn to_outside(&self, id: u32) -> Option<u32> {
+        self.0.iter().find_map(|&(i, o, n)| {
+            let off = id.checked_sub(i)?;
+            (off < n).then(|| o.checked_add(off)).flatten()
+        })
+    }
+
+    /// The id inside the namespace of an outside (host) id, if mapped.
+    pub fn to_inside(&self, id: u32) -> Option<u32> {
+        self.0.iter().find_map(|&(i, o, n)| {
+            let off = id.checked_sub(o)?;
+            (off < n).then(|| i.checked_add(off)).flatten()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_ids() {
+        let t = "Name:\tx\nUid:\t1000\t1001\t1002\t1003\nGid:\t5\t6\t7\t8\nGroups:\t27 100 \nNSpid:\t4242\t1\n";
+        let s = Status::parse(Path::new("status"), t).unwrap();
+        assert_eq!(s.uids, [1000, 1001, 1002, 1003]);
+        assert_eq!(s.gids[1], 6);
+        assert_eq!(s.groups, vec![27, 100]);
+        assert_eq!(s.nspid, vec![4242, 1]);
+        assert!(Status::parse(Path::new("s"), "Uid:\t1 2 3\n").is_err());
+        assert!(Status::parse(Path::new("s"), "Uid:\t1 2 3 x\n").is_err());
+    }
+
+    #[test]
+    fn id_maps_translate_both_ways() {
+        let m = IdMap::parse(Path::new("m"), "0 100000 65536\n65536 5000 1\n").unwrap();
+        assert_eq!(m.to_outside(0), Some(100000));
+        assert_eq!(m.to_outside(65535), Some(165535));
+        assert_eq!(m.to_outside(65536), Some(5000));
+        assert_eq!(m.to_outside(65537), None);
+        assert_eq!(m.to_inside(100001), Some(1));
+        assert_eq!(m.to_inside(99999), None);
+        assert_eq!(
+            IdMap::identity().to_outside(4_000_000_000),
+            Some(4_000_000_000)
+        );
+        assert!(IdMap::parse(Path::new("m"), "0 1\n").is_err());
+    }
+
+    #[test]
+    fn own_process() {
+        let me = std::process::id();
+        let fd = Pidfd::open(me).unwrap();
+        assert!(fd.alive());
+        let s = Status::read(Path::new("/proc"), me).unwrap();
+        assert_eq!(*s.nspid.last().unwrap(), me);
+        assert!(ns_inode(Path::new("/proc"), me, "pid").unwrap() > 0);
+        assert!(Pidfd::open(u32::MAX).is_err());
+    }
+
+    #[test]
+    fn reaped_child_is_not_alive() {
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let fd = Pidfd::open(c.id()).unwrap();
+        c.wait().unwrap();
+        assert!(!fd.alive());
+    }
+}
