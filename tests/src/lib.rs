@@ -9,6 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod cgm;
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A unique name for this process and call.

@@ -1,0 +1,447 @@
+//! Harness for the cgmanager tests: the daemon on a temp socket ([`CgmDaemon`]), a private
+//! `dbus-daemon` with the shipped policy ([`PrivateBus`]), the `cgm` client run as root or as
+//! a test user ([`CgmDaemon::cgm`]), test users ([`test_user`]), and a scratch cgroup below
+//! the test's own in every hierarchy, removed recursively afterwards ([`Scratch`]).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::{require_root, unique};
+
+fn target_bin(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug").join(name);
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo build --workspace` (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// A copy of our binaries in a world-readable directory, so test users can run `cgm` wherever
+/// the checkout lives.
+pub fn bin(name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("lxr-e2e-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for b in ["cgm", "cgmanager"] {
+            let to = d.join(b);
+            std::fs::copy(target_bin(b), &to).unwrap();
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        d
+    });
+    dir.join(name)
+}
+
+/// The uid and gid of a test user, creating the users (scripts/test-users.sh) if needed.
+pub fn test_user(name: &str) -> (u32, u32) {
+    let lookup = || {
+        let o = Command::new("id").arg("-u").arg(name).output().unwrap();
+        let g = Command::new("id").arg("-g").arg(name).output().unwrap();
+        (o.status.success() && g.status.success()).then(|| {
+            (
+                String::from_utf8_lossy(&o.stdout).trim().parse().unwrap(),
+                String::from_utf8_lossy(&g.stdout).trim().parse().unwrap(),
+            )
+        })
+    };
+    if let Some(ids) = lookup() {
+        return ids;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/test-users.sh");
+    let st = Command::new("bash").arg(script).status().unwrap();
+    assert!(st.success(), "scripts/test-users.sh failed");
+    lookup().unwrap_or_else(|| panic!("test user {name} missing after test-users.sh"))
+}
+
+/// The cgroup of this process in the hierarchy mounted at `mount` (`/` if not listed).
+pub fn own_cgroup_in(mount: &Path) -> String {
+    let name = mount.file_name().unwrap().to_string_lossy().to_string();
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    for l in text.lines() {
+        let mut f = l.splitn(3, ':');
+        let (id, ctrls, path) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        let hit = if name == "unified" {
+            id == "0"
+        } else {
+            ctrls.split(',').any(|c| c == name || c == format!("name={name}"))
+                || ctrls == name
+        };
+        if hit {
+            return path.to_string();
+        }
+    }
+    "/".into()
+}
+
+/// The hierarchies the tests use: the v1 memory, pids and freezer controllers, and the cgroup2
+/// hierarchy.
+pub const HIERARCHIES: [&str; 4] = ["memory", "pids", "freezer", "unified"];
+
+/// A scratch cgroup directory below the test's own cgroup in each of [`HIERARCHIES`],
+/// removed with everything below it (deepest first) when dropped; processes the test
+/// adopted are killed first.
+pub struct Scratch {
+    /// Leaf name (same in every hierarchy).
+    pub name: String,
+    /// The test's own cgroup per hierarchy (relative paths the daemon resolves start there).
+    pub own: Vec<(String, String)>,
+    pids: Vec<u32>,
+}
+
+impl Scratch {
+    /// Create `e2e-<what>-<unique>` in every hierarchy.
+    pub fn new(what: &str) -> Scratch {
+        require_root();
+        let name = unique(&format!("e2e-{what}"));
+        let mut own = Vec::new();
+        for h in HIERARCHIES {
+            let mount = PathBuf::from(format!("/sys/fs/cgroup/{h}"));
+            let base = own_cgroup_in(&mount);
+            std::fs::create_dir(mount.join(base.trim_start_matches('/')).join(&name))
+                .unwrap_or_else(|e| panic!("mkdir scratch in {h}: {e}"));
+            own.push((h.to_string(), base));
+        }
+        Scratch {
+            name,
+            own,
+            pids: Vec::new(),
+        }
+    }
+
+    /// Absolute directory of `rel` (below the scratch cgroup) in a hierarchy.
+    pub fn dir(&self, hierarchy: &str, rel: &str) -> PathBuf {
+        let base = &self.own.iter().find(|(h, _)| h == hierarchy).unwrap().1;
+        let mut p = PathBuf::from(format!("/sys/fs/cgroup/{hierarchy}"))
+            .join(base.trim_start_matches('/'))
+            .join(&self.name);
+        if !rel.is_empty() {
+            p = p.join(rel);
+        }
+        p
+    }
+
+    /// The path of `rel` as the daemon takes it: relative to the test's own cgroup.
+    pub fn rel(&self, rel: &str) -> String {
+        if rel.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}/{rel}", self.name)
+        }
+    }
+
+    /// The absolute cgroup path of `rel` in a hierarchy (as /proc/<pid>/cgroup shows it).
+    pub fn abs(&self, hierarchy: &str, rel: &str) -> String {
+        let base = &self.own.iter().find(|(h, _)| h == hierarchy).unwrap().1;
+        format!("{}/{}", base.trim_end_matches('/'), self.rel(rel))
+    }
+
+    /// Kill this process when the scratch cgroup is removed.
+    pub fn adopt(&mut self, pid: u32) {
+        self.pids.push(pid);
+    }
+}
+
+fn remove_tree(dir: &Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_tree(&e.path());
+            }
+        }
+    }
+    for _ in 0..200 {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(_) => std::thread::sleep(Duration::from_millis(25)),
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for p in &self.pids {
+            // SAFETY: killing a process this test started, by pid.
+            unsafe { libc::kill(*p as i32, libc::SIGKILL) };
+        }
+        for h in HIERARCHIES {
+            remove_tree(&self.dir(h, ""));
+        }
+    }
+}
+
+/// A cgmanager daemon on a temp socket, stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct CgmDaemon {
+    child: Child,
+    dir: tempfile::TempDir,
+    /// The socket path.
+    pub socket: PathBuf,
+}
+
+impl CgmDaemon {
+    /// Start with a delegation policy (TOML text, may be empty) and extra arguments.
+    pub fn start(policy: &str, extra: &[&str]) -> CgmDaemon {
+        require_root();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let socket = dir.path().join("sock");
+        let policy_file = dir.path().join("delegation.conf");
+        std::fs::write(&policy_file, policy).unwrap();
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
+        let child = Command::new(bin("cgmanager"))
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--policy")
+            .arg(&policy_file)
+            .args(if extra.iter().any(|a| a.starts_with("--bus")) {
+                &[][..]
+            } else {
+                &["--no-bus"][..]
+            })
+            .args(extra)
+            .arg("--debug")
+            .stderr(log)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start cgmanager");
+        let mut d = CgmDaemon { child, dir, socket };
+        let t0 = Instant::now();
+        while !d.socket.exists() {
+            if let Ok(Some(st)) = d.child.try_wait() {
+                panic!("cgmanager exited ({st}): {}", d.log());
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10), "cgmanager did not start: {}", d.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        d
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
+    /// Open file descriptors of the daemon.
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// True while the daemon runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// `cgm --socket <ours> args…`, as root or as `user` (through runuser).
+    pub fn cgm(&self, user: Option<&str>, args: &[&str]) -> Output {
+        let mut c = match user {
+            Some(u) => {
+                let mut c = Command::new("runuser");
+                c.arg("-u").arg(u).arg("--").arg(bin("cgm"));
+                c
+            }
+            None => Command::new(bin("cgm")),
+        };
+        c.arg("--socket").arg(&self.socket).args(args);
+        c.output().expect("run cgm")
+    }
+
+    /// Stop with SIGTERM and wait; returns the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        self.child.wait().ok()
+    }
+}
+
+impl Drop for CgmDaemon {
+    fn drop(&mut self) {
+        if self.alive() {
+            self.stop();
+        }
+    }
+}
+
+/// What `cgm` printed and whether it succeeded; on failure `kind` is the D-Bus error name.
+#[derive(Debug)]
+pub struct CgmResult {
+    /// Exit success.
+    pub ok: bool,
+    /// stdout, trimmed.
+    pub out: String,
+    /// stderr, trimmed.
+    pub err: String,
+}
+
+impl CgmResult {
+    /// From a cgm run.
+    pub fn of(o: &Output) -> CgmResult {
+        CgmResult {
+            ok: o.status.success(),
+            out: String::from_utf8_lossy(&o.stdout).trim().to_string(),
+            err: String::from_utf8_lossy(&o.stderr).trim().to_string(),
+        }
+    }
+
+    /// The error name in `cgm: <Name>: message`, if it failed.
+    pub fn kind(&self) -> Option<&str> {
+        self.err
+            .strip_prefix("cgm: ")
+            .and_then(|r| r.split(':').next())
+    }
+}
+
+/// A private `dbus-daemon` configured like a system bus, with the shipped cgmanager policy
+/// included. Stopped when dropped.
+pub struct PrivateBus {
+    child: Child,
+    _dir: tempfile::TempDir,
+    /// `unix:path=…`
+    pub address: String,
+}
+
+impl PrivateBus {
+    /// Start it.
+    pub fn start() -> PrivateBus {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let sock = dir.path().join("bus");
+        let policy = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../dbus/org.linuxcontainers.cgmanager.conf")
+            .canonicalize()
+            .unwrap();
+        let conf = format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+  </policy>
+  <include>{}</include>
+</busconfig>
+"#,
+            sock.display(),
+            policy.display()
+        );
+        let conf_path = dir.path().join("bus.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let child = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", conf_path.display()))
+            .arg("--nofork")
+            .arg("--nopidfile")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dbus-daemon");
+        let t0 = Instant::now();
+        while !sock.exists() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "dbus-daemon did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        PrivateBus {
+            child,
+            _dir: dir,
+            address: format!("unix:path={}", sock.display()),
+        }
+    }
+}
+
+impl Drop for PrivateBus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A command that first joins the cgroup directories `dirs`, then runs `argv` as `user` (or
+/// root) with `setpriv`, which execs in place: the pid of the returned command's child is the
+/// pid of `argv`.
+pub fn in_cgroups_as(user: Option<&str>, dirs: &[PathBuf], argv: &[&str]) -> Command {
+    let mut c = Command::new("sh");
+    let cgs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    c.arg("-c")
+        .arg("for d in $CGS; do echo $$ > \"$d/cgroup.procs\" || exit 97; done; exec \"$@\"")
+        .arg("sh")
+        .env("CGS", cgs.join(" "));
+    if let Some(u) = user {
+        let (uid, gid) = test_user(u);
+        c.arg("setpriv")
+            .arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .arg("--init-groups")
+            .arg("--");
+    }
+    c.args(argv);
+    c
+}
+
+/// Start `sleep 1000` as `user` inside `dirs`; the caller adopts the pid for cleanup.
+pub fn sleeper(user: Option<&str>, dirs: &[PathBuf]) -> u32 {
+    let child = in_cgroups_as(user, dirs, &["sleep", "1000"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn sleeper");
+    let pid = child.id();
+    // Wait until the exec happened (the comm changes to sleep).
+    let t0 = Instant::now();
+    while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim() != "sleep" {
+        assert!(t0.elapsed() < Duration::from_secs(5), "sleeper did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::mem::forget(child);
+    pid
+}
+
+/// The cgroup path of `pid` in the hierarchy mounted at `/sys/fs/cgroup/<hierarchy>`.
+pub fn cgroup_of(pid: u32, hierarchy: &str) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    for l in text.lines() {
+        let mut f = l.splitn(3, ':');
+        let (id, ctrls, path) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        if (hierarchy == "unified" && id == "0") || ctrls.split(',').any(|c| c == hierarchy) {
+            return path.to_string();
+        }
+    }
+    String::new()
+}
+
+/// Owner uid of a path.
+pub fn owner(p: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).unwrap_or_else(|e| panic!("stat {}: {e}", p.display())).uid()
+}
