@@ -215,9 +215,9 @@ impl Victim {
     /// Pin and read a process by host pid.
     pub fn load(host: &HostNs, pid: u32) -> Result<Victim> {
         let gone = || Error::NoSuchProcess(format!("no process {pid}"));
-        let pidfd = Pidfd::open(pid).map_err(|e| match e.raw_os_error() {
-            Some(libc::EINVAL) => Error::InvalidArgument(format!(
-                "{pid} is a thread id, not a process id; pass its thread-group id"
+        let pidfd = Pidfd::open(pid).map_err(|_| match thread_group_of(host, pid) {
+            Some(tgid) if tgid != pid => Error::InvalidArgument(format!(
+                "{pid} is a thread id, not a process id; pass its thread-group id {tgid}"
             )),
             _ => gone(),
         })?;
@@ -248,4 +248,13 @@ fn proc_err(e: cgroups::Error, gone: &dyn Fn() -> Error) -> Error {
     } else {
         from_cgroups(&e)
     }
+}
+
+/// The thread-group id of a task id, from `/proc/<tid>/status` (thread ids have hidden
+/// entries there).
+fn thread_group_of(host: &HostNs, tid: u32) -> Option<u32> {
+    let text = std::fs::read_to_string(host.proc_root.join(tid.to_string()).join("status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
 }

@@ -48,7 +48,9 @@ enum Cmd {
     Chown {
         controller: String,
         cgroup: String,
+        #[arg(allow_hyphen_values = true)]
         uid: i32,
+        #[arg(allow_hyphen_values = true)]
         gid: i32,
     },
     /// chmod a cgroup directory (mode in octal).
@@ -68,18 +70,28 @@ enum Cmd {
     Movepid {
         controller: String,
         cgroup: String,
+        #[arg(allow_hyphen_values = true)]
         pid: i32,
     },
     /// Move a process, cgroup given from the hierarchy root.
     Movepidabs {
         controller: String,
         cgroup: String,
+        #[arg(allow_hyphen_values = true)]
         pid: i32,
     },
     /// A process's cgroup relative to yours.
-    Getpidcgroup { controller: String, pid: i32 },
+    Getpidcgroup {
+        controller: String,
+        #[arg(allow_hyphen_values = true)]
+        pid: i32,
+    },
     /// A process's cgroup from the hierarchy root.
-    Getpidcgroupabs { controller: String, pid: i32 },
+    Getpidcgroupabs {
+        controller: String,
+        #[arg(allow_hyphen_values = true)]
+        pid: i32,
+    },
     /// Read a cgroup file.
     Getvalue {
         controller: String,
@@ -126,6 +138,7 @@ enum Cmd {
     Enter {
         controller: String,
         cgroup: String,
+        #[arg(allow_hyphen_values = true)]
         pid: i32,
     },
     /// Remove your delegated subtree (it must have no processes).
@@ -305,20 +318,32 @@ async fn run(cli: &Cli) -> Result<String, Error> {
             controller,
             cgroup,
         } => existed(m.remove(controller, cgroup, i32::from(*recursive)).await?),
-        Cmd::Gettasks { controller, cgroup } => lines(
-            m.get_tasks(controller, cgroup)
-                .await?
-                .iter()
-                .map(i32::to_string)
-                .collect(),
-        ),
-        Cmd::Gettasksrecursive { controller, cgroup } => lines(
-            m.get_tasks_recursive(controller, cgroup)
-                .await?
-                .iter()
-                .map(i32::to_string)
-                .collect(),
-        ),
+        Cmd::Gettasks { controller, cgroup } => {
+            let pids = match m.get_tasks(controller, cgroup).await {
+                Err(Error::ForeignNamespace(_)) => {
+                    let (mine, theirs) = pair()?;
+                    m.get_tasks_scm(controller, cgroup, theirs.as_fd().into())
+                        .await?;
+                    drop(theirs);
+                    scm_pids(&mine)?
+                }
+                r => r?,
+            };
+            lines(pids.iter().map(i32::to_string).collect())
+        }
+        Cmd::Gettasksrecursive { controller, cgroup } => {
+            let pids = match m.get_tasks_recursive(controller, cgroup).await {
+                Err(Error::ForeignNamespace(_)) => {
+                    let (mine, theirs) = pair()?;
+                    m.get_tasks_recursive_scm(controller, cgroup, theirs.as_fd().into())
+                        .await?;
+                    drop(theirs);
+                    scm_pids(&mine)?
+                }
+                r => r?,
+            };
+            lines(pids.iter().map(i32::to_string).collect())
+        }
         Cmd::Listchildren { controller, cgroup } => {
             lines(m.list_children(controller, cgroup).await?)
         }
@@ -471,4 +496,40 @@ fn scm_string(fd: &OwnedFd, victim: i32) -> Result<String, Error> {
         b.pop();
     }
     Ok(String::from_utf8_lossy(&b).into_owned())
+}
+
+/// GetTasksScm's answer: a count, then one message per pid whose credentials the kernel has
+/// translated into our pid namespace (0 for a process we cannot see, left out).
+fn scm_pids(fd: &OwnedFd) -> Result<Vec<i32>, Error> {
+    send_cred(fd, nix::unistd::getpid().as_raw())?;
+    let head = recv(fd)?;
+    let n = <[u8; 4]>::try_from(head.as_slice())
+        .map(i32::from_ne_bytes)
+        .map_err(|_| Error::Failed("malformed count on the side channel".into()))?;
+    if n < 0 {
+        return Err(Error::Failed("the daemon refused the request".into()));
+    }
+    let mut pids = Vec::new();
+    for _ in 0..n {
+        let mut buf = [0u8; 8];
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!(UnixCredentials);
+        let msg = recvmsg::<()>(
+            fd.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::empty(),
+        )
+        .map_err(io)?;
+        for c in msg.cmsgs().map_err(io)? {
+            if let nix::sys::socket::ControlMessageOwned::ScmCredentials(u) = c {
+                if u.pid() > 0 {
+                    pids.push(u.pid());
+                }
+            }
+        }
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    Ok(pids)
 }

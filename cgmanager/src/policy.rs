@@ -113,8 +113,11 @@ impl Policy {
         let p: Policy = toml::from_str(text).map_err(|e| e.to_string())?;
         for (i, r) in p.delegate.iter().enumerate() {
             let n = i + 1;
-            if !r.path.starts_with('/') {
-                return Err(format!("rule {n}: path {:?} must be absolute", r.path));
+            if !(r.path.starts_with('/') || r.path.starts_with("%D")) {
+                return Err(format!(
+                    "rule {n}: path {:?} must be absolute (or start with %D)",
+                    r.path
+                ));
             }
             if r.path.split('/').any(|c| c == ".." || c == ".") {
                 return Err(format!("rule {n}: path {:?} contains . or ..", r.path));

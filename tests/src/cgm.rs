@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use crate::{require_root, unique};
 
 fn target_bin(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/debug")
+        .join(name);
     assert!(
         p.exists(),
         "{} missing: run `cargo build --workspace` (scripts/test.sh does)",
@@ -70,7 +72,9 @@ pub fn own_cgroup_in(mount: &Path) -> String {
         let hit = if name == "unified" {
             id == "0"
         } else {
-            ctrls.split(',').any(|c| c == name || c == format!("name={name}"))
+            ctrls
+                .split(',')
+                .any(|c| c == name || c == format!("name={name}"))
                 || ctrls == name
         };
         if hit {
@@ -217,7 +221,11 @@ impl CgmDaemon {
             if let Ok(Some(st)) = d.child.try_wait() {
                 panic!("cgmanager exited ({st}): {}", d.log());
             }
-            assert!(t0.elapsed() < Duration::from_secs(10), "cgmanager did not start: {}", d.log());
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "cgmanager did not start: {}",
+                d.log()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         d
@@ -370,7 +378,10 @@ impl PrivateBus {
             .expect("start dbus-daemon");
         let t0 = Instant::now();
         while !sock.exists() {
-            assert!(t0.elapsed() < Duration::from_secs(10), "dbus-daemon did not start");
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "dbus-daemon did not start"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         PrivateBus {
@@ -419,8 +430,15 @@ pub fn sleeper(user: Option<&str>, dirs: &[PathBuf]) -> u32 {
     let pid = child.id();
     // Wait until the exec happened (the comm changes to sleep).
     let t0 = Instant::now();
-    while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim() != "sleep" {
-        assert!(t0.elapsed() < Duration::from_secs(5), "sleeper did not start");
+    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        != "sleep"
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "sleeper did not start"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     std::mem::forget(child);
@@ -443,5 +461,7 @@ pub fn cgroup_of(pid: u32, hierarchy: &str) -> String {
 /// Owner uid of a path.
 pub fn owner(p: &Path) -> u32 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(p).unwrap_or_else(|e| panic!("stat {}: {e}", p.display())).uid()
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", p.display()))
+        .uid()
 }

@@ -6,7 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::cgm::{cgroup_of, in_cgroups_as, owner, sleeper, test_user, CgmDaemon, CgmResult, Scratch};
+use e2e::cgm::{
+    cgroup_of, in_cgroups_as, owner, sleeper, test_user, CgmDaemon, CgmResult, Scratch,
+};
 
 fn run(d: &CgmDaemon, user: Option<&str>, args: &[&str]) -> CgmResult {
     CgmResult::of(&d.cgm(user, args))
@@ -20,7 +22,11 @@ fn ok(d: &CgmDaemon, user: Option<&str>, args: &[&str]) -> String {
 
 fn refused(d: &CgmDaemon, user: Option<&str>, args: &[&str], kind: &str) {
     let r = run(d, user, args);
-    assert!(!r.ok, "cgm {args:?} as {user:?} should fail, printed {:?}", r.out);
+    assert!(
+        !r.ok,
+        "cgm {args:?} as {user:?} should fail, printed {:?}",
+        r.out
+    );
     assert_eq!(r.kind(), Some(kind), "cgm {args:?}: {}", r.err);
 }
 
@@ -31,7 +37,10 @@ fn ping_version_controllers() {
     assert_eq!(ok(&d, None, &["apiversion"]), "10");
     let ctrls = ok(&d, None, &["listcontrollers"]);
     for c in ["memory", "pids", "freezer", "unified", "name=systemd"] {
-        assert!(ctrls.lines().any(|l| l.split(',').any(|x| x == c)), "{c} in {ctrls}");
+        assert!(
+            ctrls.lines().any(|l| l.split(',').any(|x| x == c)),
+            "{c} in {ctrls}"
+        );
     }
     // test23: every hierarchy listed appears in /proc/self/cgroup.
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
@@ -49,9 +58,21 @@ fn create_move_query_remove_as_root() {
     let mut s = Scratch::new("api");
     let b = s.rel("b");
     // test03/04: create, read.
-    assert_eq!(ok(&d, None, &["--json", "create", "memory", &b]), r#"{"existed":false}"#);
-    assert_eq!(ok(&d, None, &["--json", "create", "memory", &b]), r#"{"existed":true}"#);
-    let usage: u64 = ok(&d, None, &["getvalue", "memory", &b, "memory.usage_in_bytes"]).parse().unwrap();
+    assert_eq!(
+        ok(&d, None, &["--json", "create", "memory", &b]),
+        r#"{"existed":false}"#
+    );
+    assert_eq!(
+        ok(&d, None, &["--json", "create", "memory", &b]),
+        r#"{"existed":true}"#
+    );
+    let usage: u64 = ok(
+        &d,
+        None,
+        &["getvalue", "memory", &b, "memory.usage_in_bytes"],
+    )
+    .parse()
+    .unwrap();
     assert!(usage < 1 << 40);
     // Comma lists and all.
     ok(&d, None, &["create", "pids,freezer", &b]);
@@ -61,24 +82,59 @@ fn create_move_query_remove_as_root() {
     s.adopt(pid);
     ok(&d, None, &["movepid", "memory", &b, &pid.to_string()]);
     assert_eq!(cgroup_of(pid, "memory"), s.abs("memory", "b"));
-    assert_eq!(ok(&d, None, &["getpidcgroup", "memory", &pid.to_string()]), b);
-    assert_eq!(ok(&d, None, &["getpidcgroupabs", "memory", &pid.to_string()]), s.abs("memory", "b"));
+    assert_eq!(
+        ok(&d, None, &["getpidcgroup", "memory", &pid.to_string()]),
+        b
+    );
+    assert_eq!(
+        ok(&d, None, &["getpidcgroupabs", "memory", &pid.to_string()]),
+        s.abs("memory", "b")
+    );
     assert_eq!(ok(&d, None, &["gettasks", "memory", &b]), pid.to_string());
-    assert_eq!(ok(&d, None, &["gettasksrecursive", "memory", &s.rel("")]), pid.to_string());
+    assert_eq!(
+        ok(&d, None, &["gettasksrecursive", "memory", &s.rel("")]),
+        pid.to_string()
+    );
     assert_eq!(ok(&d, None, &["listchildren", "memory", &s.rel("")]), "b");
-    assert_eq!(ok(&d, None, &["getpidcgroup", "memory", &std::process::id().to_string()]), "/");
+    assert_eq!(
+        ok(
+            &d,
+            None,
+            &["getpidcgroup", "memory", &std::process::id().to_string()]
+        ),
+        "/"
+    );
     // test14: non-recursive remove of a populated or parent cgroup fails; recursive works.
     refused(&d, None, &["remove", "memory", &b], "Busy");
     ok(&d, None, &["create", "memory", &s.rel("b/c")]);
-    ok(&d, None, &["movepid", "memory", &s.rel(""), &pid.to_string()]);
+    ok(
+        &d,
+        None,
+        &["movepid", "memory", &s.rel(""), &pid.to_string()],
+    );
     refused(&d, None, &["remove", "memory", &b], "Busy");
-    assert_eq!(ok(&d, None, &["--json", "remove", "-r", "memory", &b]), r#"{"existed":true}"#);
+    assert_eq!(
+        ok(&d, None, &["--json", "remove", "-r", "memory", &b]),
+        r#"{"existed":true}"#
+    );
     assert!(!s.dir("memory", "b").exists());
-    assert_eq!(ok(&d, None, &["--json", "remove", "memory", &b]), r#"{"existed":false}"#);
+    assert_eq!(
+        ok(&d, None, &["--json", "remove", "memory", &b]),
+        r#"{"existed":false}"#
+    );
     // test20: children of a missing cgroup.
     refused(&d, None, &["listchildren", "memory", &b], "NotFound");
     // test19: MovePidAbs lets host root put a process anywhere, here back into the scratch.
-    ok(&d, None, &["movepidabs", "memory", &s.abs("memory", ""), &pid.to_string()]);
+    ok(
+        &d,
+        None,
+        &[
+            "movepidabs",
+            "memory",
+            &s.abs("memory", ""),
+            &pid.to_string(),
+        ],
+    );
     assert_eq!(cgroup_of(pid, "memory"), s.abs("memory", ""));
 }
 
@@ -91,44 +147,123 @@ fn chown_hands_over_tasks_not_limits() {
     let z = s.rel("zzz");
     ok(&d, None, &["create", "memory", &z]);
     // test09: dir + task files change owner, limits do not.
-    ok(&d, None, &["chown", "memory", &z, &uid.to_string(), &gid.to_string()]);
+    ok(
+        &d,
+        None,
+        &["chown", "memory", &z, &uid.to_string(), &gid.to_string()],
+    );
     for f in ["", "tasks", "cgroup.procs"] {
         assert_eq!(owner(&s.dir("memory", "zzz").join(f)), uid, "{f}");
     }
     assert_eq!(owner(&s.dir("memory", "zzz/memory.limit_in_bytes")), 0);
     // test26: ListKeys shows it.
     let keys = ok(&d, None, &["listkeys", "memory", &z]);
-    assert!(keys.lines().any(|l| l.starts_with(&format!("tasks {uid} {gid} "))), "{keys}");
+    assert!(
+        keys.lines()
+            .any(|l| l.starts_with(&format!("tasks {uid} {gid} "))),
+        "{keys}"
+    );
     // test10: the user moves its own process into the cgroup it owns.
     let mine = sleeper(Some("lxrtest1"), &[]);
     s.adopt(mine);
-    ok(&d, Some("lxrtest1"), &["movepid", "memory", &z, &mine.to_string()]);
+    ok(
+        &d,
+        Some("lxrtest1"),
+        &["movepid", "memory", &z, &mine.to_string()],
+    );
     assert_eq!(cgroup_of(mine, "memory"), s.abs("memory", "zzz"));
     // test07: but not root's.
     let roots = sleeper(None, &[]);
     s.adopt(roots);
-    refused(&d, Some("lxrtest1"), &["movepid", "memory", &z, &roots.to_string()], "PermissionDenied");
+    refused(
+        &d,
+        Some("lxrtest1"),
+        &["movepid", "memory", &z, &roots.to_string()],
+        "PermissionDenied",
+    );
     // test11: the limit at the delegation point stays root's.
-    refused(&d, Some("lxrtest1"), &["setvalue", "memory", &z, "memory.limit_in_bytes", "1G"], "PermissionDenied");
+    refused(
+        &d,
+        Some("lxrtest1"),
+        &["setvalue", "memory", &z, "memory.limit_in_bytes", "1G"],
+        "PermissionDenied",
+    );
     // test12/13: the user's own children are entirely the user's.
     let zb = s.rel("zzz/b");
     ok(&d, Some("lxrtest1"), &["create", "memory", &zb]);
     assert_eq!(owner(&s.dir("memory", "zzz/b/memory.limit_in_bytes")), uid);
-    ok(&d, Some("lxrtest1"), &["setvalue", "memory", &zb, "memory.limit_in_bytes", "50M"]);
-    assert_eq!(ok(&d, Some("lxrtest1"), &["getvalue", "memory", &zb, "memory.limit_in_bytes"]), "52428800");
+    ok(
+        &d,
+        Some("lxrtest1"),
+        &["setvalue", "memory", &zb, "memory.limit_in_bytes", "50M"],
+    );
+    assert_eq!(
+        ok(
+            &d,
+            Some("lxrtest1"),
+            &["getvalue", "memory", &zb, "memory.limit_in_bytes"]
+        ),
+        "52428800"
+    );
     // Another user can read but not change or create.
-    assert_eq!(ok(&d, Some("lxrtest2"), &["getvalue", "memory", &zb, "memory.limit_in_bytes"]), "52428800");
-    refused(&d, Some("lxrtest2"), &["setvalue", "memory", &zb, "memory.limit_in_bytes", "1G"], "PermissionDenied");
-    refused(&d, Some("lxrtest2"), &["create", "memory", &s.rel("zzz/x")], "PermissionDenied");
-    refused(&d, Some("lxrtest2"), &["remove", "memory", &zb], "PermissionDenied");
-    refused(&d, Some("lxrtest2"), &["movepid", "memory", &zb, &mine.to_string()], "PermissionDenied");
+    assert_eq!(
+        ok(
+            &d,
+            Some("lxrtest2"),
+            &["getvalue", "memory", &zb, "memory.limit_in_bytes"]
+        ),
+        "52428800"
+    );
+    refused(
+        &d,
+        Some("lxrtest2"),
+        &["setvalue", "memory", &zb, "memory.limit_in_bytes", "1G"],
+        "PermissionDenied",
+    );
+    refused(
+        &d,
+        Some("lxrtest2"),
+        &["create", "memory", &s.rel("zzz/x")],
+        "PermissionDenied",
+    );
+    refused(
+        &d,
+        Some("lxrtest2"),
+        &["remove", "memory", &zb],
+        "PermissionDenied",
+    );
+    refused(
+        &d,
+        Some("lxrtest2"),
+        &["movepid", "memory", &zb, &mine.to_string()],
+        "PermissionDenied",
+    );
     // test17: chmod needs ownership.
-    ok(&d, Some("lxrtest1"), &["chmodfile", "memory", &zb, "memory.limit_in_bytes", "600"]);
-    refused(&d, Some("lxrtest1"), &["chmodfile", "memory", &z, "memory.limit_in_bytes", "666"], "PermissionDenied");
-    refused(&d, Some("lxrtest2"), &["chmod", "memory", &zb, "777"], "PermissionDenied");
+    ok(
+        &d,
+        Some("lxrtest1"),
+        &["chmodfile", "memory", &zb, "memory.limit_in_bytes", "600"],
+    );
+    refused(
+        &d,
+        Some("lxrtest1"),
+        &["chmodfile", "memory", &z, "memory.limit_in_bytes", "666"],
+        "PermissionDenied",
+    );
+    refused(
+        &d,
+        Some("lxrtest2"),
+        &["chmod", "memory", &zb, "777"],
+        "PermissionDenied",
+    );
     ok(&d, None, &["chmodfile", "memory", &z, "tasks", "664"]);
     // test16: Chown needs root in the caller's user namespace.
-    refused(&d, Some("lxrtest1"), &["chown", "memory", &zb, "0", "0"], "PermissionDenied");
+    refused(
+        &d,
+        Some("lxrtest1"),
+        &["chown", "memory", &zb, "0", "0"],
+        "PermissionDenied",
+    );
     // The user removes its own child.
     ok(&d, Some("lxrtest1"), &["remove", "memory", &zb]);
 }
@@ -146,7 +281,15 @@ fn sibling_with_shared_prefix_is_out_of_reach() {
     let o = in_cgroups_as(
         Some("lxrtest1"),
         &[s.dir("memory", "sib")],
-        &[e2e::cgm::bin("cgm").to_str().unwrap(), "--socket", d.socket.to_str().unwrap(), "getvalue", "memory", &sib2_abs, "memory.usage_in_bytes"],
+        &[
+            e2e::cgm::bin("cgm").to_str().unwrap(),
+            "--socket",
+            d.socket.to_str().unwrap(),
+            "getvalue",
+            "memory",
+            &sib2_abs,
+            "memory.usage_in_bytes",
+        ],
     )
     .output()
     .unwrap();
@@ -155,7 +298,15 @@ fn sibling_with_shared_prefix_is_out_of_reach() {
     let o = in_cgroups_as(
         Some("lxrtest1"),
         &[s.dir("memory", "sib")],
-        &[e2e::cgm::bin("cgm").to_str().unwrap(), "--socket", d.socket.to_str().unwrap(), "getvalue", "memory", &s.abs("memory", "sib"), "memory.usage_in_bytes"],
+        &[
+            e2e::cgm::bin("cgm").to_str().unwrap(),
+            "--socket",
+            d.socket.to_str().unwrap(),
+            "getvalue",
+            "memory",
+            &s.abs("memory", "sib"),
+            "memory.usage_in_bytes",
+        ],
     )
     .output()
     .unwrap();
@@ -171,7 +322,11 @@ fn scm_translates_pids_from_a_container() {
     let (uid, gid) = test_user("lxrtest1");
     let t = s.rel("ct");
     ok(&d, None, &["create", "memory", &t]);
-    ok(&d, None, &["chown", "memory", &t, &uid.to_string(), &gid.to_string()]);
+    ok(
+        &d,
+        None,
+        &["chown", "memory", &t, &uid.to_string(), &gid.to_string()],
+    );
     let cgm = e2e::cgm::bin("cgm");
     let script = format!(
         "sleep 1000 & p=$!; {cgm} --socket {sock} movepid memory {t} $p || exit 11; \
@@ -183,14 +338,31 @@ fn scm_translates_pids_from_a_container() {
     let o = in_cgroups_as(
         Some("lxrtest1"),
         &[],
-        &["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc", "sh", "-c", &script],
+        &[
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "sh",
+            "-c",
+            &script,
+        ],
     )
     .output()
     .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{out} {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{out} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(out.lines().next() == Some(t.as_str()), "{out}");
-    assert!(out.contains(&format!("memory:{}", s.abs("memory", "ct"))), "{out}");
+    assert!(
+        out.contains(&format!("memory:{}", s.abs("memory", "ct"))),
+        "{out}"
+    );
 }
 
 #[test]
@@ -217,7 +389,10 @@ fn remove_on_empty_and_prune() {
     }
     let t0 = Instant::now();
     while s.dir("memory", "a").exists() || s.dir("memory", "x").exists() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "not removed once empty");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "not removed once empty"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -249,8 +424,15 @@ fn ordinary_dbus_tools_work_peer_to_peer() {
     let s = Scratch::new("dbussend");
     let addr = format!("--peer=unix:path={}", d.socket.display());
     let o = std::process::Command::new("dbus-send")
-        .args([&addr, "--print-reply", "--type=method_call", "/org/linuxcontainers/cgmanager",
-            "org.linuxcontainers.cgmanager0_0.Create", "string:memory", &format!("string:{}", s.rel("ds"))])
+        .args([
+            &addr,
+            "--print-reply",
+            "--type=method_call",
+            "/org/linuxcontainers/cgmanager",
+            "org.linuxcontainers.cgmanager0_0.Create",
+            "string:memory",
+            &format!("string:{}", s.rel("ds")),
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -259,17 +441,37 @@ fn ordinary_dbus_tools_work_peer_to_peer() {
     // As a test user (libdbus falls back to ANONYMOUS; identity comes from the socket).
     test_user("lxrtest1");
     let o = std::process::Command::new("runuser")
-        .args(["-u", "lxrtest1", "--", "dbus-send", &addr, "--print-reply", "--type=method_call",
-            "/org/linuxcontainers/cgmanager", "org.linuxcontainers.cgmanager0_0.Create", "string:memory",
-            &format!("string:{}", s.rel("ds/x"))])
+        .args([
+            "-u",
+            "lxrtest1",
+            "--",
+            "dbus-send",
+            &addr,
+            "--print-reply",
+            "--type=method_call",
+            "/org/linuxcontainers/cgmanager",
+            "org.linuxcontainers.cgmanager0_0.Create",
+            "string:memory",
+            &format!("string:{}", s.rel("ds/x")),
+        ])
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("org.linuxcontainers.cgmanager.Error.PermissionDenied"),
-        "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("org.linuxcontainers.cgmanager.Error.PermissionDenied"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let o = std::process::Command::new("dbus-send")
-        .args([&addr, "--print-reply", "/org/linuxcontainers/cgmanager",
-            "org.freedesktop.DBus.Properties.Get", "string:org.linuxcontainers.cgmanager0_0", "string:api_version"])
+        .args([
+            &addr,
+            "--print-reply",
+            "/org/linuxcontainers/cgmanager",
+            "org.freedesktop.DBus.Properties.Get",
+            "string:org.linuxcontainers.cgmanager0_0",
+            "string:api_version",
+        ])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("int32 10"));
