@@ -1,0 +1,139 @@
+//! Delegation through cgmanager's `org.linuxcontainers.cgmanager1` interface, for real: the v2
+//! mechanics on this host's cgroup2 hierarchy (`/sys/fs/cgroup/unified`) and the v1 equivalent
+//! on the memory hierarchy. What the kernel then allows or refuses the delegatee is checked by
+//! the delegatee writing cgroupfs itself.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use e2e::cgm::{cgroup_of, owner, sleeper, test_user, CgmDaemon, CgmResult, Scratch};
+
+fn as_user(user: &str, script: &str) -> std::process::Output {
+    Command::new("runuser")
+        .args(["-u", user, "--", "sh", "-c", script])
+        .output()
+        .unwrap()
+}
+
+fn policy(s: &Scratch) -> String {
+    format!(
+        "[[delegate]]\nusers = [\"lxrtest1\"]\ncontrollers = [\"unified\", \"memory\"]\n\
+         path = \"%D/{}/%u\"\nmax_depth = 2\nmax_cgroups = 4\nmemory_max = \"256M\"\n",
+        s.name
+    )
+}
+
+#[test]
+fn v2_delegation_follows_the_kernel_rules() {
+    let (uid, _) = test_user("lxrtest1");
+    test_user("lxrtest2");
+    let mut s = Scratch::new("deleg2");
+    let d = CgmDaemon::start(&policy(&s), &[]);
+    let r = CgmResult::of(&d.cgm(Some("lxrtest1"), &["delegate", "unified"]));
+    assert!(r.ok, "{}", r.err);
+    let want = s.abs("unified", "lxrtest1");
+    assert_eq!(r.out, format!("unified {want}"));
+    let dir = s.dir("unified", "lxrtest1");
+    // The directory and the kernel's delegation files are the user's; the rest stays root's.
+    assert_eq!(owner(&dir), uid);
+    for f in ["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"] {
+        assert_eq!(owner(&dir.join(f)), uid, "{f}");
+    }
+    for f in ["cgroup.max.depth", "cgroup.max.descendants", "cgroup.type"] {
+        assert_eq!(owner(&dir.join(f)), 0, "{f}");
+    }
+    assert_eq!(std::fs::read_to_string(dir.join("cgroup.max.depth")).unwrap().trim(), "2");
+    assert_eq!(std::fs::read_to_string(dir.join("cgroup.max.descendants")).unwrap().trim(), "4");
+    // Asking again is idempotent.
+    let again = CgmResult::of(&d.cgm(Some("lxrtest1"), &["delegate", "unified"]));
+    assert_eq!(again.out, r.out);
+
+    // The user cannot move its own process in: the common ancestor (the root) is not its own.
+    let pid = sleeper(Some("lxrtest1"), &[]);
+    s.adopt(pid);
+    let o = as_user("lxrtest1", &format!("echo {pid} > {}/cgroup.procs", dir.display()));
+    assert!(!o.status.success(), "the kernel let the user pull a process in");
+    // The daemon does the first move, into a leaf it creates for the user.
+    let r = CgmResult::of(&d.cgm(Some("lxrtest1"), &["enter", "unified", "init", &pid.to_string()]));
+    assert!(r.ok, "{}", r.err);
+    assert_eq!(cgroup_of(pid, "unified"), format!("{want}/init"));
+    assert_eq!(owner(&dir.join("init")), uid);
+    // From here the kernel lets the user manage its subtree itself…
+    let o = as_user(
+        "lxrtest1",
+        &format!("mkdir {d}/a && echo {pid} > {d}/a/cgroup.procs", d = dir.display()),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(cgroup_of(pid, "unified"), format!("{want}/a"));
+    // …but not push processes out, raise its limits, or go deeper than the policy allows.
+    let o = as_user("lxrtest1", &format!("echo {pid} > /sys/fs/cgroup/unified/cgroup.procs"));
+    assert!(!o.status.success());
+    let o = as_user("lxrtest1", &format!("echo 100 > {}/cgroup.max.depth", dir.display()));
+    assert!(!o.status.success());
+    let o = as_user("lxrtest1", &format!("mkdir -p {}/a/b/c", dir.display()));
+    assert!(!o.status.success(), "depth limit not enforced by the kernel");
+    // Through the daemon the same limits hold, with named errors.
+    let r = CgmResult::of(&d.cgm(Some("lxrtest1"), &["create", "unified", &format!("{want}/x/y/z")]));
+    assert_eq!(r.kind(), Some("LimitExceeded"), "{r:?}");
+    // Other users get nothing.
+    let r = CgmResult::of(&d.cgm(Some("lxrtest2"), &["delegate", "unified"]));
+    assert_eq!(r.kind(), Some("NotDelegated"), "{r:?}");
+    let r = CgmResult::of(&d.cgm(Some("lxrtest2"), &["create", "unified", &format!("{want}/a/q")]));
+    assert_eq!(r.kind(), Some("PermissionDenied"), "{r:?}");
+    // Release refuses while processes remain, then removes the subtree.
+    let r = CgmResult::of(&d.cgm(Some("lxrtest1"), &["release", "unified"]));
+    assert_eq!(r.kind(), Some("Busy"), "{r:?}");
+    // SAFETY: killing the process this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let r = CgmResult::of(&d.cgm(Some("lxrtest1"), &["release", "unified"]));
+    assert!(r.ok, "{}", r.err);
+    assert!(r.out.parse::<u32>().unwrap() >= 2, "{}", r.out);
+    assert!(!dir.exists());
+}
+
+#[test]
+fn v1_delegation_and_the_readme_example() {
+    let (uid, _) = test_user("lxrtest1");
+    let s = Scratch::new("deleg1");
+    let d = CgmDaemon::start(&policy(&s), &[]);
+    let cgm = e2e::cgm::bin("cgm");
+    let sock = d.socket.display().to_string();
+    // The README's three lines, run by the user's own shell.
+    let script = format!(
+        "{cgm} --socket {sock} delegate memory && \
+         {cgm} --socket {sock} enter memory work $$ && \
+         {cgm} --socket {sock} setvalue memory '' memory.limit_in_bytes 64M && \
+         grep memory /proc/self/cgroup",
+        cgm = cgm.display()
+    );
+    let o = as_user("lxrtest1", &script);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    let dpath = s.abs("memory", "lxrtest1");
+    assert!(out.contains(&format!("memory {dpath}")), "{out}");
+    assert!(out.contains(&format!(":memory:{dpath}/work")), "{out}");
+    let dir = s.dir("memory", "lxrtest1");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("work/memory.limit_in_bytes")).unwrap().trim(),
+        (64u64 << 20).to_string()
+    );
+    // The delegation point carries the admin's ceiling, which the user cannot raise.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("memory.limit_in_bytes")).unwrap().trim(),
+        (256u64 << 20).to_string()
+    );
+    for f in ["", "tasks", "cgroup.procs"] {
+        assert_eq!(owner(&dir.join(f)), uid, "{f}");
+    }
+    assert_eq!(owner(&dir.join("memory.limit_in_bytes")), 0);
+    let r = CgmResult::of(&d.cgm(
+        Some("lxrtest1"),
+        &["setvalue", "memory", &dpath, "memory.limit_in_bytes", "1G"],
+    ));
+    assert_eq!(r.kind(), Some("PermissionDenied"), "{r:?}");
+    let r = CgmResult::of(&d.cgm(Some("lxrtest1"), &["release", "memory"]));
+    assert!(r.ok, "{}", r.err);
+    assert!(!dir.exists());
+}
