@@ -3,10 +3,11 @@
 //! arguments, and everything about it a permission check needs, re-read on every request and
 //! pinned by the pidfd so that a recycled pid cannot stand in for the caller.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use cgroups::process::{ns_inode, IdMap, Pidfd, Status};
+use cgroups::process::{ns_inode, IdMap, Ns, Pidfd, Status};
 use cgroups::ProcCgroups;
 use nix::sys::socket::{getsockopt, sockopt};
 
@@ -43,23 +44,74 @@ pub struct Peer {
     pub pid: u32,
     /// Effective uid at connect time, in the daemon's user namespace.
     pub uid: u32,
-    /// Effective gid at connect time (the bus does not report it: then read at first use).
-    pub gid: Option<u32>,
+    /// Effective gid and supplementary groups at connect time (the bus does not report the
+    /// gid: then read once at first use).
+    ids: Mutex<Option<(u32, Vec<u32>)>>,
+    /// The caller's namespaces and id maps, captured at its first request.
+    ns: Mutex<Option<NsSeen>>,
+    /// `/proc/<pid>/cgroup`, kept open: re-read from offset 0 on every request (procfs
+    /// regenerates it), and bound to this process, so a reused pid reads as ESRCH.
+    cgroup_file: Mutex<Option<std::fs::File>>,
     pidfd: Option<Pidfd>,
 }
 
+#[derive(Debug, Clone)]
+struct NsSeen {
+    userns: u64,
+    pidns: u64,
+    uid_map: IdMap,
+    gid_map: IdMap,
+}
+
+/// `SO_PEERGROUPS` (asm-generic/socket.h; not in libc for every target).
+const SO_PEERGROUPS: libc::c_int = 59;
+
+/// The supplementary groups of a socket's peer at connect time.
+fn peer_groups(sock: &impl AsFd) -> std::io::Result<Vec<u32>> {
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut len = (groups.len() * std::mem::size_of::<libc::gid_t>()) as libc::socklen_t;
+        // SAFETY: the buffer is valid for `len` bytes and the kernel writes at most that much,
+        // setting `len` to the size it needs.
+        let r = unsafe {
+            libc::getsockopt(
+                sock.as_fd().as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let n = len as usize / std::mem::size_of::<libc::gid_t>();
+        if r == 0 {
+            groups.truncate(n);
+            return Ok(groups);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ERANGE) && n > groups.len() {
+            groups.resize(n, 0);
+            continue;
+        }
+        return Err(e);
+    }
+}
+
 impl Peer {
-    /// From a connected unix socket: `SO_PEERCRED` plus `SO_PEERPIDFD` (Linux ≥ 6.5).
+    /// From a connected unix socket: `SO_PEERCRED`, `SO_PEERGROUPS` and `SO_PEERPIDFD` (Linux
+    /// ≥ 6.5), all captured by the kernel when the peer connected.
     pub fn from_socket(sock: &impl AsFd) -> std::io::Result<Peer> {
         let cred = getsockopt(sock, sockopt::PeerCredentials)?;
         let pidfd = getsockopt(sock, sockopt::PeerPidfd)
             .ok()
             .map(Pidfd::from_owned);
         let pid = u32::try_from(cred.pid()).unwrap_or(0);
+        let ids = peer_groups(sock).ok().map(|g| (cred.gid(), g));
         Ok(Peer {
             pid,
             uid: cred.uid(),
-            gid: Some(cred.gid()),
+            ids: Mutex::new(ids),
+            ns: Mutex::new(None),
+            cgroup_file: Mutex::new(None),
             pidfd,
         })
     }
@@ -73,9 +125,57 @@ impl Peer {
         Peer {
             pid,
             uid,
-            gid: None,
+            ids: Mutex::new(None),
+            ns: Mutex::new(None),
+            cgroup_file: Mutex::new(None),
             pidfd,
         }
+    }
+
+    /// One of the peer's namespace inodes: through the pidfd where the kernel can, else procfs.
+    fn ns_inode(&self, proc_root: &Path, ns: Ns) -> cgroups::Result<u64> {
+        if let Some(Ok(i)) = self.pidfd.as_ref().map(|p| p.ns_inode(ns)) {
+            return Ok(i);
+        }
+        let name = match ns {
+            Ns::Pid => "pid",
+            Ns::User => "user",
+        };
+        ns_inode(proc_root, self.pid, name)
+    }
+
+    /// The peer's current cgroups.
+    fn cgroups(&self, proc_root: &Path) -> cgroups::Result<ProcCgroups> {
+        use std::os::unix::fs::FileExt;
+        let path = proc_root.join(self.pid.to_string()).join("cgroup");
+        let io = |source| cgroups::Error::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut slot = self
+            .cgroup_file
+            .lock()
+            .map_err(|_| io(std::io::Error::other("poisoned")))?;
+        if slot.is_none() {
+            *slot = Some(std::fs::File::open(&path).map_err(io)?);
+        }
+        let Some(f) = slot.as_ref() else {
+            return Err(io(std::io::Error::from_raw_os_error(libc::EBADF)));
+        };
+        let mut buf = vec![0u8; 4096];
+        let mut len = 0;
+        loop {
+            let n = f.read_at(&mut buf[len..], len as u64).map_err(io)?;
+            len += n;
+            // procfs hands out the whole file in one read when the buffer is large enough.
+            if n == 0 || len < buf.len() {
+                break;
+            }
+            buf.resize(buf.len() * 2, 0);
+        }
+        buf.truncate(len);
+        let text = String::from_utf8(buf).map_err(|_| io(std::io::Error::other("not UTF-8")))?;
+        ProcCgroups::parse(&path, &text)
     }
 
     /// False once the connecting process has exited: its pid may belong to someone else now.
@@ -127,35 +227,71 @@ impl Caller {
         }
         let proc = &host.proc_root;
         let m = |e: cgroups::Error| proc_err(e, &gone);
-        let status = Status::read(proc, peer.pid).map_err(m)?;
-        let userns = ns_inode(proc, peer.pid, "user").map_err(m)?;
-        let pidns = ns_inode(proc, peer.pid, "pid").map_err(m)?;
-        let same_userns = userns == host.userns;
-        let (uid_map, gid_map) = if same_userns {
-            (IdMap::identity(), IdMap::identity())
-        } else {
-            (
-                IdMap::read(proc, peer.pid, "uid_map").map_err(m)?,
-                IdMap::read(proc, peer.pid, "gid_map").map_err(m)?,
-            )
+        let (gid, groups) = {
+            let mut ids = peer
+                .ids
+                .lock()
+                .map_err(|_| Error::Failed("poisoned".into()))?;
+            match &*ids {
+                Some(v) => v.clone(),
+                None => {
+                    let st = Status::read(proc, peer.pid).map_err(m)?;
+                    let v = (st.gids[1], st.groups);
+                    *ids = Some(v.clone());
+                    v
+                }
+            }
         };
-        let cgroups = ProcCgroups::read(proc, peer.pid).map_err(m)?;
+        // The namespaces and id maps are captured at the first request, as SO_PEERCRED
+        // captures the uid at connect: a process that later enters another user namespace
+        // keeps the identity it had (its pid namespace never changes).
+        let seen = {
+            let mut ns = peer
+                .ns
+                .lock()
+                .map_err(|_| Error::Failed("poisoned".into()))?;
+            match &*ns {
+                Some(s) => s.clone(),
+                None => {
+                    let userns = peer.ns_inode(proc, Ns::User).map_err(m)?;
+                    let pidns = peer.ns_inode(proc, Ns::Pid).map_err(m)?;
+                    let (uid_map, gid_map) = if userns == host.userns {
+                        (IdMap::identity(), IdMap::identity())
+                    } else {
+                        (
+                            IdMap::read(proc, peer.pid, "uid_map").map_err(m)?,
+                            IdMap::read(proc, peer.pid, "gid_map").map_err(m)?,
+                        )
+                    };
+                    let s = NsSeen {
+                        userns,
+                        pidns,
+                        uid_map,
+                        gid_map,
+                    };
+                    *ns = Some(s.clone());
+                    s
+                }
+            }
+        };
+        let cgroups = peer.cgroups(proc).map_err(m)?;
         // Everything above must describe the process that connected, not a successor that
         // was given its pid: check the pidfd after reading.
         if !peer.alive() {
             return Err(gone());
         }
         let uid = peer.uid;
+        let same_userns = seen.userns == host.userns;
         Ok(Caller {
             pid: peer.pid,
             uid,
-            gid: peer.gid.unwrap_or(status.gids[1]),
-            groups: status.groups,
+            gid,
+            groups,
             host_root: uid == 0 && same_userns,
-            ns_root: !same_userns && uid_map.to_inside(uid) == Some(0),
-            same_pidns: pidns == host.pidns,
-            uid_map,
-            gid_map,
+            ns_root: !same_userns && seen.uid_map.to_inside(uid) == Some(0),
+            same_pidns: seen.pidns == host.pidns,
+            uid_map: seen.uid_map,
+            gid_map: seen.gid_map,
             cgroups,
         })
     }

@@ -89,11 +89,20 @@ fn run(args: Args) -> Result<(), String> {
         mgr.policy.delegate.len(),
         args.policy.display()
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("tokio: {e}"))?;
+    let rt = match std::env::var("CGM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        Some(n) if n > 0 => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        _ => tokio::runtime::Builder::new_current_thread(),
+    }
+    .enable_all()
+    .build()
+    .map_err(|e| format!("tokio: {e}"))?;
     rt.block_on(serve(args, mgr))
 }
 

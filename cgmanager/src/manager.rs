@@ -176,6 +176,32 @@ impl Manager {
         Ok(())
     }
 
+    /// Open a file of a cgroup with `flags` and check on the open file that the caller may
+    /// access it with `want` (opening has no effect on cgroupfs until read or written).
+    pub(crate) fn open_checked(
+        &self,
+        c: &Caller,
+        cg: &Cgroup,
+        file: &str,
+        flags: nix::fcntl::OFlag,
+        want: u32,
+        verb: &str,
+    ) -> Result<std::fs::File> {
+        let f = std::fs::File::from(target::open_beneath(cg, Some(file), flags)?);
+        let md = f
+            .metadata()
+            .map_err(|e| crate::errors::from_io(&e, "stat"))?;
+        if may_access(c, &md, want) {
+            Ok(f)
+        } else {
+            Err(Error::PermissionDenied(format!(
+                "uid {} may not {verb} {}/{file}",
+                c.uid,
+                cg.abs_path().trim_end_matches('/')
+            )))
+        }
+    }
+
     /// Check the caller may access an existing cgroup directory or one of its files.
     pub(crate) fn need(
         &self,

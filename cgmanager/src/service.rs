@@ -261,7 +261,7 @@ fn rec(r: i32) -> Result<bool> {
 /// `org.linuxcontainers.cgmanager0_0`.
 pub struct ManagerV0(pub Ctx);
 
-#[interface(name = "org.linuxcontainers.cgmanager0_0")]
+#[interface(name = "org.linuxcontainers.cgmanager0_0", spawn = false)]
 impl ManagerV0 {
     async fn ping(&self, junk: i32) -> Result<()> {
         let _ = junk;
@@ -835,7 +835,7 @@ fn tasks_for(c: &Caller, pids: Vec<u32>, method: &str) -> Result<Vec<i32>> {
 /// `org.linuxcontainers.cgmanager1`.
 pub struct DelegationV1(pub Ctx);
 
-#[interface(name = "org.linuxcontainers.cgmanager1")]
+#[interface(name = "org.linuxcontainers.cgmanager1", spawn = false)]
 impl DelegationV1 {
     #[zbus(out_args("delegations"))]
     async fn delegate(

@@ -8,8 +8,11 @@
 
 use std::fs::Metadata;
 use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use cgroups::Cgroup;
+use dashmap::DashMap;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
 
@@ -100,18 +103,32 @@ pub fn stat_beneath(cg: &Cgroup, file: Option<&str>) -> Result<Metadata> {
         .map_err(|e| crate::errors::from_io(&e, "stat"))
 }
 
+/// The hierarchy mounts, opened once (`O_PATH`) and kept: every request resolves from them.
+/// A hierarchy remounted while the daemon runs is not followed (restart the daemon).
+fn mount_fd(mount_point: &Path) -> Result<Arc<OwnedFd>> {
+    static MOUNTS: OnceLock<DashMap<PathBuf, Arc<OwnedFd>>> = OnceLock::new();
+    let mounts = MOUNTS.get_or_init(DashMap::new);
+    if let Some(fd) = mounts.get(mount_point) {
+        return Ok(fd.clone());
+    }
+    let fd = nix::fcntl::open(
+        mount_point,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| from_errno(e as i32, &format!("open {}", mount_point.display())))?;
+    let fd = Arc::new(fd);
+    mounts.insert(mount_point.to_path_buf(), fd.clone());
+    Ok(fd)
+}
+
 /// Open a cgroup directory or file beneath its hierarchy's mount with `flags`.
 pub fn open_beneath(cg: &Cgroup, file: Option<&str>, flags: OFlag) -> Result<OwnedFd> {
     let what = match file {
         Some(f) => format!("{}/{f}", cg.abs_path().trim_end_matches('/')),
         None => cg.abs_path(),
     };
-    let mount = nix::fcntl::open(
-        &cg.mount_point,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| from_errno(e as i32, &format!("open {}", cg.mount_point.display())))?;
+    let mount = mount_fd(&cg.mount_point)?;
     let mut rel = if cg.rel.is_empty() {
         ".".to_string()
     } else {
@@ -128,7 +145,7 @@ pub fn open_beneath(cg: &Cgroup, file: Option<&str>, flags: OFlag) -> Result<Own
                 | ResolveFlag::RESOLVE_NO_MAGICLINKS
                 | ResolveFlag::RESOLVE_NO_XDEV,
         );
-    openat2(&mount, rel.as_str(), how).map_err(|e| match e {
+    openat2(&*mount, rel.as_str(), how).map_err(|e| match e {
         nix::errno::Errno::ELOOP | nix::errno::Errno::EXDEV => Error::OutsideSubtree(format!(
             "{what}: a symlink or another mount is in the way; refusing to follow it"
         )),

@@ -48,6 +48,36 @@ impl Pidfd {
     }
 }
 
+/// A namespace kind a pidfd can be asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ns {
+    /// The pid namespace.
+    Pid,
+    /// The user namespace.
+    User,
+}
+
+impl Pidfd {
+    /// The inode of one of the process's namespaces, through the pidfd (`PIDFD_GET_*_NAMESPACE`,
+    /// Linux ≥ 6.11): no procfs path walk, and no doubt about which process it is.
+    pub fn ns_inode(&self, ns: Ns) -> std::io::Result<u64> {
+        // _IO(PIDFS_IOCTL_MAGIC = 0xFF, nr): PID 5, USER 9 (include/uapi/linux/pidfd.h).
+        let req: libc::c_ulong = match ns {
+            Ns::Pid => 0xFF05,
+            Ns::User => 0xFF09,
+        };
+        // SAFETY: these ioctls take no argument and return a new namespace fd or -1.
+        let fd = unsafe { libc::ioctl(self.0.as_raw_fd(), req as _, 0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: the ioctl succeeded, so `fd` is a new descriptor that nothing else owns.
+        let f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        use std::os::unix::fs::MetadataExt;
+        Ok(f.metadata()?.ino())
+    }
+}
+
 /// The id lines of `/proc/<pid>/status`, as seen from the reader's user namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
@@ -207,7 +237,14 @@ mod tests {
         assert!(fd.alive());
         let s = Status::read(Path::new("/proc"), me).unwrap();
         assert_eq!(*s.nspid.last().unwrap(), me);
-        assert!(ns_inode(Path::new("/proc"), me, "pid").unwrap() > 0);
+        let pidns = ns_inode(Path::new("/proc"), me, "pid").unwrap();
+        let userns = ns_inode(Path::new("/proc"), me, "user").unwrap();
+        assert!(pidns > 0 && userns > 0 && pidns != userns);
+        // Kernels before 6.11 lack the ioctls; where they exist they must agree with procfs.
+        if let Ok(i) = fd.ns_inode(Ns::Pid) {
+            assert_eq!(i, pidns);
+            assert_eq!(fd.ns_inode(Ns::User).unwrap(), userns);
+        }
         assert!(Pidfd::open(u32::MAX).is_err());
     }
 

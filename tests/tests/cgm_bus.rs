@@ -20,7 +20,13 @@ fn cgm_bus(bus: &PrivateBus, user: Option<&str>, args: &[&str]) -> CgmResult {
         }
         None => Command::new(bin("cgm")),
     };
-    CgmResult::of(&c.arg("--bus").arg(&bus.address).args(args).output().unwrap())
+    CgmResult::of(
+        &c.arg("--bus")
+            .arg(&bus.address)
+            .args(args)
+            .output()
+            .unwrap(),
+    )
 }
 
 #[test]
@@ -46,31 +52,76 @@ fn served_on_a_bus_with_the_shipped_policy() {
     // A user is identified as itself through the bus, and refused with a named error.
     let r = cgm_bus(&bus, Some("lxrtest1"), &["create", "memory", &s.rel("b/u")]);
     assert_eq!(r.kind(), Some("PermissionDenied"), "{r:?}");
-    let r = cgm_bus(&bus, Some("lxrtest1"), &["getvalue", "memory", &b, "memory.limit_in_bytes"]);
+    let r = cgm_bus(
+        &bus,
+        Some("lxrtest1"),
+        &["getvalue", "memory", &b, "memory.limit_in_bytes"],
+    );
     assert!(r.ok, "{}", r.err);
     // busctl and dbus-send work as clients.
     let o = Command::new("busctl")
         .arg(format!("--address={}", bus.address))
-        .args(["call", "org.linuxcontainers.cgmanager", "/org/linuxcontainers/cgmanager",
-            "org.linuxcontainers.cgmanager0_0", "GetValue", "sss", "memory", &b, "memory.limit_in_bytes"])
+        .args([
+            "call",
+            "org.linuxcontainers.cgmanager",
+            "/org/linuxcontainers/cgmanager",
+            "org.linuxcontainers.cgmanager0_0",
+            "GetValue",
+            "sss",
+            "memory",
+            &b,
+            "memory.limit_in_bytes",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).starts_with("s \""), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("s \""),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     let o = Command::new("runuser")
-        .args(["-u", "lxrtest1", "--", "dbus-send", &format!("--bus={}", bus.address), "--print-reply",
-            "--dest=org.linuxcontainers.cgmanager", "/org/linuxcontainers/cgmanager",
-            "org.freedesktop.DBus.Properties.Get", "string:org.linuxcontainers.cgmanager0_0", "string:api_version"])
+        .args([
+            "-u",
+            "lxrtest1",
+            "--",
+            "dbus-send",
+            &format!("--bus={}", bus.address),
+            "--print-reply",
+            "--dest=org.linuxcontainers.cgmanager",
+            "/org/linuxcontainers/cgmanager",
+            "org.freedesktop.DBus.Properties.Get",
+            "string:org.linuxcontainers.cgmanager0_0",
+            "string:api_version",
+        ])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&o.stdout).contains("int32 10"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("int32 10"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // Inside its own user namespace the user is still itself to the daemon (the bus reports
     // host credentials): root there gains nothing.
     let o = Command::new("runuser")
-        .args(["-u", "lxrtest1", "--", "unshare", "--user", "--map-root-user", "busctl",
-            &format!("--address={}", bus.address), "call", "org.linuxcontainers.cgmanager",
-            "/org/linuxcontainers/cgmanager", "org.linuxcontainers.cgmanager0_0", "Create", "ss",
-            "memory", &s.rel("b/ns")])
+        .args([
+            "-u",
+            "lxrtest1",
+            "--",
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "busctl",
+            &format!("--address={}", bus.address),
+            "call",
+            "org.linuxcontainers.cgmanager",
+            "/org/linuxcontainers/cgmanager",
+            "org.linuxcontainers.cgmanager0_0",
+            "Create",
+            "ss",
+            "memory",
+            &s.rel("b/ns"),
+        ])
         .output()
         .unwrap();
     assert!(!o.status.success());
@@ -86,7 +137,11 @@ fn served_on_a_bus_with_the_shipped_policy() {
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not allowed to own"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not allowed to own"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     drop(d);
 }
 
@@ -107,7 +162,13 @@ fn shape(xml: &str) -> BTreeSet<String> {
             out.insert(format!("{} {} ({})", i.name(), m.name(), args.join(", ")));
         }
         for p in i.properties() {
-            out.insert(format!("{} property {} {} {:?}", i.name(), p.name(), p.ty(), p.access()));
+            out.insert(format!(
+                "{} property {} {} {:?}",
+                i.name(),
+                p.name(),
+                p.ty(),
+                p.access()
+            ));
         }
     }
     out
@@ -118,8 +179,11 @@ fn the_daemon_serves_the_shipped_xml() {
     let d = CgmDaemon::start("", &[]);
     let o = Command::new("dbus-send")
         .arg(format!("--peer=unix:path={}", d.socket.display()))
-        .args(["--print-reply=literal", "/org/linuxcontainers/cgmanager",
-            "org.freedesktop.DBus.Introspectable.Introspect"])
+        .args([
+            "--print-reply=literal",
+            "/org/linuxcontainers/cgmanager",
+            "org.freedesktop.DBus.Introspectable.Introspect",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -130,6 +194,8 @@ fn the_daemon_serves_the_shipped_xml() {
     assert!(a.len() > 35, "{a:?}");
     let only_served: Vec<_> = a.difference(&b).collect();
     let only_shipped: Vec<_> = b.difference(&a).collect();
-    assert!(only_served.is_empty() && only_shipped.is_empty(),
-        "served but not shipped: {only_served:#?}\nshipped but not served: {only_shipped:#?}");
+    assert!(
+        only_served.is_empty() && only_shipped.is_empty(),
+        "served but not shipped: {only_served:#?}\nshipped but not served: {only_shipped:#?}"
+    );
 }

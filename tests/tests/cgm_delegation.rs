@@ -43,8 +43,18 @@ fn v2_delegation_follows_the_kernel_rules() {
     for f in ["cgroup.max.depth", "cgroup.max.descendants", "cgroup.type"] {
         assert_eq!(owner(&dir.join(f)), 0, "{f}");
     }
-    assert_eq!(std::fs::read_to_string(dir.join("cgroup.max.depth")).unwrap().trim(), "2");
-    assert_eq!(std::fs::read_to_string(dir.join("cgroup.max.descendants")).unwrap().trim(), "4");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("cgroup.max.depth"))
+            .unwrap()
+            .trim(),
+        "2"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("cgroup.max.descendants"))
+            .unwrap()
+            .trim(),
+        "4"
+    );
     // Asking again is idempotent.
     let again = CgmResult::of(&d.cgm(Some("lxrtest1"), &["delegate", "unified"]));
     assert_eq!(again.out, r.out);
@@ -52,34 +62,61 @@ fn v2_delegation_follows_the_kernel_rules() {
     // The user cannot move its own process in: the common ancestor (the root) is not its own.
     let pid = sleeper(Some("lxrtest1"), &[]);
     s.adopt(pid);
-    let o = as_user("lxrtest1", &format!("echo {pid} > {}/cgroup.procs", dir.display()));
-    assert!(!o.status.success(), "the kernel let the user pull a process in");
+    let o = as_user(
+        "lxrtest1",
+        &format!("echo {pid} > {}/cgroup.procs", dir.display()),
+    );
+    assert!(
+        !o.status.success(),
+        "the kernel let the user pull a process in"
+    );
     // The daemon does the first move, into a leaf it creates for the user.
-    let r = CgmResult::of(&d.cgm(Some("lxrtest1"), &["enter", "unified", "init", &pid.to_string()]));
+    let r = CgmResult::of(&d.cgm(
+        Some("lxrtest1"),
+        &["enter", "unified", "init", &pid.to_string()],
+    ));
     assert!(r.ok, "{}", r.err);
     assert_eq!(cgroup_of(pid, "unified"), format!("{want}/init"));
     assert_eq!(owner(&dir.join("init")), uid);
     // From here the kernel lets the user manage its subtree itself…
     let o = as_user(
         "lxrtest1",
-        &format!("mkdir {d}/a && echo {pid} > {d}/a/cgroup.procs", d = dir.display()),
+        &format!(
+            "mkdir {d}/a && echo {pid} > {d}/a/cgroup.procs",
+            d = dir.display()
+        ),
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(cgroup_of(pid, "unified"), format!("{want}/a"));
     // …but not push processes out, raise its limits, or go deeper than the policy allows.
-    let o = as_user("lxrtest1", &format!("echo {pid} > /sys/fs/cgroup/unified/cgroup.procs"));
+    let o = as_user(
+        "lxrtest1",
+        &format!("echo {pid} > /sys/fs/cgroup/unified/cgroup.procs"),
+    );
     assert!(!o.status.success());
-    let o = as_user("lxrtest1", &format!("echo 100 > {}/cgroup.max.depth", dir.display()));
+    let o = as_user(
+        "lxrtest1",
+        &format!("echo 100 > {}/cgroup.max.depth", dir.display()),
+    );
     assert!(!o.status.success());
     let o = as_user("lxrtest1", &format!("mkdir -p {}/a/b/c", dir.display()));
-    assert!(!o.status.success(), "depth limit not enforced by the kernel");
+    assert!(
+        !o.status.success(),
+        "depth limit not enforced by the kernel"
+    );
     // Through the daemon the same limits hold, with named errors.
-    let r = CgmResult::of(&d.cgm(Some("lxrtest1"), &["create", "unified", &format!("{want}/x/y/z")]));
+    let r = CgmResult::of(&d.cgm(
+        Some("lxrtest1"),
+        &["create", "unified", &format!("{want}/x/y/z")],
+    ));
     assert_eq!(r.kind(), Some("LimitExceeded"), "{r:?}");
     // Other users get nothing.
     let r = CgmResult::of(&d.cgm(Some("lxrtest2"), &["delegate", "unified"]));
     assert_eq!(r.kind(), Some("NotDelegated"), "{r:?}");
-    let r = CgmResult::of(&d.cgm(Some("lxrtest2"), &["create", "unified", &format!("{want}/a/q")]));
+    let r = CgmResult::of(&d.cgm(
+        Some("lxrtest2"),
+        &["create", "unified", &format!("{want}/a/q")],
+    ));
     assert_eq!(r.kind(), Some("PermissionDenied"), "{r:?}");
     // Release refuses while processes remain, then removes the subtree.
     let r = CgmResult::of(&d.cgm(Some("lxrtest1"), &["release", "unified"]));
@@ -110,18 +147,26 @@ fn v1_delegation_and_the_readme_example() {
     );
     let o = as_user("lxrtest1", &script);
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let dpath = s.abs("memory", "lxrtest1");
     assert!(out.contains(&format!("memory {dpath}")), "{out}");
     assert!(out.contains(&format!(":memory:{dpath}/work")), "{out}");
     let dir = s.dir("memory", "lxrtest1");
     assert_eq!(
-        std::fs::read_to_string(dir.join("work/memory.limit_in_bytes")).unwrap().trim(),
+        std::fs::read_to_string(dir.join("work/memory.limit_in_bytes"))
+            .unwrap()
+            .trim(),
         (64u64 << 20).to_string()
     );
     // The delegation point carries the admin's ceiling, which the user cannot raise.
     assert_eq!(
-        std::fs::read_to_string(dir.join("memory.limit_in_bytes")).unwrap().trim(),
+        std::fs::read_to_string(dir.join("memory.limit_in_bytes"))
+            .unwrap()
+            .trim(),
         (256u64 << 20).to_string()
     );
     for f in ["", "tasks", "cgroup.procs"] {

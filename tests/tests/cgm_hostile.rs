@@ -726,30 +726,30 @@ fn protocol_cases(d: &CgmDaemon) -> Vec<(&'static str, Result<(), String>)> {
         .build()
         .unwrap();
     let sock = d.socket.clone();
-    let mut out = Vec::new();
-    out.push((
-        "stall in handshake while others are served",
-        stalled_handshake(&sock, &rt),
-    ));
-    out.push(("stop mid-message", rt.block_on(stop_mid_message(&sock))));
-    out.push(("NUL inside a string", nul_in_string(&sock, &rt)));
-    out.push(("garbage after handshake", garbage(&sock, &rt)));
-    out.push((
-        "recursive flag out of range",
-        rt.block_on(bad_recursive(&sock)),
-    ));
-    out.push((
-        "Scm: stream socket instead of datagram",
-        rt.block_on(scm_wrong_socket(&sock)),
-    ));
-    out.push(("Scm: regular file as sockfd", rt.block_on(scm_file(&sock))));
-    out.push(("Scm: client never answers", rt.block_on(scm_silent(&sock))));
-    out.push((
-        "Scm: requestor is not the caller",
-        rt.block_on(scm_impersonation(&sock)),
-    ));
-    out.push(("1000 connections at once", rt.block_on(thousand(&sock))));
-    out
+    vec![
+        (
+            "stall in handshake while others are served",
+            stalled_handshake(&sock, &rt),
+        ),
+        ("stop mid-message", rt.block_on(stop_mid_message(&sock))),
+        ("NUL inside a string", nul_in_string(&sock, &rt)),
+        ("garbage after handshake", garbage(&sock, &rt)),
+        (
+            "recursive flag out of range",
+            rt.block_on(bad_recursive(&sock)),
+        ),
+        (
+            "Scm: stream socket instead of datagram",
+            rt.block_on(scm_wrong_socket(&sock)),
+        ),
+        ("Scm: regular file as sockfd", rt.block_on(scm_file(&sock))),
+        ("Scm: client never answers", rt.block_on(scm_silent(&sock))),
+        (
+            "Scm: requestor is not the caller",
+            rt.block_on(scm_impersonation(&sock)),
+        ),
+        ("1000 connections at once", rt.block_on(thousand(&sock))),
+    ]
 }
 
 async fn proxy(sock: &Path) -> Result<(zbus::Connection, ManagerProxy<'static>), String> {
@@ -789,7 +789,7 @@ fn raw_handshake(sock: &Path) -> Result<UnixStream, String> {
 }
 
 fn pad(b: &mut Vec<u8>, a: usize) {
-    while b.len() % a != 0 {
+    while !b.len().is_multiple_of(a) {
         b.push(0);
     }
 }

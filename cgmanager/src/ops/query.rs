@@ -64,11 +64,9 @@ impl Manager {
         let base = self.base(c, h)?;
         let cg = self.resolve(c, &base, cgroup)?;
         self.need(c, &cg, None, R | X, "read")?;
-        self.need(c, &cg, Some(key), R, "read")?;
-        let fd = target::open_beneath(&cg, Some(key), OFlag::O_RDONLY)?;
+        let f = self.open_checked(c, &cg, key, OFlag::O_RDONLY, R, "read")?;
         let mut buf = Vec::new();
-        std::fs::File::from(fd)
-            .take(MAX_VALUE)
+        f.take(MAX_VALUE)
             .read_to_end(&mut buf)
             .map_err(|e| from_io(&e, &format!("read {}/{key}", cg.abs_path())))?;
         if buf.last() == Some(&b'\n') {

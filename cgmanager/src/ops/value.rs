@@ -49,19 +49,16 @@ impl Manager {
         let base = self.base(c, h)?;
         let cg = self.resolve(c, &base, cgroup)?;
         self.need(c, &cg, None, X, "enter")?;
-        self.need(c, &cg, Some(key), W, "write")?;
-        let fd = target::open_beneath(&cg, Some(key), OFlag::O_WRONLY)?;
+        let mut f = self.open_checked(c, &cg, key, OFlag::O_WRONLY, W, "write")?;
         let what = format!("write {}/{key}", cg.abs_path().trim_end_matches('/'));
-        let n = std::fs::File::from(fd)
-            .write(value.as_bytes())
-            .map_err(|e| from_io(&e, &what))?;
+        let n = f.write(value.as_bytes()).map_err(|e| from_io(&e, &what))?;
         if n != value.len() {
             return Err(Error::Failed(format!(
                 "{what}: short write ({n} of {})",
                 value.len()
             )));
         }
-        tracing::info!(uid = c.uid, "{what} = {value:?}");
+        tracing::debug!(uid = c.uid, "{what} = {value:?}");
         Ok(())
     }
 }
