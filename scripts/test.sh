@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
+bash scripts/test-users.sh
 
 cargo build --workspace --all-targets
 export LXR_LXCFS_BIN="$PWD/target/debug/lxcfs"

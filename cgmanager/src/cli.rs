@@ -27,6 +27,10 @@ pub struct Args {
     /// Most simultaneous peer-to-peer clients.
     #[arg(long, default_value_t = crate::server::MAX_CLIENTS)]
     pub max_clients: usize,
+    /// Worker threads; 0 (the default) serves every client from one thread, which on small
+    /// machines answers fastest (no cross-CPU wakeups per call).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// Log every request (same as RUST_LOG=debug).
     #[arg(short, long)]
     pub debug: bool,

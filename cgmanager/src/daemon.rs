@@ -89,11 +89,8 @@ fn run(args: Args) -> Result<(), String> {
         mgr.policy.delegate.len(),
         args.policy.display()
     );
-    let rt = match std::env::var("CGM_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        Some(n) if n > 0 => {
+    let rt = match args.threads {
+        n if n > 0 => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
             b.worker_threads(n);
             b

@@ -237,6 +237,13 @@ path = "/users/%U"
     }
 
     #[test]
+    fn the_shipped_example_parses() {
+        let p = Policy::parse(include_str!("../delegation.conf.example")).unwrap();
+        assert_eq!(p.delegate.len(), 1);
+        assert_eq!(p.delegate[0].memory_bytes(), Some(4 << 30));
+    }
+
+    #[test]
     fn bad_policies_are_refused() {
         assert!(Policy::parse("[[delegate]]\nusers=[\"a\"]\npath=\"rel\"\n").is_err());
         assert!(Policy::parse("[[delegate]]\nusers=[\"a\"]\npath=\"/a/../b\"\n").is_err());

@@ -137,8 +137,15 @@ pub fn open_beneath(cg: &Cgroup, file: Option<&str>, flags: OFlag) -> Result<Own
     if let Some(f) = file {
         rel = format!("{rel}/{f}");
     }
+    let dir_flag = if file.is_none() {
+        OFlag::O_DIRECTORY
+    } else {
+        OFlag::empty()
+    };
     let how = OpenHow::new()
-        .flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+        // No O_NOFOLLOW: with O_PATH it would hand out the symlink itself, while
+        // RESOLVE_NO_SYMLINKS refuses a symlink in any position, the last included.
+        .flags(flags | OFlag::O_CLOEXEC | dir_flag)
         .resolve(
             ResolveFlag::RESOLVE_BENEATH
                 | ResolveFlag::RESOLVE_NO_SYMLINKS
