@@ -7,13 +7,22 @@ use std::path::Path;
 use std::process::Command;
 
 fn verify(unit: &str, installed: &str, built: &Path) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd").join(unit);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../systemd")
+        .join(unit);
     let text = std::fs::read_to_string(&src).unwrap();
-    assert!(text.contains(installed), "{unit} does not start {installed}");
+    assert!(
+        text.contains(installed),
+        "{unit} does not start {installed}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(unit);
     std::fs::write(&path, text.replace(installed, &built.display().to_string())).unwrap();
-    let o = Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
+    let o = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(
         o.status.success() && o.stderr.is_empty(),
         "{unit}: {}",
@@ -23,7 +32,11 @@ fn verify(unit: &str, installed: &str, built: &Path) {
 
 #[test]
 fn cgmanager_unit_verifies() {
-    verify("cgmanager.service", "/usr/local/bin/cgmanager", &e2e::cgm::bin("cgmanager"));
+    verify(
+        "cgmanager.service",
+        "/usr/local/bin/cgmanager",
+        &e2e::cgm::bin("cgmanager"),
+    );
 }
 
 #[test]
