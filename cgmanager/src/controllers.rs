@@ -108,6 +108,20 @@ mod tests {
     }
 
     #[test]
+    fn pure_v2_host() {
+        let mi = "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
+        let mut l = Layout::from_mountinfo(Path::new("mi"), mi).unwrap();
+        l.hierarchies[0].controllers = vec!["cpu".into(), "memory".into(), "pids".into()];
+        for c in ["memory", "pids", "cpu", "cpuacct", "unified", "memory,pids"] {
+            let h = select(&l, c, Arity::One).unwrap();
+            assert_eq!(h[0].version, Version::V2, "{c}");
+        }
+        assert!(matches!(select(&l, "freezer", Arity::One), Err(Error::NoSuchController(_))));
+        assert_eq!(select(&l, "all", Arity::Many).unwrap().len(), 1);
+        assert_eq!(hierarchy_name(&l.hierarchies[0]), "unified");
+    }
+
+    #[test]
     fn names_lists_and_all() {
         let l = hybrid();
         let one = |a| select(&l, a, Arity::One);
