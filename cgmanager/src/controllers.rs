@@ -116,7 +116,10 @@ mod tests {
             let h = select(&l, c, Arity::One).unwrap();
             assert_eq!(h[0].version, Version::V2, "{c}");
         }
-        assert!(matches!(select(&l, "freezer", Arity::One), Err(Error::NoSuchController(_))));
+        assert!(matches!(
+            select(&l, "freezer", Arity::One),
+            Err(Error::NoSuchController(_))
+        ));
         assert_eq!(select(&l, "all", Arity::Many).unwrap().len(), 1);
         assert_eq!(hierarchy_name(&l.hierarchies[0]), "unified");
     }

@@ -143,10 +143,53 @@ impl Manager {
 
     /// Resolve a path argument below the caller's cgroup and check the caller can reach it
     /// (search permission on every directory from its cgroup down to the target's parent).
+    ///
+    /// An absolute path may also name a cgroup in the caller's delegated subtree (the admin's
+    /// policy gave it that subtree; it need not be inside it to manage it).
     pub(crate) fn resolve(&self, c: &Caller, base: &Cgroup, arg: &str) -> Result<Cgroup> {
-        let cg = target::resolve(base, arg)?;
-        self.check_reach(c, base, &cg)?;
-        Ok(cg)
+        match target::resolve(base, arg) {
+            Ok(cg) => {
+                self.check_reach(c, base, &cg)?;
+                Ok(cg)
+            }
+            Err(Error::OutsideSubtree(m)) if arg.starts_with('/') => {
+                let root = Cgroup::new(base.version, &base.mount_point, "")
+                    .map_err(|e| from_cgroups(&e))?;
+                let Some(d) = self.delegated_root(c, &root) else {
+                    return Err(Error::OutsideSubtree(m));
+                };
+                let cg = target::resolve(&d, arg).map_err(|_| Error::OutsideSubtree(m))?;
+                self.check_reach(c, &d, &cg)?;
+                Ok(cg)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The cgroup that bounds what the caller may do around `cg`: its own cgroup, or its
+    /// delegation point when `cg` lies in its delegated subtree.
+    pub(crate) fn bound_for(&self, c: &Caller, base: &Cgroup, cg: &Cgroup) -> Cgroup {
+        if cg.is_within(base) {
+            return base.clone();
+        }
+        match self.delegated_root(c, cg) {
+            Some(d) if cg.is_within(&d) => d,
+            _ => base.clone(),
+        }
+    }
+
+    /// The caller's delegation point in the hierarchy of `any` (a cgroup of that hierarchy),
+    /// if the policy gives it one and it exists and is the caller's.
+    pub(crate) fn delegated_root(&self, c: &Caller, any: &Cgroup) -> Option<Cgroup> {
+        use std::os::unix::fs::MetadataExt;
+        let h = self
+            .layout
+            .hierarchies
+            .iter()
+            .find(|h| h.mount_point == any.mount_point)?;
+        let (d, _) = self.delegation_point(c, h)?;
+        let md = target::stat_beneath(&d, None).ok()?;
+        (md.uid() == c.uid).then_some(d)
     }
 
     fn check_reach(&self, c: &Caller, base: &Cgroup, cg: &Cgroup) -> Result<()> {

@@ -84,6 +84,25 @@ impl Cgroup {
         }
     }
 
+    /// A new v1 cpuset cgroup starts with no CPUs and no memory nodes, and no process can
+    /// enter it until they are set: copy the parent's (what `cgroup.clone_children` would
+    /// have done). Does nothing elsewhere.
+    pub fn inherit_cpuset(&self) -> Result<()> {
+        if self.version != Version::V1 || !self.file("cpuset.cpus").exists() {
+            return Ok(());
+        }
+        let Some(parent) = self.parent() else {
+            return Ok(());
+        };
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if self.read(f)?.trim().is_empty() {
+                let v = parent.read(f)?;
+                self.write(f, v.trim())?;
+            }
+        }
+        Ok(())
+    }
+
     /// `rmdir` this cgroup (fails with EBUSY if it has processes or children).
     pub fn remove(&self) -> Result<()> {
         let dir = self.dir();

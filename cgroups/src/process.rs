@@ -35,16 +35,33 @@ impl Pidfd {
     /// True while the process has not been reaped (a zombie still counts: its pid cannot be
     /// reused until then).
     pub fn alive(&self) -> bool {
-        // SAFETY: pidfd_send_signal with signal 0 only checks the target; null info is allowed.
-        unsafe {
+        self.send_signal(0).is_ok()
+    }
+
+    /// Send a signal to the process (0 only checks it exists). Never reaches another process
+    /// that was given the same pid.
+    pub fn send_signal(&self, sig: i32) -> std::io::Result<()> {
+        // SAFETY: pidfd_send_signal on our own pidfd; a null siginfo is allowed.
+        let r = unsafe {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
                 self.0.as_raw_fd(),
-                0,
+                sig,
                 std::ptr::null::<libc::siginfo_t>(),
                 0,
-            ) == 0
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
         }
+    }
+}
+
+impl std::os::fd::AsFd for Pidfd {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
     }
 }
 

@@ -1,7 +1,23 @@
-//! lxr: the runtime an ordinary user runs to launch system containers.
+//! lxr: the runtime an ordinary user runs to launch system containers — a real init as PID 1,
+//! ids mapped from the user's subordinate ranges, a private root, `/proc` honest through lxcfs.
 //!
-//! Placeholder until the runtime issue; it already depends on `cgroups` and `cgmanager-dbus`
-//! as design.md prescribes.
+//! * [`cli`]: one module per subcommand; [`launch`]: the start sequence (monitor,
+//!   intermediate, init) with [`launch::mounts`] and [`launch::console`];
+//! * [`userns`] + [`idmap`]: user namespaces mapped with newuidmap/newgidmap;
+//! * [`cgroup`] + [`limits`]: the container's cgroup from cgmanager, LXD's limit keys;
+//! * [`image`]: the built-in busybox image; [`container`]: config and runtime state on disk;
+//!   [`paths`]: where they live.
+
+pub mod cgroup;
+pub mod cli;
+pub mod container;
+pub mod error;
+pub mod idmap;
+pub mod image;
+pub mod launch;
+pub mod limits;
+pub mod paths;
+pub mod userns;
 
 /// Default lxcfs mount point the runtime bind-mounts files from.
 pub const LXCFS_MOUNT: &str = "/var/lib/lxcfs";

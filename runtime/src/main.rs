@@ -1,9 +1,5 @@
-//! `lxr` command-line entry point (not implemented yet).
+//! `lxr`: run system containers as an ordinary user.
 
-fn main() {
-    eprintln!(
-        "lxr: not implemented yet (lxcfs expected at {})",
-        runtime::LXCFS_MOUNT
-    );
-    std::process::exit(1);
+fn main() -> std::process::ExitCode {
+    runtime::cli::main()
 }

@@ -31,7 +31,7 @@ pub fn bin(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("lxr-e2e-bin-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
-        for b in ["cgm", "cgmanager"] {
+        for b in ["cgm", "cgmanager", "lxr"] {
             let to = d.join(b);
             std::fs::copy(target_bin(b), &to).unwrap();
             std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -84,9 +84,9 @@ pub fn own_cgroup_in(mount: &Path) -> String {
     "/".into()
 }
 
-/// The hierarchies the tests use: the v1 memory, pids and freezer controllers, and the cgroup2
-/// hierarchy.
-pub const HIERARCHIES: [&str; 4] = ["memory", "pids", "freezer", "unified"];
+/// The hierarchies the tests use: the v1 memory, pids, freezer, cpuset and cpu controllers, and
+/// the cgroup2 hierarchy.
+pub const HIERARCHIES: [&str; 6] = ["memory", "pids", "freezer", "cpuset", "cpu", "unified"];
 
 /// A scratch cgroup directory below the test's own cgroup in each of [`HIERARCHIES`],
 /// removed with everything below it (deepest first) when dropped; processes the test
@@ -108,8 +108,16 @@ impl Scratch {
         for h in HIERARCHIES {
             let mount = PathBuf::from(format!("/sys/fs/cgroup/{h}"));
             let base = own_cgroup_in(&mount);
-            std::fs::create_dir(mount.join(base.trim_start_matches('/')).join(&name))
+            let parent = mount.join(base.trim_start_matches('/'));
+            std::fs::create_dir(parent.join(&name))
                 .unwrap_or_else(|e| panic!("mkdir scratch in {h}: {e}"));
+            if h == "cpuset" {
+                // A new v1 cpuset has no CPUs or memory nodes until given some.
+                for f in ["cpuset.cpus", "cpuset.mems"] {
+                    let v = std::fs::read_to_string(parent.join(f)).unwrap();
+                    std::fs::write(parent.join(&name).join(f), v.trim()).unwrap();
+                }
+            }
             own.push((h.to_string(), base));
         }
         Scratch {

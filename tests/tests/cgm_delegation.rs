@@ -178,6 +178,38 @@ fn v1_delegation_and_the_readme_example() {
         &["setvalue", "memory", &dpath, "memory.limit_in_bytes", "1G"],
     ));
     assert_eq!(r.kind(), Some("PermissionDenied"), "{r:?}");
+    // From a cgroup that does not contain the subtree, absolute paths still reach it.
+    std::fs::create_dir(s.dir("memory", "outside")).unwrap();
+    let outside = |user: &str, args: &[&str]| {
+        let mut argv = vec![cgm.to_str().unwrap(), "--socket", sock.as_str()];
+        argv.extend_from_slice(args);
+        CgmResult::of(
+            &e2e::cgm::in_cgroups_as(Some(user), &[s.dir("memory", "outside")], &argv)
+                .output()
+                .unwrap(),
+        )
+    };
+    let x = format!("{dpath}/x");
+    for args in [
+        vec!["create", "memory", x.as_str()],
+        vec![
+            "setvalue",
+            "memory",
+            x.as_str(),
+            "memory.limit_in_bytes",
+            "32M",
+        ],
+        vec!["getvalue", "memory", x.as_str(), "memory.limit_in_bytes"],
+        vec!["remove", "memory", x.as_str()],
+    ] {
+        let r = outside("lxrtest1", &args);
+        assert!(r.ok, "{args:?}: {}", r.err);
+    }
+    let r = outside("lxrtest1", &["remove", "memory", &dpath]);
+    assert_eq!(r.kind(), Some("OutsideSubtree"), "{r:?}");
+    test_user("lxrtest2");
+    let r = outside("lxrtest2", &["create", "memory", &x]);
+    assert_eq!(r.kind(), Some("OutsideSubtree"), "{r:?}");
     let r = CgmResult::of(&d.cgm(Some("lxrtest1"), &["release", "memory"]));
     assert!(r.ok, "{}", r.err);
     assert!(!dir.exists());

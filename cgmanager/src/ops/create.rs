@@ -26,7 +26,8 @@ impl Manager {
                 self.config.max_depth
             )));
         }
-        let missing = self.missing_below(&base, &cg)?;
+        let bound = self.bound_for(c, &base, &cg);
+        let missing = self.missing_below(&bound, &cg)?;
         if missing.is_empty() {
             self.need(c, &cg, None, R | X, "open")?;
             return Ok(true);
@@ -70,6 +71,7 @@ impl Manager {
                 }
                 if m.create(0o755).map_err(|e| from_cgroups(&e))? {
                     made.push(m);
+                    m.inherit_cpuset().map_err(|e| from_cgroups(&e))?;
                     if !c.host_root {
                         m.chown_all(c.uid, c.gid).map_err(|e| from_cgroups(&e))?;
                     }

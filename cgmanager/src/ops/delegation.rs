@@ -241,6 +241,7 @@ impl Manager {
             for m in &missing {
                 if m.create(0o755).map_err(|e| from_cgroups(&e))? {
                     made.push(m.clone());
+                    m.inherit_cpuset().map_err(|e| from_cgroups(&e))?;
                 }
             }
             self.set_limits(h, d, rule)?;

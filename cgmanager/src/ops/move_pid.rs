@@ -36,7 +36,8 @@ impl Manager {
                 self.base(c, h)?
             };
             let from = self.cgroup_of(&v.cgroups, h)?;
-            if !from.is_within(&base) {
+            let bound = self.bound_for(c, &base, &from);
+            if !from.is_within(&bound) {
                 return Err(Error::OutsideSubtree(format!(
                     "process {pid} is in {}, not below your cgroup {}",
                     from.abs_path(),

@@ -92,9 +92,10 @@ impl Manager {
     fn removable(&self, c: &Caller, h: &Hierarchy, cgroup: &str) -> Result<Option<Cgroup>> {
         let base = self.base(c, h)?;
         let cg = self.resolve(c, &base, cgroup)?;
-        let Some(parent) = cg.parent().filter(|_| cg != base) else {
+        let bound = self.bound_for(c, &base, &cg);
+        let Some(parent) = cg.parent().filter(|_| cg != bound) else {
             return Err(Error::OutsideSubtree(format!(
-                "{} is your own cgroup; only cgroups below it can be removed",
+                "{} is your own cgroup or delegation point; only cgroups below it can be removed",
                 cg.abs_path()
             )));
         };

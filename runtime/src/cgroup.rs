@@ -1,0 +1,205 @@
+//! The container's cgroup, obtained from cgmanager over D-Bus: the user's delegated subtree
+//! (`Delegate`), a cgroup `lxr/<name>` in it with the configured limits, and the container's
+//! first process moved in by the daemon (`Enter`). Without a reachable cgmanager or a
+//! delegation the container runs unconfined and says so.
+//!
+//! Where cgmanager is: `$LXR_CGMANAGER` (`unix:path=…` for its socket, `bus:ADDRESS` for a
+//! bus), else `/run/cgmanager/sock`.
+
+use std::collections::BTreeMap;
+
+use cgmanager_dbus::{connect, DelegationProxy, ManagerProxy, Transport};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::limits;
+
+/// Where the container's processes live, per hierarchy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// (hierarchy as cgmanager names it, absolute cgroup path).
+    pub cgroups: Vec<(String, String)>,
+    /// Why the container is not confined, when it is not.
+    pub unconfined: Option<String>,
+}
+
+/// How to reach cgmanager.
+pub fn transport() -> Transport {
+    match std::env::var("LXR_CGMANAGER") {
+        Ok(v) if v.starts_with("bus:") => Transport::Bus(Some(v["bus:".len()..].to_string())),
+        Ok(v) if !v.is_empty() => Transport::Peer(v),
+        _ => Transport::Peer(cgmanager_dbus::DEFAULT_SOCKET_PATH.to_string()),
+    }
+}
+
+fn rt() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Setup(format!("tokio: {e}")))
+}
+
+fn dbus(what: &str, e: cgmanager_dbus::Error) -> Error {
+    Error::Setup(format!("{what}: {}: {}", e.kind(), e.message()))
+}
+
+/// Create the container's cgroups with its limits and move `pid` (a host pid of the user's)
+/// into them. Returns the placement, or an unconfined one when there is no cgmanager or no
+/// delegation (an error if limits were asked for).
+pub fn place(name: &str, keys: &BTreeMap<String, String>, pid: u32) -> Result<Placement> {
+    let wants_limits = keys.keys().any(|k| k.starts_with("limits."));
+    let rt = rt()?;
+    rt.block_on(async {
+        let t = transport();
+        let conn = match connect(&t).await {
+            Ok(c) => c,
+            Err(e) => return unconfined(format!("no cgmanager ({t:?}: {e})"), wants_limits),
+        };
+        let m = ManagerProxy::new(&conn)
+            .await
+            .map_err(|e| dbus("proxy", e.into()))?;
+        let d = DelegationProxy::new(&conn)
+            .await
+            .map_err(|e| dbus("proxy", e.into()))?;
+        let ds = match d.delegate("all").await {
+            Ok(ds) => ds,
+            Err(e) => {
+                return unconfined(
+                    format!("no delegated cgroup ({}: {})", e.kind(), e.message()),
+                    wants_limits,
+                )
+            }
+        };
+        let rel = format!("lxr/{name}");
+        let mut out = Placement::default();
+        for (h, dpath) in &ds {
+            let path = format!("{dpath}/{rel}");
+            m.create(h, &path)
+                .await
+                .map_err(|e| dbus(&format!("create {h}:{path}"), e))?;
+            out.cgroups.push((h.clone(), path));
+        }
+        apply_limits(&m, &out, keys).await?;
+        d.enter("all", &rel, pid as i32)
+            .await
+            .map_err(|e| dbus(&format!("move the container into {rel}"), e))?;
+        Ok(out)
+    })
+}
+
+fn unconfined(why: String, wants_limits: bool) -> Result<Placement> {
+    if wants_limits {
+        return Err(Error::Host(format!(
+            "{why}; limits need a cgroup delegated by cgmanager (see cgmanager/README.md), or \
+             remove the limits.* keys"
+        )));
+    }
+    Ok(Placement {
+        cgroups: Vec::new(),
+        unconfined: Some(why),
+    })
+}
+
+async fn apply_limits(
+    m: &ManagerProxy<'_>,
+    p: &Placement,
+    keys: &BTreeMap<String, String>,
+) -> Result<()> {
+    for (k, v) in keys.iter().filter(|(k, _)| k.starts_with("limits.")) {
+        let cpuset = p
+            .cgroups
+            .iter()
+            .find(|(h, _)| h.split(',').any(|c| c == "cpuset"));
+        let available = match cpuset {
+            Some((h, path)) => m
+                .get_value(h, path, "cpuset.cpus")
+                .await
+                .map_err(|e| dbus("read cpuset.cpus", e))?,
+            None => String::new(),
+        };
+        let mut applied = false;
+        for w in limits::writes(k, v, &available)? {
+            for (h, path) in &p.cgroups {
+                let (file, value) = if h == "unified" {
+                    (w.v2, &w.v2_value)
+                } else if h.split(',').any(|c| c == w.controller) {
+                    (w.v1, &w.v1_value)
+                } else {
+                    continue;
+                };
+                match m.set_value(h, path, file, value).await {
+                    Ok(()) => applied = true,
+                    // The cgroup2 hierarchy may not have that controller enabled.
+                    Err(cgmanager_dbus::Error::NotFound(_)) if h == "unified" => {}
+                    Err(e) => return Err(dbus(&format!("{k}={v}: write {file}"), e)),
+                }
+            }
+        }
+        if !applied {
+            return Err(Error::Host(format!(
+                "{k}={v}: no delegated hierarchy has that controller"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Move `pid` (one of the user's processes) into the running container's cgroups.
+pub fn enter(name: &str, pid: u32) -> Result<()> {
+    let rt = rt()?;
+    rt.block_on(async {
+        let conn = connect(&transport())
+            .await
+            .map_err(|e| dbus("connect", e.into()))?;
+        let d = DelegationProxy::new(&conn)
+            .await
+            .map_err(|e| dbus("proxy", e.into()))?;
+        d.enter("all", &format!("lxr/{name}"), pid as i32)
+            .await
+            .map_err(|e| dbus("join the container's cgroup", e))
+    })
+}
+
+/// Remove the container's cgroups (after its last process exited).
+pub fn remove(p: &Placement) -> Result<()> {
+    if p.cgroups.is_empty() {
+        return Ok(());
+    }
+    let rt = rt()?;
+    rt.block_on(async {
+        let conn = connect(&transport())
+            .await
+            .map_err(|e| dbus("connect", e.into()))?;
+        let m = ManagerProxy::new(&conn)
+            .await
+            .map_err(|e| dbus("proxy", e.into()))?;
+        for (h, path) in &p.cgroups {
+            m.remove(h, path, 1)
+                .await
+                .map_err(|e| dbus(&format!("remove {h}:{path}"), e))?;
+        }
+        Ok(())
+    })
+}
+
+/// Read one file of the container's cgroup in the hierarchy carrying `controller`.
+pub fn get(p: &Placement, controller: &str, v1: &str, v2: &str) -> Option<String> {
+    let rt = rt().ok()?;
+    rt.block_on(async {
+        let conn = connect(&transport()).await.ok()?;
+        let m = ManagerProxy::new(&conn).await.ok()?;
+        for (h, path) in &p.cgroups {
+            let file = if h == "unified" {
+                v2
+            } else if h.split(',').any(|c| c == controller) {
+                v1
+            } else {
+                continue;
+            };
+            if let Ok(v) = m.get_value(h, path, file).await {
+                return Some(v);
+            }
+        }
+        None
+    })
+}

@@ -1,0 +1,95 @@
+//! `lxr exec NAME [--env K=V]… [--cwd DIR] -- CMD…`: join every namespace of the container's
+//! init (through its pidfd, atomically), become the container's root, run the command and pass
+//! its exit code through.
+
+use std::ffi::CString;
+
+use nix::sched::{setns, CloneFlags};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult};
+
+use crate::container::{check_name, State};
+use crate::error::{Context, Error, Result};
+use crate::paths::Paths;
+
+/// Arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Container name.
+    name: String,
+    /// Extra environment, KEY=VALUE.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(long, default_value = "/root")]
+    cwd: String,
+    /// The command.
+    #[arg(last = true, required = true)]
+    cmd: Vec<String>,
+}
+
+fn cstrings(v: &[String]) -> Result<Vec<CString>> {
+    v.iter()
+        .map(|s| CString::new(s.as_str()).map_err(|_| Error::Usage(format!("NUL in {s:?}"))))
+        .collect()
+}
+
+/// Run.
+pub fn run(paths: &Paths, a: Args) -> Result<i32> {
+    check_name(&a.name)?;
+    let Some(s) = State::load(&paths.state(&a.name))? else {
+        return Err(Error::Usage(format!(
+            "{} is not running (lxr start {})",
+            a.name, a.name
+        )));
+    };
+    if !s.cgroup.cgroups.is_empty() {
+        // Join the container's cgroup first, while still the user (the daemon checks that).
+        crate::cgroup::enter(&a.name, std::process::id())?;
+    }
+    let pidfd = cgroups::process::Pidfd::open(s.init_pid).map_err(|e| Error::Os {
+        what: format!("open the init of {}", a.name),
+        source: e,
+    })?;
+    let flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWCGROUP;
+    setns(&pidfd, flags).ctx(|| format!("join the namespaces of {}", a.name))?;
+    crate::userns::become_root()?;
+    let mut env = vec![
+        "container=lxr".to_string(),
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        "HOME=/root".into(),
+        format!(
+            "TERM={}",
+            std::env::var("TERM").unwrap_or_else(|_| "xterm".into())
+        ),
+    ];
+    env.extend(a.env.iter().cloned());
+    let (argv, envp) = (cstrings(&a.cmd)?, cstrings(&env)?);
+    // SAFETY: lxr is single-threaded; the child execs or _exits.
+    match unsafe { fork() }.ctx(|| "fork".into())? {
+        ForkResult::Child => {
+            if nix::unistd::chdir(a.cwd.as_str()).is_err() {
+                let _ = nix::unistd::chdir("/");
+            }
+            let e = nix::unistd::execvpe(&argv[0], &argv, &envp);
+            eprintln!(
+                "lxr: exec {}: {}",
+                a.cmd[0],
+                e.map(|_| ()).err().map(|e| e.desc()).unwrap_or("")
+            );
+            // SAFETY: end the child after a failed exec.
+            unsafe { libc::_exit(127) }
+        }
+        ForkResult::Parent { child } => Ok(match waitpid(child, None).ctx(|| "wait".into())? {
+            WaitStatus::Exited(_, c) => c,
+            WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
+            _ => 1,
+        }),
+    }
+}

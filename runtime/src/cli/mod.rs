@@ -1,0 +1,62 @@
+//! The `lxr` command line (LXD-style), one module per subcommand.
+
+mod delete;
+mod exec;
+mod launch;
+mod list;
+mod start;
+mod stop;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Result;
+use crate::paths::Paths;
+
+/// lxr: run system containers as an ordinary user.
+#[derive(Debug, Parser)]
+#[command(name = "lxr", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Create a container from an image and start it.
+    Launch(launch::Args),
+    /// Start a stopped container.
+    Start(start::Args),
+    /// Stop a running container.
+    Stop(stop::Args),
+    /// List containers.
+    List(list::Args),
+    /// Run a command inside a running container.
+    Exec(exec::Args),
+    /// Delete a container.
+    Delete(delete::Args),
+}
+
+/// Entry point of the `lxr` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let run = || -> Result<i32> {
+        let paths = Paths::from_env()?;
+        match cli.cmd {
+            Cmd::Launch(a) => launch::run(&paths, a),
+            Cmd::Start(a) => start::run(&paths, a),
+            Cmd::Stop(a) => stop::run(&paths, a),
+            Cmd::List(a) => list::run(&paths, a),
+            Cmd::Exec(a) => exec::run(&paths, a),
+            Cmd::Delete(a) => delete::run(&paths, a),
+        }
+    };
+    match run() {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("lxr: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

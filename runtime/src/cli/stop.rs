@@ -1,0 +1,87 @@
+//! `lxr stop [--force] [--timeout N] NAME`: the init's own halt signal (SIGRTMIN+3 for systemd,
+//! SIGUSR1 for busybox), then SIGKILL after the timeout.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::container::{check_name, State};
+use crate::error::{Error, Result};
+use crate::paths::Paths;
+
+/// Arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Container name.
+    name: String,
+    /// Kill at once.
+    #[arg(short, long)]
+    force: bool,
+    /// Seconds to wait for a clean halt before killing.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+}
+
+/// The signal that halts the container's init.
+fn halt_signal(rootfs: &std::path::Path) -> libc::c_int {
+    let init = std::fs::read_link(rootfs.join("sbin/init")).unwrap_or_default();
+    if init.to_string_lossy().contains("systemd") {
+        libc::SIGRTMIN() + 3
+    } else {
+        libc::SIGUSR1
+    }
+}
+
+fn signal(pid: u32, sig: libc::c_int) -> Result<()> {
+    let fd = cgroups::process::Pidfd::open(pid).map_err(|e| Error::Os {
+        what: format!("open pid {pid}"),
+        source: e,
+    })?;
+    fd.send_signal(sig).map_err(|e| Error::Os {
+        what: format!("signal {pid}"),
+        source: e,
+    })?;
+    Ok(())
+}
+
+/// Stop `name`; returns when its init is gone.
+pub fn stop(paths: &Paths, name: &str, force: bool, timeout: Duration) -> Result<()> {
+    check_name(name)?;
+    let dir = paths.state(name);
+    let Some(s) = State::load(&dir)? else {
+        return Err(Error::Usage(format!("{name} is not running")));
+    };
+    let sig = if force {
+        Signal::SIGKILL as libc::c_int
+    } else {
+        halt_signal(&paths.container(name).join("rootfs"))
+    };
+    signal(s.init_pid, sig)?;
+    let t0 = Instant::now();
+    let mut killed = force;
+    while State::load(&dir)?.is_some() {
+        if !killed && t0.elapsed() > timeout {
+            signal(s.init_pid, Signal::SIGKILL as libc::c_int)?;
+            killed = true;
+        }
+        if t0.elapsed() > timeout + Duration::from_secs(10) {
+            return Err(Error::Setup(format!("{name} did not stop")));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The monitor clears the state, then exits: wait for that too, so nothing of the
+    // container is left when stop returns.
+    if let Ok(m) = cgroups::process::Pidfd::open(s.monitor_pid) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while m.alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    Ok(())
+}
+
+/// Run.
+pub fn run(paths: &Paths, a: Args) -> Result<i32> {
+    stop(paths, &a.name, a.force, Duration::from_secs(a.timeout))?;
+    Ok(0)
+}

@@ -1,0 +1,73 @@
+//! `config.yaml`: the container's image and its `key: value` settings (LXD's flat keys such as
+//! `limits.memory`). Written as plain YAML mapping lines.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::error::{Context, Error, Result};
+
+/// A container's configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Image it was created from.
+    pub image: String,
+    /// Settings (`limits.memory: 256MiB`, …).
+    pub keys: BTreeMap<String, String>,
+}
+
+impl Config {
+    /// Read `config.yaml`.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).ctx(|| format!("read {}", path.display()))?;
+        Config::parse(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
+    }
+
+    /// Parse `key: value` lines (`#` comments, blank lines ignored).
+    pub fn parse(text: &str) -> std::result::Result<Config, String> {
+        let mut c = Config::default();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (k, v) = line
+                .split_once(':')
+                .ok_or_else(|| format!("line {}: expected `key: value`", i + 1))?;
+            let (k, v) = (k.trim(), v.trim().trim_matches('"'));
+            if k == "image" {
+                c.image = v.to_string();
+            } else {
+                c.keys.insert(k.to_string(), v.to_string());
+            }
+        }
+        Ok(c)
+    }
+
+    /// Write `config.yaml`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut s = format!("image: {}\n", self.image);
+        for (k, v) in &self.keys {
+            s.push_str(&format!("{k}: \"{v}\"\n"));
+        }
+        std::fs::write(path, s).ctx(|| format!("write {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let mut c = Config {
+            image: "busybox".into(),
+            ..Default::default()
+        };
+        c.keys.insert("limits.memory".into(), "256MiB".into());
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("config.yaml");
+        c.save(&p).unwrap();
+        assert_eq!(Config::load(&p).unwrap(), c);
+        assert!(Config::parse("nonsense").is_err());
+    }
+}

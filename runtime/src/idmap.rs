@@ -1,0 +1,169 @@
+//! The ids a user may map into its containers (`/etc/subuid`, `/etc/subgid`) and writing a
+//! new user namespace's maps with the setuid helpers `newuidmap`/`newgidmap`.
+//!
+//! A container maps its uid/gid 0–65535 onto the first 65536 ids of the user's range.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::error::{Context, Error, Result};
+
+/// How many ids a container gets.
+pub const CONTAINER_IDS: u32 = 65536;
+
+/// One container's mapping: container id `0..count` → host `start..start+count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    /// First host id.
+    pub start: u32,
+    /// Number of ids.
+    pub count: u32,
+}
+
+impl Range {
+    /// The host id of a container id.
+    pub fn host(&self, id: u32) -> Option<u32> {
+        (id < self.count).then(|| self.start + id)
+    }
+}
+
+/// The user's ranges for uids and gids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdMaps {
+    /// uids.
+    pub uid: Range,
+    /// gids.
+    pub gid: Range,
+}
+
+/// Find the first range of at least [`CONTAINER_IDS`] ids for a user (by name or uid) in a
+/// subid file's text.
+pub fn find_range(text: &str, name: &str, id: u32) -> Option<Range> {
+    let id = id.to_string();
+    text.lines().find_map(|l| {
+        let mut f = l.trim().split(':');
+        let (who, start, count) = (f.next()?, f.next()?, f.next()?);
+        if who != name && who != id {
+            return None;
+        }
+        let (start, count) = (start.parse::<u32>().ok()?, count.parse::<u32>().ok()?);
+        (count >= CONTAINER_IDS).then_some(Range {
+            start,
+            count: CONTAINER_IDS,
+        })
+    })
+}
+
+impl IdMaps {
+    /// The calling user's ranges from `/etc/subuid` and `/etc/subgid`.
+    pub fn for_current_user() -> Result<IdMaps> {
+        let uid = nix::unistd::getuid();
+        let name = nix::unistd::User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_else(|| uid.to_string());
+        Self::from_files(
+            Path::new("/etc/subuid"),
+            Path::new("/etc/subgid"),
+            &name,
+            uid.as_raw(),
+        )
+    }
+
+    /// From explicit files (tests).
+    pub fn from_files(subuid: &Path, subgid: &Path, name: &str, uid: u32) -> Result<IdMaps> {
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        let missing = |file: &Path| {
+            Error::Host(format!(
+                "no range of {CONTAINER_IDS} ids for {name} in {}; ask an admin to run \
+                 `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {name}`",
+                file.display()
+            ))
+        };
+        let uid_r = find_range(&read(subuid), name, uid).ok_or_else(|| missing(subuid))?;
+        let gid_r = find_range(&read(subgid), name, uid).ok_or_else(|| missing(subgid))?;
+        Ok(IdMaps {
+            uid: uid_r,
+            gid: gid_r,
+        })
+    }
+
+    /// Write the maps of process `pid`'s (new) user namespace with newuidmap/newgidmap:
+    /// container ids 0–65535 onto the user's range.
+    pub fn apply(&self, pid: u32) -> Result<()> {
+        self.write(pid, None)
+    }
+
+    /// Like [`IdMaps::apply`], plus the user's own uid and gid as id 65536, so that root there
+    /// may also act on the user's own files (create a rootfs in the user's directory, remove
+    /// it again) — what LXC's `chown_mapped_root` does.
+    pub fn apply_with_self(&self, pid: u32) -> Result<()> {
+        let (uid, gid) = (
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        );
+        self.write(pid, Some((uid, gid)))
+    }
+
+    fn write(&self, pid: u32, me: Option<(u32, u32)>) -> Result<()> {
+        for (tool, r, own) in [
+            ("newuidmap", self.uid, me.map(|m| m.0)),
+            ("newgidmap", self.gid, me.map(|m| m.1)),
+        ] {
+            let mut args = vec![
+                pid.to_string(),
+                "0".into(),
+                r.start.to_string(),
+                r.count.to_string(),
+            ];
+            if let Some(id) = own {
+                args.extend([r.count.to_string(), id.to_string(), "1".into()]);
+            }
+            let out = Command::new(tool)
+                .args(&args)
+                .output()
+                .ctx(|| format!("run {tool} (install the uidmap package)"))?;
+            if !out.status.success() {
+                return Err(Error::Host(format!(
+                    "{tool} {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        let t = "root:100000:65536\nalice:165536:65536\n1002:231072:70000\nbob:300000:10\n";
+        assert_eq!(
+            find_range(t, "alice", 1001),
+            Some(Range {
+                start: 165536,
+                count: 65536
+            })
+        );
+        assert_eq!(
+            find_range(t, "carol", 1002),
+            Some(Range {
+                start: 231072,
+                count: 65536
+            })
+        );
+        assert_eq!(find_range(t, "bob", 1003), None);
+        assert_eq!(find_range(t, "dave", 1004), None);
+        let r = Range {
+            start: 100000,
+            count: 65536,
+        };
+        assert_eq!(r.host(0), Some(100000));
+        assert_eq!(r.host(65536), None);
+    }
+}

@@ -1,0 +1,173 @@
+//! The container's filesystem, set up by its init process (PID 1 of the new pid namespace, root
+//! of the new user namespace, in the new mount namespace) before it execs `/sbin/init`: the
+//! rootfs as a mount, `/proc`, read-only `/sys`, a tmpfs `/dev` with the host's harmless device
+//! nodes bound in, a private devpts, `/dev/shm`, `/run`, lxcfs's files when lxcfs is mounted,
+//! then `pivot_root`. Every step is fatal on failure: a half-built root must never run init.
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use crate::error::{Context, Result};
+
+/// Host device nodes bound into the container's `/dev`.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// `/proc` files lxcfs virtualises, bound over the container's `/proc`.
+pub const LXCFS_PROC: &[&str] = &[
+    "cpuinfo",
+    "diskstats",
+    "loadavg",
+    "meminfo",
+    "slabinfo",
+    "stat",
+    "swaps",
+    "uptime",
+];
+
+fn mnt(
+    src: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
+    mount(src, target, fstype, flags, data).ctx(|| {
+        format!(
+            "mount {} on {} ({})",
+            src.unwrap_or("-"),
+            target.display(),
+            fstype.unwrap_or("bind")
+        )
+    })
+}
+
+fn bind(src: &Path, target: &Path, extra: MsFlags) -> Result<()> {
+    mount(
+        Some(src),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | extra,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind {} on {}", src.display(), target.display()))
+}
+
+/// Is an lxcfs (ours or lxcfs 5.x) mounted at `mount_point`?
+pub fn lxcfs_mounted(mount_point: &Path) -> bool {
+    let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = mount_point.to_string_lossy();
+    mi.lines().any(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        let sep = f.iter().position(|x| *x == "-");
+        matches!(sep, Some(s) if f.len() > s + 1 && f.get(4) == Some(&want.as_ref()) && f[s + 1] == "fuse.lxcfs")
+    })
+}
+
+/// Build the container's mounts under `root` and pivot into it.
+pub fn setup(root: &Path, lxcfs: Option<&Path>) -> Result<()> {
+    let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    // Nothing we do here may propagate back to the host.
+    mnt(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )?;
+    bind(root, root, MsFlags::MS_REC)?;
+    mnt(Some("proc"), &root.join("proc"), Some("proc"), nosuid, None)?;
+    mnt(
+        Some("sysfs"),
+        &root.join("sys"),
+        Some("sysfs"),
+        nosuid | MsFlags::MS_RDONLY,
+        None,
+    )?;
+    let dev = root.join("dev");
+    mnt(
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("mode=755,size=65536k"),
+    )?;
+    for d in DEVICES {
+        let target = dev.join(d);
+        std::fs::write(&target, b"").ctx(|| format!("create {}", target.display()))?;
+        bind(&Path::new("/dev").join(d), &target, MsFlags::empty())?;
+    }
+    for d in ["pts", "shm", "mqueue"] {
+        std::fs::create_dir(dev.join(d)).ctx(|| format!("mkdir /dev/{d}"))?;
+    }
+    mnt(
+        Some("devpts"),
+        &dev.join("pts"),
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )?;
+    symlink("pts/ptmx", dev.join("ptmx")).ctx(|| "symlink /dev/ptmx".into())?;
+    mnt(
+        Some("tmpfs"),
+        &dev.join("shm"),
+        Some("tmpfs"),
+        nosuid,
+        Some("mode=1777"),
+    )?;
+    // mqueue needs an IPC namespace of our own, which we have; tolerate kernels without it.
+    let _ = mount(
+        Some("mqueue"),
+        &dev.join("mqueue"),
+        Some("mqueue"),
+        nosuid,
+        None::<&str>,
+    );
+    for (l, t) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        symlink(t, dev.join(l)).ctx(|| format!("symlink /dev/{l}"))?;
+    }
+    std::fs::write(dev.join("console"), b"").ctx(|| "create /dev/console".into())?;
+    mnt(
+        Some("tmpfs"),
+        &root.join("run"),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=755"),
+    )?;
+    if let Some(l) = lxcfs {
+        for f in LXCFS_PROC {
+            let src = l.join("proc").join(f);
+            if src.exists() {
+                bind(&src, &root.join("proc").join(f), MsFlags::empty())?;
+            }
+        }
+        let cpu = l.join("sys/devices/system/cpu");
+        let target = root.join("sys/devices/system/cpu");
+        if cpu.is_dir() && target.is_dir() {
+            bind(&cpu, &target, MsFlags::MS_REC)?;
+        }
+    }
+    Ok(())
+}
+
+/// Bind the console pty (`/dev/pts/N` of the container's devpts) on `/dev/console`.
+pub fn bind_console(root: &Path, pts: &Path) -> Result<()> {
+    bind(pts, &root.join("dev/console"), MsFlags::empty())
+}
+
+/// `pivot_root` into `root` and drop the old root.
+pub fn pivot(root: &Path) -> Result<()> {
+    nix::unistd::chdir(root).ctx(|| format!("chdir {}", root.display()))?;
+    nix::unistd::pivot_root(".", ".").ctx(|| "pivot_root".into())?;
+    umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach the old root".into())?;
+    nix::unistd::chdir("/").ctx(|| "chdir /".into())?;
+    Ok(())
+}

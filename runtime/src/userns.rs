@@ -1,0 +1,130 @@
+//! Running code as root of a new user namespace that maps the user's subordinate ids: fork,
+//! `unshare(CLONE_NEWUSER)` in the child, the parent writes the maps with the setuid helpers,
+//! then the child becomes uid/gid 0 there. Used to unpack images (files get mapped owners)
+//! and to remove container trees, and as the first step of a launch.
+
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult, Gid, Uid};
+
+use crate::error::{Context, Error, Result};
+use crate::idmap::IdMaps;
+
+/// A pipe used to step the parent and child through the handshake.
+pub struct Sync {
+    r: std::fs::File,
+    w: std::fs::File,
+}
+
+impl Sync {
+    /// A new pipe (close-on-exec).
+    pub fn new() -> Result<Sync> {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
+        Ok(Sync {
+            r: std::fs::File::from(r),
+            w: std::fs::File::from(w),
+        })
+    }
+
+    /// Send one byte.
+    pub fn signal(&mut self) -> std::io::Result<()> {
+        self.w.write_all(b"1")
+    }
+
+    /// Wait for one byte; false on EOF (the other side died).
+    pub fn wait(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.r.read(&mut b), Ok(1))
+    }
+
+    /// The write end, for a child to keep.
+    pub fn into_parts(self) -> (std::fs::File, std::fs::File) {
+        (self.r, self.w)
+    }
+}
+
+/// In a forked child: enter a new user namespace, have the parent map it, become root there.
+/// `ready` is signalled after unshare; `go` is waited for before setuid.
+pub fn child_enter(ready: &mut Sync, go: &mut Sync) -> Result<()> {
+    unshare(CloneFlags::CLONE_NEWUSER).ctx(|| "unshare(CLONE_NEWUSER)".into())?;
+    ready.signal().ctx(|| "signal parent".into())?;
+    if !go.wait() {
+        return Err(Error::Setup(
+            "the parent did not map the user namespace".into(),
+        ));
+    }
+    become_root()
+}
+
+/// setresgid/setresuid(0) and an empty group list, inside a mapped user namespace.
+pub fn become_root() -> Result<()> {
+    nix::unistd::setgroups(&[]).ctx(|| "setgroups([])".into())?;
+    nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+        .ctx(|| "setresgid(0)".into())?;
+    nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+        .ctx(|| "setresuid(0)".into())?;
+    Ok(())
+}
+
+/// Run `f` as root of a new user namespace mapped with `maps` plus the user's own ids (see
+/// [`IdMaps::apply_with_self`]); returns its exit code. The calling process must be
+/// single-threaded (it forks).
+pub fn run_as_root<F>(maps: &IdMaps, f: F) -> Result<i32>
+where
+    F: FnOnce() -> Result<()>,
+{
+    let (mut ready, mut go) = (Sync::new()?, Sync::new()?);
+    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
+    // SAFETY: the caller is single-threaded (documented); the child only runs our code and
+    // exits with _exit.
+    match unsafe { fork() }.ctx(|| "fork".into())? {
+        ForkResult::Child => {
+            drop(err_r);
+            let r = child_enter(&mut ready, &mut go).and_then(|()| f());
+            let code = match r {
+                Ok(()) => 0,
+                Err(e) => {
+                    let _ = std::fs::File::from(err_w).write_all(e.to_string().as_bytes());
+                    1
+                }
+            };
+            // SAFETY: ends the forked child without running the parent's atexit handlers.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            drop(err_w);
+            let pid = child.as_raw() as u32;
+            let mapped = if ready.wait() {
+                maps.apply_with_self(pid)
+            } else {
+                Err(Error::Setup(
+                    "the child could not create a user namespace".into(),
+                ))
+            };
+            if mapped.is_ok() {
+                let _ = go.signal();
+            } else {
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            }
+            let status = waitpid(child, None).ctx(|| "waitpid".into())?;
+            mapped?;
+            let msg = read_all(err_r);
+            if !msg.is_empty() {
+                return Err(Error::Setup(msg));
+            }
+            Ok(match status {
+                WaitStatus::Exited(_, c) => c,
+                _ => 128,
+            })
+        }
+    }
+}
+
+fn read_all(fd: OwnedFd) -> String {
+    let mut s = String::new();
+    let _ = std::fs::File::from(fd).read_to_string(&mut s);
+    s
+}
