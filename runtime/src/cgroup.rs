@@ -39,6 +39,34 @@ fn rt() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Setup(format!("tokio: {e}")))
 }
 
+/// A connection to cgmanager with both proxies, driven by a private single-threaded runtime
+/// (lxr forks, so it never starts runtime threads of its own).
+struct Client {
+    rt: tokio::runtime::Runtime,
+    m: ManagerProxy<'static>,
+    d: DelegationProxy<'static>,
+}
+
+impl Client {
+    fn open() -> Result<Client> {
+        let rt = rt()?;
+        let t = transport();
+        let (m, d) = rt.block_on(async {
+            let conn = connect(&t)
+                .await
+                .map_err(|e| Error::Host(format!("no cgmanager ({t:?}: {e})")))?;
+            let m = ManagerProxy::new(&conn)
+                .await
+                .map_err(|e| dbus("proxy", e.into()))?;
+            let d = DelegationProxy::new(&conn)
+                .await
+                .map_err(|e| dbus("proxy", e.into()))?;
+            Ok::<_, Error>((m, d))
+        })?;
+        Ok(Client { rt, m, d })
+    }
+}
+
 fn dbus(what: &str, e: cgmanager_dbus::Error) -> Error {
     Error::Setup(format!("{what}: {}: {}", e.kind(), e.message()))
 }
@@ -48,20 +76,12 @@ fn dbus(what: &str, e: cgmanager_dbus::Error) -> Error {
 /// delegation (an error if limits were asked for).
 pub fn place(name: &str, keys: &BTreeMap<String, String>, pid: u32) -> Result<Placement> {
     let wants_limits = keys.keys().any(|k| k.starts_with("limits."));
-    let rt = rt()?;
-    rt.block_on(async {
-        let t = transport();
-        let conn = match connect(&t).await {
-            Ok(c) => c,
-            Err(e) => return unconfined(format!("no cgmanager ({t:?}: {e})"), wants_limits),
-        };
-        let m = ManagerProxy::new(&conn)
-            .await
-            .map_err(|e| dbus("proxy", e.into()))?;
-        let d = DelegationProxy::new(&conn)
-            .await
-            .map_err(|e| dbus("proxy", e.into()))?;
-        let ds = match d.delegate("all").await {
+    let c = match Client::open() {
+        Ok(c) => c,
+        Err(e) => return unconfined(e.to_string(), wants_limits),
+    };
+    c.rt.block_on(async {
+        let ds = match c.d.delegate("all").await {
             Ok(ds) => ds,
             Err(e) => {
                 return unconfined(
@@ -74,13 +94,13 @@ pub fn place(name: &str, keys: &BTreeMap<String, String>, pid: u32) -> Result<Pl
         let mut out = Placement::default();
         for (h, dpath) in &ds {
             let path = format!("{dpath}/{rel}");
-            m.create(h, &path)
+            c.m.create(h, &path)
                 .await
                 .map_err(|e| dbus(&format!("create {h}:{path}"), e))?;
             out.cgroups.push((h.clone(), path));
         }
-        apply_limits(&m, &out, keys).await?;
-        d.enter("all", &rel, pid as i32)
+        apply_limits(&c.m, &out, keys).await?;
+        c.d.enter("all", &rel, pid as i32)
             .await
             .map_err(|e| dbus(&format!("move the container into {rel}"), e))?;
         Ok(out)
@@ -144,17 +164,47 @@ async fn apply_limits(
     Ok(())
 }
 
+/// Apply `limits.*` keys to a running container's cgroups.
+pub fn apply(p: &Placement, keys: &BTreeMap<String, String>) -> Result<()> {
+    if p.cgroups.is_empty() {
+        return Err(Error::Host(format!(
+            "the container has no cgroup ({}); limits cannot be applied",
+            p.unconfined.as_deref().unwrap_or("unconfined")
+        )));
+    }
+    let c = Client::open()?;
+    c.rt.block_on(apply_limits(&c.m, p, keys))
+}
+
+/// Write one file in the hierarchy carrying `controller` (`v1` name there, `v2` on cgroup2).
+/// Returns false if no hierarchy of the container has the controller.
+pub fn set(p: &Placement, controller: &str, v1: (&str, &str), v2: (&str, &str)) -> Result<bool> {
+    let c = Client::open()?;
+    let m = &c.m;
+    c.rt.block_on(async {
+        for (h, path) in &p.cgroups {
+            let (file, value) = if h.split(',').any(|c| c == controller) {
+                v1
+            } else if h == "unified" {
+                v2
+            } else {
+                continue;
+            };
+            match m.set_value(h, path, file, value).await {
+                Ok(()) => return Ok(true),
+                Err(cgmanager_dbus::Error::NotFound(_)) if h == "unified" => {}
+                Err(e) => return Err(dbus(&format!("write {file}"), e)),
+            }
+        }
+        Ok(false)
+    })
+}
+
 /// Move `pid` (one of the user's processes) into the running container's cgroups.
 pub fn enter(name: &str, pid: u32) -> Result<()> {
-    let rt = rt()?;
-    rt.block_on(async {
-        let conn = connect(&transport())
-            .await
-            .map_err(|e| dbus("connect", e.into()))?;
-        let d = DelegationProxy::new(&conn)
-            .await
-            .map_err(|e| dbus("proxy", e.into()))?;
-        d.enter("all", &format!("lxr/{name}"), pid as i32)
+    let c = Client::open()?;
+    c.rt.block_on(async {
+        c.d.enter("all", &format!("lxr/{name}"), pid as i32)
             .await
             .map_err(|e| dbus("join the container's cgroup", e))
     })
@@ -165,16 +215,10 @@ pub fn remove(p: &Placement) -> Result<()> {
     if p.cgroups.is_empty() {
         return Ok(());
     }
-    let rt = rt()?;
-    rt.block_on(async {
-        let conn = connect(&transport())
-            .await
-            .map_err(|e| dbus("connect", e.into()))?;
-        let m = ManagerProxy::new(&conn)
-            .await
-            .map_err(|e| dbus("proxy", e.into()))?;
+    let c = Client::open()?;
+    c.rt.block_on(async {
         for (h, path) in &p.cgroups {
-            m.remove(h, path, 1)
+            c.m.remove(h, path, 1)
                 .await
                 .map_err(|e| dbus(&format!("remove {h}:{path}"), e))?;
         }
@@ -184,10 +228,11 @@ pub fn remove(p: &Placement) -> Result<()> {
 
 /// Read one file of the container's cgroup in the hierarchy carrying `controller`.
 pub fn get(p: &Placement, controller: &str, v1: &str, v2: &str) -> Option<String> {
-    let rt = rt().ok()?;
-    rt.block_on(async {
-        let conn = connect(&transport()).await.ok()?;
-        let m = ManagerProxy::new(&conn).await.ok()?;
+    if p.cgroups.is_empty() {
+        return None;
+    }
+    let c = Client::open().ok()?;
+    c.rt.block_on(async {
         for (h, path) in &p.cgroups {
             let file = if h == "unified" {
                 v2
@@ -196,7 +241,7 @@ pub fn get(p: &Placement, controller: &str, v1: &str, v2: &str) -> Option<String
             } else {
                 continue;
             };
-            if let Ok(v) = m.get_value(h, path, file).await {
+            if let Ok(v) = c.m.get_value(h, path, file).await {
                 return Some(v);
             }
         }

@@ -6,136 +6,22 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-use e2e::cgm::{bin, cgroup_of, test_user, CgmDaemon, Scratch};
-
-/// `lxr` as lxrtest1 with its data in `data`, cgmanager at `cgm`, lxcfs at `lxcfs`.
-struct Lxr {
-    data: PathBuf,
-    cgm: String,
-    lxcfs: Option<PathBuf>,
-}
-
-impl Lxr {
-    fn run(&self, args: &[&str]) -> Output {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "lxrtest1", "--", "env"])
-            .arg(format!("XDG_DATA_HOME={}", self.data.display()))
-            .arg(format!("LXR_CGMANAGER={}", self.cgm))
-            .arg(format!(
-                "LXR_LXCFS={}",
-                self.lxcfs
-                    .as_deref()
-                    .unwrap_or(Path::new("/nonexistent"))
-                    .display()
-            ))
-            .arg(bin("lxr"))
-            .args(args);
-        c.output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "lxr {args:?}: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    }
-
-    fn pid(&self, name: &str) -> Option<u32> {
-        let out = self.ok(&["list", "--format", "json"]);
-        let v: Vec<serde_json_lite::Row> = serde_json_lite::rows(&out);
-        v.into_iter().find(|r| r.name == name).and_then(|r| r.pid)
-    }
-}
-
-/// Force-deletes the named containers when dropped (also when a test fails), before the
-/// cgroup guards run.
-struct Cleanup<'a>(&'a Lxr, Vec<&'static str>);
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        for n in &self.1 {
-            let _ = self.0.run(&["delete", "--force", n]);
-        }
-    }
-}
-
-/// Just enough JSON reading for `lxr list --format json` (the e2e crate has no serde).
-mod serde_json_lite {
-    pub struct Row {
-        pub name: String,
-        pub pid: Option<u32>,
-    }
-
-    pub fn rows(text: &str) -> Vec<Row> {
-        text.split("{\"")
-            .skip(1)
-            .filter_map(|obj| {
-                let field = |k: &str| {
-                    let i = obj.find(&format!("{k}\":"))? + k.len() + 2;
-                    let rest = &obj[i..];
-                    let end = rest.find([',', '}']).unwrap_or(rest.len());
-                    Some(rest[..end].trim_matches('"').to_string())
-                };
-                let name = if obj.starts_with("name\":") {
-                    field("name")
-                } else {
-                    field("\"name").or_else(|| field("name"))
-                }?;
-                Some(Row {
-                    name,
-                    pid: field("pid").and_then(|p| p.parse().ok()),
-                })
-            })
-            .collect()
-    }
-}
-
-fn user_dir(uid: u32, gid: u32) -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::os::unix::fs::chown(d.path(), Some(uid), Some(gid)).unwrap();
-    d
-}
-
-fn no_processes_of(uid_start: u32) -> bool {
-    std::fs::read_dir("/proc").unwrap().flatten().all(|e| {
-        let Ok(st) = std::fs::read_to_string(e.path().join("status")) else {
-            return true;
-        };
-        !st.lines().any(|l| {
-            l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some(&uid_start.to_string())
-        })
-    })
-}
+use e2e::cgm::{cgroup_of, test_user};
+use e2e::lxr::{user_dir, Cleanup, Lxr, World};
 
 #[test]
 fn launch_exec_stop_start_delete_as_a_user() {
-    let (uid, gid) = test_user("lxrtest1");
-    let s = Scratch::new("lxr");
-    let policy = format!(
-        "[[delegate]]\nusers = [\"lxrtest1\"]\ncontrollers = [\"memory\", \"pids\", \"cpuset\", \"cpu\", \"freezer\", \"unified\"]\npath = \"%D/{}/%u\"\n",
-        s.name
-    );
-    let d = CgmDaemon::start(&policy, &[]);
-    let home = user_dir(uid, gid);
+    let w = World::new("lxr");
+    let s = &w.scratch;
     // Our lxcfs, on a mount point the container's root may traverse.
     let lx_dir = user_dir(0, 0);
     let mnt = lx_dir.path().join("lxcfs");
     std::fs::create_dir(&mnt).unwrap();
     std::fs::set_permissions(&mnt, std::fs::Permissions::from_mode(0o755)).unwrap();
     let _lxcfs = e2e::Daemon::ours_at(&mnt, &[]);
-    let lxr = Lxr {
-        data: home.path().to_path_buf(),
-        cgm: d.socket.display().to_string(),
-        lxcfs: Some(mnt.clone()),
-    };
+    let lxr = w.lxr(Some(mnt.clone()));
     let subuid = std::fs::read_to_string("/etc/subuid").unwrap();
     let start: u32 = subuid
         .lines()
@@ -217,8 +103,7 @@ fn launch_exec_stop_start_delete_as_a_user() {
     assert!(lxr.pid("t1").is_none());
     // Delete: nothing left.
     lxr.ok(&["delete", "t1"]);
-    assert!(!home.path().join("lxr/containers/t1").exists());
-    assert!(no_processes_of(start));
+    assert!(!w.home.path().join("lxr/containers/t1").exists());
     assert!(!s.dir("memory", "lxrtest1/lxr/t1").exists());
 }
 

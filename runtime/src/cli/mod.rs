@@ -1,9 +1,13 @@
 //! The `lxr` command line (LXD-style), one module per subcommand.
 
+mod config;
 mod delete;
 mod exec;
+mod freeze;
+mod info;
 mod launch;
 mod list;
+mod restart;
 mod start;
 mod stop;
 
@@ -36,6 +40,16 @@ enum Cmd {
     Exec(exec::Args),
     /// Delete a container.
     Delete(delete::Args),
+    /// Stop, then start.
+    Restart(stop::Args),
+    /// Show a container's state, cgroups, limits and usage.
+    Info(info::Args),
+    /// Freeze every process of a container.
+    Freeze(freeze::Args),
+    /// Thaw a frozen container.
+    Unfreeze(freeze::Args),
+    /// Read and change a container's settings.
+    Config(config::Args),
 }
 
 /// Entry point of the `lxr` binary.
@@ -50,6 +64,11 @@ pub fn main() -> ExitCode {
             Cmd::List(a) => list::run(&paths, a),
             Cmd::Exec(a) => exec::run(&paths, a),
             Cmd::Delete(a) => delete::run(&paths, a),
+            Cmd::Restart(a) => restart::run(&paths, a),
+            Cmd::Info(a) => info::run(&paths, a),
+            Cmd::Freeze(a) => freeze::run(&paths, a),
+            Cmd::Unfreeze(a) => freeze::run_thaw(&paths, a),
+            Cmd::Config(a) => config::run(&paths, a),
         }
     };
     match run() {

@@ -13,13 +13,13 @@ use crate::paths::Paths;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Container name.
-    name: String,
+    pub(crate) name: String,
     /// Kill at once.
     #[arg(short, long)]
-    force: bool,
+    pub(crate) force: bool,
     /// Seconds to wait for a clean halt before killing.
     #[arg(long, default_value_t = 30)]
-    timeout: u64,
+    pub(crate) timeout: u64,
 }
 
 /// The signal that halts the container's init.
@@ -56,6 +56,8 @@ pub fn stop(paths: &Paths, name: &str, force: bool, timeout: Duration) -> Result
     } else {
         halt_signal(&paths.container(name).join("rootfs"))
     };
+    // Tell the monitor this exit is a stop, so a SIGHUP-style end is not taken for a reboot.
+    let _ = std::fs::write(dir.join("stopping"), b"");
     signal(s.init_pid, sig)?;
     let t0 = Instant::now();
     let mut killed = force;

@@ -21,6 +21,9 @@ pub struct State {
     /// Its cgroups (or why it has none).
     #[serde(default)]
     pub cgroup: crate::cgroup::Placement,
+    /// Whether lxcfs's files are bound in.
+    #[serde(default)]
+    pub lxcfs: bool,
 }
 
 impl State {

@@ -131,26 +131,40 @@ fn detach_stdio(log: &Path) {
 
 /// The monitor: returns its exit code.
 fn monitor(spec: &Spec, report: OwnedFd) -> i32 {
-    let mut report = std::fs::File::from(report);
+    let mut report = Some(std::fs::File::from(report));
     let console_log = spec.state_dir.join("console.log");
-    match run_monitor(spec, &console_log) {
-        Ok((state, child)) => {
-            let _ = writeln!(report, "ok {}", state.init_pid);
-            drop(report);
-            let status = waitpid(child, None);
-            if let Err(e) = crate::cgroup::remove(&state.cgroup) {
-                let _ = std::fs::write(spec.state_dir.join("cleanup-error"), e.to_string());
+    loop {
+        match run_monitor(spec, &console_log) {
+            Ok((state, child)) => {
+                if let Some(mut r) = report.take() {
+                    let _ = writeln!(r, "ok {}", state.init_pid);
+                }
+                let status = waitpid(child, None);
+                // `reboot` inside a pid namespace ends its init with SIGHUP (halt and poweroff
+                // with SIGINT): a reboot starts the container again, anything else stops it.
+                let rebooted = matches!(status, Ok(WaitStatus::Exited(_, c)) if c == 128 + libc::SIGHUP)
+                    && !spec.state_dir.join("stopping").exists();
+                if rebooted {
+                    let _ = State::clear(&spec.state_dir);
+                    continue;
+                }
+                if let Err(e) = crate::cgroup::remove(&state.cgroup) {
+                    let _ = std::fs::write(spec.state_dir.join("cleanup-error"), e.to_string());
+                }
+                let _ = State::clear(&spec.state_dir);
+                let _ = std::fs::remove_file(spec.state_dir.join("stopping"));
+                return match status {
+                    Ok(WaitStatus::Exited(_, c)) => c,
+                    _ => 0,
+                };
             }
-            let _ = State::clear(&spec.state_dir);
-            match status {
-                Ok(WaitStatus::Exited(_, c)) => c,
-                _ => 0,
+            Err(e) => {
+                if let Some(mut r) = report.take() {
+                    let _ = writeln!(r, "err {e}");
+                }
+                let _ = State::clear(&spec.state_dir);
+                return 1;
             }
-        }
-        Err(e) => {
-            let _ = writeln!(report, "err {e}");
-            let _ = State::clear(&spec.state_dir);
-            1
         }
     }
 }
@@ -218,6 +232,7 @@ fn run_monitor(spec: &Spec, console_log: &Path) -> Result<(State, Pid)> {
                 init_pid,
                 monitor_pid: std::process::id(),
                 cgroup: placement.clone(),
+                lxcfs: spec.lxcfs.is_some(),
                 started: std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs())

@@ -1,0 +1,152 @@
+//! Harness for the lxr tests: `lxr` run as the test user `lxrtest1` with its own data
+//! directory and a given cgmanager and lxcfs ([`Lxr`]), containers force-deleted when a test
+//! ends ([`Cleanup`]).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::cgm::bin;
+
+/// `lxr` as lxrtest1 with its data in `data`, cgmanager at `cgm`, lxcfs at `lxcfs`.
+pub struct Lxr {
+    /// `XDG_DATA_HOME` of the user.
+    pub data: PathBuf,
+    /// `LXR_CGMANAGER`.
+    pub cgm: String,
+    /// `LXR_LXCFS`.
+    pub lxcfs: Option<PathBuf>,
+}
+
+impl Lxr {
+    /// Run lxr.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "lxrtest1", "--", "env"])
+            .arg(format!("XDG_DATA_HOME={}", self.data.display()))
+            .arg(format!("LXR_CGMANAGER={}", self.cgm))
+            .arg(format!(
+                "LXR_LXCFS={}",
+                self.lxcfs
+                    .as_deref()
+                    .unwrap_or(Path::new("/nonexistent"))
+                    .display()
+            ))
+            .arg(bin("lxr"))
+            .args(args);
+        c.output().unwrap()
+    }
+
+    /// Run lxr; it must succeed; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "lxr {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    /// The init pid of a running container.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        let out = self.ok(&["list", "--format", "json"]);
+        let v: Vec<serde_json_lite::Row> = serde_json_lite::rows(&out);
+        v.into_iter().find(|r| r.name == name).and_then(|r| r.pid)
+    }
+}
+
+/// Force-deletes the named containers when dropped (also when a test fails), before the
+/// cgroup guards run.
+pub struct Cleanup<'a>(pub &'a Lxr, pub Vec<&'static str>);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        for n in &self.1 {
+            let _ = self.0.run(&["delete", "--force", n]);
+        }
+    }
+}
+
+/// Just enough JSON reading for `lxr list --format json` (the e2e crate has no serde).
+mod serde_json_lite {
+    /// One row.
+    pub struct Row {
+        /// Name.
+        pub name: String,
+        /// Init pid.
+        pub pid: Option<u32>,
+    }
+
+    /// Parse the rows.
+    pub fn rows(text: &str) -> Vec<Row> {
+        text.split("{\"")
+            .skip(1)
+            .filter_map(|obj| {
+                let field = |k: &str| {
+                    let i = obj.find(&format!("{k}\":"))? + k.len() + 2;
+                    let rest = &obj[i..];
+                    let end = rest.find([',', '}']).unwrap_or(rest.len());
+                    Some(rest[..end].trim_matches('"').to_string())
+                };
+                let name = if obj.starts_with("name\":") {
+                    field("name")
+                } else {
+                    field("\"name").or_else(|| field("name"))
+                }?;
+                Some(Row {
+                    name,
+                    pid: field("pid").and_then(|p| p.parse().ok()),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A temp directory owned by `uid:gid`, mode 0755.
+pub fn user_dir(uid: u32, gid: u32) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(d.path(), Some(uid), Some(gid)).unwrap();
+    d
+}
+
+/// What an lxr test with cgmanager needs: a scratch cgroup, our cgmanager delegating
+/// `<scratch>/lxrtest1` in the hierarchies the tests use, and lxrtest1's data directory.
+pub struct World {
+    /// The scratch cgroup (removed last).
+    pub scratch: crate::cgm::Scratch,
+    /// The daemon.
+    pub daemon: crate::cgm::CgmDaemon,
+    /// lxrtest1's `XDG_DATA_HOME`.
+    pub home: tempfile::TempDir,
+}
+
+impl World {
+    /// Set it up.
+    pub fn new(what: &str) -> World {
+        let (uid, gid) = crate::cgm::test_user("lxrtest1");
+        let scratch = crate::cgm::Scratch::new(what);
+        let policy = format!(
+            "[[delegate]]\nusers = [\"lxrtest1\"]\ncontrollers = [\"memory\", \"pids\", \"cpuset\", \"cpu\", \"freezer\", \"unified\"]\npath = \"%D/{}/%u\"\n",
+            scratch.name
+        );
+        let daemon = crate::cgm::CgmDaemon::start(&policy, &[]);
+        let home = user_dir(uid, gid);
+        World {
+            scratch,
+            daemon,
+            home,
+        }
+    }
+
+    /// lxr as lxrtest1 in this world, with lxcfs at `lxcfs` if given.
+    pub fn lxr(&self, lxcfs: Option<PathBuf>) -> Lxr {
+        Lxr {
+            data: self.home.path().to_path_buf(),
+            cgm: self.daemon.socket.display().to_string(),
+            lxcfs,
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! lxr lifecycle as an unprivileged user: info, live config of limits, freeze/unfreeze (a
+//! counter inside stops and resumes), restart, reboot from inside (the container comes back),
+//! halt from inside (it stops).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use e2e::lxr::{Cleanup, World};
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn info_config_freeze_restart_reboot_halt() {
+    let w = World::new("lxrlife");
+    let s = &w.scratch;
+    let lxr = w.lxr(None);
+    let _cleanup = Cleanup(&lxr, vec!["l1"]);
+    lxr.ok(&["launch", "busybox", "l1", "-c", "limits.memory=128MiB"]);
+    let info = lxr.ok(&["info", "l1"]);
+    for want in [
+        "Status: RUNNING",
+        "Cgroup: delegated by cgmanager",
+        "limits.memory: 128MiB",
+        "Frozen: no",
+    ] {
+        assert!(info.contains(want), "{want} in {info}");
+    }
+    // Live limits.
+    let limit = s.dir("memory", "lxrtest1/lxr/l1/memory.limit_in_bytes");
+    lxr.ok(&["config", "set", "l1", "limits.memory", "64MiB"]);
+    assert_eq!(
+        std::fs::read_to_string(&limit).unwrap().trim(),
+        (64u64 << 20).to_string()
+    );
+    assert_eq!(lxr.ok(&["config", "get", "l1", "limits.memory"]), "64MiB");
+    lxr.ok(&["config", "set", "l1", "limits.processes", "50"]);
+    assert_eq!(
+        std::fs::read_to_string(s.dir("pids", "lxrtest1/lxr/l1/pids.max"))
+            .unwrap()
+            .trim(),
+        "50"
+    );
+    lxr.ok(&["config", "unset", "l1", "limits.processes"]);
+    assert_eq!(
+        std::fs::read_to_string(s.dir("pids", "lxrtest1/lxr/l1/pids.max"))
+            .unwrap()
+            .trim(),
+        "max"
+    );
+    let o = lxr.run(&["config", "set", "l1", "limits.memory", "lots"]);
+    assert!(!o.status.success());
+    // Freeze: a counter inside stops, then resumes.
+    lxr.ok(&[
+        "exec", "l1", "--", "sh", "-c",
+        "(i=0; while true; do i=$((i+1)); echo $i > /tmp/n; usleep 20000; done) </dev/null >/dev/null 2>&1 &",
+    ]);
+    let pid = lxr.pid("l1").unwrap();
+    let counter = format!("/proc/{pid}/root/tmp/n");
+    let read = || {
+        std::fs::read_to_string(&counter)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    wait_for("the counter", 5, || read().is_some());
+    lxr.ok(&["freeze", "l1"]);
+    assert!(lxr.ok(&["info", "l1"]).contains("Frozen: yes"));
+    std::thread::sleep(Duration::from_millis(300));
+    let a = read().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(read().unwrap(), a, "the counter moved while frozen");
+    lxr.ok(&["unfreeze", "l1"]);
+    wait_for("the counter to move again", 5, || read().unwrap_or(0) > a);
+    // Restart gives a new init.
+    lxr.ok(&["restart", "--force", "l1"]);
+    let p2 = lxr.pid("l1").unwrap();
+    assert_ne!(p2, pid);
+    // Reboot from inside: the container comes back with a new init.
+    lxr.ok(&["exec", "l1", "--", "reboot"]);
+    wait_for(
+        "the reboot",
+        20,
+        || matches!(lxr.pid("l1"), Some(p) if p != p2),
+    );
+    assert_eq!(lxr.ok(&["exec", "l1", "--", "hostname"]), "l1");
+    // Halt from inside: it stops, and its cgroup goes away.
+    lxr.ok(&["exec", "l1", "--", "halt"]);
+    wait_for("the halt", 20, || lxr.pid("l1").is_none());
+    wait_for("the cgroup to go", 5, || {
+        !s.dir("memory", "lxrtest1/lxr/l1").exists()
+    });
+    lxr.ok(&["delete", "l1"]);
+}
