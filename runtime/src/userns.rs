@@ -13,10 +13,12 @@ use nix::unistd::{fork, ForkResult, Gid, Uid};
 use crate::error::{Context, Error, Result};
 use crate::idmap::IdMaps;
 
-/// A pipe used to step the parent and child through the handshake.
+/// A pipe used to step the parent and child through the handshake. After the fork each side
+/// closes the end it does not use ([`Sync::close_read`], [`Sync::close_write`]), so a side
+/// that dies is seen by the other as end-of-file instead of a wait forever.
 pub struct Sync {
-    r: std::fs::File,
-    w: std::fs::File,
+    r: Option<std::fs::File>,
+    w: Option<std::fs::File>,
 }
 
 impl Sync {
@@ -24,31 +26,41 @@ impl Sync {
     pub fn new() -> Result<Sync> {
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
         Ok(Sync {
-            r: std::fs::File::from(r),
-            w: std::fs::File::from(w),
+            r: Some(std::fs::File::from(r)),
+            w: Some(std::fs::File::from(w)),
         })
     }
 
     /// Send one byte.
     pub fn signal(&mut self) -> std::io::Result<()> {
-        self.w.write_all(b"1")
+        match &mut self.w {
+            Some(w) => w.write_all(b"1"),
+            None => Err(std::io::Error::from_raw_os_error(libc::EBADF)),
+        }
     }
 
     /// Wait for one byte; false on EOF (the other side died).
     pub fn wait(&mut self) -> bool {
         let mut b = [0u8; 1];
-        matches!(self.r.read(&mut b), Ok(1))
+        matches!(self.r.as_mut().map(|r| r.read(&mut b)), Some(Ok(1)))
     }
 
-    /// The write end, for a child to keep.
-    pub fn into_parts(self) -> (std::fs::File, std::fs::File) {
-        (self.r, self.w)
+    /// This side only writes.
+    pub fn close_read(&mut self) {
+        self.r = None;
+    }
+
+    /// This side only reads.
+    pub fn close_write(&mut self) {
+        self.w = None;
     }
 }
 
 /// In a forked child: enter a new user namespace, have the parent map it, become root there.
 /// `ready` is signalled after unshare; `go` is waited for before setuid.
 pub fn child_enter(ready: &mut Sync, go: &mut Sync) -> Result<()> {
+    ready.close_read();
+    go.close_write();
     unshare(CloneFlags::CLONE_NEWUSER).ctx(|| "unshare(CLONE_NEWUSER)".into())?;
     ready.signal().ctx(|| "signal parent".into())?;
     if !go.wait() {
@@ -83,6 +95,14 @@ where
     match unsafe { fork() }.ctx(|| "fork".into())? {
         ForkResult::Child => {
             drop(err_r);
+            // Die with lxr: a half-built or half-removed tree must not keep changing behind
+            // a `lxr delete` that cleans up after a killed `lxr launch`.
+            // SAFETY: PR_SET_PDEATHSIG takes a signal number; no pointers.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+            if nix::unistd::getppid().as_raw() == 1 {
+                // SAFETY: the parent is already gone; end at once.
+                unsafe { libc::_exit(1) }
+            }
             let r = child_enter(&mut ready, &mut go).and_then(|()| f());
             let code = match r {
                 Ok(()) => 0,
@@ -96,6 +116,8 @@ where
         }
         ForkResult::Parent { child } => {
             drop(err_w);
+            ready.close_write();
+            go.close_read();
             let pid = child.as_raw() as u32;
             let mapped = if ready.wait() {
                 maps.apply_with_self(pid)

@@ -134,3 +134,83 @@ fn without_cgmanager_it_runs_unconfined_and_refuses_limits() {
     let o = lxr.run(&["launch", "busybox", "1bad"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("invalid container name"));
 }
+
+fn state_of(w: &World, name: &str) -> Option<String> {
+    std::fs::read_to_string(w.home.path().join("lxr/run").join(name).join("state.json")).ok()
+}
+
+fn json_u32(text: &str, key: &str) -> u32 {
+    let i = text.find(&format!("\"{key}\":")).unwrap() + key.len() + 3;
+    text[i..]
+        .split([',', '}'])
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn killed_monitor_or_launch_leaves_a_state_list_and_delete_handle() {
+    let w = World::new("lxrkill");
+    let s = &w.scratch;
+    let lxr = w.lxr(None);
+    let _cleanup = Cleanup(&lxr, vec!["k1", "k2"]);
+    // The monitor killed: the container still runs; stop and delete clean up its cgroup.
+    lxr.ok(&["launch", "busybox", "k1"]);
+    let st = state_of(&w, "k1").unwrap();
+    let (init, monitor) = (json_u32(&st, "init_pid"), json_u32(&st, "monitor_pid"));
+    // SAFETY: killing a process this test started (through lxr), by pid.
+    unsafe { libc::kill(monitor as i32, libc::SIGKILL) };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(lxr.pid("k1"), Some(init));
+    assert_eq!(lxr.ok(&["exec", "k1", "--", "hostname"]), "k1");
+    lxr.ok(&["stop", "--force", "k1"]);
+    assert!(lxr.pid("k1").is_none());
+    assert!(state_of(&w, "k1").is_none());
+    assert!(!s.dir("memory", "lxrtest1/lxr/k1").exists());
+    lxr.ok(&["delete", "k1"]);
+    // `lxr launch` killed at various points: list works, delete --force leaves nothing.
+    for delay_ms in [2u64, 8, 20, 60] {
+        let (uid, gid) = test_user("lxrtest1");
+        let mut child = std::process::Command::new("setpriv")
+            .arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .arg("--init-groups")
+            .arg("env")
+            .arg(format!("XDG_DATA_HOME={}", lxr.data.display()))
+            .arg(format!("LXR_CGMANAGER={}", lxr.cgm))
+            .arg(e2e::cgm::bin("lxr"))
+            .args(["launch", "busybox", "k2"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // The monitor may still be finishing the start it was given.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        lxr.ok(&["list"]);
+        let o = lxr.run(&["delete", "--force", "k2"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        // Killed before it created anything, there is nothing to delete.
+        assert!(
+            o.status.success() || err.contains("no container k2"),
+            "{err}"
+        );
+        assert!(
+            !w.home.path().join("lxr/containers/k2").exists(),
+            "after {delay_ms} ms"
+        );
+        assert!(lxr.pid("k2").is_none());
+        let t0 = std::time::Instant::now();
+        while s.dir("memory", "lxrtest1/lxr/k2").exists() {
+            assert!(
+                t0.elapsed().as_secs() < 5,
+                "cgroup k2 left after {delay_ms} ms"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}

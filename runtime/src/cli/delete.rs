@@ -56,6 +56,7 @@ pub fn run(paths: &Paths, a: Args) -> Result<i32> {
         }
         crate::cli::stop::stop(paths, &a.name, true, std::time::Duration::from_secs(10))?;
     }
+    State::reap_stale(&paths.state(&a.name))?;
     remove_tree(paths, &a.name, &IdMaps::for_current_user()?)?;
     Ok(0)
 }

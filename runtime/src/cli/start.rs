@@ -24,6 +24,7 @@ pub fn start(paths: &Paths, name: &str) -> Result<State> {
     }
     paths.ensure()?;
     let state_dir = paths.state(name);
+    State::reap_stale(&state_dir)?;
     if let Some(s) = State::load(&state_dir)? {
         return Err(Error::Usage(format!(
             "{name} is already running (pid {})",

@@ -49,6 +49,7 @@ pub fn stop(paths: &Paths, name: &str, force: bool, timeout: Duration) -> Result
     check_name(name)?;
     let dir = paths.state(name);
     let Some(s) = State::load(&dir)? else {
+        State::reap_stale(&dir)?;
         return Err(Error::Usage(format!("{name} is not running")));
     };
     let sig = if force {
@@ -73,12 +74,12 @@ pub fn stop(paths: &Paths, name: &str, force: bool, timeout: Duration) -> Result
     }
     // The monitor clears the state, then exits: wait for that too, so nothing of the
     // container is left when stop returns.
-    if let Ok(m) = cgroups::process::Pidfd::open(s.monitor_pid) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while m.alive() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while s.monitor_alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
     }
+    // A monitor that was killed cleaned nothing up: do it here.
+    State::reap_stale(&dir)?;
     Ok(())
 }
 

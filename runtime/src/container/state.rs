@@ -29,6 +29,32 @@ pub struct State {
 impl State {
     /// Read the state in `dir`; `None` if there is none or its init no longer runs.
     pub fn load(dir: &Path) -> Result<Option<State>> {
+        Ok(Self::load_raw(dir)?.filter(State::init_alive))
+    }
+
+    /// After a monitor died (`kill -9`) its container's state and cgroups stay behind:
+    /// when neither the init nor the monitor runs any more, remove them. Returns true if
+    /// something stale was cleaned up.
+    pub fn reap_stale(dir: &Path) -> Result<bool> {
+        let Some(s) = Self::load_raw(dir)? else {
+            return Ok(false);
+        };
+        if s.init_alive() || s.monitor_alive() {
+            return Ok(false);
+        }
+        crate::cgroup::remove(&s.cgroup)?;
+        State::clear(dir)?;
+        let _ = std::fs::remove_file(dir.join("stopping"));
+        Ok(true)
+    }
+
+    /// Is the recorded monitor still an lxr process?
+    pub fn monitor_alive(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/comm", self.monitor_pid))
+            .is_ok_and(|c| c.trim() == "lxr")
+    }
+
+    fn load_raw(dir: &Path) -> Result<Option<State>> {
         let p = dir.join("state.json");
         let text = match std::fs::read_to_string(&p) {
             Ok(t) => t,
@@ -37,7 +63,7 @@ impl State {
         };
         let s: State = serde_json::from_str(&text)
             .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
-        Ok(s.init_alive().then_some(s))
+        Ok(Some(s))
     }
 
     /// Write it (atomically: a reader never sees half a file).

@@ -184,12 +184,17 @@ fn run_monitor(spec: &Spec, console_log: &Path) -> Result<(State, Pid)> {
     match unsafe { fork() }.ctx(|| "fork".into())? {
         ForkResult::Child => {
             drop((pid_r, err_r, con_mon));
+            // Die with the monitor: without it nobody maps, confines or reaps this container.
+            // SAFETY: PR_SET_PDEATHSIG takes a signal number; no pointers.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
             let code = intermediate(spec, &mut ready, &mut go, pid_w, err_w, con_init);
             // SAFETY: end the forked child.
             unsafe { libc::_exit(code) }
         }
         ForkResult::Parent { child } => {
             drop((pid_w, err_w, con_init));
+            ready.close_write();
+            go.close_read();
             let fail = |e: Error| {
                 let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
                 let _ = waitpid(child, None);
