@@ -38,6 +38,19 @@ impl Pidfd {
         self.send_signal(0).is_ok()
     }
 
+    /// Wait until the process exits (a zombie has exited), at most `timeout`. True if it did.
+    pub fn wait_exit(&self, timeout: std::time::Duration) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one valid pollfd for the duration of the call.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        r > 0 && pfd.revents & libc::POLLIN != 0
+    }
+
     /// Send a signal to the process (0 only checks it exists). Never reaches another process
     /// that was given the same pid.
     pub fn send_signal(&self, sig: i32) -> std::io::Result<()> {
@@ -263,6 +276,18 @@ mod tests {
             assert_eq!(fd.ns_inode(Ns::User).unwrap(), userns);
         }
         assert!(Pidfd::open(u32::MAX).is_err());
+    }
+
+    #[test]
+    fn wait_exit_sees_an_unreaped_exit() {
+        let mut c = std::process::Command::new("sleep")
+            .arg("0.05")
+            .spawn()
+            .unwrap();
+        let fd = Pidfd::open(c.id()).unwrap();
+        assert!(!fd.wait_exit(std::time::Duration::from_millis(1)));
+        assert!(fd.wait_exit(std::time::Duration::from_secs(5)));
+        c.wait().unwrap();
     }
 
     #[test]

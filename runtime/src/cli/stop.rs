@@ -1,7 +1,7 @@
 //! `lxr stop [--force] [--timeout N] NAME`: the init's own halt signal (SIGRTMIN+3 for systemd,
 //! SIGUSR1 for busybox), then SIGKILL after the timeout.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
@@ -59,24 +59,28 @@ pub fn stop(paths: &Paths, name: &str, force: bool, timeout: Duration) -> Result
     };
     // Tell the monitor this exit is a stop, so a SIGHUP-style end is not taken for a reboot.
     let _ = std::fs::write(dir.join("stopping"), b"");
+    let init = cgroups::process::Pidfd::open(s.init_pid).map_err(|e| Error::Os {
+        what: format!("open pid {}", s.init_pid),
+        source: e,
+    })?;
+    let monitor = s
+        .monitor_alive()
+        .then(|| cgroups::process::Pidfd::open(s.monitor_pid).ok())
+        .flatten();
     signal(s.init_pid, sig)?;
-    let t0 = Instant::now();
-    let mut killed = force;
-    while State::load(&dir)?.is_some() {
-        if !killed && t0.elapsed() > timeout {
-            signal(s.init_pid, Signal::SIGKILL as libc::c_int)?;
-            killed = true;
-        }
-        if t0.elapsed() > timeout + Duration::from_secs(10) {
+    if !init.wait_exit(timeout) {
+        if force {
             return Err(Error::Setup(format!("{name} did not stop")));
         }
-        std::thread::sleep(Duration::from_millis(10));
+        signal(s.init_pid, Signal::SIGKILL as libc::c_int)?;
+        if !init.wait_exit(Duration::from_secs(10)) {
+            return Err(Error::Setup(format!("{name} did not stop")));
+        }
     }
-    // The monitor clears the state, then exits: wait for that too, so nothing of the
-    // container is left when stop returns.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while s.monitor_alive() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
+    // The monitor then removes the cgroups and the state, and exits: wait for that too, so
+    // nothing of the container is left when stop returns.
+    if let Some(m) = monitor {
+        m.wait_exit(Duration::from_secs(5));
     }
     // A monitor that was killed cleaned nothing up: do it here.
     State::reap_stale(&dir)?;
