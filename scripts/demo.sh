@@ -1,34 +1,47 @@
 #!/usr/bin/env bash
-# THE demo: set the machine up, mount our lxcfs at /var/lib/lxcfs, start a shell as PID 1 of
-# its own pid namespace inside a 256 MiB / 1-CPU cgroup, bind the lxcfs files over its /proc
-# (as LXC's hook does), and show what it sees next to what the host sees.
-#   scripts/demo.sh          run the demo (leaves lxcfs mounted at /var/lib/lxcfs)
-#   scripts/demo.sh --stop   unmount and stop the daemon the demo started
+# THE demo: from a fresh Debian 12 machine (as root), set up lxr's lxcfs at /var/lib/lxcfs and
+# its cgmanager on /run/cgmanager/sock as services for the demo, a demo user (lxrdemo) with a
+# subordinate id range and a delegation in cgmanager's policy, then — as that ordinary user —
+# launch a busybox system container limited to 256 MiB and 1 CPU, and show what it sees
+# next to what the host sees. (busybox's free and uptime ask sysinfo(2), which no lxcfs can
+# answer, so the demo shows the /proc files they would read.)
+#   scripts/demo.sh          run the demo (the container, lxcfs and cgmanager keep running)
+#   scripts/demo.sh --stop   delete the container, stop cgmanager, unmount lxcfs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MNT=/var/lib/lxcfs
-PIDFILE=/run/lxr-lxcfs.pid
-BIN="$PWD/target/release/lxcfs"
+RUN=/run/lxr-demo
+LXCFS_PID=$RUN/lxcfs.pid
+CGM_PID=$RUN/cgmanager.pid
+SOCK=/run/cgmanager/sock
+USER_=lxrdemo
+BIN=/usr/local/bin
 
 mounted() { awk -v m="$MNT" '$5 == m {f=1} END {exit !f}' /proc/self/mountinfo; }
-
-our_pid() {
-    [ -f "$PIDFILE" ] || return 1
-    local pid
-    pid=$(cat "$PIDFILE")
-    [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$BIN" ] && echo "$pid"
-}
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+as_user() { runuser -u "$USER_" -- env LXR_CGMANAGER="$SOCK" "$@"; }
 
 stop() {
-    local pid
-    if pid=$(our_pid); then
-        kill -TERM "$pid"
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        echo "stopped lxcfs (pid $pid)"
-    else
-        echo "no lxcfs started by the demo is running"
+    if id -u "$USER_" >/dev/null 2>&1 && [ -x "$BIN/lxr" ]; then
+        as_user "$BIN/lxr" delete --force demo 2>/dev/null && echo "deleted container demo" || true
     fi
+    if alive "$CGM_PID"; then
+        as_user "$BIN/cgm" --socket "$SOCK" release all >/dev/null 2>&1 || true
+        kill -TERM "$(cat "$CGM_PID")"; echo "stopped cgmanager"
+    fi
+    if alive "$LXCFS_PID"; then
+        kill -TERM "$(cat "$LXCFS_PID")"
+        for _ in $(seq 50); do mounted || break; sleep 0.1; done
+        echo "stopped lxcfs"
+    fi
+    rm -f "$CGM_PID" "$LXCFS_PID"
+    # The delegation's parent (lxr-demo), created by cgmanager below this script's cgroups.
+    while IFS=: read -r id ctrls path; do
+        [ "$id" = 0 ] && dir=/sys/fs/cgroup/unified || dir=/sys/fs/cgroup/${ctrls#name=}
+        [ -d "$dir${path%/}/lxr-demo" ] && find "$dir${path%/}/lxr-demo" -depth -type d -exec rmdir {} \; 2>/dev/null
+    done < /proc/self/cgroup
+    true
 }
 
 if [ "${1:-}" = "--stop" ]; then
@@ -37,61 +50,64 @@ if [ "${1:-}" = "--stop" ]; then
 fi
 
 bash scripts/setup.sh
-cargo build --release -p lxcfs
+cargo build --release -p lxcfs -p cgmanager -p runtime
+install -m 0755 target/release/lxcfs target/release/cgmanager target/release/cgm target/release/lxr "$BIN/"
+mkdir -p "$RUN"
 
-if ! our_pid >/dev/null; then
+# The demo user, with a home and 65536 subordinate ids (useradd adds them on Debian 12).
+if ! id -u "$USER_" >/dev/null 2>&1; then
+    useradd --create-home --shell /bin/sh --comment "lxr demo user" "$USER_"
+fi
+for f in /etc/subuid /etc/subgid; do
+    grep -q "^$USER_:" "$f" || usermod --add-subuids 3000000-3065535 --add-subgids 3000000-3065535 "$USER_"
+done
+
+# lxcfs.
+if ! alive "$LXCFS_PID"; then
     if mounted; then
         echo "demo: $MNT is already mounted by something else (Debian's lxcfs?)." >&2
         echo "      stop it first (e.g. systemctl stop lxcfs, or umount -l $MNT)." >&2
         exit 1
     fi
     mkdir -p "$MNT"
-    "$BIN" -p "$PIDFILE" "$MNT" > /run/lxr-lxcfs.log 2>&1 &
+    "$BIN/lxcfs" -p "$LXCFS_PID" "$MNT" > "$RUN/lxcfs.log" 2>&1 &
     for _ in $(seq 100); do mounted && [ -e "$MNT/proc/meminfo" ] && break; sleep 0.05; done
-    mounted || { echo "demo: lxcfs did not mount:"; cat /run/lxr-lxcfs.log; exit 1; } >&2
-    echo "lxcfs (lxr) mounted at $MNT, pid $(cat "$PIDFILE"), log /run/lxr-lxcfs.log"
+    mounted || { echo "demo: lxcfs did not mount:"; cat "$RUN/lxcfs.log"; exit 1; } >&2
 fi
+echo "lxcfs:     mounted at $MNT (pid $(cat "$LXCFS_PID"), log $RUN/lxcfs.log)"
 
-# A cgroup below this script's own, in each v1 controller.
-NAME="lxr-demo-$$"
-DIRS=()
-cleanup() {
-    for d in "${DIRS[@]}"; do
-        for _ in $(seq 50); do rmdir "$d" 2>/dev/null && break; [ -d "$d" ] || break; sleep 0.1; done
-    done
-}
-trap cleanup EXIT
-for c in memory cpu cpuacct cpuset; do
-    own=$(awk -F: -v c="$c" '{n=split($2, a, ","); for (i=1;i<=n;i++) if (a[i]==c) print $3}' /proc/self/cgroup)
-    d="/sys/fs/cgroup/$c${own%/}/$NAME"
-    mkdir "$d"
-    DIRS+=("$d")
-done
-mem=/sys/fs/cgroup/memory$(awk -F: '$2 ~ /(^|,)memory(,|$)/ {print $3}' /proc/self/cgroup | sed 's:/$::')/$NAME
-cpu=/sys/fs/cgroup/cpu$(awk -F: '$2 ~ /(^|,)cpu(,|$)/ {print $3}' /proc/self/cgroup | sed 's:/$::')/$NAME
-cpuset=/sys/fs/cgroup/cpuset$(awk -F: '$2 ~ /(^|,)cpuset(,|$)/ {print $3}' /proc/self/cgroup | sed 's:/$::')/$NAME
-echo 268435456 > "$mem/memory.limit_in_bytes"
-echo 100000 > "$cpu/cpu.cfs_period_us"
-echo 100000 > "$cpu/cpu.cfs_quota_us"
-last=$(( $(nproc --all) - 1 ))
-echo "$last" > "$cpuset/cpuset.cpus"
-cat "$cpuset/../cpuset.mems" > "$cpuset/cpuset.mems"
+# cgmanager, delegating <its cgroup>/lxr-demo/<user> to the demo user.
+if ! alive "$CGM_PID"; then
+    cat > "$RUN/delegation.conf" <<CONF
+[[delegate]]
+users = ["$USER_"]
+controllers = ["all"]
+path = "%D/lxr-demo/%u"
+max_depth = 4
+max_cgroups = 64
+memory_max = "1G"
+CONF
+    "$BIN/cgmanager" --socket "$SOCK" --no-bus --policy "$RUN/delegation.conf" > "$RUN/cgmanager.log" 2>&1 &
+    echo $! > "$CGM_PID"
+    for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
+    [ -S "$SOCK" ] || { echo "demo: cgmanager did not start:"; cat "$RUN/cgmanager.log"; exit 1; } >&2
+fi
+echo "cgmanager: serving on $SOCK (pid $(cat "$CGM_PID"), policy $RUN/delegation.conf)"
+echo
 
-SHOW='echo "\$ free -m"; free -m; echo; echo "\$ nproc"; nproc; echo; echo "\$ uptime"; uptime; echo; echo "\$ head -3 /proc/stat"; head -3 /proc/stat'
+# As the ordinary user: a system container with limits.
+as_user "$BIN/lxr" delete --force demo >/dev/null 2>&1 || true
+echo "\$ lxr launch busybox demo -c limits.memory=256MiB -c limits.cpu=1   (as $USER_)"
+as_user "$BIN/lxr" launch busybox demo -c limits.memory=256MiB -c limits.cpu=1
+as_user "$BIN/lxr" list
+echo
 
+SHOW='echo "\$ grep Mem /proc/meminfo"; grep -E "^Mem(Total|Free|Available)" /proc/meminfo; echo; echo "\$ nproc"; nproc; echo; echo "\$ cat /proc/uptime"; cat /proc/uptime; echo; echo "\$ head -3 /proc/stat"; head -3 /proc/stat; echo; echo "\$ cat /proc/1/comm; id -u"; cat /proc/1/comm; id -u'
 host_out=$(sh -c "$SHOW" 2>&1 | expand)
-procs=""
-for d in "${DIRS[@]}"; do procs="$procs $d/cgroup.procs"; done
-# Inside: join the cgroups, then become PID 1 of a new pid + mount namespace and bind the
-# lxcfs files over /proc and /sys/devices/system/cpu, like LXC's lxc.mount.hook.
-container_out=$(sh -c "for f in $procs; do echo \$\$ > \$f; done; exec unshare --fork --pid --mount --mount-proc sh -c '
-    sleep 1
-    for f in meminfo cpuinfo stat uptime loadavg diskstats swaps; do mount --bind $MNT/proc/\$f /proc/\$f; done
-    mount --bind $MNT/sys/devices/system/cpu /sys/devices/system/cpu
-    $SHOW'" 2>&1 | expand)
-
-echo
+container_out=$(as_user "$BIN/lxr" exec demo -- sh -c "$SHOW" 2>&1 | expand)
 pr -m -t -w 150 <(printf 'HOST\n====\n%s\n' "$host_out") \
-    <(printf 'CONTAINER (256 MiB, 1 CPU, own pid namespace, /proc via %s)\n====\n%s\n' "$MNT" "$container_out") | expand
+    <(printf 'CONTAINER demo (lxr exec, as %s: 256 MiB, 1 CPU)\n====\n%s\n' "$USER_" "$container_out") | expand
 echo
-echo "lxcfs stays mounted at $MNT (pid $(cat "$PIDFILE")); stop it with: scripts/demo.sh --stop"
+echo "Try: runuser -u $USER_ -- lxr exec demo -- sh"
+echo "     runuser -u $USER_ -- lxr info demo"
+echo "Clean up: scripts/demo.sh --stop"
