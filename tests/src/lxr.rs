@@ -19,10 +19,16 @@ pub struct Lxr {
 }
 
 impl Lxr {
-    /// Run lxr.
-    pub fn run(&self, args: &[&str]) -> Output {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "lxrtest1", "--", "env"])
+    /// The lxr command as lxrtest1 (through `setpriv`, which execs in place: the child's pid
+    /// is lxr's).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let (uid, gid) = crate::cgm::test_user("lxrtest1");
+        let home = "/home/lxrtest1";
+        let mut c = Command::new("setpriv");
+        c.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .args(["--init-groups", "env"])
+            .arg(format!("HOME={home}"))
             .arg(format!("XDG_DATA_HOME={}", self.data.display()))
             .arg(format!("LXR_CGMANAGER={}", self.cgm))
             .arg(format!(
@@ -34,7 +40,12 @@ impl Lxr {
             ))
             .arg(bin("lxr"))
             .args(args);
-        c.output().unwrap()
+        c
+    }
+
+    /// Run lxr.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
     }
 
     /// Run lxr; it must succeed; its stdout.

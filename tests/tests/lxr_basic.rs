@@ -172,16 +172,8 @@ fn killed_monitor_or_launch_leaves_a_state_list_and_delete_handle() {
     lxr.ok(&["delete", "k1"]);
     // `lxr launch` killed at various points: list works, delete --force leaves nothing.
     for delay_ms in [2u64, 8, 20, 60] {
-        let (uid, gid) = test_user("lxrtest1");
-        let mut child = std::process::Command::new("setpriv")
-            .arg(format!("--reuid={uid}"))
-            .arg(format!("--regid={gid}"))
-            .arg("--init-groups")
-            .arg("env")
-            .arg(format!("XDG_DATA_HOME={}", lxr.data.display()))
-            .arg(format!("LXR_CGMANAGER={}", lxr.cgm))
-            .arg(e2e::cgm::bin("lxr"))
-            .args(["launch", "busybox", "k2"])
+        let mut child = lxr
+            .command(&["launch", "busybox", "k2"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -1,6 +1,7 @@
 //! The `lxr` command line (LXD-style), one module per subcommand.
 
 mod config;
+mod console;
 mod delete;
 mod exec;
 mod freeze;
@@ -50,6 +51,8 @@ enum Cmd {
     Unfreeze(freeze::Args),
     /// Read and change a container's settings.
     Config(config::Args),
+    /// Attach to a container's console (Ctrl-a q detaches).
+    Console(console::Args),
 }
 
 /// Entry point of the `lxr` binary.
@@ -69,6 +72,7 @@ pub fn main() -> ExitCode {
             Cmd::Freeze(a) => freeze::run(&paths, a),
             Cmd::Unfreeze(a) => freeze::run_thaw(&paths, a),
             Cmd::Config(a) => config::run(&paths, a),
+            Cmd::Console(a) => console::run(&paths, a),
         }
     };
     match run() {

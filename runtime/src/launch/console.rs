@@ -1,7 +1,7 @@
 //! The container's console: a pty from the container's own devpts (so it belongs to the
 //! container's root — LXC's gotcha of an unmapped host pty does not arise), its peer bound on
 //! `/dev/console`, the master handed to the monitor over a socketpair, which logs what the
-//! container writes to `console.log`.
+//! container writes to `console.log` and lets `lxr console` attach through a unix socket.
 
 use std::io::{IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -102,8 +102,38 @@ pub fn recv_fd(sock: &OwnedFd) -> Result<Option<OwnedFd>> {
     Ok(None)
 }
 
-/// Copy everything the container writes on its console into `log` until the pty closes.
-pub fn log_forever(master: OwnedFd, log: PathBuf) {
+/// Serve the console from the monitor: everything the container writes goes to `log` and to
+/// the attached client, if any; a client of the unix socket `sock` (one at a time; a new one
+/// replaces the old) types into it. Runs in threads until the pty closes.
+pub fn serve(master: OwnedFd, log: PathBuf, sock: PathBuf) {
+    use std::os::unix::net::{UnixListener, UnixStream};
+    use std::sync::{Arc, Mutex};
+    let client: Arc<Mutex<Option<UnixStream>>> = Arc::new(Mutex::new(None));
+    let master = std::fs::File::from(master);
+    let Ok(input) = master.try_clone() else {
+        return;
+    };
+    let _ = std::fs::remove_file(&sock);
+    if let Ok(listener) = UnixListener::bind(&sock) {
+        let client = client.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let Ok(reader) = conn.try_clone() else {
+                    continue;
+                };
+                if let Ok(mut c) = client.lock() {
+                    *c = Some(conn);
+                }
+                let Ok(mut to_pty) = input.try_clone() else {
+                    continue;
+                };
+                std::thread::spawn(move || {
+                    let mut r = reader;
+                    let _ = std::io::copy(&mut r, &mut to_pty);
+                });
+            }
+        });
+    }
     std::thread::spawn(move || {
         let Ok(mut out) = std::fs::OpenOptions::new()
             .create(true)
@@ -112,11 +142,19 @@ pub fn log_forever(master: OwnedFd, log: PathBuf) {
         else {
             return;
         };
-        let mut m = std::fs::File::from(master);
+        let mut m = master;
         let mut buf = [0u8; 4096];
         while let Ok(n) = m.read(&mut buf) {
-            if n == 0 || out.write_all(&buf[..n]).is_err() {
+            if n == 0 {
                 break;
+            }
+            let _ = out.write_all(&buf[..n]);
+            if let Ok(mut c) = client.lock() {
+                if let Some(s) = c.as_mut() {
+                    if s.write_all(&buf[..n]).is_err() {
+                        *c = None;
+                    }
+                }
             }
         }
     });

@@ -230,7 +230,11 @@ fn run_monitor(spec: &Spec, console_log: &Path) -> Result<(State, Pid)> {
                 .parse()
                 .map_err(|_| fail(Error::Setup("init did not start".into())))?;
             if let Ok(Some(master)) = console::recv_fd(&con_mon) {
-                console::log_forever(master, console_log.to_path_buf());
+                console::serve(
+                    master,
+                    console_log.to_path_buf(),
+                    spec.state_dir.join("console.sock"),
+                );
             }
             let state = State {
                 name: spec.name.clone(),

@@ -1,0 +1,95 @@
+//! `lxr console NAME`: attach to the container's console (the pty its init has on
+//! `/dev/console`). On a terminal it goes raw; `Ctrl-a q` detaches. Without a terminal, what is
+//! piped in is typed, and output is shown until a second after the input ends.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use nix::sys::termios::{self, SetArg};
+
+use crate::container::{check_name, State};
+use crate::error::{Context, Error, Result};
+use crate::paths::Paths;
+
+/// Arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Container name.
+    name: String,
+}
+
+/// Restores the terminal when dropped.
+struct Raw(std::io::Stdin, termios::Termios);
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(&self.0, SetArg::TCSANOW, &self.1);
+    }
+}
+
+/// Run.
+pub fn run(paths: &Paths, a: Args) -> Result<i32> {
+    check_name(&a.name)?;
+    let dir = paths.state(&a.name);
+    if State::load(&dir)?.is_none() {
+        return Err(Error::Usage(format!("{} is not running", a.name)));
+    }
+    let sock = UnixStream::connect(dir.join("console.sock"))
+        .ctx(|| format!("attach to the console of {}", a.name))?;
+    let stdin = std::io::stdin();
+    let tty = nix::unistd::isatty(&stdin).unwrap_or(false);
+    let _raw = if tty {
+        let saved = termios::tcgetattr(&stdin).ctx(|| "read terminal settings".into())?;
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(&stdin, SetArg::TCSANOW, &raw).ctx(|| "raw terminal".into())?;
+        eprint!("Attached to {}'s console; Ctrl-a q detaches.\r\n", a.name);
+        Some(Raw(std::io::stdin(), saved))
+    } else {
+        None
+    };
+    let mut from = sock.try_clone().ctx(|| "console socket".into())?;
+    std::thread::spawn(move || {
+        let mut out = std::io::stdout();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 || out.write_all(&buf[..n]).is_err() {
+                break;
+            }
+            let _ = out.flush();
+        }
+    });
+    let mut to = sock;
+    let mut input = std::io::stdin().lock();
+    let mut buf = [0u8; 1024];
+    let mut escape = false;
+    loop {
+        let n = input.read(&mut buf).ctx(|| "read stdin".into())?;
+        if n == 0 {
+            // Piped input ended: leave the container a moment to answer.
+            std::thread::sleep(Duration::from_secs(1));
+            break;
+        }
+        let mut chunk = Vec::with_capacity(n);
+        for &b in &buf[..n] {
+            if tty && escape {
+                escape = false;
+                if b == b'q' {
+                    eprint!("\r\nDetached.\r\n");
+                    return Ok(0);
+                }
+                chunk.push(0x01);
+            }
+            if tty && b == 0x01 {
+                escape = true;
+                continue;
+            }
+            chunk.push(b);
+        }
+        if to.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    Ok(0)
+}
