@@ -206,3 +206,71 @@ fn killed_monitor_or_launch_leaves_a_state_list_and_delete_handle() {
         }
     }
 }
+
+#[test]
+fn a_memory_hog_is_killed_inside_and_the_host_is_untouched() {
+    let w = World::new("lxroom");
+    let s = &w.scratch;
+    let lxr = w.lxr(None);
+    let _cleanup = Cleanup(&lxr, vec!["hog"]);
+    lxr.ok(&["launch", "busybox", "hog", "-c", "limits.memory=64MiB"]);
+    let init = lxr.pid("hog").unwrap();
+    // `tail` of a file without newlines keeps everything it reads.
+    let o = lxr.run(&["exec", "hog", "--", "tail", "/dev/zero"]);
+    assert_eq!(o.status.code(), Some(128 + 9), "{o:?}");
+    let failcnt: u64 = std::fs::read_to_string(s.dir("memory", "lxrtest1/lxr/hog/memory.failcnt"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(failcnt > 0);
+    // The container lives on, and so does everything around it.
+    assert_eq!(lxr.pid("hog"), Some(init));
+    assert_eq!(
+        lxr.ok(&["exec", "hog", "--", "cat", "/proc/1/comm"]),
+        "init"
+    );
+}
+
+#[test]
+fn another_user_can_neither_see_nor_touch_a_container() {
+    let w = World::new("lxrusers");
+    let lxr = w.lxr(None);
+    let _cleanup = Cleanup(&lxr, vec!["mine"]);
+    lxr.ok(&["launch", "busybox", "mine"]);
+    let init = lxr.pid("mine").unwrap();
+    test_user("lxrtest2");
+    let as2 = |args: &[&str]| {
+        std::process::Command::new("runuser")
+            .args(["-u", "lxrtest2", "--", "env"])
+            .arg(format!("XDG_DATA_HOME={}", lxr.data.display()))
+            .arg(e2e::cgm::bin("lxr"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // Pointed at lxrtest1's directory, lxrtest2 still cannot enter, stop or delete it.
+    for args in [
+        vec!["exec", "mine", "--", "true"],
+        vec!["stop", "--force", "mine"],
+        vec!["delete", "--force", "mine"],
+    ] {
+        let o = as2(&args);
+        assert!(!o.status.success(), "lxrtest2 ran {args:?}");
+    }
+    // Nor signal its processes directly.
+    let o = std::process::Command::new("runuser")
+        .args(["-u", "lxrtest2", "--", "kill", "-9", &init.to_string()])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert_eq!(lxr.pid("mine"), Some(init));
+    // Its own list is empty.
+    let o = std::process::Command::new("runuser")
+        .args(["-u", "lxrtest2", "--"])
+        .arg(e2e::cgm::bin("lxr"))
+        .arg("list")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("mine"));
+}
