@@ -88,6 +88,24 @@ fn launch_exec_stop_start_delete_as_a_user() {
     assert!(lxr
         .ok(&["exec", "t1", "--", "cat", "/proc/net/dev"])
         .contains("lo:"));
+    // Init and exec'd processes run under the seccomp deny-list: no forced unmounts.
+    for pid in ["1", "self"] {
+        let st = lxr.ok(&[
+            "exec",
+            "t1",
+            "--",
+            "grep",
+            "Seccomp:",
+            &format!("/proc/{pid}/status"),
+        ]);
+        assert!(st.ends_with('2'), "{pid}: {st}");
+    }
+    let o = lxr.run(&["exec", "t1", "--", "umount", "-f", "/dev/mqueue"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not permitted"),
+        "{o:?}"
+    );
     // Exit codes pass through.
     let o = lxr.run(&["exec", "t1", "--", "sh", "-c", "exit 3"]);
     assert_eq!(o.status.code(), Some(3));

@@ -77,6 +77,11 @@ pub fn run(paths: &Paths, a: Args) -> Result<i32> {
             if nix::unistd::chdir(a.cwd.as_str()).is_err() {
                 let _ = nix::unistd::chdir("/");
             }
+            if let Err(e) = crate::launch::seccomp::install() {
+                eprintln!("lxr: {e}");
+                // SAFETY: end the child; nothing runs unfiltered.
+                unsafe { libc::_exit(126) }
+            }
             let e = nix::unistd::execvpe(&argv[0], &argv, &envp);
             eprintln!(
                 "lxr: exec {}: {}",

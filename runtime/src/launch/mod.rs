@@ -8,11 +8,12 @@
 //!   namespaces, forks init and waits for it;
 //! * **init** is PID 1 of the new pid namespace: it builds the mounts ([`mounts`]), the
 //!   console ([`console`]), the hostname and loopback, drops dangerous capabilities from its
-//!   bounding set, pivots into the rootfs and execs `/sbin/init`. Any error before the exec is
+//!   bounding set, installs the seccomp deny-list ([`seccomp`]), pivots into the rootfs and execs `/sbin/init`. Any error before the exec is
 //!   sent back and the launch fails; nothing of a half-built container keeps running.
 
 pub mod console;
 pub mod mounts;
+pub mod seccomp;
 
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -321,6 +322,7 @@ fn init(spec: &Spec, con: &OwnedFd) -> Result<()> {
             return Err(os("drop a capability from the bounding set"));
         }
     }
+    seccomp::install()?;
     let prog = CString::new("/sbin/init").map_err(|_| Error::Setup("init path".into()))?;
     let env: Vec<CString> = [
         "container=lxr",
