@@ -48,6 +48,21 @@ impl Lxr {
         self.command(args).output().unwrap()
     }
 
+    /// Run lxr with `input` on its standard input.
+    pub fn run_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut c = self
+            .command(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(mut i) = c.stdin.take() {
+            let _ = i.write_all(input);
+        }
+        c.wait_with_output().unwrap()
+    }
+
     /// Run lxr; it must succeed; its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);

@@ -109,6 +109,16 @@ fn launch_exec_stop_start_delete_as_a_user() {
     // Exit codes pass through.
     let o = lxr.run(&["exec", "t1", "--", "sh", "-c", "exit 3"]);
     assert_eq!(o.status.code(), Some(3));
+    // With -t the command gets a terminal from the container's devpts; exit codes still pass.
+    assert!(lxr
+        .ok(&["exec", "-t", "t1", "--", "tty"])
+        .contains("/dev/pts/"));
+    let o = lxr.run_with_input(
+        &["exec", "-t", "t1", "--", "sh"],
+        b"echo in-$((2+3)); exit 5\n",
+    );
+    assert_eq!(o.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("in-5"), "{o:?}");
     // Forced stop: gone, cgroup removed.
     lxr.ok(&["stop", "--force", "t1"]);
     assert!(lxr.pid("t1").is_none());

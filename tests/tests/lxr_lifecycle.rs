@@ -81,21 +81,7 @@ fn info_config_freeze_restart_reboot_halt() {
     lxr.ok(&["unfreeze", "l1"]);
     wait_for("the counter to move again", 5, || read().unwrap_or(0) > a);
     // The console: what is typed reaches the init's console shell, its answer comes back.
-    let o = {
-        use std::io::Write;
-        let mut c = lxr
-            .command(&["console", "l1"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin
-            .take()
-            .unwrap()
-            .write_all(b"echo con-$((6*7))\n")
-            .unwrap();
-        c.wait_with_output().unwrap()
-    };
+    let o = lxr.run_with_input(&["console", "l1"], b"echo con-$((6*7))\n");
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("con-42"),
         "{o:?}"

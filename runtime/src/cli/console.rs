@@ -6,8 +6,6 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use nix::sys::termios::{self, SetArg};
-
 use crate::container::{check_name, State};
 use crate::error::{Context, Error, Result};
 use crate::paths::Paths;
@@ -19,15 +17,6 @@ pub struct Args {
     name: String,
 }
 
-/// Restores the terminal when dropped.
-struct Raw(std::io::Stdin, termios::Termios);
-
-impl Drop for Raw {
-    fn drop(&mut self) {
-        let _ = termios::tcsetattr(&self.0, SetArg::TCSANOW, &self.1);
-    }
-}
-
 /// Run.
 pub fn run(paths: &Paths, a: Args) -> Result<i32> {
     check_name(&a.name)?;
@@ -37,18 +26,11 @@ pub fn run(paths: &Paths, a: Args) -> Result<i32> {
     }
     let sock = UnixStream::connect(dir.join("console.sock"))
         .ctx(|| format!("attach to the console of {}", a.name))?;
-    let stdin = std::io::stdin();
-    let tty = nix::unistd::isatty(&stdin).unwrap_or(false);
-    let _raw = if tty {
-        let saved = termios::tcgetattr(&stdin).ctx(|| "read terminal settings".into())?;
-        let mut raw = saved.clone();
-        termios::cfmakeraw(&mut raw);
-        termios::tcsetattr(&stdin, SetArg::TCSANOW, &raw).ctx(|| "raw terminal".into())?;
+    let tty = super::term::stdin_is_tty();
+    let _raw = super::term::raw()?;
+    if tty {
         eprint!("Attached to {}'s console; Ctrl-a q detaches.\r\n", a.name);
-        Some(Raw(std::io::stdin(), saved))
-    } else {
-        None
-    };
+    }
     let mut from = sock.try_clone().ctx(|| "console socket".into())?;
     std::thread::spawn(move || {
         let mut out = std::io::stdout();

@@ -11,6 +11,7 @@ mod list;
 mod restart;
 mod start;
 mod stop;
+mod term;
 
 use std::process::ExitCode;
 
