@@ -51,37 +51,6 @@ fn main() {
         .collect();
     barrier.wait();
     let start = Instant::now();
-    let mut all = Vec::new();
-    let mut bytes = 0;
-    for h in handles {
-        match h.join() {
-            Ok(Ok((lat, b))) => {
-                all.extend(lat);
-                bytes = b;
-            }
-            Ok(Err(e)) => {
-                eprintln!("lxr-bench: {path}: {e}");
-                std::process::exit(1);
-            }
-            Err(_) => {
-                eprintln!("lxr-bench: a reader panicked");
-                std::process::exit(1);
-            }
-        }
-    }
-    let wall = start.elapsed().as_secs_f64();
-    all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
-    };
-    println!(
-        "{:.0} {:.1} {:.1} {}",
-        all.len() as f64 / wall,
-        pct(0.50),
-        pct(0.99),
-        bytes
-    );
+    let (ops, p50, p99, bytes) = lxr_bench::collect("lxr-bench", start, handles);
+    println!("{ops:.0} {p50:.1} {p99:.1} {}", bytes.unwrap_or(0));
 }

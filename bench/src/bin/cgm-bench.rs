@@ -95,37 +95,11 @@ fn main() {
     let handles: Vec<_> = (0..clients)
         .map(|_| {
             let (job, barrier) = (job.clone(), barrier.clone());
-            std::thread::spawn(move || client(job, barrier))
+            std::thread::spawn(move || client(job, barrier).map(|lat| (lat, ())))
         })
         .collect();
     barrier.wait();
     let start = Instant::now();
-    let mut all = Vec::new();
-    for h in handles {
-        match h.join() {
-            Ok(Ok(lat)) => all.extend(lat),
-            Ok(Err(e)) => {
-                eprintln!("cgm-bench: {e}");
-                std::process::exit(1);
-            }
-            Err(_) => {
-                eprintln!("cgm-bench: a client panicked");
-                std::process::exit(1);
-            }
-        }
-    }
-    let wall = start.elapsed().as_secs_f64();
-    all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
-    };
-    println!(
-        "{:.0} {:.1} {:.1}",
-        all.len() as f64 / wall,
-        pct(0.50),
-        pct(0.99)
-    );
+    let (ops, p50, p99, _) = lxr_bench::collect("cgm-bench", start, handles);
+    println!("{ops:.0} {p50:.1} {p99:.1}");
 }
