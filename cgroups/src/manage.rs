@@ -120,28 +120,8 @@ impl Cgroup {
         Ok(n + 1)
     }
 
-    /// Names of the child cgroups, sorted.
-    pub fn children(&self) -> Result<Vec<String>> {
-        let dir = self.dir();
-        let io = |e| Error::Io {
-            path: dir.clone(),
-            source: e,
-        };
-        let mut out = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(io)? {
-            let entry = entry.map_err(io)?;
-            if entry.file_type().map_err(io)?.is_dir() {
-                if let Some(name) = entry.file_name().to_str() {
-                    out.push(name.to_string());
-                }
-            }
-        }
-        out.sort();
-        Ok(out)
-    }
-
-    /// The regular files of the cgroup with owner and mode, sorted by name.
-    pub fn keys(&self) -> Result<Vec<Key>> {
+    /// Every entry of the directory with its (not followed) metadata.
+    fn entries(&self) -> Result<Vec<(String, fs::Metadata)>> {
         let dir = self.dir();
         let io = |e| Error::Io {
             path: dir.clone(),
@@ -151,20 +131,37 @@ impl Cgroup {
         for entry in fs::read_dir(&dir).map_err(io)? {
             let entry = entry.map_err(io)?;
             let md = entry.metadata().map_err(io)?;
-            if !md.is_file() {
-                continue;
-            }
             if let Some(name) = entry.file_name().to_str() {
-                out.push(Key {
-                    name: name.to_string(),
-                    uid: md.uid(),
-                    gid: md.gid(),
-                    mode: md.mode() & 0o7777,
-                });
+                out.push((name.to_string(), md));
             }
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
+    }
+
+    /// Names of the child cgroups, sorted.
+    pub fn children(&self) -> Result<Vec<String>> {
+        Ok(self
+            .entries()?
+            .into_iter()
+            .filter(|(_, md)| md.is_dir())
+            .map(|(name, _)| name)
+            .collect())
+    }
+
+    /// The regular files of the cgroup with owner and mode, sorted by name.
+    pub fn keys(&self) -> Result<Vec<Key>> {
+        Ok(self
+            .entries()?
+            .into_iter()
+            .filter(|(_, md)| md.is_file())
+            .map(|(name, md)| Key {
+                name,
+                uid: md.uid(),
+                gid: md.gid(),
+                mode: md.mode() & 0o7777,
+            })
+            .collect())
     }
 
     /// Write `value` to a control file in one `write(2)`, as the kernel expects.

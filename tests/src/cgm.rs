@@ -275,6 +275,17 @@ impl CgmDaemon {
         c.output().expect("run cgm")
     }
 
+    /// `cgm --socket <ours> args…` as `user`, run from inside the cgroup directory `dir`.
+    pub fn cgm_in(&self, user: &str, dir: &Path, args: &[&str]) -> Output {
+        let cgm = bin("cgm");
+        let sock = self.socket.display().to_string();
+        let mut argv = vec![cgm.to_str().unwrap_or("cgm"), "--socket", sock.as_str()];
+        argv.extend_from_slice(args);
+        in_cgroups_as(Some(user), &[dir.to_path_buf()], &argv)
+            .output()
+            .expect("run cgm")
+    }
+
     /// Stop with SIGTERM and wait; returns the exit status.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         // SAFETY: signalling our own child by pid.

@@ -277,40 +277,18 @@ fn sibling_with_shared_prefix_is_out_of_reach() {
     for c in ["sib", "sib2"] {
         std::fs::create_dir(s.dir("memory", c)).unwrap();
     }
-    let sib2_abs = s.abs("memory", "sib2");
-    let o = in_cgroups_as(
-        Some("lxrtest1"),
-        &[s.dir("memory", "sib")],
-        &[
-            e2e::cgm::bin("cgm").to_str().unwrap(),
-            "--socket",
-            d.socket.to_str().unwrap(),
-            "getvalue",
-            "memory",
-            &sib2_abs,
-            "memory.usage_in_bytes",
-        ],
-    )
-    .output()
-    .unwrap();
-    let r = CgmResult::of(&o);
+    let sib = s.dir("memory", "sib");
+    let get = |path: &str| {
+        CgmResult::of(&d.cgm_in(
+            "lxrtest1",
+            &sib,
+            &["getvalue", "memory", path, "memory.usage_in_bytes"],
+        ))
+    };
+    let r = get(&s.abs("memory", "sib2"));
     assert_eq!(r.kind(), Some("OutsideSubtree"), "{r:?}");
-    let o = in_cgroups_as(
-        Some("lxrtest1"),
-        &[s.dir("memory", "sib")],
-        &[
-            e2e::cgm::bin("cgm").to_str().unwrap(),
-            "--socket",
-            d.socket.to_str().unwrap(),
-            "getvalue",
-            "memory",
-            &s.abs("memory", "sib"),
-            "memory.usage_in_bytes",
-        ],
-    )
-    .output()
-    .unwrap();
-    assert!(o.status.success(), "{:?}", CgmResult::of(&o));
+    let r = get(&s.abs("memory", "sib"));
+    assert!(r.ok, "{r:?}");
 }
 
 #[test]

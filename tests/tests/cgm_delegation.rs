@@ -180,15 +180,8 @@ fn v1_delegation_and_the_readme_example() {
     assert_eq!(r.kind(), Some("PermissionDenied"), "{r:?}");
     // From a cgroup that does not contain the subtree, absolute paths still reach it.
     std::fs::create_dir(s.dir("memory", "outside")).unwrap();
-    let outside = |user: &str, args: &[&str]| {
-        let mut argv = vec![cgm.to_str().unwrap(), "--socket", sock.as_str()];
-        argv.extend_from_slice(args);
-        CgmResult::of(
-            &e2e::cgm::in_cgroups_as(Some(user), &[s.dir("memory", "outside")], &argv)
-                .output()
-                .unwrap(),
-        )
-    };
+    let outside_dir = s.dir("memory", "outside");
+    let outside = |user: &str, args: &[&str]| CgmResult::of(&d.cgm_in(user, &outside_dir, args));
     let x = format!("{dpath}/x");
     for args in [
         vec!["create", "memory", x.as_str()],
