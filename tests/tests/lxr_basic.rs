@@ -68,8 +68,14 @@ fn launch_exec_stop_start_delete_as_a_user() {
     assert_eq!(lxr.ok(&["exec", "t1", "--", "cat", "/proc/1/comm"]), "init");
     assert_eq!(lxr.ok(&["exec", "t1", "--", "hostname"]), "t1");
     assert_eq!(lxr.ok(&["exec", "t1", "--", "id", "-u"]), "0");
-    // (busybox's free asks sysinfo(2), which no lxcfs can answer; /proc/meminfo is what
-    // procps's free and every runtime read.)
+    // `free -m` (procps, in the image) reads the container's meminfo from our lxcfs.
+    let free = lxr.ok(&["exec", "t1", "--", "free", "-m"]);
+    let total = free
+        .lines()
+        .find(|l| l.starts_with("Mem:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_default();
+    assert_eq!(total, "128", "{free}");
     let meminfo = lxr.ok(&["exec", "t1", "--", "cat", "/proc/meminfo"]);
     assert_eq!(
         e2e::meminfo_kb(&meminfo, "MemTotal"),
@@ -77,6 +83,10 @@ fn launch_exec_stop_start_delete_as_a_user() {
         "{meminfo}"
     );
     assert_eq!(lxr.ok(&["exec", "t1", "--", "nproc"]), "1");
+    assert_eq!(
+        lxr.ok(&["exec", "t1", "--", "getconf", "_NPROCESSORS_ONLN"]),
+        "1"
+    );
     let up: f64 = lxr
         .ok(&["exec", "t1", "--", "cat", "/proc/uptime"])
         .split_whitespace()

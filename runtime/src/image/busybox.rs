@@ -91,5 +91,129 @@ pub fn build(root: &Path, busybox: &Path) -> Result<()> {
     write("etc/group", "root:x:0:\ntty:x:5:\n", 0o644)?;
     write("etc/fstab", "", 0o644)?;
     write("etc/hostname", "busybox\n", 0o644)?;
+    for tool in PROCPS_TOOLS {
+        let host = Path::new(tool);
+        if host.exists() {
+            copy_with_libraries(root, host)?;
+            // The applet may be linked elsewhere on PATH too (busybox's `ps` is /bin/ps).
+            if let Some(name) = host.file_name() {
+                for dir in ["bin", "sbin", "usr/sbin"] {
+                    let link = root.join(dir).join(name);
+                    if link.is_symlink() {
+                        std::fs::remove_file(&link).ctx(|| format!("rm {}", link.display()))?;
+                    }
+                }
+            }
+        }
+    }
+    copy_tree(
+        Path::new(TERMINFO),
+        &root.join(TERMINFO.trim_start_matches('/')),
+    )?;
     Ok(())
+}
+
+/// Host procps tools (and glibc's getconf, whose CPU count comes from lxcfs's
+/// `/sys/devices/system/cpu/online`) that replace busybox applets of the same name.
+pub const PROCPS_TOOLS: &[&str] = &[
+    "/usr/bin/free",
+    "/usr/bin/uptime",
+    "/usr/bin/top",
+    "/usr/bin/ps",
+    "/usr/bin/vmstat",
+    "/usr/bin/getconf",
+];
+
+/// Terminal descriptions `top` needs.
+const TERMINFO: &str = "/lib/terminfo";
+
+/// Copy the host binary `host` into `root` at the same path, replacing a busybox applet
+/// link, with every shared library `ldd` names (and the dynamic loader) at their host paths.
+fn copy_with_libraries(root: &Path, host: &Path) -> Result<()> {
+    let out = Command::new("ldd")
+        .arg(host)
+        .output()
+        .ctx(|| format!("ldd {}", host.display()))?;
+    let mut files = vec![host.to_path_buf()];
+    if out.status.success() {
+        files.extend(ldd_paths(&String::from_utf8_lossy(&out.stdout)));
+    }
+    for file in files {
+        let rel = file.strip_prefix("/").unwrap_or(&file);
+        let dest = root.join(rel);
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir).ctx(|| format!("mkdir {}", dir.display()))?;
+        }
+        if let Ok(meta) = std::fs::symlink_metadata(&dest) {
+            if meta.file_type().is_symlink() {
+                std::fs::remove_file(&dest).ctx(|| format!("rm {}", dest.display()))?;
+            } else {
+                continue; // already copied for an earlier tool
+            }
+        }
+        std::fs::copy(&file, &dest).ctx(|| format!("copy {}", file.display()))?;
+    }
+    Ok(())
+}
+
+/// The absolute paths in `ldd` output: `libx.so => /lib/libx.so (0x…)` and the loader line.
+fn ldd_paths(text: &str) -> Vec<std::path::PathBuf> {
+    text.lines()
+        .filter_map(|line| {
+            let target = match line.split_once("=>") {
+                Some((_, right)) => right,
+                None => line,
+            };
+            let path = target.split_whitespace().next()?;
+            path.starts_with('/')
+                .then(|| std::path::PathBuf::from(path))
+        })
+        .collect()
+}
+
+/// Copy a small directory tree of regular files and symlinks (skipped when absent).
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(to).ctx(|| format!("mkdir {}", to.display()))?;
+    for entry in entries.flatten() {
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else if kind.is_symlink() {
+            if let Ok(target) = std::fs::read_link(&src) {
+                symlink(target, &dst).ctx(|| format!("symlink {}", dst.display()))?;
+            }
+        } else {
+            std::fs::copy(&src, &dst).ctx(|| format!("copy {}", src.display()))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ldd_paths;
+    use std::path::PathBuf;
+
+    #[test]
+    fn ldd_output_gives_libraries_and_loader() {
+        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\
+            \tlibproc2.so.0 => /lib/x86_64-linux-gnu/libproc2.so.0 (0x00007f1)\n\
+            \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f2)\n\
+            \t/lib64/ld-linux-x86-64.so.2 (0x00007f3)\n";
+        assert_eq!(
+            ldd_paths(text),
+            vec![
+                PathBuf::from("/lib/x86_64-linux-gnu/libproc2.so.0"),
+                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
+                PathBuf::from("/lib64/ld-linux-x86-64.so.2"),
+            ]
+        );
+    }
 }
