@@ -21,9 +21,11 @@ pub enum Error {
     #[error("{0}")]
     NotFound(String),
     /// Something inside the new container failed before its init ran.
-    #[error("container setup failed: {0}")]
+    #[error("{SETUP_PREFIX}{0}")]
     Setup(String),
 }
+
+const SETUP_PREFIX: &str = "container setup failed: ";
 
 /// Result alias of the runtime.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -53,6 +55,16 @@ impl<T> Context<T> for nix::Result<T> {
 }
 
 impl Error {
+    /// A setup failure reported as text by a child process (which printed its own
+    /// `Error`): said once, not once per process it crossed.
+    pub fn from_child(msg: &str) -> Error {
+        let mut m = msg.trim();
+        while let Some(rest) = m.strip_prefix(SETUP_PREFIX) {
+            m = rest;
+        }
+        Error::Setup(m.to_string())
+    }
+
     /// From a nix error with a description.
     pub fn from_nix(what: &str, e: nix::Error) -> Error {
         Error::Os {

@@ -135,7 +135,7 @@ where
             mapped?;
             let msg = read_all(err_r);
             if !msg.is_empty() {
-                return Err(Error::Setup(msg));
+                return Err(Error::from_child(&msg));
             }
             Ok(match status {
                 WaitStatus::Exited(_, c) => c,
@@ -149,4 +149,22 @@ fn read_all(fd: OwnedFd) -> String {
     let mut s = String::new();
     let _ = std::fs::File::from(fd).read_to_string(&mut s);
     s
+}
+
+/// Remove `path` (a tree with files owned by the container's ids) as root of the user's
+/// container namespace. A missing path is not an error.
+pub fn remove_as_root(maps: &IdMaps, path: &std::path::Path) -> Result<()> {
+    if std::fs::symlink_metadata(path).is_err() {
+        return Ok(());
+    }
+    let code = run_as_root(maps, || match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).ctx(|| format!("remove {}", path.display()))
+        }
+        _ => Ok(()),
+    })?;
+    if code != 0 {
+        return Err(Error::Setup(format!("removing {} failed", path.display())));
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@ use crate::container::{check_name, State};
 use crate::error::{Context, Error, Result};
 use crate::idmap::IdMaps;
 use crate::paths::Paths;
-use crate::userns::run_as_root;
+use crate::userns::remove_as_root;
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
@@ -20,18 +20,7 @@ pub struct Args {
 /// Remove a container's directory tree.
 pub fn remove_tree(paths: &Paths, name: &str, maps: &IdMaps) -> Result<()> {
     let dir = paths.container(name);
-    let rootfs = dir.join("rootfs");
-    if rootfs.exists() {
-        let code = run_as_root(maps, || {
-            std::fs::remove_dir_all(&rootfs).ctx(|| format!("remove {}", rootfs.display()))
-        })?;
-        if code != 0 {
-            return Err(Error::Setup(format!(
-                "removing {} failed",
-                rootfs.display()
-            )));
-        }
-    }
+    remove_as_root(maps, &dir.join("rootfs"))?;
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -5,12 +5,11 @@ use crate::error::{Error, Result};
 use crate::idmap::IdMaps;
 use crate::image;
 use crate::paths::Paths;
-use crate::userns::run_as_root;
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Image (built-in: busybox).
+    /// Image: built-in `busybox`, an alias or a fingerprint prefix (`lxr image list`).
     image: String,
     /// Container name.
     name: String,
@@ -22,12 +21,8 @@ pub struct Args {
 /// Create the container's directory and rootfs.
 pub fn create(paths: &Paths, image_name: &str, name: &str, keys: &[String]) -> Result<()> {
     check_name(name)?;
-    if !image::BUILTIN.contains(&image_name) {
-        return Err(Error::NotFound(format!(
-            "no image {image_name:?} (built-in: {})",
-            image::BUILTIN.join(", ")
-        )));
-    }
+    let store = image::Store::new(paths.data.join("images"));
+    let source = store.resolve(image_name)?;
     let mut cfg = Config {
         image: image_name.to_string(),
         ..Default::default()
@@ -52,13 +47,7 @@ pub fn create(paths: &Paths, image_name: &str, name: &str, keys: &[String]) -> R
     })?;
     let result = (|| {
         cfg.save(&dir.join("config.yaml"))?;
-        let rootfs = dir.join("rootfs");
-        let bb = std::path::Path::new(image::busybox::HOST_BUSYBOX);
-        let code = run_as_root(&maps, || image::busybox::build(&rootfs, bb))?;
-        if code != 0 {
-            return Err(Error::Setup(format!("building the rootfs failed ({code})")));
-        }
-        Ok(())
+        image::create_rootfs(&store, &source, &maps, &dir.join("rootfs"), name)
     })();
     if result.is_err() {
         let _ = crate::cli::delete::remove_tree(paths, name, &maps);
@@ -72,7 +61,7 @@ pub fn run(paths: &Paths, a: Args) -> Result<i32> {
     let s = match crate::cli::start::start(paths, &a.name) {
         Ok(s) => s,
         Err(e) => {
-            return Err(Error::Setup(format!(
+            return Err(Error::from_child(&format!(
                 "{e} (the container was created; fix the problem and run `lxr start {}`, or `lxr delete {}`)",
                 a.name, a.name
             )))

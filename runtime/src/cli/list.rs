@@ -1,4 +1,4 @@
-//! `lxr list [--format table|json|csv]`: name, state, pid, memory use, limits.
+//! `lxr list [--format table|json|yaml|csv]`: name, state, pid, memory use, limits.
 
 use serde::Serialize;
 
@@ -10,7 +10,7 @@ use crate::paths::Paths;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Output format.
-    #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
+    #[arg(long, default_value = "table", value_parser = ["table", "json", "yaml", "csv"])]
     format: String,
 }
 
@@ -81,6 +81,7 @@ pub fn run(paths: &Paths, a: Args) -> Result<i32> {
     let rows = rows(paths)?;
     match a.format.as_str() {
         "json" => println!("{}", serde_json::to_string(&rows).unwrap_or_default()),
+        "yaml" => print!("{}", serde_yaml_ng::to_string(&rows).unwrap_or_default()),
         "csv" => {
             println!("name,state,pid,memory,image,limits");
             for r in &rows {

@@ -5,6 +5,7 @@ mod console;
 mod delete;
 mod exec;
 mod freeze;
+mod image;
 mod info;
 mod launch;
 mod list;
@@ -54,6 +55,8 @@ enum Cmd {
     Config(config::Args),
     /// Attach to a container's console (Ctrl-a q detaches).
     Console(console::Args),
+    /// Import, list and delete images.
+    Image(image::Args),
 }
 
 /// Entry point of the `lxr` binary.
@@ -74,6 +77,7 @@ pub fn main() -> ExitCode {
             Cmd::Unfreeze(a) => freeze::run_thaw(&paths, a),
             Cmd::Config(a) => config::run(&paths, a),
             Cmd::Console(a) => console::run(&paths, a),
+            Cmd::Image(a) => image::run(&paths, a),
         }
     };
     match run() {

@@ -99,15 +99,13 @@ pub fn start(spec: &Spec) -> Result<State> {
             }
             // Reap the monitor (it exits after a failed start).
             let _ = waitpid(child, None);
-            Err(Error::Setup(
-                msg.strip_prefix("err ")
-                    .unwrap_or(if msg.is_empty() {
-                        "the monitor died"
-                    } else {
-                        msg
-                    })
-                    .to_string(),
-            ))
+            Err(Error::from_child(msg.strip_prefix("err ").unwrap_or(
+                if msg.is_empty() {
+                    "the monitor died"
+                } else {
+                    msg
+                },
+            )))
         }
     }
 }
@@ -224,7 +222,7 @@ fn run_monitor(spec: &Spec, console_log: &Path) -> Result<(State, Pid)> {
             let mut err = String::new();
             let _ = std::fs::File::from(err_r).read_to_string(&mut err);
             if !err.is_empty() {
-                return Err(fail(Error::Setup(err)));
+                return Err(fail(Error::from_child(&err)));
             }
             let init_pid: u32 = pid_buf
                 .trim()

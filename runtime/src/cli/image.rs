@@ -1,0 +1,206 @@
+//! `lxr image import|list|delete|alias`: the user's LXD/Incus image store.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::idmap::IdMaps;
+use crate::image::import::{self, Imported};
+use crate::image::store::check_alias;
+use crate::image::{Source, Store, BUILTIN};
+use crate::paths::Paths;
+
+/// Arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Cmd {
+    /// Import a unified image tarball, or a split image (metadata tarball + rootfs tarball
+    /// or squashfs).
+    Import {
+        /// The unified tarball, or the metadata tarball of a split image.
+        file: std::path::PathBuf,
+        /// The rootfs of a split image.
+        rootfs: Option<std::path::PathBuf>,
+        /// Alias to give the image (repeatable).
+        #[arg(long)]
+        alias: Vec<String>,
+    },
+    /// List images.
+    List {
+        /// Output format.
+        #[arg(long, default_value = "table", value_parser = ["table", "json", "yaml", "csv"])]
+        format: String,
+    },
+    /// Delete images (by alias or fingerprint prefix).
+    Delete {
+        /// Images.
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Manage aliases.
+    #[command(subcommand)]
+    Alias(AliasCmd),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum AliasCmd {
+    /// Name an image.
+    Create {
+        /// New alias.
+        alias: String,
+        /// Image (alias or fingerprint prefix).
+        image: String,
+    },
+    /// Remove an alias (the image stays).
+    Delete {
+        /// Alias.
+        alias: String,
+    },
+    /// List aliases.
+    List,
+}
+
+/// One image as `image list` shows it.
+#[derive(Debug, Clone, Serialize)]
+struct Row {
+    aliases: Vec<String>,
+    fingerprint: String,
+    description: String,
+    architecture: String,
+    size: u64,
+    imported_at: u64,
+}
+
+fn store(paths: &Paths) -> Result<Store> {
+    paths.ensure()?;
+    Ok(Store::new(paths.data.join("images")))
+}
+
+fn stored(store: &Store, name: &str) -> Result<String> {
+    match store.resolve(name)? {
+        Source::Stored(fp) => Ok(fp),
+        Source::Builtin(b) => Err(Error::Usage(format!(
+            "{b} is built in: it is made when a container is launched and cannot be changed"
+        ))),
+    }
+}
+
+/// Run.
+pub fn run(paths: &Paths, a: Args) -> Result<i32> {
+    let store = store(paths)?;
+    match a.cmd {
+        Cmd::Import {
+            file,
+            rootfs,
+            alias,
+        } => {
+            let maps = IdMaps::for_current_user()?;
+            match import::import(&store, &maps, &file, rootfs.as_deref(), &alias)? {
+                Imported::New(fp) => println!("Image imported with fingerprint: {fp}"),
+                Imported::Existing(fp) => println!("Image already present: {fp}"),
+            }
+        }
+        Cmd::List { format } => list(&store, &format)?,
+        Cmd::Delete { images } => {
+            let maps = IdMaps::for_current_user()?;
+            let fps = images
+                .iter()
+                .map(|i| stored(&store, i))
+                .collect::<Result<Vec<_>>>()?;
+            for fp in fps {
+                import::delete(&store, &maps, &fp)?;
+            }
+        }
+        Cmd::Alias(AliasCmd::Create { alias, image }) => {
+            check_alias(&alias)?;
+            let fp = stored(&store, &image)?;
+            let mut table = store.aliases()?;
+            if table.contains_key(&alias) {
+                return Err(Error::Usage(format!(
+                    "alias {alias} exists: `lxr image alias delete {alias}` first"
+                )));
+            }
+            table.insert(alias, fp);
+            store.save_aliases(&table)?;
+        }
+        Cmd::Alias(AliasCmd::Delete { alias }) => {
+            let mut table = store.aliases()?;
+            if table.remove(&alias).is_none() {
+                return Err(Error::NotFound(format!("no alias {alias}")));
+            }
+            store.save_aliases(&table)?;
+        }
+        Cmd::Alias(AliasCmd::List) => {
+            for (alias, fp) in store.aliases()? {
+                println!("{alias:<24} {}", &fp[..12.min(fp.len())]);
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn list(store: &Store, format: &str) -> Result<()> {
+    let aliases = store.aliases()?;
+    let rows: Vec<Row> = store
+        .list()?
+        .into_iter()
+        .map(|r| Row {
+            aliases: aliases
+                .iter()
+                .filter(|(_, fp)| **fp == r.fingerprint)
+                .map(|(a, _)| a.clone())
+                .collect(),
+            fingerprint: r.fingerprint,
+            description: r.description,
+            architecture: r.architecture,
+            size: r.size,
+            imported_at: r.imported_at,
+        })
+        .collect();
+    match format {
+        "json" => println!("{}", serde_json::to_string(&rows).unwrap_or_default()),
+        "yaml" => print!("{}", serde_yaml_ng::to_string(&rows).unwrap_or_default()),
+        "csv" => {
+            println!("aliases,fingerprint,description,architecture,size,imported_at");
+            for r in &rows {
+                println!(
+                    "{},{},\"{}\",{},{},{}",
+                    r.aliases.join(" "),
+                    r.fingerprint,
+                    r.description.replace('"', "\"\""),
+                    r.architecture,
+                    r.size,
+                    r.imported_at
+                );
+            }
+        }
+        _ => {
+            println!(
+                "{:<20} {:<12} {:<10} {:>10}  DESCRIPTION",
+                "ALIAS", "FINGERPRINT", "ARCH", "SIZE"
+            );
+            for b in BUILTIN {
+                println!("{b:<20} {:<12} {:<10} {:>10}  built in", "-", "-", "-");
+            }
+            for r in &rows {
+                println!(
+                    "{:<20} {:<12} {:<10} {:>10}  {}",
+                    if r.aliases.is_empty() {
+                        "-".to_string()
+                    } else {
+                        r.aliases.join(",")
+                    },
+                    &r.fingerprint[..12.min(r.fingerprint.len())],
+                    r.architecture,
+                    format!("{:.1}MiB", r.size as f64 / 1048576.0),
+                    r.description
+                );
+            }
+        }
+    }
+    Ok(())
+}
