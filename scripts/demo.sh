@@ -3,8 +3,7 @@
 # its cgmanager on /run/cgmanager/sock as services for the demo, a demo user (lxrdemo) with a
 # subordinate id range and a delegation in cgmanager's policy, then — as that ordinary user —
 # launch a busybox system container limited to 256 MiB and 1 CPU, and show what it sees
-# next to what the host sees. (busybox's free and uptime ask sysinfo(2), which no lxcfs can
-# answer, so the demo shows the /proc files they would read.)
+# next to what the host sees: free, nproc, getconf, uptime and /proc as each side reports them.
 #   scripts/demo.sh          run the demo (the container, lxcfs and cgmanager keep running)
 #   scripts/demo.sh --stop   delete the container, stop cgmanager, unmount lxcfs
 set -euo pipefail
@@ -102,10 +101,10 @@ as_user "$BIN/lxr" launch busybox demo -c limits.memory=256MiB -c limits.cpu=1
 as_user "$BIN/lxr" list
 echo
 
-SHOW='echo "\$ grep Mem /proc/meminfo"; grep -E "^Mem(Total|Free|Available)" /proc/meminfo; echo; echo "\$ nproc"; nproc; echo; echo "\$ cat /proc/uptime"; cat /proc/uptime; echo; echo "\$ head -3 /proc/stat"; head -3 /proc/stat; echo; echo "\$ cat /proc/1/comm; id -u"; cat /proc/1/comm; id -u'
+SHOW='echo "\$ free -m"; free -m; echo; echo "\$ nproc; getconf _NPROCESSORS_ONLN"; nproc; getconf _NPROCESSORS_ONLN; echo; echo "\$ uptime"; uptime; echo; echo "\$ cat /proc/uptime"; cat /proc/uptime; echo; echo "\$ head -3 /proc/stat"; head -3 /proc/stat; echo; echo "\$ cat /proc/1/comm; id -u"; cat /proc/1/comm; id -u'
 host_out=$(sh -c "$SHOW" 2>&1 | expand)
 container_out=$(as_user "$BIN/lxr" exec demo -- sh -c "$SHOW" 2>&1 | expand)
-pr -m -t -w 150 <(printf 'HOST\n====\n%s\n' "$host_out") \
+pr -m -t -w 176 <(printf 'HOST\n====\n%s\n' "$host_out") \
     <(printf 'CONTAINER demo (lxr exec, as %s: 256 MiB, 1 CPU)\n====\n%s\n' "$USER_" "$container_out") | expand
 echo
 echo "Try: runuser -u $USER_ -- lxr exec demo -- sh"

@@ -76,6 +76,9 @@ fn launch_exec_stop_start_delete_as_a_user() {
         .and_then(|l| l.split_whitespace().nth(1))
         .unwrap_or_default();
     assert_eq!(total, "128", "{free}");
+    // Also from a shell (busybox's sh would run its own sysinfo-based free).
+    let free = lxr.ok(&["exec", "t1", "--", "sh", "-c", "free -m | grep Mem:"]);
+    assert_eq!(free.split_whitespace().nth(1), Some("128"), "{free}");
     let meminfo = lxr.ok(&["exec", "t1", "--", "cat", "/proc/meminfo"]);
     assert_eq!(
         e2e::meminfo_kb(&meminfo, "MemTotal"),

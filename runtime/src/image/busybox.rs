@@ -2,6 +2,13 @@
 //! `/sbin/init` a hard link to it (as LXC's busybox template makes it), and an inittab for a
 //! container (no gettys on real ttys). Built as root of the user's container user namespace,
 //! so every file belongs to the container's root.
+//!
+//! busybox's own `free`, `uptime` and `top` ask sysinfo(2), which no FUSE filesystem can
+//! virtualise, so they would print the host's memory whatever lxcfs serves. The image
+//! therefore carries the host's procps tools (which read `/proc/meminfo` & co., as in any
+//! distribution image) with the shared libraries they need, when the host has them. And
+//! since busybox's `sh` runs its own applets before searching PATH, `/bin/sh` is the host's
+//! bash (busybox's shell stays available as `ash`), so `sh -c free` is procps's too.
 
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
@@ -91,7 +98,7 @@ pub fn build(root: &Path, busybox: &Path) -> Result<()> {
     write("etc/group", "root:x:0:\ntty:x:5:\n", 0o644)?;
     write("etc/fstab", "", 0o644)?;
     write("etc/hostname", "busybox\n", 0o644)?;
-    for tool in PROCPS_TOOLS {
+    for tool in HOST_TOOLS {
         let host = Path::new(tool);
         if host.exists() {
             copy_with_libraries(root, host)?;
@@ -106,6 +113,11 @@ pub fn build(root: &Path, busybox: &Path) -> Result<()> {
             }
         }
     }
+    if root.join(HOST_SHELL.trim_start_matches('/')).exists() {
+        let sh = root.join("bin/sh");
+        std::fs::remove_file(&sh).ctx(|| format!("rm {}", sh.display()))?;
+        symlink(HOST_SHELL, &sh).ctx(|| format!("symlink {}", sh.display()))?;
+    }
     copy_tree(
         Path::new(TERMINFO),
         &root.join(TERMINFO.trim_start_matches('/')),
@@ -113,9 +125,13 @@ pub fn build(root: &Path, busybox: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The shell `/bin/sh` points at when the host has it.
+const HOST_SHELL: &str = "/usr/bin/bash";
+
 /// Host procps tools (and glibc's getconf, whose CPU count comes from lxcfs's
-/// `/sys/devices/system/cpu/online`) that replace busybox applets of the same name.
-pub const PROCPS_TOOLS: &[&str] = &[
+/// `/sys/devices/system/cpu/online`, and bash) that replace busybox applets of the same name.
+pub const HOST_TOOLS: &[&str] = &[
+    HOST_SHELL,
     "/usr/bin/free",
     "/usr/bin/uptime",
     "/usr/bin/top",
