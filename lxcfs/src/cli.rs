@@ -42,6 +42,10 @@ pub struct Cli {
     /// every read).
     #[arg(long = "cache-ms", default_value_t = 20)]
     pub cache_ms: u64,
+    /// Supervisor mode (for hosts without systemd's fd store): hold the mount and restart the
+    /// serving daemon, with backoff, whenever it dies; no read fails meanwhile.
+    #[arg(long)]
+    pub supervise: bool,
     /// Worker threads serving FUSE requests (default: max(2, CPUs)).
     #[arg(long)]
     pub threads: Option<usize>,

@@ -1,9 +1,12 @@
-//! The daemon's life: logging, the pidfile lock, mounting, waiting for SIGTERM/SIGINT, and a
-//! clean unmount on the way out.
+//! The daemon's life: logging, the pidfile lock, mounting (or taking over a live connection,
+//! see [`crate::handover`]), waiting for signals — SIGUSR1 execs the binary on disk in place
+//! (live upgrade), SIGTERM/SIGINT unmount cleanly — and telling systemd about it all when
+//! run as a `Type=notify` service.
 
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::sync::Arc;
 
 use nix::sys::signal::{SigSet, Signal};
@@ -11,11 +14,19 @@ use nix::sys::signal::{SigSet, Signal};
 use crate::cli::Cli;
 use crate::fs::Lxcfs;
 use crate::fuse_adapter::Mounted;
+use crate::{handover, sdnotify};
 
 /// A failure to start, with the message for the user.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct StartError(String);
+
+impl StartError {
+    /// A start error saying `msg`.
+    pub fn new(msg: impl Into<String>) -> StartError {
+        StartError(msg.into())
+    }
+}
 
 /// Log to stderr at info, or debug with `-d`; `RUST_LOG=<level>` overrides. A plain level
 /// rather than an `EnvFilter`: its regex engine would double the daemon's resident code.
@@ -37,13 +48,22 @@ fn init_logging(debug: bool) {
 }
 
 /// The pidfile, locked for the daemon's lifetime and removed when dropped.
-struct PidFile {
+pub(crate) struct PidFile {
     path: std::path::PathBuf,
-    _file: File,
+    file: File,
 }
 
 impl PidFile {
-    fn lock(path: &std::path::Path) -> Result<PidFile, StartError> {
+    /// The pidfile a predecessor locked and handed over (same pid: an exec keeps it).
+    fn adopt(path: &std::path::Path, file: File) -> PidFile {
+        PidFile {
+            path: path.to_path_buf(),
+            file,
+        }
+    }
+
+    /// Lock `path` (failing if another daemon holds it) and write our pid.
+    pub(crate) fn lock(path: &std::path::Path) -> Result<PidFile, StartError> {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
@@ -69,7 +89,7 @@ impl PidFile {
             .map_err(|e| StartError(format!("pidfile {}: {e}", path.display())))?;
         Ok(PidFile {
             path: path.to_path_buf(),
-            _file: file,
+            file,
         })
     }
 }
@@ -80,41 +100,87 @@ impl Drop for PidFile {
     }
 }
 
-/// Run the daemon until SIGTERM or SIGINT. Returns after unmounting.
-pub fn run(cli: &Cli) -> Result<(), StartError> {
-    init_logging(cli.debug);
-    let extra = cli.extra_mount_opts();
-    if !extra.is_empty() {
-        tracing::warn!("ignoring unsupported mount options: {}", extra.join(","));
-    }
-    let mp = &cli.mountpoint;
-    match std::fs::metadata(mp) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(StartError(format!("{} is not a directory", mp.display()))),
+/// Check the mount point is a directory. A dead FUSE mount on it (its daemon died and no one
+/// kept the connection: "transport endpoint is not connected") is unmounted first, as
+/// lxcfs's unit does with `fusermount -u` after a stop.
+pub(crate) fn prepare_mountpoint(mp: &Path) -> Result<(), StartError> {
+    // statfs asks the filesystem itself; a stat could be answered from cached attributes.
+    let probe = nix::sys::statfs::statfs(mp)
+        .map_err(std::io::Error::from)
+        .and_then(|_| std::fs::metadata(mp));
+    match probe {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(StartError(format!("{} is not a directory", mp.display()))),
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-            return Err(StartError(format!(
-                "{} is a dead FUSE mount (transport endpoint is not connected): run `umount -l {}` first",
-                mp.display(),
+            tracing::warn!(
+                "{} is a dead FUSE mount (transport endpoint is not connected); unmounting it",
                 mp.display()
-            )))
+            );
+            nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH).map_err(|e| {
+                StartError(format!(
+                    "{} is a dead FUSE mount and unmounting it failed ({e}): run `umount -l {}`",
+                    mp.display(),
+                    mp.display()
+                ))
+            })?;
+            prepare_mountpoint(mp)
         }
-        Err(e) => return Err(StartError(format!("mountpoint {}: {e}", mp.display()))),
+        Err(e) => Err(StartError(format!("mountpoint {}: {e}", mp.display()))),
     }
-    let _pid = PidFile::lock(&cli.pidfile)?;
+}
 
-    // Block the signals before any thread starts so every thread inherits the mask and only
-    // the sigwait below sees them.
+/// The signals the daemon handles, blocked in every thread and taken with `sigwait`.
+fn handled_signals() -> SigSet {
     let mut set = SigSet::empty();
     for s in [
         Signal::SIGTERM,
         Signal::SIGINT,
         Signal::SIGHUP,
         Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGCHLD,
     ] {
         set.add(s);
     }
+    set
+}
+
+/// Run the daemon until SIGTERM or SIGINT. Returns after unmounting (or, for a supervised
+/// server, after stopping its workers: the supervisor owns the mount).
+pub fn run(cli: &Cli) -> Result<(), StartError> {
+    // First thing: a SIGUSR1 that arrives while an upgraded successor starts must not kill
+    // it. Blocked before any thread starts, so every thread inherits the mask.
+    let set = handled_signals();
     set.thread_block()
         .map_err(|e| StartError(format!("block signals: {e}")))?;
+    init_logging(cli.debug);
+    if cli.supervise {
+        return crate::supervisor::run(cli, &set);
+    }
+    let (supervised, inherited) = handover::take().map_err(StartError)?;
+    let extra = cli.extra_mount_opts();
+    if !extra.is_empty() && inherited.is_none() {
+        tracing::warn!("ignoring unsupported mount options: {}", extra.join(","));
+    }
+    let mp = &cli.mountpoint;
+    let exe = handover::own_path();
+    let generation = inherited.as_ref().map_or(1, |i| i.generation);
+    // A mount being handed over is served by nobody until we start: do not stat it.
+    if inherited.is_none() {
+        prepare_mountpoint(mp)?;
+    }
+    let pidfile = match (
+        supervised,
+        inherited.as_ref().and_then(|i| i.pidfile.as_ref()),
+    ) {
+        (true, _) => None,
+        (false, Some(f)) => Some(PidFile::adopt(
+            &cli.pidfile,
+            f.try_clone()
+                .map_err(|e| StartError(format!("pidfile: {e}")))?,
+        )),
+        (false, None) => Some(PidFile::lock(&cli.pidfile)?),
+    };
 
     let fs =
         Arc::new(Lxcfs::new(cli.options()).map_err(|e| StartError(format!("cannot start: {e}")))?);
@@ -123,23 +189,85 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
             .map_or(2, |n| n.get())
             .max(2)
     });
-    let mounted = Mounted::mount(fs.clone(), mp, threads)
-        .map_err(|e| StartError(format!("cannot mount {}: {e}", mp.display())))?;
+    let from = inherited.as_ref().map(|i| i.from);
+    let mounted = match inherited {
+        Some(i) => Mounted::adopt(fs.clone(), i.fuse, mp, threads)
+            .map_err(|e| StartError(format!("cannot serve the inherited connection: {e}")))?,
+        None => Mounted::mount(fs.clone(), mp, threads)
+            .map_err(|e| StartError(format!("cannot mount {}: {e}", mp.display())))?,
+    };
     tracing::info!(
-        "serving {} with {threads} threads (pid {})",
+        "serving {} with {threads} threads (pid {}, generation {generation}{}, lxcfs {} build {})",
         mp.display(),
-        std::process::id()
+        std::process::id(),
+        from.map(|f| format!(", connection from {f}"))
+            .unwrap_or_default(),
+        env!("CARGO_PKG_VERSION"),
+        crate::build_id()
     );
-
-    let sig = set.wait();
-    match sig {
-        Ok(s) => tracing::info!("{s}: unmounting {}", mp.display()),
-        Err(e) => tracing::warn!(
-            "waiting for signals failed ({e}); unmounting {}",
-            mp.display()
-        ),
+    if !supervised {
+        let fd = mounted.fuse_fd();
+        match sdnotify::notify(
+            &format!("FDSTORE=1\nFDNAME={}", handover::FDSTORE_NAME),
+            &[fd],
+        ) {
+            Ok(true) => tracing::info!("connection parked in systemd's fd store"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("could not store the connection with systemd: {e}"),
+        }
     }
+    let _ = sdnotify::notify(&format!("READY=1\nMAINPID={}", std::process::id()), &[]);
+
+    loop {
+        match set.wait() {
+            Ok(Signal::SIGUSR1) => {
+                let Some(exe) = exe.as_deref() else {
+                    tracing::error!(
+                        "SIGUSR1: cannot tell where the lxcfs binary is; not upgrading"
+                    );
+                    continue;
+                };
+                tracing::info!("SIGUSR1: handing the connection over to {}", exe.display());
+                let _ = sdnotify::notify("RELOADING=1", &[]);
+                let err = handover::exec_successor(
+                    exe,
+                    mounted.fuse_fd(),
+                    pidfile.as_ref().map(|p| p.file.as_raw_fd()),
+                    supervised,
+                    generation,
+                );
+                tracing::error!(
+                    "upgrade failed, still serving: exec {}: {err}",
+                    exe.display()
+                );
+                let _ = sdnotify::notify("READY=1", &[]);
+            }
+            Ok(Signal::SIGCHLD) => {}
+            Ok(s) => {
+                tracing::info!(
+                    "{s}: {}",
+                    if supervised { "stopping" } else { "unmounting" }
+                );
+                break;
+            }
+            Err(e) => {
+                tracing::warn!("waiting for signals failed ({e}); stopping");
+                break;
+            }
+        }
+    }
+    if supervised {
+        mounted.detach();
+        fs.shutdown();
+        return Ok(());
+    }
+    let _ = sdnotify::notify("STOPPING=1", &[]);
     let r = mounted.unmount();
+    let _ = sdnotify::notify(
+        &format!("FDSTOREREMOVE=1\nFDNAME={}", handover::FDSTORE_NAME),
+        &[],
+    );
     fs.shutdown();
+    drop(pidfile);
     r.map_err(|e| StartError(format!("unmount {}: {e}", mp.display())))
 }

@@ -95,6 +95,16 @@ const SYS_TTL: Duration = Duration::from_millis(500);
 /// Largest chunk read from a passed-through sysfs file per request.
 const SYS_READ_MAX: usize = 64 * 1024;
 
+/// The first handle number: the clock in nanoseconds, so a successor's handles never collide
+/// with the ones its predecessor gave out (those stay valid, see [`Lxcfs::read_inode`]).
+fn first_handle() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX / 2))
+        .unwrap_or(1)
+        .max(1)
+}
+
 /// The lxcfs filesystem.
 pub struct Lxcfs {
     opts: Options,
@@ -118,7 +128,7 @@ impl Lxcfs {
             tree: Tree::new(psi),
             renderer,
             handles: DashMap::new(),
-            next_fh: AtomicU64::new(1),
+            next_fh: AtomicU64::new(first_handle()),
             started,
             opts,
         })
@@ -134,9 +144,20 @@ impl Lxcfs {
         &self.renderer
     }
 
+    /// What `ino` is. A passed-through sysfs inode this daemon has not handed out was handed
+    /// out by its predecessor (live upgrade, crash): learn the cpu tree and look again.
+    fn node(&self, ino: u64) -> Option<Node> {
+        self.tree.node(ino).or_else(|| {
+            (ino >= crate::tree::FIRST_DYNAMIC_INO
+                && self.tree.learn_sys(&self.opts.sys_cpu_root, ino))
+            .then(|| self.tree.node(ino))
+            .flatten()
+        })
+    }
+
     /// How long the kernel may cache the entry and attributes of `ino`.
     pub fn ttl(&self, ino: u64) -> Duration {
-        match self.tree.node(ino) {
+        match self.node(ino) {
             Some(Node::Sys(_)) | Some(Node::File(_)) => SYS_TTL,
             _ => FIXED_TTL,
         }
@@ -147,7 +168,7 @@ impl Lxcfs {
         if let Some((ino, _)) = self.tree.fixed_lookup(parent, name) {
             return self.getattr(ino);
         }
-        match self.tree.node(parent) {
+        match self.node(parent) {
             Some(Node::Sys(dir)) => {
                 if name.as_bytes().contains(&b'/') || name == ".." || name == "." {
                     return Err(FsError::new(libc::EINVAL, "bad name"));
@@ -165,7 +186,7 @@ impl Lxcfs {
 
     /// Attributes of `ino`.
     pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
-        match self.tree.node(ino) {
+        match self.node(ino) {
             Some(Node::Dir) => Ok(Attr {
                 ino,
                 kind: Kind::Dir,
@@ -211,7 +232,7 @@ impl Lxcfs {
                 })
                 .collect());
         }
-        match self.tree.node(ino) {
+        match self.node(ino) {
             Some(Node::Sys(dir)) => {
                 let p = self.opts.sys_cpu_root.join(&dir);
                 let rd = std::fs::read_dir(&p)
@@ -252,7 +273,7 @@ impl Lxcfs {
 
     /// The target of a passed-through symlink.
     pub fn readlink(&self, ino: u64) -> FsResult<OsString> {
-        match self.tree.node(ino) {
+        match self.node(ino) {
             Some(Node::Sys(rel)) => {
                 let p = self.opts.sys_cpu_root.join(&rel);
                 std::fs::read_link(&p)
@@ -268,14 +289,21 @@ impl Lxcfs {
         if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
             return Err(FsError::new(libc::EACCES, "lxcfs files are read-only"));
         }
-        let handle = match self.tree.node(ino) {
-            Some(Node::File(f)) => {
-                self.check_access(caller, f)?;
-                Handle::Virtual {
-                    file: f,
-                    content: Mutex::new(None),
-                }
-            }
+        if let Some(Node::File(f)) = self.node(ino) {
+            self.check_access(caller, f)?;
+        }
+        let handle = self.handle_for(ino)?;
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.handles.insert(fh, handle);
+        Ok(fh)
+    }
+
+    fn handle_for(&self, ino: u64) -> FsResult<Handle> {
+        Ok(match self.node(ino) {
+            Some(Node::File(file)) => Handle::Virtual {
+                file,
+                content: Mutex::new(None),
+            },
             Some(Node::Sys(rel)) => {
                 let p = self.opts.sys_cpu_root.join(&rel);
                 let file = std::fs::File::open(&p)
@@ -284,10 +312,25 @@ impl Lxcfs {
             }
             Some(Node::Dir) => return Err(FsError::new(libc::EISDIR, "is a directory")),
             None => return Err(FsError::new(libc::ENOENT, format!("stale inode {ino}"))),
-        };
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.handles.insert(fh, handle);
-        Ok(fh)
+        })
+    }
+
+    /// [`Lxcfs::read`], for a FUSE read that names the inode too: a handle this daemon never
+    /// gave out was opened through its predecessor (live upgrade, crash), so it is made
+    /// again from the inode (the open's permission check was the predecessor's).
+    pub fn read_inode(
+        &self,
+        caller: Caller,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        size: u32,
+    ) -> FsResult<Vec<u8>> {
+        if !self.handles.contains_key(&fh) {
+            let h = self.handle_for(ino)?;
+            self.handles.entry(fh).or_insert(h);
+        }
+        self.read(caller, fh, offset, size)
     }
 
     /// Read up to `size` bytes at `offset` of an open file. Past the end: 0 bytes.

@@ -10,7 +10,10 @@
 //! round trip per `close()`.
 
 use std::ffi::CStr;
+use std::fs::File;
 use std::io;
+use std::mem::ManuallyDrop;
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,7 +25,7 @@ use fuse_backend_rs::api::filesystem::{
     Context, DirEntry as FuseDirEntry, Entry, FileSystem, FsOptions, OpenOptions, ZeroCopyWriter,
 };
 use fuse_backend_rs::api::server::Server;
-use fuse_backend_rs::transport::{FuseChannel, FuseSession};
+use fuse_backend_rs::transport::{FuseChannel, FuseDevWriter, FuseSession};
 
 use crate::error::FsError;
 use crate::fs::{Attr, Caller, Kind, Lxcfs};
@@ -146,7 +149,7 @@ impl FileSystem for FuseFs {
     fn read(
         &self,
         ctx: &Context,
-        _inode: u64,
+        inode: u64,
         handle: u64,
         w: &mut dyn ZeroCopyWriter,
         size: u32,
@@ -156,7 +159,7 @@ impl FileSystem for FuseFs {
     ) -> io::Result<usize> {
         let bytes = self
             .0
-            .read(caller(ctx), handle, offset, size)
+            .read_inode(caller(ctx), inode, handle, offset, size)
             .map_err(errno)?;
         w.write_all(&bytes)?;
         Ok(bytes.len())
@@ -265,7 +268,9 @@ impl FileSystem for FuseFs {
 
 /// A mounted filesystem and its worker threads.
 pub struct Mounted {
-    session: FuseSession,
+    /// For an adopted connection the session's own mount point is a stand-in (see
+    /// [`Mounted::adopt`]), so it must never unmount it: never dropped, we unmount ourselves.
+    session: ManuallyDrop<FuseSession>,
     workers: Vec<JoinHandle<()>>,
     mountpoint: PathBuf,
 }
@@ -274,37 +279,77 @@ impl Mounted {
     /// Mount `fs` on `mountpoint` (read-only, `allow_other`, `default_permissions`, type
     /// `fuse.lxcfs`, source `lxcfs`) and serve it with `threads` workers.
     pub fn mount(fs: Arc<Lxcfs>, mountpoint: &Path, threads: usize) -> io::Result<Mounted> {
-        let fail = |e: fuse_backend_rs::transport::Error| io::Error::other(e.to_string());
         let mut session = FuseSession::new(mountpoint, "lxcfs", "lxcfs", true).map_err(fail)?;
         session.set_allow_other(true);
         session.mount().map_err(fail)?;
+        Self::serve_session(fs, session, mountpoint, threads, false)
+    }
+
+    /// Serve a live connection handed over by a predecessor (or a supervisor, or systemd),
+    /// mounted at `mountpoint`, and ask the kernel to resend what the predecessor had read
+    /// but not answered.
+    pub fn adopt(
+        fs: Arc<Lxcfs>,
+        fuse: File,
+        mountpoint: &Path,
+        threads: usize,
+    ) -> io::Result<Mounted> {
+        // FuseSession::new canonicalises (stats) its path; the live mount point would wait on
+        // us. Its path only matters for unmounting, which we do ourselves.
+        let stand_in = mountpoint.parent().unwrap_or(Path::new("/"));
+        let mut session = FuseSession::new(stand_in, "lxcfs", "lxcfs", true).map_err(fail)?;
+        session.set_fuse_file(fuse);
+        Self::serve_session(fs, session, mountpoint, threads, true)
+    }
+
+    fn serve_session(
+        fs: Arc<Lxcfs>,
+        session: FuseSession,
+        mountpoint: &Path,
+        threads: usize,
+        resend: bool,
+    ) -> io::Result<Mounted> {
+        let mut m = Mounted {
+            session: ManuallyDrop::new(session),
+            workers: Vec::new(),
+            mountpoint: mountpoint.to_path_buf(),
+        };
         let server = Arc::new(Server::new(FuseFs(fs)));
-        let mut workers = Vec::new();
         for i in 0..threads.max(1) {
-            let channel = match session.new_channel() {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = session.umount();
-                    return Err(fail(e));
-                }
-            };
-            let server = server.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("fuse-{i}"))
-                .spawn(move || serve(server, channel));
+            let spawned = m.session.new_channel().map_err(fail).and_then(|channel| {
+                let server = server.clone();
+                std::thread::Builder::new()
+                    .name(format!("fuse-{i}"))
+                    .spawn(move || serve(server, channel))
+            });
             match spawned {
-                Ok(h) => workers.push(h),
+                Ok(h) => m.workers.push(h),
                 Err(e) => {
-                    let _ = session.umount();
+                    if !resend {
+                        let _ = m.unmount();
+                    } else {
+                        m.detach();
+                    }
                     return Err(e);
                 }
             }
         }
-        Ok(Mounted {
-            session,
-            workers,
-            mountpoint: mountpoint.to_path_buf(),
-        })
+        if resend {
+            let fd = m.fuse_fd();
+            let mut buf = [0u8; 64];
+            match FuseDevWriter::<()>::new(fd, &mut buf)
+                .map_err(|e| io::Error::other(e.to_string()))
+                .and_then(|w| {
+                    server
+                        .notify_resend(w)
+                        .map_err(|e| io::Error::other(e.to_string()))
+                }) {
+                Ok(()) => tracing::debug!("asked the kernel to resend unanswered requests"),
+                // Kernels before 6.9: requests the predecessor had read stay unanswered.
+                Err(e) => tracing::warn!("FUSE_NOTIFY_RESEND failed: {e}"),
+            }
+        }
+        Ok(m)
     }
 
     /// Where it is mounted.
@@ -312,23 +357,50 @@ impl Mounted {
         &self.mountpoint
     }
 
+    /// The `/dev/fuse` fd of the connection (to hand over or to store).
+    pub fn fuse_fd(&self) -> RawFd {
+        self.session
+            .get_fuse_file()
+            .map_or(-1, std::os::fd::AsRawFd::as_raw_fd)
+    }
+
     /// True while at least one worker is serving (they stop when the mount goes away).
     pub fn is_serving(&self) -> bool {
         self.workers.iter().any(|w| !w.is_finished())
     }
 
+    fn stop_workers(&mut self) {
+        let _ = self.session.wake();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+
+    /// Stop serving but leave the mount and the connection alone (a supervised server: the
+    /// supervisor holds both and starts a successor).
+    pub fn detach(mut self) {
+        self.stop_workers();
+    }
+
     /// Unmount (lazily, so busy bind mounts do not block it) and join the workers.
     pub fn unmount(mut self) -> io::Result<()> {
-        let r = self
-            .session
-            .umount()
-            .map_err(|e| io::Error::other(e.to_string()));
-        let _ = self.session.wake();
+        // SAFETY: `session` is not used after this; taking it out of the ManuallyDrop once.
+        let session = unsafe { ManuallyDrop::take(&mut self.session) };
+        let _ = session.wake();
+        let r = nix::mount::umount2(&self.mountpoint, nix::mount::MntFlags::MNT_DETACH)
+            .map_err(io::Error::from);
+        // Dropping the session would unmount its own path again (for an adopted connection,
+        // a stand-in directory that must not be touched). Its fd closes when we exit.
+        std::mem::forget(session);
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
         r
     }
+}
+
+fn fail(e: fuse_backend_rs::transport::Error) -> io::Error {
+    io::Error::other(e.to_string())
 }
 
 fn serve(server: Arc<Server<FuseFs>>, mut channel: FuseChannel) {

@@ -6,8 +6,11 @@
 //! /sys/devices/system/cpu/                (host sysfs passed through, `online` virtualised)
 //! ```
 //!
-//! Virtual nodes have fixed inode numbers; passed-through sysfs entries get numbers on first
-//! lookup, kept for the daemon's lifetime (the cpu tree is small and finite).
+//! Virtual nodes have fixed inode numbers; a passed-through sysfs entry's number is a hash of
+//! its path. Numbers must mean the same thing to every generation of the daemon: after a live
+//! upgrade or a crash the kernel still holds the predecessor's inodes, so a successor that
+//! meets a number it has not handed out finds its path by hashing the (small, finite) cpu
+//! tree ([`Tree::learn_sys`]).
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -24,7 +27,7 @@ const SYS_SYSTEM_INO: u64 = 5;
 pub const SYS_CPU_INO: u64 = 6;
 const PRESSURE_INO: u64 = 7;
 /// First inode number handed to passed-through sysfs entries.
-const FIRST_DYNAMIC_INO: u64 = 1024;
+pub const FIRST_DYNAMIC_INO: u64 = 1024;
 
 /// A file whose content is computed per container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -147,7 +150,18 @@ pub struct Tree {
 #[derive(Debug, Default)]
 struct SysInodes {
     by_path: HashMap<PathBuf, u64>,
-    by_ino: Vec<PathBuf>,
+    by_ino: HashMap<u64, PathBuf>,
+}
+
+/// The hashed inode of a sysfs path: FNV-1a of its bytes, folded above the fixed numbers.
+/// Collisions (about 2^-62 per pair) are resolved by probing upwards, in lookup order.
+fn sys_hash(rel: &Path) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in rel.as_os_str().as_encoded_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    FIRST_DYNAMIC_INO + h % (u64::MAX / 2)
 }
 
 impl Tree {
@@ -167,8 +181,7 @@ impl Tree {
             SYS_CPU_INO => Some(Node::Sys(PathBuf::new())),
             i if i >= FIRST_DYNAMIC_INO => {
                 let sys = self.sys.read().unwrap_or_else(|e| e.into_inner());
-                let idx = usize::try_from(i - FIRST_DYNAMIC_INO).ok()?;
-                sys.by_ino.get(idx).cloned().map(Node::Sys)
+                sys.by_ino.get(&i).cloned().map(Node::Sys)
             }
             i => self.all_files().find(|f| f.ino() == i).map(Node::File),
         }
@@ -236,7 +249,7 @@ impl Tree {
             .map(|(_, i, node)| (i, node))
     }
 
-    /// The inode of a passed-through sysfs entry, allocating one on first sight.
+    /// The inode of a passed-through sysfs entry (recorded, so [`Tree::node`] knows it).
     pub fn sys_ino(&self, rel: &Path) -> u64 {
         if rel.as_os_str().is_empty() {
             return SYS_CPU_INO;
@@ -254,10 +267,33 @@ impl Tree {
         if let Some(i) = sys.by_path.get(rel) {
             return *i;
         }
-        let ino = FIRST_DYNAMIC_INO + sys.by_ino.len() as u64;
-        sys.by_ino.push(rel.to_path_buf());
+        let mut ino = sys_hash(rel);
+        while sys.by_ino.contains_key(&ino) {
+            ino = ino.wrapping_add(1).max(FIRST_DYNAMIC_INO);
+        }
+        sys.by_ino.insert(ino, rel.to_path_buf());
         sys.by_path.insert(rel.to_path_buf(), ino);
         ino
+    }
+
+    /// Record every entry below `root` (the host's cpu directory), a few levels deep, so a
+    /// hashed inode handed out by a predecessor resolves. Returns whether `wanted` is known now.
+    pub fn learn_sys(&self, root: &Path, wanted: u64) -> bool {
+        fn walk(t: &Tree, root: &Path, rel: &Path, depth: usize) {
+            let Ok(rd) = std::fs::read_dir(root.join(rel)) else {
+                return;
+            };
+            for e in rd.flatten() {
+                let child = rel.join(e.file_name());
+                t.sys_ino(&child);
+                let is_dir = e.file_type().map(|k| k.is_dir()).unwrap_or(false);
+                if is_dir && depth > 1 {
+                    walk(t, root, &child, depth - 1);
+                }
+            }
+        }
+        walk(self, root, Path::new(""), 4);
+        self.node(wanted).is_some()
     }
 
     /// The inode of a virtual file.
@@ -314,5 +350,22 @@ mod tests {
             t.fixed_lookup(SYS_CPU_INO, OsStr::new("online")).unwrap().1,
             Node::File(VFile::CpuOnline)
         );
+    }
+
+    #[test]
+    fn a_successor_resolves_its_predecessors_sys_inodes() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("cpu1/topology")).unwrap();
+        std::fs::write(d.path().join("cpu1/topology/core_id"), "1\n").unwrap();
+        let old = Tree::new(false);
+        let ino = old.sys_ino(Path::new("cpu1/topology/core_id"));
+        let new = Tree::new(false);
+        assert_eq!(new.node(ino), None);
+        assert!(new.learn_sys(d.path(), ino));
+        assert_eq!(
+            new.node(ino),
+            Some(Node::Sys(PathBuf::from("cpu1/topology/core_id")))
+        );
+        assert!(!new.learn_sys(d.path(), ino + 1));
     }
 }

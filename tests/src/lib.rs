@@ -343,6 +343,15 @@ pub fn in_container(cg: &TestCgroup, script: &str) -> Output {
         .expect("run container shell")
 }
 
+/// Start `script` with `sh` as PID 1 of a new pid namespace inside `cg`, without waiting;
+/// its stdout is piped.
+pub fn spawn_in_container(cg: &TestCgroup, script: &str) -> std::process::Child {
+    shell_in(cg, true, script)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start container shell")
+}
+
 /// Run `script` inside `cg` but in the host pid namespace.
 pub fn in_cgroup(cg: &TestCgroup, script: &str) -> Output {
     shell_in(cg, false, script).output().expect("run shell")

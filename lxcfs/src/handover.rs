@@ -1,0 +1,184 @@
+//! Handing the live FUSE connection from one daemon generation to the next.
+//!
+//! The `/dev/fuse` fd *is* the mount's connection: while any process holds it, the mount
+//! stays (same device number) and requests queue up. Three ways it reaches a new generation:
+//!
+//! * **Live upgrade** (SIGUSR1): the daemon execs the binary now on disk at the path it was
+//!   started from, with the fd (and the locked pidfile's fd) left open across the exec and
+//!   named in the environment ([`FUSE_FD_ENV`], [`PIDFILE_FD_ENV`]).
+//! * **Supervisor** (`--supervise`, [`crate::supervisor`]): a small parent mounts and holds
+//!   the fd, and starts serving children with it ([`SUPERVISED_ENV`]); one that dies is
+//!   replaced.
+//! * **systemd's fd store**: the daemon stores the fd (`FDSTORE=1`, name `fuse`); after a
+//!   crash systemd passes it back (`LISTEN_FDS`).
+//!
+//! Whatever the way, the successor asks the kernel to resend the requests its predecessor had
+//! read but not answered (`FUSE_NOTIFY_RESEND`, Linux ≥ 6.9), so a reader blocked in the
+//! kernel gets its answer from the successor.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+
+/// The FUSE connection's fd, for a successor.
+pub const FUSE_FD_ENV: &str = "LXCFS_FUSE_FD";
+/// The locked pidfile's fd, for a successor (the lock is never dropped across an upgrade).
+pub const PIDFILE_FD_ENV: &str = "LXCFS_PIDFILE_FD";
+/// Set for a server started by the supervisor: it owns neither the mount nor the pidfile.
+pub const SUPERVISED_ENV: &str = "LXCFS_SUPERVISED";
+/// How many generations have served this mount (1 = the one that mounted it).
+pub const GENERATION_ENV: &str = "LXCFS_GENERATION";
+/// The name of the fd in systemd's fd store.
+pub const FDSTORE_NAME: &str = "fuse";
+
+/// What a daemon generation got from its predecessor.
+#[derive(Debug)]
+pub struct Inherited {
+    /// The live `/dev/fuse` connection.
+    pub fuse: File,
+    /// The pidfile, still locked.
+    pub pidfile: Option<File>,
+    /// This generation's number.
+    pub generation: u64,
+    /// Where it came from, for the log.
+    pub from: &'static str,
+}
+
+/// The environment of this start: supervised or not, and any inherited connection (from a
+/// predecessor's exec, the supervisor, or systemd's fd store). Consumes the variables, so
+/// processes the daemon starts do not see them. Call while single-threaded.
+pub fn take() -> Result<(bool, Option<Inherited>), String> {
+    let supervised = std::env::var_os(SUPERVISED_ENV).is_some();
+    let generation = std::env::var(GENERATION_ENV)
+        .ok()
+        .and_then(|g| g.parse::<u64>().ok())
+        .unwrap_or(1);
+    let fuse_fd = std::env::var(FUSE_FD_ENV).ok();
+    let pid_fd = std::env::var(PIDFILE_FD_ENV).ok();
+    for v in [SUPERVISED_ENV, GENERATION_ENV, FUSE_FD_ENV, PIDFILE_FD_ENV] {
+        std::env::remove_var(v);
+    }
+    let systemd = crate::sdnotify::listen_fds();
+    if let Some(fd) = fuse_fd {
+        let fuse = adopt_fd(&fd, FUSE_FD_ENV)?;
+        check_fuse(&fuse)?;
+        let pidfile = pid_fd.map(|p| adopt_fd(&p, PIDFILE_FD_ENV)).transpose()?;
+        let from = if supervised {
+            "supervisor"
+        } else {
+            "predecessor"
+        };
+        return Ok((
+            supervised,
+            Some(Inherited {
+                fuse,
+                pidfile,
+                generation,
+                from,
+            }),
+        ));
+    }
+    for (name, fd) in systemd {
+        if name == FDSTORE_NAME {
+            let fuse = File::from(fd);
+            check_fuse(&fuse)?;
+            return Ok((
+                supervised,
+                Some(Inherited {
+                    fuse,
+                    pidfile: None,
+                    generation: 2,
+                    from: "systemd's fd store",
+                }),
+            ));
+        }
+    }
+    Ok((supervised, None))
+}
+
+fn adopt_fd(value: &str, var: &str) -> Result<File, String> {
+    let fd: RawFd = value
+        .parse()
+        .map_err(|_| format!("{var}={value}: not a file descriptor number"))?;
+    // F_GETFD tells whether the number is an open fd at all before we own it.
+    fcntl(
+        // SAFETY: only borrowed for this call; ownership is taken below once it is known open.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+        FcntlArg::F_GETFD,
+    )
+    .map_err(|e| format!("{var}={fd}: {e}"))?;
+    // SAFETY: the predecessor left this fd open for us and nothing else in this process
+    // owns it (the variable is consumed).
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let _ = fcntl(&owned, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+    Ok(File::from(owned))
+}
+
+/// Refuse an fd that is not a `/dev/fuse` connection (character device 10:229).
+fn check_fuse(f: &File) -> Result<(), String> {
+    let md = f.metadata().map_err(|e| format!("inherited fd: {e}"))?;
+    let rdev = md.rdev();
+    if !md.file_type().is_char_device() || (libc::major(rdev), libc::minor(rdev)) != (10, 229) {
+        return Err("the inherited fd is not a /dev/fuse connection".into());
+    }
+    Ok(())
+}
+
+/// The binary to exec for an upgrade: the path this process was started from, as it is on
+/// disk *now* (a package upgrade replaces the file; `/proc/self/exe` would still be the old).
+pub fn own_path() -> Option<PathBuf> {
+    let exe = std::fs::read_link("/proc/self/exe").ok()?;
+    let s = exe.as_os_str().as_bytes();
+    Some(match s.strip_suffix(b" (deleted)") {
+        Some(p) => PathBuf::from(std::ffi::OsStr::from_bytes(p)),
+        None => exe,
+    })
+}
+
+/// Exec `exe` with this process's arguments, handing over `fuse` and `pidfile`. Returns only
+/// on failure (the fds are then close-on-exec again and the caller keeps serving).
+pub fn exec_successor(
+    exe: &Path,
+    fuse: RawFd,
+    pidfile: Option<RawFd>,
+    supervised: bool,
+    generation: u64,
+) -> std::io::Error {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let keep = |fd: RawFd, on: bool| {
+        // SAFETY: borrowed for one fcntl; the fd is owned by the caller and outlives the call.
+        let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let flags = if on {
+            FdFlag::empty()
+        } else {
+            FdFlag::FD_CLOEXEC
+        };
+        fcntl(b, FcntlArg::F_SETFD(flags)).map(|_| ())
+    };
+    let fds: Vec<RawFd> = std::iter::once(fuse).chain(pidfile).collect();
+    for fd in &fds {
+        if let Err(e) = keep(*fd, true) {
+            return std::io::Error::from(e);
+        }
+    }
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(&args)
+        .env(FUSE_FD_ENV, fuse.to_string())
+        .env(GENERATION_ENV, (generation + 1).to_string());
+    if let Some(p) = pidfile {
+        cmd.env(PIDFILE_FD_ENV, p.to_string());
+    }
+    if supervised {
+        cmd.env(SUPERVISED_ENV, "1");
+    }
+    let err = std::os::unix::process::CommandExt::exec(&mut cmd);
+    for fd in &fds {
+        let _ = keep(*fd, false);
+    }
+    err
+}

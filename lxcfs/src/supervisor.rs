@@ -1,0 +1,206 @@
+//! `lxcfs --supervise`: for hosts without systemd's fd store. The supervisor mounts, holds the
+//! `/dev/fuse` connection and the pidfile, and runs the serving daemon as its child (the same
+//! binary, from its path on disk, with the connection inherited). When the child dies — a
+//! crash, `kill -9`, an OOM kill — the mount stays and requests wait in the kernel; the
+//! supervisor starts a new child, which asks the kernel to resend what the dead one had read.
+//! A child that dies is restarted at once; if the new one dies young too, the delay grows
+//! (100 ms, doubling to 10 s), so a broken binary does not spin. SIGUSR1 is passed to the child (which upgrades itself in
+//! place); SIGTERM/SIGINT stop the child and unmount.
+
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{SigSet, Signal};
+
+use crate::cli::Cli;
+use crate::daemon::{PidFile, StartError};
+use crate::handover::{FUSE_FD_ENV, GENERATION_ENV, SUPERVISED_ENV};
+
+/// The first restart delay after a child that died young.
+const FIRST_DELAY: Duration = Duration::from_millis(100);
+/// The longest restart delay.
+const MAX_DELAY: Duration = Duration::from_secs(10);
+/// A child that served this long is "healthy": the next restart is immediate.
+const HEALTHY: Duration = Duration::from_secs(5);
+
+/// The delay before the next start, given the last one and how long the child lived.
+pub fn next_delay(last: Option<Duration>, lived: Duration) -> Option<Duration> {
+    if lived >= HEALTHY {
+        return None;
+    }
+    Some(match last {
+        None => Duration::ZERO,
+        Some(d) if d.is_zero() => FIRST_DELAY,
+        Some(d) => (d * 2).min(MAX_DELAY),
+    })
+}
+
+/// Run the supervisor until SIGTERM or SIGINT.
+pub fn run(cli: &Cli, signals: &SigSet) -> Result<(), StartError> {
+    let exe = crate::handover::own_path()
+        .ok_or_else(|| StartError::new("cannot tell where the lxcfs binary is (/proc/self/exe)"))?;
+    crate::daemon::prepare_mountpoint(&cli.mountpoint)?;
+    let _pid = PidFile::lock(&cli.pidfile)?;
+    let mut session =
+        fuse_backend_rs::transport::FuseSession::new(&cli.mountpoint, "lxcfs", "lxcfs", true)
+            .map_err(|e| {
+                StartError::new(format!("cannot mount {}: {e}", cli.mountpoint.display()))
+            })?;
+    session.set_allow_other(true);
+    session
+        .mount()
+        .map_err(|e| StartError::new(format!("cannot mount {}: {e}", cli.mountpoint.display())))?;
+    let fuse = session
+        .get_fuse_file()
+        .ok_or_else(|| StartError::new("mounted without a connection"))?
+        .as_raw_fd();
+    let args: Vec<std::ffi::OsString> = std::env::args_os()
+        .skip(1)
+        .filter(|a| a != "--supervise")
+        .collect();
+    tracing::info!(
+        "supervising {} (pid {}); serving with {}",
+        cli.mountpoint.display(),
+        std::process::id(),
+        exe.display()
+    );
+    let mut delay: Option<Duration> = None;
+    let mut generation = 0u64;
+    let mut restarts = 0u64;
+    let mut wait_for: Option<Duration> = None;
+    loop {
+        if let Some(d) = wait_for.take() {
+            // Sleep, but stay responsive to SIGTERM/SIGINT while waiting.
+            if let Some(sig) = timed_wait(signals, d) {
+                if is_stop(sig) {
+                    break;
+                }
+            }
+        }
+        generation += 1;
+        let mut child = match start(&exe, &args, fuse, generation) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("cannot start {}: {e}", exe.display());
+                delay = next_delay(delay, Duration::ZERO);
+                wait_for = delay;
+                continue;
+            }
+        };
+        let started = Instant::now();
+        let stop = loop {
+            match timed_wait(signals, Duration::from_millis(500)) {
+                Some(s) if is_stop(s) => break true,
+                Some(Signal::SIGUSR1) => {
+                    // SAFETY: signalling our own child by pid.
+                    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+                }
+                _ => {}
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let lived = started.elapsed();
+                restarts += 1;
+                delay = next_delay(delay, lived);
+                tracing::warn!(
+                    "server (generation {generation}) exited after {lived:.1?}: {status}; restart {restarts} in {:?}",
+                    delay.unwrap_or_default()
+                );
+                wait_for = delay;
+                break false;
+            }
+        };
+        if stop {
+            stop_child(&mut child);
+            break;
+        }
+    }
+    tracing::info!("unmounting {}", cli.mountpoint.display());
+    session
+        .umount()
+        .map_err(|e| StartError::new(format!("unmount {}: {e}", cli.mountpoint.display())))
+}
+
+fn is_stop(s: Signal) -> bool {
+    matches!(
+        s,
+        Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT | Signal::SIGHUP
+    )
+}
+
+fn start(
+    exe: &Path,
+    args: &[std::ffi::OsString],
+    fuse: i32,
+    generation: u64,
+) -> std::io::Result<Child> {
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
+        .env(FUSE_FD_ENV, fuse.to_string())
+        .env(SUPERVISED_ENV, "1")
+        .env(GENERATION_ENV, generation.to_string());
+    // SAFETY: between fork and exec only async-signal-safe calls: fcntl on an fd number.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(fuse, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+fn stop_child(child: &mut Child) {
+    // SAFETY: signalling our own child by pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(5) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Wait up to `d` for one of `signals` (blocked); `None` on timeout.
+fn timed_wait(signals: &SigSet, d: Duration) -> Option<Signal> {
+    let ts = libc::timespec {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_nsec: libc::c_long::from(d.subsec_nanos() as i32),
+    };
+    // SAFETY: sigtimedwait reads the set and the timeout and writes nothing we pass (info
+    // is null).
+    let r = unsafe { libc::sigtimedwait(signals.as_ref(), std::ptr::null_mut(), &ts) };
+    if r <= 0 {
+        return None;
+    }
+    Signal::try_from(r).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn young_deaths_back_off_and_healthy_runs_reset() {
+        let ms = Duration::from_millis;
+        let young = ms(50);
+        let mut d = None;
+        let mut seen = Vec::new();
+        for _ in 0..9 {
+            d = next_delay(d, young);
+            seen.push(d.unwrap());
+        }
+        assert_eq!(seen[0], Duration::ZERO);
+        assert_eq!(seen[1], ms(100));
+        assert_eq!(seen[2], ms(200));
+        assert_eq!(seen[4], ms(800));
+        assert_eq!(*seen.last().unwrap(), MAX_DELAY);
+        assert_eq!(next_delay(d, HEALTHY), None);
+    }
+}

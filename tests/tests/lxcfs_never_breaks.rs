@@ -1,0 +1,447 @@
+//! lxcfs that never breaks a running container: ten containers (pid namespaces in their own
+//! memory cgroups, each with its own limit) read meminfo/stat/cpuinfo through our mount in
+//! tight loops while the daemon is (a) upgraded in place five times with SIGUSR1 to a rebuilt
+//! binary, (b) killed with `kill -9` five times under the supervisor; not one read may fail
+//! and every reader must keep seeing its own container. Also: the supervisor's restart
+//! backoff, and the systemd fd-store path with this test playing systemd over
+//! `NOTIFY_SOCKET`/`LISTEN_FDS`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::{lxcfs_bin, spawn_in_container, Daemon, TestCgroup};
+
+const MARK: &[u8] = b"LXCFS-BUILD-ID:";
+
+/// Copy the built lxcfs to `dest`, stamped with build id `id` (a rebuild, as far as anyone
+/// can tell), replacing whatever is there the way a package upgrade does (rename over).
+fn install_build(dest: &Path, id: &str) {
+    let mut bytes = std::fs::read(lxcfs_bin()).unwrap();
+    let at = bytes
+        .windows(MARK.len())
+        .position(|w| w == MARK)
+        .expect("build id marker in the lxcfs binary");
+    let field = &mut bytes[at + MARK.len()..at + MARK.len() + 33];
+    field.fill(0);
+    field[..id.len()].copy_from_slice(id.as_bytes());
+    let tmp = dest.with_extension("new");
+    std::fs::write(&tmp, &bytes).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&tmp, dest).unwrap();
+}
+
+/// Wait until `cond` holds (or panic with `what` after 20 s).
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(t.elapsed() < Duration::from_secs(20), "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Ten containers reading in tight loops.
+struct Readers {
+    stop: PathBuf,
+    children: Vec<(Child, u64)>,
+    _cgroups: Vec<TestCgroup>,
+    _dir: tempfile::TempDir,
+}
+
+impl Readers {
+    fn start(mnt: &Path, n: usize) -> Readers {
+        let dir = tempfile::tempdir().unwrap();
+        let stop = dir.path().join("stop");
+        let reader = env!("CARGO_BIN_EXE_lxcfs-reader");
+        let mut children = Vec::new();
+        let mut cgroups = Vec::new();
+        for i in 0..n {
+            let mut cg = TestCgroup::new(&format!("reader{i}"));
+            let mib = 100 + 16 * i as u64;
+            cg.set("memory", "memory.limit_in_bytes", &(mib << 20).to_string());
+            let child = spawn_in_container(
+                &cg,
+                &format!(
+                    "exec {reader} {} {} {}",
+                    mnt.display(),
+                    mib * 1024,
+                    stop.display()
+                ),
+            );
+            cg.adopt(child.id());
+            children.push((child, mib * 1024));
+            cgroups.push(cg);
+        }
+        Readers {
+            stop,
+            children,
+            _cgroups: cgroups,
+            _dir: dir,
+        }
+    }
+
+    /// Stop them; every one must have read, never failed and always seen its own limit.
+    fn finish(mut self) -> u64 {
+        std::fs::write(&self.stop, "").unwrap();
+        let mut total = 0;
+        for (child, expected) in self.children.iter_mut() {
+            let mut out = String::new();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
+            child.wait().unwrap();
+            let field = |k: &str| -> u64 {
+                out.split_whitespace()
+                    .find_map(|f| f.strip_prefix(k)?.parse().ok())
+                    .unwrap_or_else(|| panic!("no {k} in {out:?}"))
+            };
+            assert!(field("reads=") > 0, "{out}");
+            assert_eq!(field("fails="), 0, "reader of {expected} kB: {out}");
+            assert_eq!(field("wrong="), 0, "reader of {expected} kB: {out}");
+            total += field("reads=");
+        }
+        total
+    }
+}
+
+fn dev_of(p: &Path) -> u64 {
+    std::fs::metadata(p).unwrap().dev()
+}
+
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+fn pidfile_is_locked(path: &Path) -> bool {
+    let f = std::fs::File::open(path).unwrap();
+    // SAFETY: flock on an fd we own.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    r != 0
+}
+
+#[test]
+fn live_upgrade_five_times_under_ten_readers_loses_nothing() {
+    let bin_dir = tempfile::tempdir().unwrap();
+    let bin = bin_dir.path().join("lxcfs");
+    install_build(&bin, "gen-0");
+    let d = Daemon::start(&bin, &[]);
+    let dev = dev_of(d.path());
+    let readers = Readers::start(d.path(), 10);
+    std::thread::sleep(Duration::from_millis(300));
+    for k in 1..=5 {
+        let id = format!("upgrade-{k}");
+        install_build(&bin, &id);
+        // SAFETY: signalling the daemon this test started.
+        unsafe { libc::kill(d.pid() as i32, libc::SIGUSR1) };
+        wait_until(&format!("{id} serving"), || {
+            d.log_text().contains(&format!("generation {}", k + 1))
+                && d.log_text().contains(&format!("build {id})"))
+        });
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let reads = readers.finish();
+    assert!(reads > 100, "{reads} reads");
+    // Same process, same mount, the new binary, the pidfile still locked by it.
+    assert_eq!(dev_of(d.path()), dev);
+    let exe = std::fs::read_link(format!("/proc/{}/exe", d.pid())).unwrap();
+    assert_eq!(exe, bin);
+    assert!(pidfile_is_locked(&d.pidfile()));
+    assert_eq!(
+        std::fs::read_to_string(d.pidfile()).unwrap().trim(),
+        d.pid().to_string()
+    );
+}
+
+#[test]
+fn kill_9_five_times_under_the_supervisor_loses_nothing() {
+    let bin_dir = tempfile::tempdir().unwrap();
+    let bin = bin_dir.path().join("lxcfs");
+    install_build(&bin, "crash-0");
+    let d = Daemon::start(&bin, &["--supervise"]);
+    let dev = dev_of(d.path());
+    let readers = Readers::start(d.path(), 10);
+    std::thread::sleep(Duration::from_millis(300));
+    for k in 1..=5 {
+        let id = format!("crash-{k}");
+        install_build(&bin, &id);
+        let server = children_of(d.pid());
+        assert_eq!(server.len(), 1, "{server:?}\n{}", d.log_text());
+        // SAFETY: killing the server the supervisor (started by this test) runs.
+        unsafe { libc::kill(server[0] as i32, libc::SIGKILL) };
+        wait_until(&format!("{id} serving"), || {
+            d.log_text().contains(&format!("generation {}", k + 1))
+                && d.log_text().contains(&format!("build {id})"))
+        });
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let reads = readers.finish();
+    assert!(reads > 100, "{reads} reads");
+    assert_eq!(dev_of(d.path()), dev);
+    assert!(pidfile_is_locked(&d.pidfile()));
+    // A fresh container started after the crashes works too.
+    let cg = TestCgroup::new("after");
+    cg.set(
+        "memory",
+        "memory.limit_in_bytes",
+        &(64u64 << 20).to_string(),
+    );
+    let out = e2e::stdout(&e2e::in_container(
+        &cg,
+        &format!("cat {}/proc/meminfo", d.path().display()),
+    ));
+    assert_eq!(e2e::meminfo_kb(&out, "MemTotal"), 64 * 1024);
+}
+
+#[test]
+fn the_supervisor_backs_off_a_server_that_keeps_dying() {
+    let bin_dir = tempfile::tempdir().unwrap();
+    let bin = bin_dir.path().join("lxcfs");
+    install_build(&bin, "ok-1");
+    let d = Daemon::start(&bin, &["--supervise"]);
+    // A broken "upgrade" that dies at once.
+    let starts = bin_dir.path().join("starts");
+    let script = format!("#!/bin/sh\necho x >> {}\nexit 3\n", starts.display());
+    let tmp = bin_dir.path().join("broken");
+    std::fs::write(&tmp, script).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&tmp, &bin).unwrap();
+    let server = children_of(d.pid());
+    // SAFETY: killing the server the supervisor (started by this test) runs.
+    unsafe { libc::kill(server[0] as i32, libc::SIGKILL) };
+    // A reader that arrives while nothing serves waits instead of failing.
+    let meminfo = d.file("proc/meminfo");
+    let blocked = std::thread::spawn(move || std::fs::read_to_string(meminfo));
+    std::thread::sleep(Duration::from_millis(2500));
+    let n = std::fs::read_to_string(&starts)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    // Immediate, then 100, 200, 400, 800 ms…: a handful of attempts, not a spin.
+    assert!(
+        (3..=8).contains(&n),
+        "{n} starts in 2.5 s:\n{}",
+        d.log_text()
+    );
+    let delays: Vec<u64> = d
+        .log_text()
+        .lines()
+        .filter_map(|l| l.rsplit_once(" in ")?.1.strip_suffix("ms")?.parse().ok())
+        .collect();
+    assert!(delays.windows(2).all(|w| w[0] <= w[1]), "{delays:?}");
+    assert!(delays.iter().any(|d| *d >= 200), "{delays:?}");
+    // The fixed binary comes back by itself and answers the waiting reader.
+    install_build(&bin, "ok-2");
+    wait_until("ok-2 serving", || d.log_text().contains("build ok-2)"));
+    let text = blocked.join().unwrap().unwrap();
+    assert!(text.contains("MemTotal:"));
+}
+
+/// Receive one notification (text and fds) on the socket playing systemd's.
+fn recv_notify(sock: &UnixDatagram) -> (String, Vec<OwnedFd>) {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = [0u8; 4096];
+    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )
+    .expect("a notification");
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().unwrap() {
+        if let ControlMessageOwned::ScmRights(v) = c {
+            // SAFETY: the fds were just received by this process and are owned by nothing else.
+            fds.extend(v.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+        }
+    }
+    let n = msg.bytes;
+    (String::from_utf8_lossy(&buf[..n]).to_string(), fds)
+}
+
+/// Start lxcfs the way systemd would: `NOTIFY_SOCKET`, and when `stored` is given, that fd
+/// as fd 3 with `LISTEN_FDS=1`, `LISTEN_FDNAMES=fuse` and `LISTEN_PID` set to the daemon's pid.
+fn start_like_systemd(
+    notify: &Path,
+    mnt: &Path,
+    pidfile: &Path,
+    log: &Path,
+    stored: Option<&OwnedFd>,
+) -> Child {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"[ -n "$LISTEN_FDS" ] && export LISTEN_PID=$$; exec "$@""#)
+        .arg("sh")
+        .arg(lxcfs_bin())
+        .arg("-p")
+        .arg(pidfile)
+        .arg(mnt)
+        .env("NOTIFY_SOCKET", notify)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(log).unwrap())
+        .stderr(std::fs::OpenOptions::new().append(true).open(log).unwrap());
+    if let Some(fd) = stored {
+        let raw = fd.as_raw_fd();
+        cmd.env("LISTEN_FDS", "1").env("LISTEN_FDNAMES", "fuse");
+        // SAFETY: only dup2 between fork and exec (async-signal-safe).
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                if libc::dup2(raw, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    cmd.spawn().unwrap()
+}
+
+#[test]
+fn a_crash_under_systemd_is_survived_through_the_fd_store() {
+    e2e::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let (mnt, notify, pidfile, log) = (
+        dir.path().join("mnt"),
+        dir.path().join("notify"),
+        dir.path().join("pid"),
+        dir.path().join("log"),
+    );
+    std::fs::create_dir(&mnt).unwrap();
+    let sock = UnixDatagram::bind(&notify).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let guard = scopeguard(&mnt);
+    let mut first = start_like_systemd(&notify, &mnt, &pidfile, &log, None);
+    guard.pids.borrow_mut().push(first.id());
+    // The daemon parks the connection in the store, then says it is ready.
+    let (store, mut fds) = recv_notify(&sock);
+    assert!(
+        store.contains("FDSTORE=1") && store.contains("FDNAME=fuse"),
+        "{store}"
+    );
+    assert_eq!(fds.len(), 1);
+    let stored = fds.remove(0);
+    let (ready, _) = recv_notify(&sock);
+    assert!(ready.contains("READY=1"), "{ready}");
+    let dev = dev_of(&mnt);
+    assert!(std::fs::read_to_string(mnt.join("proc/uptime")).is_ok());
+
+    // Crash. The store (we) still holds the connection: a reader now waits, not fails.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let m = mnt.join("proc/meminfo");
+    let blocked = std::thread::spawn(move || std::fs::read_to_string(m));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !blocked.is_finished(),
+        "the read did not wait for the successor"
+    );
+    // systemd restarts the service and passes the stored fd back.
+    let mut second = start_like_systemd(&notify, &mnt, &pidfile, &log, Some(&stored));
+    guard.pids.borrow_mut().push(second.id());
+    let text = blocked
+        .join()
+        .unwrap()
+        .expect("the waiting read is answered");
+    assert!(text.contains("MemTotal:"));
+    loop {
+        let (msg, _) = recv_notify(&sock);
+        if msg.contains("READY=1") {
+            break;
+        }
+    }
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("connection from systemd's fd store"));
+    assert_eq!(dev_of(&mnt), dev);
+
+    // A clean stop unmounts and takes the fd out of the store.
+    // SAFETY: signalling the daemon this test started.
+    unsafe { libc::kill(second.id() as i32, libc::SIGTERM) };
+    let mut removed = false;
+    while let Ok(msg) = std::panic::catch_unwind(|| recv_notify(&sock).0) {
+        if msg.contains("FDSTOREREMOVE=1") {
+            removed = true;
+            break;
+        }
+    }
+    assert!(removed);
+    second.wait().unwrap();
+    assert!(!e2e::is_mounted(&mnt));
+    drop(guard);
+}
+
+/// If a test fails midway: kills the daemons it started (by pid) and lazily unmounts `mnt`.
+struct MountGuard {
+    mnt: PathBuf,
+    pids: std::cell::RefCell<Vec<u32>>,
+}
+
+fn scopeguard(mnt: &Path) -> MountGuard {
+    MountGuard {
+        mnt: mnt.to_path_buf(),
+        pids: std::cell::RefCell::new(Vec::new()),
+    }
+}
+
+impl Drop for MountGuard {
+    fn drop(&mut self) {
+        for p in self.pids.borrow().iter() {
+            // SAFETY: killing a daemon this test started, by pid (a no-op if it is gone and
+            // unreaped; reaped pids are not reused within the test).
+            unsafe { libc::kill(*p as i32, libc::SIGKILL) };
+        }
+        if e2e::is_mounted(&self.mnt) {
+            let _ = nix::mount::umount2(&self.mnt, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+#[test]
+fn a_dead_mount_left_by_an_unsupervised_crash_is_replaced_at_start() {
+    let mut d = Daemon::ours(&[]);
+    let mnt = d.path().to_path_buf();
+    // SAFETY: killing the daemon this test started.
+    unsafe { libc::kill(d.pid() as i32, libc::SIGKILL) };
+    wait_until("the daemon is gone", || !d.alive());
+    let err = std::fs::read_to_string(mnt.join("proc/meminfo")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOTCONN));
+    // (Not Daemon::ours_at: it waits for one mount more, and this start replaces one.)
+    let log = d.path().with_file_name("log2");
+    let guard = scopeguard(&mnt);
+    let again = Command::new(lxcfs_bin())
+        .arg("-p")
+        .arg(mnt.with_file_name("pid2"))
+        .arg(&mnt)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    guard.pids.borrow_mut().push(again.id());
+    wait_until("served again", || {
+        std::fs::read_to_string(mnt.join("proc/meminfo")).is_ok_and(|t| t.contains("MemTotal:"))
+    });
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("dead FUSE mount"));
+    assert_eq!(e2e::mount_count(&mnt), 1);
+    // SAFETY: signalling the daemon this test started.
+    unsafe { libc::kill(again.id() as i32, libc::SIGTERM) };
+    wait_until("unmounted", || !e2e::is_mounted(&mnt));
+    drop(guard);
+    drop(d);
+    assert!(!e2e::is_mounted(&mnt));
+}
