@@ -423,7 +423,7 @@ fn a_dead_mount_left_by_an_unsupervised_crash_is_replaced_at_start() {
     // (Not Daemon::ours_at: it waits for one mount more, and this start replaces one.)
     let log = d.path().with_file_name("log2");
     let guard = scopeguard(&mnt);
-    let again = Command::new(lxcfs_bin())
+    let mut again = Command::new(lxcfs_bin())
         .arg("-p")
         .arg(mnt.with_file_name("pid2"))
         .arg(&mnt)
@@ -440,7 +440,8 @@ fn a_dead_mount_left_by_an_unsupervised_crash_is_replaced_at_start() {
     assert_eq!(e2e::mount_count(&mnt), 1);
     // SAFETY: signalling the daemon this test started.
     unsafe { libc::kill(again.id() as i32, libc::SIGTERM) };
-    wait_until("unmounted", || !e2e::is_mounted(&mnt));
+    again.wait().unwrap();
+    assert!(!e2e::is_mounted(&mnt));
     drop(guard);
     drop(d);
     assert!(!e2e::is_mounted(&mnt));
