@@ -3,7 +3,15 @@
 //! cpu cgroup (and sub-cgroups) that are running or in uninterruptible sleep, and folds the
 //! count into the kernel's exponential averages (same fixed-point constants as the kernel).
 //! The last field is the newest pid as seen *inside* the container (lxcfs printed the host
-//! pid). A container is dropped from sampling when unread for a minute or gone.
+//! pid), found when the file is read rather than at every refresh. A container is dropped
+//! from sampling when unread for a minute or gone.
+//!
+//! At scale the cost is the count. lxcfs reads `/proc/<pid>/task/*/status` for every thread
+//! of every container every 5 s (and froze past ~250 containers, #504). Here one taskstats
+//! `CGROUPSTATS` netlink call per cgroup lets the kernel count ([`super::cgroupstats`]);
+//! where that is not available (cgroup2, no `CAP_NET_ADMIN`) each thread's `/proc/<tid>/stat`
+//! is read instead. The table is locked only to list the targets and to store the results,
+//! never across the counting.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use cgroups::Cgroup;
 
+use super::cgroupstats::CgroupStats;
 use super::{host, Ctx, View};
 use crate::error::FsResult;
 use crate::tree::VFile;
@@ -30,7 +39,6 @@ struct Entry {
     avenrun: [u64; 3],
     running: u64,
     total: u64,
-    last_pid: u32,
     last_read: Instant,
 }
 
@@ -63,30 +71,11 @@ fn fmt_load(x: u64) -> String {
     format!("{int}.{frac:02}")
 }
 
-/// Count threads of a cgroup subtree: `(running or D, total, newest tid)`.
-fn sample(proc_root: &Path, cg: &Cgroup) -> (u64, u64, u32) {
-    let (mut running, mut total, mut newest) = (0, 0, 0);
+/// The directories of a cgroup subtree, `MAX_DEPTH` deep, the cgroup itself first.
+fn subtree(cg: &Cgroup) -> Vec<PathBuf> {
+    let mut out = Vec::new();
     let mut stack = vec![(cg.dir(), 0usize)];
     while let Some((dir, depth)) = stack.pop() {
-        let sub = Cgroup {
-            rel: String::new(),
-            mount_point: dir.clone(),
-            version: cg.version,
-        };
-        for tid in cgroups::pids::tasks(&sub).unwrap_or_default() {
-            let Ok(stat) = std::fs::read_to_string(proc_root.join(tid.to_string()).join("stat"))
-            else {
-                continue;
-            };
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, r)| r.split_ascii_whitespace().next());
-            total += 1;
-            newest = newest.max(tid);
-            if matches!(state, Some("R") | Some("D")) {
-                running += 1;
-            }
-        }
         if depth < MAX_DEPTH {
             if let Ok(rd) = std::fs::read_dir(&dir) {
                 for e in rd.flatten() {
@@ -96,8 +85,64 @@ fn sample(proc_root: &Path, cg: &Cgroup) -> (u64, u64, u32) {
                 }
             }
         }
+        out.push(dir);
     }
-    (running, total, newest)
+    out
+}
+
+fn dir_cgroup(cg: &Cgroup, dir: PathBuf) -> Cgroup {
+    Cgroup {
+        rel: String::new(),
+        mount_point: dir,
+        version: cg.version,
+    }
+}
+
+/// Count threads of a cgroup subtree: `(running or D, total)`. Through taskstats when
+/// `stats` is given and the kernel answers for the directory, else through `/proc`.
+fn sample(proc_root: &Path, cg: &Cgroup, stats: &mut Option<CgroupStats>) -> (u64, u64) {
+    let (mut running, mut total) = (0, 0);
+    for dir in subtree(cg) {
+        if let Some(s) = stats.as_mut() {
+            match s.counts(&dir) {
+                Ok(c) => {
+                    running += c.active();
+                    total += c.total();
+                    continue;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                    tracing::warn!("taskstats refused ({e}); counting tasks through /proc");
+                    *stats = None;
+                }
+                // Not a v1 cgroupfs directory (cgroup2, a test fixture), or it just went.
+                Err(_) => {}
+            }
+        }
+        for tid in cgroups::pids::tasks(&dir_cgroup(cg, dir)).unwrap_or_default() {
+            let Ok(stat) = std::fs::read_to_string(proc_root.join(tid.to_string()).join("stat"))
+            else {
+                continue;
+            };
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_ascii_whitespace().next());
+            total += 1;
+            if matches!(state, Some("R") | Some("D")) {
+                running += 1;
+            }
+        }
+    }
+    (running, total)
+}
+
+/// The newest (highest) thread id in a cgroup subtree, as a host tid.
+fn newest_tid(cg: &Cgroup) -> u32 {
+    subtree(cg)
+        .into_iter()
+        .filter_map(|dir| cgroups::pids::tasks(&dir_cgroup(cg, dir)).ok())
+        .flatten()
+        .max()
+        .unwrap_or(0)
 }
 
 /// A host pid as seen in its innermost pid namespace (`NSpid`'s last field).
@@ -147,19 +192,19 @@ impl Sampler {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let e = entries.entry(cg.clone()).or_insert_with(|| {
-            let (running, total, last_pid) = sample(&self.shared.proc_root, &cg);
+            // A first read counts through /proc: the netlink socket is the sampler's.
+            let (running, total) = sample(&self.shared.proc_root, &cg, &mut None);
             Entry {
                 avenrun: [0; 3],
                 running,
                 total,
-                last_pid,
                 last_read: Instant::now(),
             }
         });
         e.last_read = Instant::now();
         let e = e.clone();
         drop(entries);
-        let last = pid_in_container(&self.shared.proc_root, e.last_pid);
+        let last = pid_in_container(&self.shared.proc_root, newest_tid(&cg));
         Ok(format!(
             "{} {} {} {}/{} {}\n",
             fmt_load(e.avenrun[0]),
@@ -189,6 +234,13 @@ impl Sampler {
 }
 
 fn run(shared: &Shared) {
+    let mut stats = match CgroupStats::open() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::info!("taskstats unavailable ({e}); counting tasks through /proc");
+            None
+        }
+    };
     loop {
         {
             let g = shared.wake_lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -206,22 +258,21 @@ fn run(shared: &Shared) {
             entries.retain(|cg, e| e.last_read.elapsed() < IDLE_DROP && cg.dir().is_dir());
             entries.keys().cloned().collect()
         };
-        let samples: Vec<(Cgroup, (u64, u64, u32))> = targets
+        let samples: Vec<(Cgroup, (u64, u64))> = targets
             .into_iter()
             .map(|cg| {
-                let s = sample(&shared.proc_root, &cg);
+                let s = sample(&shared.proc_root, &cg, &mut stats);
                 (cg, s)
             })
             .collect();
         let mut entries = shared.entries.lock().unwrap_or_else(|e| e.into_inner());
-        for (cg, (running, total, last_pid)) in samples {
+        for (cg, (running, total)) in samples {
             if let Some(e) = entries.get_mut(&cg) {
                 for (a, exp) in e.avenrun.iter_mut().zip(EXP) {
                     *a = calc_load(*a, exp, running * FIXED_1);
                 }
                 e.running = running;
                 e.total = total;
-                e.last_pid = last_pid;
             }
         }
     }

@@ -5,6 +5,7 @@
 //! deliberately differs from lxcfs 5.0.3 (see also `lxcfs/README.md`). A controller the host
 //! does not have makes the file fall back to the host's copy, as lxcfs does.
 
+mod cgroupstats;
 mod cpuinfo;
 mod cpus;
 mod diskstats;
