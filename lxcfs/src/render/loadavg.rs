@@ -14,6 +14,7 @@
 //! never across the counting.
 
 use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -38,7 +39,6 @@ const MAX_DEPTH: usize = 16;
 struct Entry {
     avenrun: [u64; 3],
     running: u64,
-    total: u64,
     last_read: Instant,
 }
 
@@ -77,17 +77,26 @@ fn subtree(cg: &Cgroup) -> Vec<PathBuf> {
     let mut stack = vec![(cg.dir(), 0usize)];
     while let Some((dir, depth)) = stack.pop() {
         if depth < MAX_DEPTH {
-            if let Ok(rd) = std::fs::read_dir(&dir) {
-                for e in rd.flatten() {
-                    if e.file_type().is_ok_and(|t| t.is_dir()) {
-                        stack.push((e.path(), depth + 1));
-                    }
-                }
-            }
+            push_children(&dir, depth, &mut stack);
         }
         out.push(dir);
     }
     out
+}
+
+/// Push the child cgroups of `dir`. A cgroupfs directory's link count is 2 plus its
+/// subdirectories, so a leaf (nearly every container) costs no listing.
+fn push_children(dir: &Path, depth: usize, stack: &mut Vec<(PathBuf, usize)>) {
+    if std::fs::metadata(dir).is_ok_and(|m| m.nlink() <= 2) {
+        return;
+    }
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push((e.path(), depth + 1));
+            }
+        }
+    }
 }
 
 fn dir_cgroup(cg: &Cgroup, dir: PathBuf) -> Cgroup {
@@ -98,16 +107,30 @@ fn dir_cgroup(cg: &Cgroup, dir: PathBuf) -> Cgroup {
     }
 }
 
-/// Count threads of a cgroup subtree: `(running or D, total)`. Through taskstats when
-/// `stats` is given and the kernel answers for the directory, else through `/proc`.
-fn sample(proc_root: &Path, cg: &Cgroup, stats: &mut Option<CgroupStats>) -> (u64, u64) {
-    let (mut running, mut total) = (0, 0);
-    for dir in subtree(cg) {
+/// Threads of a cgroup subtree that are running or in uninterruptible sleep; `None` when the
+/// cgroup is gone. Through taskstats when `stats` is given and the kernel answers for the
+/// directory (one open, one netlink round trip per cgroup), else through `/proc` per thread.
+fn sample(proc_root: &Path, cg: &Cgroup, stats: &mut Option<CgroupStats>) -> Option<u64> {
+    let mut running = 0;
+    let mut stack = vec![(cg.dir(), 0usize)];
+    let mut first = true;
+    while let Some((dir, depth)) = stack.pop() {
+        let opened = std::fs::File::open(&dir);
+        if first && opened.is_err() {
+            return None;
+        }
+        first = false;
+        let Ok(fd) = opened else { continue };
+        if depth < MAX_DEPTH {
+            let leaf = fd.metadata().is_ok_and(|m| m.nlink() <= 2);
+            if !leaf {
+                push_children(&dir, depth, &mut stack);
+            }
+        }
         if let Some(s) = stats.as_mut() {
-            match s.counts(&dir) {
+            match s.counts(&fd) {
                 Ok(c) => {
                     running += c.active();
-                    total += c.total();
                     continue;
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
@@ -126,23 +149,22 @@ fn sample(proc_root: &Path, cg: &Cgroup, stats: &mut Option<CgroupStats>) -> (u6
             let state = stat
                 .rsplit_once(')')
                 .and_then(|(_, r)| r.split_ascii_whitespace().next());
-            total += 1;
             if matches!(state, Some("R") | Some("D")) {
                 running += 1;
             }
         }
     }
-    (running, total)
+    Some(running)
 }
 
-/// The newest (highest) thread id in a cgroup subtree, as a host tid.
-fn newest_tid(cg: &Cgroup) -> u32 {
+/// Threads of a cgroup subtree right now, and the newest (highest) host tid among them.
+/// Read when the file is read, not at every refresh: the task lists are the per-thread cost.
+fn threads(cg: &Cgroup) -> (u64, u32) {
     subtree(cg)
         .into_iter()
         .filter_map(|dir| cgroups::pids::tasks(&dir_cgroup(cg, dir)).ok())
         .flatten()
-        .max()
-        .unwrap_or(0)
+        .fold((0, 0), |(n, max), t| (n + 1, max.max(t)))
 }
 
 /// A host pid as seen in its innermost pid namespace (`NSpid`'s last field).
@@ -193,25 +215,25 @@ impl Sampler {
             .unwrap_or_else(|e| e.into_inner());
         let e = entries.entry(cg.clone()).or_insert_with(|| {
             // A first read counts through /proc: the netlink socket is the sampler's.
-            let (running, total) = sample(&self.shared.proc_root, &cg, &mut None);
+            let running = sample(&self.shared.proc_root, &cg, &mut None).unwrap_or(0);
             Entry {
                 avenrun: [0; 3],
                 running,
-                total,
                 last_read: Instant::now(),
             }
         });
         e.last_read = Instant::now();
         let e = e.clone();
         drop(entries);
-        let last = pid_in_container(&self.shared.proc_root, newest_tid(&cg));
+        let (total, newest) = threads(&cg);
+        let last = pid_in_container(&self.shared.proc_root, newest);
         Ok(format!(
             "{} {} {} {}/{} {}\n",
             fmt_load(e.avenrun[0]),
             fmt_load(e.avenrun[1]),
             fmt_load(e.avenrun[2]),
             e.running,
-            e.total.max(1),
+            total.max(1),
             last
         ))
     }
@@ -255,10 +277,10 @@ fn run(shared: &Shared) {
         // Sample outside the table lock: reading many /proc files must not block readers.
         let targets: Vec<Cgroup> = {
             let mut entries = shared.entries.lock().unwrap_or_else(|e| e.into_inner());
-            entries.retain(|cg, e| e.last_read.elapsed() < IDLE_DROP && cg.dir().is_dir());
+            entries.retain(|_, e| e.last_read.elapsed() < IDLE_DROP);
             entries.keys().cloned().collect()
         };
-        let samples: Vec<(Cgroup, (u64, u64))> = targets
+        let samples: Vec<(Cgroup, Option<u64>)> = targets
             .into_iter()
             .map(|cg| {
                 let s = sample(&shared.proc_root, &cg, &mut stats);
@@ -266,13 +288,16 @@ fn run(shared: &Shared) {
             })
             .collect();
         let mut entries = shared.entries.lock().unwrap_or_else(|e| e.into_inner());
-        for (cg, (running, total)) in samples {
+        for (cg, running) in samples {
+            let Some(running) = running else {
+                entries.remove(&cg); // the cgroup is gone
+                continue;
+            };
             if let Some(e) = entries.get_mut(&cg) {
                 for (a, exp) in e.avenrun.iter_mut().zip(EXP) {
                     *a = calc_load(*a, exp, running * FIXED_1);
                 }
                 e.running = running;
-                e.total = total;
             }
         }
     }
