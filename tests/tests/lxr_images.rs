@@ -266,3 +266,44 @@ fn bad_image_files_are_refused_and_leave_nothing() {
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn a_progress_bar_is_drawn_on_a_terminal_only() {
+    let (uid, gid) = test_user("lxrtest1");
+    let home = user_dir(uid, gid);
+    let lxr = Lxr {
+        data: home.path().to_path_buf(),
+        cgm: "/nonexistent/sock".into(),
+        lxcfs: None,
+    };
+    let work = user_dir(0, 0);
+    let w = work.path();
+    let tree = w.join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    image_tree(&tree);
+    let tar = w.join("img.tar");
+    sh(&format!(
+        "tar -C {} --numeric-owner -cf {} metadata.yaml templates rootfs",
+        tree.display(),
+        tar.display()
+    ));
+    // Not a terminal: no bar.
+    let o = lxr.run(&["image", "import", tar.to_str().unwrap()]);
+    assert!(o.status.success());
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("Unpacking"));
+    lxr.ok(&["image", "delete", &sha256(&tar.display().to_string())[..12]]);
+    // On a pseudo-terminal (util-linux `script`): a bar that reaches 100 %.
+    let cmd = lxr.command(&["image", "import", tar.to_str().unwrap()]);
+    let line = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let o = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("Unpacking img.tar") && out.contains("100%"), "{out}");
+}
