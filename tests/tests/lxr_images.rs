@@ -305,5 +305,8 @@ fn a_progress_bar_is_drawn_on_a_terminal_only() {
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{out}");
-    assert!(out.contains("Unpacking img.tar") && out.contains("100%"), "{out}");
+    assert!(
+        out.contains("Unpacking img.tar") && out.contains("100%"),
+        "{out}"
+    );
 }
