@@ -210,7 +210,9 @@ pub fn enter(name: &str, pid: u32) -> Result<()> {
     })
 }
 
-/// Remove the container's cgroups (after its last process exited).
+/// Remove the container's cgroups (after its init exited). Processes of the container may
+/// still be on their way out — init's parent, the intermediate child, exits just after init —
+/// so a busy cgroup is retried for a moment.
 pub fn remove(p: &Placement) -> Result<()> {
     if p.cgroups.is_empty() {
         return Ok(());
@@ -218,9 +220,17 @@ pub fn remove(p: &Placement) -> Result<()> {
     let c = Client::open()?;
     c.rt.block_on(async {
         for (h, path) in &p.cgroups {
-            c.m.remove(h, path, 1)
-                .await
-                .map_err(|e| dbus(&format!("remove {h}:{path}"), e))?;
+            let mut tries = 0;
+            loop {
+                match c.m.remove(h, path, 1).await {
+                    Ok(_) => break,
+                    Err(cgmanager_dbus::Error::Busy(_)) if tries < 100 => {
+                        tries += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
+                    Err(e) => return Err(dbus(&format!("remove {h}:{path}"), e)),
+                }
+            }
         }
         Ok(())
     })
