@@ -8,8 +8,10 @@ use crate::paths::Paths;
 
 /// Run.
 pub fn run(paths: &Paths, a: Args) -> Result<i32> {
+    crate::container::check_name(&a.name)?;
+    let lock = crate::container::Lock::take(paths, &a.name, crate::cli::start::LOCK_WAIT)?;
     crate::cli::stop::stop(paths, &a.name, a.force, Duration::from_secs(a.timeout))?;
-    let s = crate::cli::start::start(paths, &a.name)?;
+    let s = crate::cli::start::start(paths, &a.name, &lock)?;
     println!("Restarted {} (pid {})", a.name, s.init_pid);
     Ok(0)
 }

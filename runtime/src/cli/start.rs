@@ -1,6 +1,6 @@
 //! `lxr start NAME`.
 
-use crate::container::{check_name, State};
+use crate::container::{check_name, Lock, State};
 use crate::error::{Error, Result};
 use crate::idmap::IdMaps;
 use crate::launch::{self, Spec};
@@ -13,8 +13,11 @@ pub struct Args {
     name: String,
 }
 
-/// Start a created container.
-pub fn start(paths: &Paths, name: &str) -> Result<State> {
+/// How long a command waits for another lxr working on the same container.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Start a created container; the caller holds its [`Lock`].
+pub fn start(paths: &Paths, name: &str, lock: &Lock) -> Result<State> {
     check_name(name)?;
     let dir = paths.container(name);
     if !dir.join("rootfs").is_dir() {
@@ -43,13 +46,16 @@ pub fn start(paths: &Paths, name: &str) -> Result<State> {
         state_dir,
         lxcfs: launch::mounts::lxcfs_mounted(lxcfs).then(|| lxcfs.to_path_buf()),
         keys: crate::container::Config::load(&dir.join("config.yaml"))?.keys,
+        lock_fd: Some(lock.raw_fd()),
     };
     launch::start(&spec)
 }
 
 /// Run.
 pub fn run(paths: &Paths, a: Args) -> Result<i32> {
-    let s = start(paths, &a.name)?;
+    check_name(&a.name)?;
+    let lock = Lock::take(paths, &a.name, LOCK_WAIT)?;
+    let s = start(paths, &a.name, &lock)?;
     println!("Started {} (pid {})", a.name, s.init_pid);
     if let Some(why) = &s.cgroup.unconfined {
         eprintln!("lxr: warning: {} runs unconfined: {why}", a.name);

@@ -54,6 +54,9 @@ pub struct Spec {
     pub lxcfs: Option<PathBuf>,
     /// The container's settings (`limits.*`).
     pub keys: std::collections::BTreeMap<String, String>,
+    /// The container lock's fd, inherited by the monitor, which closes it once the start is
+    /// done (see [`crate::container::Lock`]).
+    pub lock_fd: Option<std::os::fd::RawFd>,
 }
 
 fn os(what: &str) -> Error {
@@ -131,9 +134,18 @@ fn detach_stdio(log: &Path) {
 /// The monitor: returns its exit code.
 fn monitor(spec: &Spec, report: OwnedFd) -> i32 {
     let mut report = Some(std::fs::File::from(report));
+    // SAFETY: the lock's fd was inherited from `lxr` through the fork; this process owns its
+    // copy and nothing else here uses the number.
+    let mut lock = spec
+        .lock_fd
+        .map(|fd| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
     let console_log = spec.state_dir.join("console.log");
     loop {
-        match run_monitor(spec, &console_log) {
+        let lock_fd = lock.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+        let started = run_monitor(spec, &console_log, lock_fd);
+        // Started or failed: either way the start is over, other lxr commands may go on.
+        lock = None;
+        match started {
             Ok((state, child)) => {
                 if let Some(mut r) = report.take() {
                     let _ = writeln!(r, "ok {}", state.init_pid);
@@ -168,7 +180,11 @@ fn monitor(spec: &Spec, report: OwnedFd) -> i32 {
     }
 }
 
-fn run_monitor(spec: &Spec, console_log: &Path) -> Result<(State, Pid)> {
+fn run_monitor(
+    spec: &Spec,
+    console_log: &Path,
+    lock_fd: Option<std::os::fd::RawFd>,
+) -> Result<(State, Pid)> {
     let (mut ready, mut go) = (Sync::new()?, Sync::new()?);
     let (pid_r, pid_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
     let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
@@ -183,6 +199,11 @@ fn run_monitor(spec: &Spec, console_log: &Path) -> Result<(State, Pid)> {
     match unsafe { fork() }.ctx(|| "fork".into())? {
         ForkResult::Child => {
             drop((pid_r, err_r, con_mon));
+            // The intermediate child lives as long as the container: it must not keep the
+            // container lock.
+            if let Some(fd) = lock_fd {
+                let _ = nix::unistd::close(fd);
+            }
             // Die with the monitor: without it nobody maps, confines or reaps this container.
             // SAFETY: PR_SET_PDEATHSIG takes a signal number; no pointers.
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
