@@ -260,11 +260,27 @@ fn bad_image_files_are_refused_and_leave_nothing() {
         "busybox",
     ]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("built-in"));
-    // Nothing partial, no alias.
-    let left: Vec<_> = std::fs::read_dir(home.path().join("lxr/images"))
-        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "{left:?}");
+    // Nothing partial, no alias (only the store's lock file).
+    let images = home.path().join("lxr/images");
+    let left = || -> Vec<String> {
+        std::fs::read_dir(&images)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .filter(|n| n != ".lock")
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(left().is_empty(), "{:?}", left());
+    // What a killed import left behind goes with the next import.
+    let stale = images.join(".partial-0123");
+    std::fs::create_dir_all(stale.join("rootfs/etc")).unwrap();
+    for p in [&stale, &stale.join("rootfs"), &stale.join("rootfs/etc")] {
+        std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
+    }
+    let _ = lxr.run(&["image", "import", w.join("junk").to_str().unwrap()]);
+    assert!(left().is_empty(), "{:?}", left());
 }
 
 #[test]

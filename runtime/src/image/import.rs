@@ -1,6 +1,7 @@
 //! `image import` and `image delete` on the store: fingerprint the file(s), unpack them as
 //! root of the user's container namespace into a partial directory, check `metadata.yaml`,
-//! record, rename into place, add aliases. Anything that fails removes what was unpacked.
+//! record, rename into place, add aliases. Anything that fails removes what was unpacked; a
+//! killed import's leftovers are removed by the next one (both hold the store's lock).
 
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
@@ -33,6 +34,10 @@ pub fn import(
 ) -> Result<Imported> {
     for a in aliases {
         check_alias(a)?;
+    }
+    let _lock = store.lock()?;
+    for stale in store.stale_partials() {
+        remove_as_root(maps, &stale)?;
     }
     let open = |p: &Path| File::open(p).ctx(|| format!("open {}", p.display()));
     let mut meta_file = open(file)?;
@@ -88,9 +93,6 @@ fn unpack(
     rootfs: Option<(&mut File, &str)>,
 ) -> Result<()> {
     let partial = store.partial(fp);
-    if partial.exists() {
-        remove_as_root(maps, &partial)?;
-    }
     std::fs::create_dir(&partial).ctx(|| format!("create {}", partial.display()))?;
     std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o711))
         .ctx(|| format!("chmod {}", partial.display()))?;
@@ -137,6 +139,7 @@ fn unpack(
 
 /// Delete an image (by fingerprint) and every alias that names it.
 pub fn delete(store: &Store, maps: &IdMaps, fp: &str) -> Result<()> {
+    let _lock = store.lock()?;
     let mut table = store.aliases()?;
     let before = table.len();
     table.retain(|_, v| v != fp);

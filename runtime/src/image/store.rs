@@ -120,6 +120,34 @@ impl Store {
             .collect())
     }
 
+    /// Take the store's lock (one import or delete at a time), waiting for another lxr.
+    pub fn lock(&self) -> Result<File> {
+        let path = self.dir.join(".lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx(|| format!("open {}", path.display()))?;
+        // SAFETY: flock on an fd we own; no pointers. Blocks until the other lxr is done.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error()).ctx(|| format!("lock {}", path.display()));
+        }
+        Ok(f)
+    }
+
+    /// Unpack directories of imports that never finished (a killed `image import`). Only
+    /// meaningful under [`Store::lock`]: then no import is running.
+    pub fn stale_partials(&self) -> Vec<PathBuf> {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".partial-"))
+            .map(|e| e.path())
+            .collect()
+    }
+
     /// Resolve a built-in name, an alias or a unique fingerprint prefix.
     pub fn resolve(&self, name: &str) -> Result<Source> {
         if let Some(b) = super::BUILTIN.iter().find(|b| **b == name) {
