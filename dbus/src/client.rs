@@ -15,6 +15,16 @@ pub enum Transport {
     Bus(Option<String>),
 }
 
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transport::Peer(p) => write!(f, "socket {p}"),
+            Transport::Bus(Some(a)) => write!(f, "bus {a}"),
+            Transport::Bus(None) => write!(f, "the system bus"),
+        }
+    }
+}
+
 /// Connect. Peer-to-peer uses the ANONYMOUS mechanism like CGManager did: the daemon identifies
 /// callers by the socket's peer credentials, not by what they claim, so clients inside a user
 /// namespace work too.

@@ -54,7 +54,7 @@ impl Client {
         let (m, d) = rt.block_on(async {
             let conn = connect(&t)
                 .await
-                .map_err(|e| Error::Host(format!("no cgmanager ({t:?}: {e})")))?;
+                .map_err(|e| Error::Host(format!("no cgmanager at {t} ({e})")))?;
             let m = ManagerProxy::new(&conn)
                 .await
                 .map_err(|e| dbus("proxy", e.into()))?;
