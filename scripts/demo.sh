@@ -69,11 +69,12 @@ if ! alive "$LXCFS_PID"; then
         exit 1
     fi
     mkdir -p "$MNT"
-    "$BIN/lxcfs" -p "$LXCFS_PID" "$MNT" > "$RUN/lxcfs.log" 2>&1 &
+    # Supervised: a crash of the serving daemon restarts it without breaking the container.
+    "$BIN/lxcfs" --supervise -p "$LXCFS_PID" "$MNT" > "$RUN/lxcfs.log" 2>&1 &
     for _ in $(seq 100); do mounted && [ -e "$MNT/proc/meminfo" ] && break; sleep 0.05; done
     mounted || { echo "demo: lxcfs did not mount:"; cat "$RUN/lxcfs.log"; exit 1; } >&2
 fi
-echo "lxcfs:     mounted at $MNT (pid $(cat "$LXCFS_PID"), log $RUN/lxcfs.log)"
+echo "lxcfs:     mounted at $MNT (supervisor pid $(cat "$LXCFS_PID"), log $RUN/lxcfs.log; kill -USR1 upgrades it in place)"
 
 # cgmanager, delegating <its cgroup>/lxr-demo/<user> to the demo user.
 if ! alive "$CGM_PID"; then
