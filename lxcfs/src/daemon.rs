@@ -227,6 +227,10 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
                     );
                     continue;
                 };
+                if let Err(why) = handover::preflight(exe) {
+                    tracing::error!("SIGUSR1: not upgrading, still serving: {why}");
+                    continue;
+                }
                 tracing::info!("SIGUSR1: handing the connection over to {}", exe.display());
                 let _ = sdnotify::notify("RELOADING=1", &[]);
                 let err = handover::exec_successor(

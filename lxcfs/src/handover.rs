@@ -140,6 +140,45 @@ pub fn own_path() -> Option<PathBuf> {
     })
 }
 
+/// Check that `exe` is an lxcfs that runs (`exe --version`) before betting the live
+/// connection on it: a successor that cannot even start would take the mount down with it
+/// (unless a supervisor or systemd's fd store holds the connection too).
+pub fn preflight(exe: &Path) -> Result<(), String> {
+    let mut child = std::process::Command::new(exe)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{} does not run: {e}", exe.display()))?;
+    let t = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if t.elapsed() < std::time::Duration::from_secs(5) => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{} --version did not finish", exe.display()));
+            }
+        }
+    };
+    let mut out = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = std::io::Read::read_to_string(&mut o, &mut out);
+    }
+    if !status.success() || !out.starts_with("lxcfs") {
+        return Err(format!(
+            "{} --version: {status}, {:?}: not an lxcfs binary",
+            exe.display(),
+            out.trim()
+        ));
+    }
+    Ok(())
+}
+
 /// Exec `exe` with this process's arguments, handing over `fuse` and `pidfile`. Returns only
 /// on failure (the fds are then close-on-exec again and the caller keeps serving).
 pub fn exec_successor(

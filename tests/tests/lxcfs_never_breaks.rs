@@ -446,3 +446,29 @@ fn a_dead_mount_left_by_an_unsupervised_crash_is_replaced_at_start() {
     drop(d);
     assert!(!e2e::is_mounted(&mnt));
 }
+
+#[test]
+fn an_upgrade_to_a_binary_that_does_not_run_is_refused_and_serving_goes_on() {
+    let bin_dir = tempfile::tempdir().unwrap();
+    let bin = bin_dir.path().join("lxcfs");
+    install_build(&bin, "good-1");
+    let d = Daemon::start(&bin, &[]);
+    let tmp = bin_dir.path().join("broken");
+    std::fs::write(&tmp, "#!/bin/sh\nexit 1\n").unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&tmp, &bin).unwrap();
+    // SAFETY: signalling the daemon this test started.
+    unsafe { libc::kill(d.pid() as i32, libc::SIGUSR1) };
+    wait_until("the refusal", || d.log_text().contains("not upgrading"));
+    assert!(std::fs::read_to_string(d.file("proc/meminfo"))
+        .unwrap()
+        .contains("MemTotal:"));
+    // A good binary afterwards is taken.
+    install_build(&bin, "good-2");
+    // SAFETY: as above.
+    unsafe { libc::kill(d.pid() as i32, libc::SIGUSR1) };
+    wait_until("good-2 serving", || d.log_text().contains("build good-2)"));
+    assert!(std::fs::read_to_string(d.file("proc/meminfo"))
+        .unwrap()
+        .contains("MemTotal:"));
+}
