@@ -106,7 +106,10 @@ impl IdMaps {
         self.write(pid, Some((uid, gid)))
     }
 
+    /// Both helpers run at once: each is a setuid program that parses `/etc/subuid` and
+    /// friends (a few ms), and they write different files.
     fn write(&self, pid: u32, me: Option<(u32, u32)>) -> Result<()> {
+        let mut running = Vec::new();
         for (tool, r, own) in [
             ("newuidmap", self.uid, me.map(|m| m.0)),
             ("newgidmap", self.gid, me.map(|m| m.1)),
@@ -120,19 +123,42 @@ impl IdMaps {
             if let Some(id) = own {
                 args.extend([r.count.to_string(), id.to_string(), "1".into()]);
             }
-            let out = Command::new(tool)
+            // Debian's path first: no PATH walk, and no other program of that name.
+            let path = ["/usr/bin", "/bin"]
+                .iter()
+                .map(|d| std::path::Path::new(d).join(tool))
+                .find(|p| p.exists())
+                .unwrap_or_else(|| std::path::PathBuf::from(tool));
+            let child = Command::new(&path)
                 .args(&args)
-                .output()
-                .ctx(|| format!("run {tool} (install the uidmap package)"))?;
-            if !out.status.success() {
-                return Err(Error::Host(format!(
-                    "{tool} {}: {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .ctx(|| format!("run {tool} (install the uidmap package)"));
+            running.push((tool, args, child));
+        }
+        let mut first_error = None;
+        for (tool, args, child) in running {
+            let result = child.and_then(|c| {
+                c.wait_with_output()
+                    .ctx(|| format!("wait for {tool}"))
+                    .and_then(|out| {
+                        if out.status.success() {
+                            Ok(())
+                        } else {
+                            Err(Error::Host(format!(
+                                "{tool} {}: {}",
+                                args.join(" "),
+                                String::from_utf8_lossy(&out.stderr).trim()
+                            )))
+                        }
+                    })
+            });
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 }
 
