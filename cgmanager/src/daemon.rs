@@ -11,7 +11,6 @@ use tracing_subscriber::prelude::*;
 use crate::caller::HostNs;
 use crate::cli::Args;
 use crate::manager::{Config, Manager};
-use crate::notify::notify;
 use crate::policy::Policy;
 use crate::server::{serve_bus, Socket};
 
@@ -147,13 +146,13 @@ async fn serve(args: Args, mgr: Arc<Manager>) -> Result<(), String> {
         })
     };
 
-    let _ = notify("READY=1\nSTATUS=serving");
+    let _ = sdnotify::notify("READY=1\nSTATUS=serving", &[]);
     tokio::select! {
         _ = socket.serve(mgr.clone(), args.max_clients) => {}
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         _ = int.recv() => tracing::info!("SIGINT: stopping"),
     }
-    let _ = notify("STOPPING=1");
+    let _ = sdnotify::notify("STOPPING=1", &[]);
     reaper.abort();
     drop(bus);
     drop(socket);

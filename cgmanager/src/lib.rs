@@ -21,7 +21,6 @@ pub mod controllers;
 pub mod daemon;
 pub mod errors;
 pub mod manager;
-pub mod notify;
 pub mod ops;
 pub mod policy;
 pub mod scm;

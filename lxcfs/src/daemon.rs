@@ -14,7 +14,7 @@ use nix::sys::signal::{SigSet, Signal};
 use crate::cli::Cli;
 use crate::fs::Lxcfs;
 use crate::fuse_adapter::Mounted;
-use crate::{handover, sdnotify};
+use crate::handover;
 
 /// A failure to start, with the message for the user.
 #[derive(Debug, thiserror::Error)]

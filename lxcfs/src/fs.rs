@@ -326,11 +326,14 @@ impl Lxcfs {
         offset: u64,
         size: u32,
     ) -> FsResult<Vec<u8>> {
-        if !self.handles.contains_key(&fh) {
-            let h = self.handle_for(ino)?;
-            self.handles.entry(fh).or_insert(h);
+        match self.read(caller, fh, offset, size) {
+            Err(e) if e.errno == libc::EBADF => {
+                let h = self.handle_for(ino)?;
+                self.handles.entry(fh).or_insert(h);
+                self.read(caller, fh, offset, size)
+            }
+            r => r,
         }
-        self.read(caller, fh, offset, size)
     }
 
     /// Read up to `size` bytes at `offset` of an open file. Past the end: 0 bytes.
@@ -464,6 +467,25 @@ mod tests {
         h.fx.write(&cg, "memory.usage_in_bytes", "1048576\n");
         let (fs, caller) = h.lxcfs("c");
         (h, fs, caller)
+    }
+
+    #[test]
+    fn a_handle_opened_by_a_predecessor_still_reads() {
+        let (_h, fs, caller) = container();
+        let ino = ino_of(&fs, "proc/meminfo");
+        let fh = fs.open(caller, ino, libc::O_RDONLY).unwrap();
+        let mine = fs.read(caller, fh, 0, 1 << 20).unwrap();
+        // A successor never gave this number out; the kernel still sends it with the inode.
+        let (_h2, successor, caller2) = container();
+        assert_eq!(
+            successor.read(caller2, fh, 0, 100).unwrap_err().errno,
+            libc::EBADF
+        );
+        let again = successor.read_inode(caller2, ino, fh, 0, 1 << 20).unwrap();
+        assert_eq!(again, mine);
+        assert_eq!(successor.open_handles(), 1);
+        successor.release(fh);
+        assert_eq!(successor.open_handles(), 0);
     }
 
     fn ino_of(fs: &Lxcfs, path: &str) -> u64 {

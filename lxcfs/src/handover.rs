@@ -63,7 +63,7 @@ pub fn take() -> Result<(bool, Option<Inherited>), String> {
     for v in [SUPERVISED_ENV, GENERATION_ENV, FUSE_FD_ENV, PIDFILE_FD_ENV] {
         std::env::remove_var(v);
     }
-    let systemd = crate::sdnotify::listen_fds();
+    let systemd = sdnotify::listen_fds();
     if let Some(fd) = fuse_fd {
         let fuse = adopt_fd(&fd, FUSE_FD_ENV)?;
         check_fuse(&fuse)?;

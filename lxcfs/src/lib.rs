@@ -14,7 +14,6 @@ pub mod fuse_adapter;
 pub mod handover;
 pub mod options;
 pub mod render;
-pub mod sdnotify;
 pub mod supervisor;
 pub mod tree;
 

@@ -16,6 +16,7 @@ pub mod idmap;
 pub mod image;
 pub mod launch;
 pub mod limits;
+pub mod lock;
 pub mod paths;
 pub mod userns;
 

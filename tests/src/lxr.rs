@@ -176,3 +176,27 @@ impl World {
         }
     }
 }
+
+/// lxr as lxrtest1 with a fresh data directory and neither cgmanager nor lxcfs (containers
+/// run unconfined). Keep the directory alive as long as the `Lxr`.
+pub fn unconfined() -> (tempfile::TempDir, Lxr) {
+    let (uid, gid) = crate::cgm::test_user("lxrtest1");
+    let home = user_dir(uid, gid);
+    let lxr = Lxr {
+        data: home.path().to_path_buf(),
+        cgm: "/nonexistent/sock".into(),
+        lxcfs: None,
+    };
+    (home, lxr)
+}
+
+/// The first subordinate uid of `user` (`/etc/subuid`).
+pub fn subuid_base(user: &str) -> u32 {
+    std::fs::read_to_string("/etc/subuid")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{user}:")))
+        .and_then(|r| r.split(':').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no /etc/subuid range for {user}"))
+}

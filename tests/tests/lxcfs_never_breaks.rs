@@ -46,6 +46,15 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Wait until generation `generation`, built as `id`, serves; then let the readers read.
+fn wait_serving(d: &Daemon, generation: u64, id: &str) {
+    wait_until(&format!("{id} serving"), || {
+        let log = d.log_text();
+        log.contains(&format!("generation {generation}")) && log.contains(&format!("build {id})"))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+}
+
 /// Ten containers reading in tight loops.
 struct Readers {
     stop: PathBuf,
@@ -146,11 +155,7 @@ fn live_upgrade_five_times_under_ten_readers_loses_nothing() {
         install_build(&bin, &id);
         // SAFETY: signalling the daemon this test started.
         unsafe { libc::kill(d.pid() as i32, libc::SIGUSR1) };
-        wait_until(&format!("{id} serving"), || {
-            d.log_text().contains(&format!("generation {}", k + 1))
-                && d.log_text().contains(&format!("build {id})"))
-        });
-        std::thread::sleep(Duration::from_millis(300));
+        wait_serving(&d, k + 1, &id);
     }
     let reads = readers.finish();
     assert!(reads > 100, "{reads} reads");
@@ -181,11 +186,7 @@ fn kill_9_five_times_under_the_supervisor_loses_nothing() {
         assert_eq!(server.len(), 1, "{server:?}\n{}", d.log_text());
         // SAFETY: killing the server the supervisor (started by this test) runs.
         unsafe { libc::kill(server[0] as i32, libc::SIGKILL) };
-        wait_until(&format!("{id} serving"), || {
-            d.log_text().contains(&format!("generation {}", k + 1))
-                && d.log_text().contains(&format!("build {id})"))
-        });
-        std::thread::sleep(Duration::from_millis(300));
+        wait_serving(&d, k + 1, &id);
     }
     let reads = readers.finish();
     assert!(reads > 100, "{reads} reads");

@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use e2e::cgm::{cgroup_of, test_user};
-use e2e::lxr::{user_dir, Cleanup, Lxr, World};
+use e2e::lxr::{subuid_base, unconfined, user_dir, Cleanup, World};
 
 #[test]
 fn launch_exec_stop_start_delete_as_a_user() {
@@ -22,13 +22,7 @@ fn launch_exec_stop_start_delete_as_a_user() {
     std::fs::set_permissions(&mnt, std::fs::Permissions::from_mode(0o755)).unwrap();
     let _lxcfs = e2e::Daemon::ours_at(&mnt, &[]);
     let lxr = w.lxr(Some(mnt.clone()));
-    let subuid = std::fs::read_to_string("/etc/subuid").unwrap();
-    let start: u32 = subuid
-        .lines()
-        .find_map(|l| l.strip_prefix("lxrtest1:"))
-        .and_then(|r| r.split(':').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
+    let start = subuid_base("lxrtest1");
 
     let _cleanup = Cleanup(&lxr, vec!["t1"]);
     lxr.ok(&[
@@ -150,13 +144,7 @@ fn launch_exec_stop_start_delete_as_a_user() {
 
 #[test]
 fn without_cgmanager_it_runs_unconfined_and_refuses_limits() {
-    let (uid, gid) = test_user("lxrtest1");
-    let home = user_dir(uid, gid);
-    let lxr = Lxr {
-        data: home.path().to_path_buf(),
-        cgm: "/nonexistent/sock".into(),
-        lxcfs: None,
-    };
+    let (_home, lxr) = unconfined();
     let _cleanup = Cleanup(&lxr, vec!["u1", "u2"]);
     let o = lxr.run(&["launch", "busybox", "u1"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 use e2e::cgm::test_user;
-use e2e::lxr::{user_dir, Cleanup, Lxr};
+use e2e::lxr::{subuid_base, unconfined, user_dir, Cleanup};
 
 const METADATA: &str = "\
 architecture: x86_64
@@ -106,13 +106,7 @@ fn sha256(files: &str) -> String {
 
 #[test]
 fn unified_and_split_images_import_launch_and_delete() {
-    let (uid, gid) = test_user("lxrtest1");
-    let home = user_dir(uid, gid);
-    let lxr = Lxr {
-        data: home.path().to_path_buf(),
-        cgm: "/nonexistent/sock".into(),
-        lxcfs: None,
-    };
+    let (home, lxr) = unconfined();
     let _cleanup = Cleanup(&lxr, vec!["i1", "i2"]);
     let work = user_dir(0, 0);
     let w = work.path();
@@ -133,13 +127,7 @@ fn unified_and_split_images_import_launch_and_delete() {
         w = w.display()
     ));
     let images = home.path().join("lxr/images");
-    let base: u32 = std::fs::read_to_string("/etc/subuid")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("lxrtest1:"))
-        .and_then(|r| r.split(':').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
+    let base = subuid_base("lxrtest1");
 
     // Unified: fingerprint = sha256 of the tarball.
     let unified = w.join("unified.tar.xz");
@@ -216,13 +204,7 @@ fn unified_and_split_images_import_launch_and_delete() {
 
 #[test]
 fn bad_image_files_are_refused_and_leave_nothing() {
-    let (uid, gid) = test_user("lxrtest1");
-    let home = user_dir(uid, gid);
-    let lxr = Lxr {
-        data: home.path().to_path_buf(),
-        cgm: "/nonexistent/sock".into(),
-        lxcfs: None,
-    };
+    let (home, lxr) = unconfined();
     let work = user_dir(0, 0);
     let w = work.path();
     std::fs::write(w.join("junk"), "not an image at all\n").unwrap();
@@ -276,6 +258,7 @@ fn bad_image_files_are_refused_and_leave_nothing() {
     // What a killed import left behind goes with the next import.
     let stale = images.join(".partial-0123");
     std::fs::create_dir_all(stale.join("rootfs/etc")).unwrap();
+    let (uid, gid) = test_user("lxrtest1");
     for p in [&stale, &stale.join("rootfs"), &stale.join("rootfs/etc")] {
         std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
     }
@@ -285,13 +268,7 @@ fn bad_image_files_are_refused_and_leave_nothing() {
 
 #[test]
 fn a_progress_bar_is_drawn_on_a_terminal_only() {
-    let (uid, gid) = test_user("lxrtest1");
-    let home = user_dir(uid, gid);
-    let lxr = Lxr {
-        data: home.path().to_path_buf(),
-        cgm: "/nonexistent/sock".into(),
-        lxcfs: None,
-    };
+    let (_home, lxr) = unconfined();
     let work = user_dir(0, 0);
     let w = work.path();
     let tree = w.join("tree");

@@ -1,9 +1,10 @@
 //! `lxr delete [--force] NAME`: the rootfs belongs to the container's root, so it is removed
 //! from inside the user namespace; then the directory itself.
 
-use crate::container::{check_name, Lock, State};
+use crate::container::{check_name, State};
 use crate::error::{Context, Error, Result};
 use crate::idmap::IdMaps;
+use crate::lock::Lock;
 use crate::paths::Paths;
 use crate::userns::remove_as_root;
 
@@ -34,7 +35,7 @@ pub fn remove_tree(paths: &Paths, name: &str, maps: &IdMaps) -> Result<()> {
 pub fn run(paths: &Paths, a: Args) -> Result<i32> {
     check_name(&a.name)?;
     // Waits for a create or start in progress (e.g. the monitor of a killed `lxr launch`).
-    let _lock = Lock::take(paths, &a.name, crate::cli::start::LOCK_WAIT)?;
+    let _lock = Lock::container(paths, &a.name)?;
     if !paths.container(&a.name).exists() {
         return Err(Error::NotFound(format!("no container {}", a.name)));
     }
@@ -49,6 +50,6 @@ pub fn run(paths: &Paths, a: Args) -> Result<i32> {
     }
     State::reap_stale(&paths.state(&a.name))?;
     remove_tree(paths, &a.name, &IdMaps::for_current_user()?)?;
-    let _ = std::fs::remove_file(Lock::path(paths, &a.name));
+    let _ = std::fs::remove_file(Lock::container_path(paths, &a.name));
     Ok(0)
 }

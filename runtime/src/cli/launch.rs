@@ -1,9 +1,10 @@
 //! `lxr launch IMAGE NAME [-c key=value]…`: create, then start.
 
-use crate::container::{check_name, Config, Lock};
+use crate::container::{check_name, Config};
 use crate::error::{Error, Result};
 use crate::idmap::IdMaps;
 use crate::image;
+use crate::lock::Lock;
 use crate::paths::Paths;
 
 /// Arguments.
@@ -58,7 +59,7 @@ pub fn create(paths: &Paths, image_name: &str, name: &str, keys: &[String]) -> R
 /// Run.
 pub fn run(paths: &Paths, a: Args) -> Result<i32> {
     check_name(&a.name)?;
-    let lock = Lock::take(paths, &a.name, crate::cli::start::LOCK_WAIT)?;
+    let lock = Lock::container(paths, &a.name)?;
     create(paths, &a.image, &a.name, &a.config)?;
     let s = match crate::cli::start::start(paths, &a.name, &lock) {
         Ok(s) => s,

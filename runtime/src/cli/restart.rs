@@ -9,7 +9,7 @@ use crate::paths::Paths;
 /// Run.
 pub fn run(paths: &Paths, a: Args) -> Result<i32> {
     crate::container::check_name(&a.name)?;
-    let lock = crate::container::Lock::take(paths, &a.name, crate::cli::start::LOCK_WAIT)?;
+    let lock = crate::lock::Lock::container(paths, &a.name)?;
     crate::cli::stop::stop(paths, &a.name, a.force, Duration::from_secs(a.timeout))?;
     let s = crate::cli::start::start(paths, &a.name, &lock)?;
     println!("Restarted {} (pid {})", a.name, s.init_pid);

@@ -1,9 +1,10 @@
 //! `lxr start NAME`.
 
-use crate::container::{check_name, Lock, State};
+use crate::container::{check_name, State};
 use crate::error::{Error, Result};
 use crate::idmap::IdMaps;
 use crate::launch::{self, Spec};
+use crate::lock::Lock;
 use crate::paths::Paths;
 
 /// Arguments.
@@ -12,9 +13,6 @@ pub struct Args {
     /// Container name.
     name: String,
 }
-
-/// How long a command waits for another lxr working on the same container.
-pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Start a created container; the caller holds its [`Lock`].
 pub fn start(paths: &Paths, name: &str, lock: &Lock) -> Result<State> {
@@ -54,7 +52,7 @@ pub fn start(paths: &Paths, name: &str, lock: &Lock) -> Result<State> {
 /// Run.
 pub fn run(paths: &Paths, a: Args) -> Result<i32> {
     check_name(&a.name)?;
-    let lock = Lock::take(paths, &a.name, LOCK_WAIT)?;
+    let lock = Lock::container(paths, &a.name)?;
     let s = start(paths, &a.name, &lock)?;
     println!("Started {} (pid {})", a.name, s.init_pid);
     if let Some(why) = &s.cgroup.unconfined {

@@ -2,11 +2,9 @@
 //! and, while it runs, `state.json` + `console.log` in its runtime directory.
 
 mod config;
-mod lock;
 mod state;
 
 pub use config::Config;
-pub use lock::Lock;
 pub use state::State;
 
 use crate::error::{Error, Result};

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Context, Error, Result};
+use crate::lock::Lock;
 
 use super::metadata::Metadata;
 
@@ -121,19 +122,10 @@ impl Store {
     }
 
     /// Take the store's lock (one import or delete at a time), waiting for another lxr.
-    pub fn lock(&self) -> Result<File> {
-        let path = self.dir.join(".lock");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .ctx(|| format!("open {}", path.display()))?;
-        // SAFETY: flock on an fd we own; no pointers. Blocks until the other lxr is done.
-        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
-            return Err(std::io::Error::last_os_error()).ctx(|| format!("lock {}", path.display()));
-        }
-        Ok(f)
+    pub fn lock(&self) -> Result<Lock> {
+        Lock::take(&self.dir.join(".lock"), crate::lock::WAIT, || {
+            "another lxr is importing or deleting an image (try again)".into()
+        })
     }
 
     /// Unpack directories of imports that never finished (a killed `image import`). Only

@@ -1,8 +1,9 @@
-//! The two halves of systemd's protocol the daemon speaks, without libsystemd: `sd_notify`
-//! (a datagram to `$NOTIFY_SOCKET`, with file descriptors for the fd store) and
+//! The two halves of systemd's service protocol lxr's daemons speak, without libsystemd:
+//! `sd_notify` (a datagram to `$NOTIFY_SOCKET`, with file descriptors for the fd store) and
 //! `sd_listen_fds_with_names` (`$LISTEN_PID`, `$LISTEN_FDS`, `$LISTEN_FDNAMES`, fds from 3).
-//! Under systemd the FUSE connection is parked in the fd store (`FDSTORE=1`), so a daemon
-//! that crashes is restarted with the live connection instead of a dead mount.
+//! cgmanager reports readiness with it; lxcfs also parks its FUSE connection in the fd store
+//! (`FDSTORE=1`), so a crashed lxcfs is restarted with the live connection instead of a dead
+//! mount.
 
 use std::io::IoSlice;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};

@@ -1,0 +1,62 @@
+//! Advisory file locks (flock). A container's lock, `<run>/<name>.lock`, is held while the
+//! container is created, started or deleted: `lxr launch` killed halfway leaves its monitor
+//! finishing the start, and a `lxr delete` meanwhile would remove the rootfs under the init
+//! that is setting it up. The monitor inherits the lock and lets go once the start is done
+//! (or failed), so a delete waits for that instead of racing it. The image store has one
+//! too (`<data>/images/.lock`): one import or delete at a time.
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Context, Error, Result};
+use crate::paths::Paths;
+
+/// How long a command waits for another lxr holding the same lock.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// A held lock (released when dropped, and by every process holding a copy of the fd).
+#[derive(Debug)]
+pub struct Lock(File);
+
+impl Lock {
+    /// Lock `path` (created if missing), waiting up to `wait`; `busy` says who holds it.
+    pub fn take(path: &Path, wait: Duration, busy: impl FnOnce() -> String) -> Result<Lock> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .ctx(|| format!("open {}", path.display()))?;
+        let t = Instant::now();
+        loop {
+            // SAFETY: flock on an fd we own; no pointers.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Ok(Lock(f));
+            }
+            if t.elapsed() >= wait {
+                return Err(Error::Usage(busy()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The lock of container `name`.
+    pub fn container(paths: &Paths, name: &str) -> Result<Lock> {
+        paths.ensure()?;
+        Lock::take(&Lock::container_path(paths, name), WAIT, || {
+            format!("{name} is busy: another lxr is creating, starting or deleting it (try again)")
+        })
+    }
+
+    /// Where the lock of container `name` lives (removed with the container).
+    pub fn container_path(paths: &Paths, name: &str) -> PathBuf {
+        paths.run.join(format!("{name}.lock"))
+    }
+
+    /// The fd, for a forked monitor that must close its copy once the start is done.
+    pub fn raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
