@@ -71,27 +71,46 @@ fn dbus(what: &str, e: cgmanager_dbus::Error) -> Error {
     Error::Setup(format!("{what}: {}: {}", e.kind(), e.message()))
 }
 
-/// Create the container's cgroups with its limits and move `pid` (a host pid of the user's)
-/// into them. Returns the placement, or an unconfined one when there is no cgmanager or no
-/// delegation (an error if limits were asked for).
-pub fn place(name: &str, keys: &BTreeMap<String, String>, pid: u32) -> Result<Placement> {
+/// The container's cgroups, created with their limits, waiting for its first process
+/// ([`Prepared::enter`]). Split from the move so the slow part of a move — the kernel's wait
+/// for an RCU grace period on the first `cgroup.procs` write — can overlap other work.
+pub struct Prepared {
+    client: Option<Client>,
+    placement: Placement,
+    rel: String,
+}
+
+/// Create the container's cgroups with its limits. An unconfined placement when there is no
+/// cgmanager or no delegation (an error if limits were asked for). Anything created is
+/// removed again if a later step fails.
+pub fn prepare(name: &str, keys: &BTreeMap<String, String>) -> Result<Prepared> {
     let wants_limits = keys.keys().any(|k| k.starts_with("limits."));
+    let rel = format!("lxr/{name}");
     let c = match Client::open() {
         Ok(c) => c,
-        Err(e) => return unconfined(e.to_string(), wants_limits),
+        Err(e) => {
+            return Ok(Prepared {
+                client: None,
+                placement: unconfined(e.to_string(), wants_limits)?,
+                rel,
+            })
+        }
     };
-    c.rt.block_on(async {
-        let ds = match c.d.delegate("all").await {
-            Ok(ds) => ds,
-            Err(e) => {
-                return unconfined(
+    let ds = match c.rt.block_on(c.d.delegate("all")) {
+        Ok(ds) => ds,
+        Err(e) => {
+            return Ok(Prepared {
+                client: None,
+                placement: unconfined(
                     format!("no delegated cgroup ({}: {})", e.kind(), e.message()),
                     wants_limits,
-                )
-            }
-        };
-        let rel = format!("lxr/{name}");
-        let mut out = Placement::default();
+                )?,
+                rel,
+            })
+        }
+    };
+    let mut out = Placement::default();
+    let made = c.rt.block_on(async {
         for (h, dpath) in &ds {
             let path = format!("{dpath}/{rel}");
             c.m.create(h, &path)
@@ -99,12 +118,42 @@ pub fn place(name: &str, keys: &BTreeMap<String, String>, pid: u32) -> Result<Pl
                 .map_err(|e| dbus(&format!("create {h}:{path}"), e))?;
             out.cgroups.push((h.clone(), path));
         }
-        apply_limits(&c.m, &out, keys).await?;
-        c.d.enter("all", &rel, pid as i32)
-            .await
-            .map_err(|e| dbus(&format!("move the container into {rel}"), e))?;
-        Ok(out)
+        apply_limits(&c.m, &out, keys).await
+    });
+    if let Err(e) = made {
+        let _ = remove(&out);
+        return Err(e);
+    }
+    Ok(Prepared {
+        client: Some(c),
+        placement: out,
+        rel,
     })
+}
+
+impl Prepared {
+    /// Give the cgroups up (the start failed before anything entered them).
+    pub fn abandon(self) {
+        let _ = remove(&self.placement);
+    }
+
+    /// Move `pid` (a host pid of the user's) into the cgroups; the placement.
+    pub fn enter(self, pid: u32) -> Result<Placement> {
+        let Some(c) = self.client else {
+            return Ok(self.placement);
+        };
+        let rel = &self.rel;
+        let entered = c.rt.block_on(async {
+            c.d.enter("all", rel, pid as i32)
+                .await
+                .map_err(|e| dbus(&format!("move the container into {rel}"), e))
+        });
+        if let Err(e) = entered {
+            let _ = remove(&self.placement);
+            return Err(e);
+        }
+        Ok(self.placement)
+    }
 }
 
 fn unconfined(why: String, wants_limits: bool) -> Result<Placement> {

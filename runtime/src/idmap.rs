@@ -89,13 +89,14 @@ impl IdMaps {
         })
     }
 
-    /// Write the maps of process `pid`'s (new) user namespace with newuidmap/newgidmap:
-    /// container ids 0–65535 onto the user's range.
-    pub fn apply(&self, pid: u32) -> Result<()> {
-        self.write(pid, None)
+    /// Start writing the maps of process `pid`'s (new) user namespace with
+    /// newuidmap/newgidmap — container ids 0–65535 onto the user's range — and return at
+    /// once, so the caller can do something else while the setuid helpers run.
+    pub fn start_apply(&self, pid: u32) -> Pending {
+        self.spawn(pid, None)
     }
 
-    /// Like [`IdMaps::apply`], plus the user's own uid and gid as id 65536, so that root there
+    /// Like [`IdMaps::start_apply`] (and waiting), plus the user's own uid and gid as id 65536, so that root there
     /// may also act on the user's own files (create a rootfs in the user's directory, remove
     /// it again) — what LXC's `chown_mapped_root` does.
     pub fn apply_with_self(&self, pid: u32) -> Result<()> {
@@ -103,12 +104,12 @@ impl IdMaps {
             nix::unistd::getuid().as_raw(),
             nix::unistd::getgid().as_raw(),
         );
-        self.write(pid, Some((uid, gid)))
+        self.spawn(pid, Some((uid, gid))).wait()
     }
 
     /// Both helpers run at once: each is a setuid program that parses `/etc/subuid` and
     /// friends (a few ms), and they write different files.
-    fn write(&self, pid: u32, me: Option<(u32, u32)>) -> Result<()> {
+    fn spawn(&self, pid: u32, me: Option<(u32, u32)>) -> Pending {
         let mut running = Vec::new();
         for (tool, r, own) in [
             ("newuidmap", self.uid, me.map(|m| m.0)),
@@ -137,8 +138,19 @@ impl IdMaps {
                 .ctx(|| format!("run {tool} (install the uidmap package)"));
             running.push((tool, args, child));
         }
+        Pending(running)
+    }
+}
+
+/// newuidmap and newgidmap, running.
+#[must_use = "wait for the helpers"]
+pub struct Pending(Vec<(&'static str, Vec<String>, Result<std::process::Child>)>);
+
+impl Pending {
+    /// Wait for both helpers; the first failure, if any.
+    pub fn wait(self) -> Result<()> {
         let mut first_error = None;
-        for (tool, args, child) in running {
+        for (tool, args, child) in self.0 {
             let result = child.and_then(|c| {
                 c.wait_with_output()
                     .ctx(|| format!("wait for {tool}"))

@@ -220,21 +220,29 @@ fn run_monitor(
                 let _ = waitpid(child, None);
                 e
             };
+            // The cgroups are made while the child creates its user namespace.
+            let prepared = crate::cgroup::prepare(&spec.name, &spec.keys).map_err(fail)?;
             if !ready.wait() {
+                prepared.abandon();
                 return Err(fail(Error::Setup(
                     "could not create a user namespace (are unprivileged user namespaces enabled?)"
                         .into(),
                 )));
             }
-            spec.maps.apply(child.as_raw() as u32).map_err(fail)?;
-            // The intermediate child is still the user's (not yet root of its namespace): the
-            // daemon may move it, and everything it forks stays in the container's cgroup.
-            let placement = crate::cgroup::place(&spec.name, &spec.keys, child.as_raw() as u32)
-                .map_err(fail)?;
+            let pid = child.as_raw() as u32;
+            // The id-map helpers run while cgmanager moves the child, whose first cgroup.procs
+            // write waits on the kernel for milliseconds. The child is still the user's (not
+            // yet root of its namespace): the daemon may move it, and everything it forks stays
+            // in the container's cgroup.
+            let maps = spec.maps.start_apply(pid);
+            let entered = prepared.enter(pid);
+            let mapped = maps.wait();
+            let placement = entered.map_err(fail)?;
             let fail = |e: Error| {
                 let _ = crate::cgroup::remove(&placement);
                 fail(e)
             };
+            mapped.map_err(fail)?;
             go.signal()
                 .ctx(|| "signal the child".into())
                 .map_err(fail)?;
