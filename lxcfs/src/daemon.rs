@@ -157,7 +157,7 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
     if cli.supervise {
         return crate::supervisor::run(cli, &set);
     }
-    let (supervised, inherited) = handover::take().map_err(StartError)?;
+    let (supervised, mut inherited) = handover::take().map_err(StartError)?;
     let extra = cli.extra_mount_opts();
     if !extra.is_empty() && inherited.is_none() {
         tracing::warn!("ignoring unsupported mount options: {}", extra.join(","));
@@ -171,14 +171,10 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
     }
     let pidfile = match (
         supervised,
-        inherited.as_ref().and_then(|i| i.pidfile.as_ref()),
+        inherited.as_mut().and_then(|i| i.pidfile.take()),
     ) {
         (true, _) => None,
-        (false, Some(f)) => Some(PidFile::adopt(
-            &cli.pidfile,
-            f.try_clone()
-                .map_err(|e| StartError(format!("pidfile: {e}")))?,
-        )),
+        (false, Some(f)) => Some(PidFile::adopt(&cli.pidfile, f)),
         (false, None) => Some(PidFile::lock(&cli.pidfile)?),
     };
 

@@ -71,38 +71,38 @@ fn fmt_load(x: u64) -> String {
     format!("{int}.{frac:02}")
 }
 
-/// The directories of a cgroup subtree, `MAX_DEPTH` deep, the cgroup itself first.
-fn subtree(cg: &Cgroup) -> Vec<PathBuf> {
-    let mut out = Vec::new();
+/// Visit every directory of a cgroup subtree (`MAX_DEPTH` deep), each open; `false` when the
+/// cgroup itself is gone. A cgroupfs directory's link count is 2 plus its subdirectories, so
+/// a leaf (nearly every container) costs no listing.
+fn walk(cg: &Cgroup, mut visit: impl FnMut(&Path, &std::fs::File)) -> bool {
     let mut stack = vec![(cg.dir(), 0usize)];
+    let mut first = true;
     while let Some((dir, depth)) = stack.pop() {
-        if depth < MAX_DEPTH {
-            push_children(&dir, depth, &mut stack);
-        }
-        out.push(dir);
-    }
-    out
-}
-
-/// Push the child cgroups of `dir`. A cgroupfs directory's link count is 2 plus its
-/// subdirectories, so a leaf (nearly every container) costs no listing.
-fn push_children(dir: &Path, depth: usize, stack: &mut Vec<(PathBuf, usize)>) {
-    if std::fs::metadata(dir).is_ok_and(|m| m.nlink() <= 2) {
-        return;
-    }
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push((e.path(), depth + 1));
+        let Ok(fd) = std::fs::File::open(&dir) else {
+            if first {
+                return false;
+            }
+            continue;
+        };
+        first = false;
+        if depth < MAX_DEPTH && fd.metadata().is_ok_and(|m| m.nlink() > 2) {
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                for e in rd.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        stack.push((e.path(), depth + 1));
+                    }
+                }
             }
         }
+        visit(&dir, &fd);
     }
+    true
 }
 
-fn dir_cgroup(cg: &Cgroup, dir: PathBuf) -> Cgroup {
+fn dir_cgroup(cg: &Cgroup, dir: &Path) -> Cgroup {
     Cgroup {
         rel: String::new(),
-        mount_point: dir,
+        mount_point: dir.to_path_buf(),
         version: cg.version,
     }
 }
@@ -112,26 +112,12 @@ fn dir_cgroup(cg: &Cgroup, dir: PathBuf) -> Cgroup {
 /// directory (one open, one netlink round trip per cgroup), else through `/proc` per thread.
 fn sample(proc_root: &Path, cg: &Cgroup, stats: &mut Option<CgroupStats>) -> Option<u64> {
     let mut running = 0;
-    let mut stack = vec![(cg.dir(), 0usize)];
-    let mut first = true;
-    while let Some((dir, depth)) = stack.pop() {
-        let opened = std::fs::File::open(&dir);
-        if first && opened.is_err() {
-            return None;
-        }
-        first = false;
-        let Ok(fd) = opened else { continue };
-        if depth < MAX_DEPTH {
-            let leaf = fd.metadata().is_ok_and(|m| m.nlink() <= 2);
-            if !leaf {
-                push_children(&dir, depth, &mut stack);
-            }
-        }
+    let exists = walk(cg, |dir, fd| {
         if let Some(s) = stats.as_mut() {
-            match s.counts(&fd) {
+            match s.counts(fd) {
                 Ok(c) => {
                     running += c.active();
-                    continue;
+                    return;
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
                     tracing::warn!("taskstats refused ({e}); counting tasks through /proc");
@@ -153,18 +139,21 @@ fn sample(proc_root: &Path, cg: &Cgroup, stats: &mut Option<CgroupStats>) -> Opt
                 running += 1;
             }
         }
-    }
-    Some(running)
+    });
+    exists.then_some(running)
 }
 
 /// Threads of a cgroup subtree right now, and the newest (highest) host tid among them.
 /// Read when the file is read, not at every refresh: the task lists are the per-thread cost.
 fn threads(cg: &Cgroup) -> (u64, u32) {
-    subtree(cg)
-        .into_iter()
-        .filter_map(|dir| cgroups::pids::tasks(&dir_cgroup(cg, dir)).ok())
-        .flatten()
-        .fold((0, 0), |(n, max), t| (n + 1, max.max(t)))
+    let (mut n, mut newest) = (0, 0);
+    walk(cg, |dir, _| {
+        for t in cgroups::pids::tasks(&dir_cgroup(cg, dir)).unwrap_or_default() {
+            n += 1;
+            newest = newest.max(t);
+        }
+    });
+    (n, newest)
 }
 
 /// A host pid as seen in its innermost pid namespace (`NSpid`'s last field).
