@@ -23,22 +23,70 @@ fn target_bin(name: &str) -> PathBuf {
     p
 }
 
-/// A copy of our binaries in a world-readable directory, so test users can run `cgm` wherever
-/// the checkout lives.
+/// Our binaries in a world-readable directory, so test users can run `cgm` wherever the
+/// checkout lives. One directory per build (named after the binaries' inodes and mtimes),
+/// shared by every test process of a run, holding hard links (a copy only across
+/// filesystems): a copy per test process used to leave ~230 MB in /tmp for every test.
+/// Directories of earlier builds are removed after an hour.
 pub fn bin(name: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("lxr-e2e-bin-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
-        for b in ["cgm", "cgmanager", "lxr"] {
-            let to = d.join(b);
-            std::fs::copy(target_bin(b), &to).unwrap();
-            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+        const NAMES: [&str; 3] = ["cgm", "cgmanager", "lxr"];
+        let key = NAMES
+            .iter()
+            .map(|b| {
+                let m = std::fs::metadata(target_bin(b)).unwrap();
+                format!(
+                    "{:x}.{:x}",
+                    std::os::unix::fs::MetadataExt::ino(&m),
+                    std::os::unix::fs::MetadataExt::mtime(&m)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("-");
+        let tmp = std::env::temp_dir();
+        let d = tmp.join(format!("lxr-e2e-bin-{key}"));
+        if !d.is_dir() {
+            // Made under a private name and renamed: concurrent test processes never see a
+            // half-filled directory (the loser of the race just drops its own).
+            let part = tmp.join(format!("lxr-e2e-bin-part-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&part);
+            std::fs::create_dir_all(&part).unwrap();
+            std::fs::set_permissions(&part, std::fs::Permissions::from_mode(0o755)).unwrap();
+            for b in NAMES {
+                let to = part.join(b);
+                if std::fs::hard_link(target_bin(b), &to).is_err() {
+                    std::fs::copy(target_bin(b), &to).unwrap();
+                }
+                std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+            if std::fs::rename(&part, &d).is_err() {
+                let _ = std::fs::remove_dir_all(&part);
+            }
         }
+        remove_stale_bin_dirs(&tmp, &d);
         d
     });
     dir.join(name)
+}
+
+/// Remove `lxr-e2e-bin-*` directories of other builds not touched for an hour.
+fn remove_stale_bin_dirs(tmp: &Path, keep: &Path) {
+    let Ok(rd) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(3600));
+        if p != keep && old && e.file_name().to_string_lossy().starts_with("lxr-e2e-bin-") {
+            let _ = std::fs::remove_dir_all(&p);
+        }
+    }
 }
 
 /// The uid and gid of a test user, creating the users (scripts/test-users.sh) if needed.
