@@ -8,6 +8,19 @@ use std::process::Command;
 
 use crate::error::{Context, Error, Result};
 
+/// Which ids a helper user namespace maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ids {
+    /// Only the container's 65536 ids: root there owns nothing of the user's and can change
+    /// none of the user's files. Everything that handles an image's content (tar,
+    /// unsquashfs, cp, templates) runs so, so an archive can never give a file to the user.
+    Container,
+    /// The container's ids plus the user's own as id 65536, for lxr's own bookkeeping on trees
+    /// that belong to the container (make the directory an unpack goes into, remove a tree).
+    /// Never runs a program on an image's content.
+    WithUser,
+}
+
 /// How many ids a container gets.
 pub const CONTAINER_IDS: u32 = 65536;
 
@@ -96,15 +109,18 @@ impl IdMaps {
         self.spawn(pid, None)
     }
 
-    /// Like [`IdMaps::start_apply`] (and waiting), plus the user's own uid and gid as id 65536, so that root there
-    /// may also act on the user's own files (create a rootfs in the user's directory, remove
-    /// it again) — what LXC's `chown_mapped_root` does.
-    pub fn apply_with_self(&self, pid: u32) -> Result<()> {
-        let (uid, gid) = (
-            nix::unistd::getuid().as_raw(),
-            nix::unistd::getgid().as_raw(),
-        );
-        self.spawn(pid, Some((uid, gid))).wait()
+    /// Write the maps of `pid`'s new user namespace and wait: the container's ids, plus, for
+    /// [`Ids::WithUser`], the user's own uid and gid as id 65536 so that root there may also
+    /// act on the user's own files (make a directory for the container's root in the user's
+    /// directory, remove a tree again) — what LXC's `chown_mapped_root` does.
+    pub fn apply(&self, pid: u32, ids: Ids) -> Result<()> {
+        let me = (ids == Ids::WithUser).then(|| {
+            (
+                nix::unistd::getuid().as_raw(),
+                nix::unistd::getgid().as_raw(),
+            )
+        });
+        self.spawn(pid, me).wait()
     }
 
     /// Both helpers run at once: each is a setuid program that parses `/etc/subuid` and

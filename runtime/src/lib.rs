@@ -5,19 +5,27 @@
 //!   intermediate, init) with [`launch::mounts`] and [`launch::console`];
 //! * [`userns`] + [`idmap`]: user namespaces mapped with newuidmap/newgidmap;
 //! * [`cgroup`] + [`limits`]: the container's cgroup from cgmanager, LXD's limit keys;
-//! * [`image`]: the built-in busybox image; [`container`]: config and runtime state on disk;
-//!   [`paths`]: where they live.
+//! * [`image`]: the built-in busybox image and imported LXD/Incus images; [`container`]:
+//!   config and runtime state on disk; [`paths`]: where they live;
+//! * the defences (`SECURITY.md`): [`fds`] (no host descriptor reaches a container),
+//!   [`relay`] (no host terminal does), [`beneath`] (no symlink is followed on an image's
+//!   behalf), [`text`] (no image text reaches the terminal raw).
 
+pub mod beneath;
 pub mod cgroup;
 pub mod cli;
 pub mod container;
 pub mod error;
+pub mod fds;
 pub mod idmap;
 pub mod image;
 pub mod launch;
 pub mod limits;
 pub mod lock;
 pub mod paths;
+pub mod relay;
+pub mod term;
+pub mod text;
 pub mod userns;
 
 /// Default lxcfs mount point the runtime bind-mounts files from.

@@ -1,8 +1,9 @@
 //! Where lxr keeps things: `$XDG_DATA_HOME/lxr` (default `~/.local/share/lxr`) for images and
 //! containers, `$XDG_RUNTIME_DIR/lxr` (or `<data>/run` when there is no runtime directory) for
-//! the state of running containers.
+//! the state of running containers. All of it is private to the user (0700 directories,
+//! files made under umask 077).
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Context, Error, Result};
@@ -44,34 +45,43 @@ impl Paths {
         }
     }
 
-    /// Create the directories. The data tree must be searchable by the containers' mapped root
-    /// (it is not the user's uid), so it is 0711; runtime state stays private.
+    /// Create the directories, private to the user (0700, as LXD keeps its containers out of
+    /// reach): other users must not read a container's files, write into its rootfs, plant
+    /// files in an image or hold a lock. Directories lxr finds there already must be the
+    /// user's own (a data directory in a shared place like `/tmp` could have been made by
+    /// someone else) and are made private again if an older lxr left them searchable.
+    /// The containers' root never walks these paths: lxr opens what it needs first.
     pub fn ensure(&self) -> Result<()> {
-        for (d, mode) in [
-            (self.data.clone(), 0o711),
-            (self.data.join("containers"), 0o711),
-            (self.data.join("images"), 0o711),
-            (self.run.clone(), 0o700),
+        let me = nix::unistd::getuid().as_raw();
+        for d in [
+            self.data.clone(),
+            self.data.join("containers"),
+            self.data.join("images"),
+            self.run.clone(),
         ] {
-            std::fs::create_dir_all(&d).ctx(|| format!("create {}", d.display()))?;
-            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode))
-                .ctx(|| format!("chmod {}", d.display()))?;
-        }
-        // The directories above data (e.g. ~/.local/share) need search permission too.
-        for a in self.data.ancestors().skip(1) {
-            let Ok(md) = std::fs::metadata(a) else { break };
-            if md.permissions().mode() & 0o001 == 0 {
+            match std::fs::DirBuilder::new().mode(0o700).create(&d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(&d)
+                        .ctx(|| format!("create {}", d.display()))?;
+                }
+                Err(e) => return Err(e).ctx(|| format!("create {}", d.display())),
+            }
+            let md = std::fs::symlink_metadata(&d).ctx(|| format!("stat {}", d.display()))?;
+            if !md.is_dir() || md.uid() != me {
                 return Err(Error::Host(format!(
-                    "{} is not searchable by others (mode {:o}); the containers' root user must \
-                     reach {}: chmod o+x {}",
-                    a.display(),
-                    md.permissions().mode() & 0o7777,
-                    self.data.display(),
-                    a.display()
+                    "{} is not a directory of yours (owner uid {}): refusing to keep containers                      there; remove it or point XDG_DATA_HOME/XDG_RUNTIME_DIR elsewhere",
+                    d.display(),
+                    md.uid()
                 )));
             }
-            if a == Path::new("/") {
-                break;
+            if md.permissions().mode() & 0o7777 != 0o700 {
+                std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
+                    .ctx(|| format!("chmod {}", d.display()))?;
             }
         }
         Ok(())

@@ -11,7 +11,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Gid, Uid};
 
 use crate::error::{Context, Error, Result};
-use crate::idmap::IdMaps;
+use crate::idmap::{IdMaps, Ids};
 
 /// A pipe used to step the parent and child through the handshake. After the fork each side
 /// closes the end it does not use ([`Sync::close_read`], [`Sync::close_write`]), so a side
@@ -59,6 +59,14 @@ impl Sync {
 /// In a forked child: enter a new user namespace, have the parent map it, become root there.
 /// `ready` is signalled after unshare; `go` is waited for before setuid.
 pub fn child_enter(ready: &mut Sync, go: &mut Sync) -> Result<()> {
+    child_mapped(ready, go)?;
+    become_root()
+}
+
+/// [`child_enter`] without the last step: the namespace is mapped, and this process, with every
+/// capability in it, still has the user's credentials — it can still open the user's private
+/// directories, which root of the namespace cannot.
+pub fn child_mapped(ready: &mut Sync, go: &mut Sync) -> Result<()> {
     ready.close_read();
     go.close_write();
     unshare(CloneFlags::CLONE_NEWUSER).ctx(|| "unshare(CLONE_NEWUSER)".into())?;
@@ -68,7 +76,7 @@ pub fn child_enter(ready: &mut Sync, go: &mut Sync) -> Result<()> {
             "the parent did not map the user namespace".into(),
         ));
     }
-    become_root()
+    Ok(())
 }
 
 /// setresgid/setresuid(0) and an empty group list, inside a mapped user namespace.
@@ -81,10 +89,12 @@ pub fn become_root() -> Result<()> {
     Ok(())
 }
 
-/// Run `f` as root of a new user namespace mapped with `maps` plus the user's own ids (see
-/// [`IdMaps::apply_with_self`]); returns its exit code. The calling process must be
-/// single-threaded (it forks).
-pub fn run_as_root<F>(maps: &IdMaps, f: F) -> Result<i32>
+/// Run `f` as root of a new user namespace mapping `ids` (see [`Ids`]), in a forked child.
+/// Paths outside what root there owns — the user's data directory is private to the user —
+/// are reached through descriptors the caller opened before ([`crate::beneath::Dir`]), which
+/// the child inherits. An error of `f` comes back as this call's error. The calling process
+/// must be single-threaded (it forks).
+pub fn run_as_root<F>(maps: &IdMaps, ids: Ids, f: F) -> Result<()>
 where
     F: FnOnce() -> Result<()>,
 {
@@ -103,6 +113,9 @@ where
                 // SAFETY: the parent is already gone; end at once.
                 unsafe { libc::_exit(1) }
             }
+            // What the child makes is the container's content: the usual modes, not lxr's 077.
+            // SAFETY: umask has no preconditions.
+            unsafe { libc::umask(0o022) };
             let r = child_enter(&mut ready, &mut go).and_then(|()| f());
             let code = match r {
                 Ok(()) => 0,
@@ -120,7 +133,7 @@ where
             go.close_read();
             let pid = child.as_raw() as u32;
             let mapped = if ready.wait() {
-                maps.apply_with_self(pid)
+                maps.apply(pid, ids)
             } else {
                 Err(Error::Setup(
                     "the child could not create a user namespace".into(),
@@ -137,10 +150,10 @@ where
             if !msg.is_empty() {
                 return Err(Error::from_child(&msg));
             }
-            Ok(match status {
-                WaitStatus::Exited(_, c) => c,
-                _ => 128,
-            })
+            match status {
+                WaitStatus::Exited(_, 0) => Ok(()),
+                other => Err(Error::Setup(format!("the helper process ended: {other:?}"))),
+            }
         }
     }
 }
@@ -151,20 +164,19 @@ fn read_all(fd: OwnedFd) -> String {
     s
 }
 
-/// Remove `path` (a tree with files owned by the container's ids) as root of the user's
-/// container namespace. A missing path is not an error.
+/// Remove `path` (a tree with files owned by the container's ids, in a directory of the
+/// user's) as root of a namespace that maps both. A missing path is not an error. The
+/// removal never follows a symlink (`std::fs::remove_dir_all` works on descriptors).
 pub fn remove_as_root(maps: &IdMaps, path: &std::path::Path) -> Result<()> {
     if std::fs::symlink_metadata(path).is_err() {
         return Ok(());
     }
-    let code = run_as_root(maps, || match std::fs::remove_dir_all(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(e).ctx(|| format!("remove {}", path.display()))
+    run_as_root(maps, Ids::WithUser, || {
+        match std::fs::remove_dir_all(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).ctx(|| format!("remove {}", path.display()))
+            }
+            _ => Ok(()),
         }
-        _ => Ok(()),
-    })?;
-    if code != 0 {
-        return Err(Error::Setup(format!("removing {} failed", path.display())));
-    }
-    Ok(())
+    })
 }

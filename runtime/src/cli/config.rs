@@ -3,7 +3,6 @@
 
 use crate::container::{check_name, Config, State};
 use crate::error::{Error, Result};
-use crate::limits;
 use crate::paths::Paths;
 
 /// Arguments.
@@ -76,9 +75,8 @@ pub fn run(paths: &Paths, a: Args) -> Result<i32> {
             println!("{v}");
         }
         Op::Set { key, value, .. } => {
+            crate::container::check_key(&key, &value)?;
             if key.starts_with("limits.") {
-                // Validate before saving (limits.cpu needs the available CPUs; any list will do).
-                limits::writes(&key, &value, "0-4095")?;
                 if let Some(s) = &running {
                     let one = [(key.clone(), value.clone())].into_iter().collect();
                     crate::cgroup::apply(&s.cgroup, &one)?;

@@ -26,8 +26,8 @@ pub fn run(paths: &Paths, a: Args) -> Result<i32> {
     }
     let sock = UnixStream::connect(dir.join("console.sock"))
         .ctx(|| format!("attach to the console of {}", a.name))?;
-    let tty = super::term::stdin_is_tty();
-    let _raw = super::term::raw()?;
+    let tty = crate::term::stdin_is_tty();
+    let _raw = crate::term::raw()?;
     if tty {
         eprint!("Attached to {}'s console; Ctrl-a q detaches.\r\n", a.name);
     }

@@ -28,6 +28,10 @@ enum Cmd {
         /// Alias to give the image (repeatable).
         #[arg(long)]
         alias: Vec<String>,
+        /// Refuse an image that unpacks to more than this (e.g. 2GiB; default
+        /// $LXR_IMAGE_MAX_SIZE, else 8GiB). It is also refused when the disk lacks the room.
+        #[arg(long, value_name = "SIZE")]
+        max_size: Option<String>,
     },
     /// List images.
     List {
@@ -97,9 +101,15 @@ pub fn run(paths: &Paths, a: Args) -> Result<i32> {
             file,
             rootfs,
             alias,
+            max_size,
         } => {
+            let max = match max_size.or_else(|| std::env::var("LXR_IMAGE_MAX_SIZE").ok()) {
+                Some(v) => crate::limits::parse_bytes(&v)
+                    .map_err(|e| Error::Usage(format!("--max-size: {e}")))?,
+                None => import::DEFAULT_MAX_SIZE,
+            };
             let maps = IdMaps::for_current_user()?;
-            match import::import(&store, &maps, &file, rootfs.as_deref(), &alias)? {
+            match import::import(&store, &maps, &file, rootfs.as_deref(), &alias, max)? {
                 Imported::New(fp) => println!("Image imported with fingerprint: {fp}"),
                 Imported::Existing(fp) => println!("Image already present: {fp}"),
             }

@@ -32,6 +32,7 @@ pub fn create(paths: &Paths, image_name: &str, name: &str, keys: &[String]) -> R
         let (k, v) = kv
             .split_once('=')
             .ok_or_else(|| Error::Usage(format!("-c {kv}: expected KEY=VALUE")))?;
+        crate::container::check_key(k, v)?;
         cfg.keys.insert(k.to_string(), v.to_string());
     }
     paths.ensure()?;

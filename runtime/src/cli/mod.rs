@@ -12,7 +12,6 @@ mod list;
 mod restart;
 mod start;
 mod stop;
-mod term;
 
 use std::process::ExitCode;
 
@@ -61,8 +60,13 @@ enum Cmd {
 
 /// Entry point of the `lxr` binary.
 pub fn main() -> ExitCode {
+    // What lxr makes for itself is the user's alone; container content gets its modes
+    // explicitly (and its processes a 022 umask, see `launch::exec_into`).
+    // SAFETY: umask has no preconditions.
+    unsafe { libc::umask(0o077) };
     let cli = Cli::parse();
     let run = || -> Result<i32> {
+        crate::fds::cloexec_inherited()?;
         let paths = Paths::from_env()?;
         match cli.cmd {
             Cmd::Launch(a) => launch::run(&paths, a),

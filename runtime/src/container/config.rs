@@ -15,6 +15,23 @@ pub struct Config {
     pub keys: BTreeMap<String, String>,
 }
 
+/// Check a setting before it is saved: `limits.*` as [`crate::limits`] reads them,
+/// `console.log.size` as a size; other keys are kept as given.
+pub fn check_key(key: &str, value: &str) -> Result<()> {
+    if key.starts_with("limits.") {
+        // limits.cpu needs the available CPUs to check a count; any list will do here.
+        crate::limits::writes(key, value, "0-4095")?;
+    } else if key == crate::launch::console::LOG_SIZE_KEY {
+        crate::limits::parse_bytes(value).map_err(|e| Error::Usage(format!("{key}: {e}")))?;
+    }
+    if key.contains(['\n', ':', '"']) || value.contains(['\n', '"']) {
+        return Err(Error::Usage(format!(
+            "{key:?}: keys may not contain newlines, ':' or '\"', values no newlines or '\"'"
+        )));
+    }
+    Ok(())
+}
+
 impl Config {
     /// Read `config.yaml`.
     pub fn load(path: &Path) -> Result<Config> {

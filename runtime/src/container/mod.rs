@@ -4,7 +4,7 @@
 mod config;
 mod state;
 
-pub use config::Config;
+pub use config::{check_key, Config};
 pub use state::State;
 
 use crate::error::{Error, Result};

@@ -1,19 +1,36 @@
-//! `image import` and `image delete` on the store: fingerprint the file(s), unpack them as
-//! root of the user's container namespace into a partial directory, check `metadata.yaml`,
-//! record, rename into place, add aliases. Anything that fails removes what was unpacked; a
-//! killed import's leftovers are removed by the next one (both hold the store's lock).
+//! `image import` and `image delete` on the store. An import fingerprints the file(s), then
+//! in a partial directory `.partial-<fingerprint>` (the user's):
+//!
+//! 1. makes `unpack/`, owned by the container's root ([`Ids::WithUser`], lxr's own code);
+//! 2. lists, checks and extracts the image into it as the container's root of a namespace
+//!    mapping nothing of the user's ([`Ids::Container`]; [`super::scan`], [`super::unpack`]);
+//! 3. checks the layout — `metadata.yaml` a regular file, `rootfs/` a non-empty directory,
+//!    `templates/` a directory if present, none a symlink — and moves `rootfs/` and
+//!    `templates/` up, keeps a copy of `metadata.yaml` of the user's, and removes the rest
+//!    (whatever else the archive held, e.g. an `image.json` of its own) ([`Ids::WithUser`],
+//!    through descriptors, never following a symlink);
+//! 4. reads the metadata, writes lxr's `image.json` and renames the directory into place.
+//!
+//! Anything that fails removes what was unpacked; a killed import's leftovers are removed by
+//! the next one (both hold the store's lock).
 
 use std::fs::File;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::beneath::{Dir, Kind};
 use crate::error::{Context, Error, Result};
-use crate::idmap::IdMaps;
+use crate::idmap::{IdMaps, Ids};
 use crate::userns::{remove_as_root, run_as_root};
 
-use super::store::{check_alias, fingerprint, read_metadata, Record, Store};
-use super::unpack::extract;
+use super::scan::{Part, Space, Summary, METADATA_MAX};
+use super::store::{check_alias, check_metadata, fingerprint, read_metadata, Record, Store};
+use super::unpack::{extract, scan};
+
+/// An image may unpack to at most this much unless `--max-size` (or `LXR_IMAGE_MAX_SIZE`)
+/// says otherwise.
+pub const DEFAULT_MAX_SIZE: u64 = 8 << 30;
 
 /// What an import did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,13 +41,15 @@ pub enum Imported {
     Existing(String),
 }
 
-/// Import a unified tarball (`rootfs` None) or a split image (metadata tarball + rootfs).
+/// Import a unified tarball (`rootfs` None) or a split image (metadata tarball + rootfs),
+/// refusing one that unpacks to more than `max_size` bytes.
 pub fn import(
     store: &Store,
     maps: &IdMaps,
     file: &Path,
     rootfs: Option<&Path>,
     aliases: &[String],
+    max_size: u64,
 ) -> Result<Imported> {
     for a in aliases {
         check_alias(a)?;
@@ -69,6 +88,7 @@ pub fn import(
             size,
             (&mut meta_file, &file_name),
             rootfs_file.as_mut().map(|f| (f, rootfs_name.as_str())),
+            max_size,
         )?;
     }
     for a in aliases {
@@ -91,33 +111,30 @@ fn unpack(
     size: u64,
     meta: (&mut File, &str),
     rootfs: Option<(&mut File, &str)>,
+    max_size: u64,
 ) -> Result<()> {
     let partial = store.partial(fp);
-    std::fs::create_dir(&partial).ctx(|| format!("create {}", partial.display()))?;
-    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o711))
-        .ctx(|| format!("chmod {}", partial.display()))?;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&partial)
+        .ctx(|| format!("create {}", partial.display()))?;
     let result = (|| {
-        let (meta_file, meta_name) = meta;
-        let code = run_as_root(maps, || {
-            extract(meta_file, meta_name, &partial, true)?;
-            if let Some((rootfs_file, rootfs_name)) = rootfs {
-                let dir = partial.join("rootfs");
-                std::fs::create_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
-                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
-                    .ctx(|| format!("chmod {}", dir.display()))?;
-                extract(rootfs_file, rootfs_name, &dir, false)?;
-            }
-            Ok(())
+        let pdir = Dir::open(&partial)?;
+        run_as_root(maps, Ids::WithUser, || {
+            pdir.mkdir("unpack", 0o700)?;
+            pdir.chown("unpack", 0, 0)
         })?;
-        if code != 0 {
-            return Err(Error::Setup(format!("unpacking failed ({code})")));
-        }
-        let m = read_metadata(&partial)?;
+        let udir = pdir.open_dir("unpack")?;
+        run_as_root(maps, Ids::Container, || {
+            unpack_as_container_root(&udir, meta, rootfs, max_size)
+        })?;
+        run_as_root(maps, Ids::WithUser, || settle(&pdir, &partial))?;
+        let m = read_metadata(&pdir)?;
         let record = Record {
             fingerprint: fp.to_string(),
-            architecture: m.architecture.clone(),
+            architecture: crate::text::line(&m.architecture),
             creation_date: m.creation_date,
-            description: m.property("description").unwrap_or_default(),
+            description: crate::text::line(&m.property("description").unwrap_or_default()),
             size,
             imported_at: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -126,8 +143,7 @@ fn unpack(
         };
         let json = serde_json::to_string_pretty(&record)
             .map_err(|e| Error::Host(format!("encode image record: {e}")))?;
-        let path = partial.join("image.json");
-        std::fs::write(&path, json).ctx(|| format!("write {}", path.display()))?;
+        pdir.replace("image.json", json.as_bytes(), 0o600)?;
         let dest = store.image(fp);
         std::fs::rename(&partial, &dest).ctx(|| format!("rename to {}", dest.display()))
     })();
@@ -135,6 +151,91 @@ fn unpack(
         let _ = remove_as_root(maps, &partial);
     }
     result
+}
+
+/// Step 2, in the container's namespace: list and check both files, then extract them into
+/// `udir` (and `udir/rootfs` for a split image).
+fn unpack_as_container_root(
+    udir: &Dir,
+    (meta_file, meta_name): (&mut File, &str),
+    rootfs: Option<(&mut File, &str)>,
+    max_size: u64,
+) -> Result<()> {
+    let meta_part = if rootfs.is_some() {
+        Part::Metadata
+    } else {
+        Part::Unified
+    };
+    let mut meta_sum = Summary::default();
+    scan(meta_file, meta_name, meta_part, &mut meta_sum)?;
+    let mut root_sum = Summary::default();
+    let mut rootfs = rootfs;
+    if let Some((f, name)) = rootfs.as_mut() {
+        scan(f, name, Part::Rootfs, &mut root_sum)?;
+    }
+    let total = Summary {
+        bytes: meta_sum.bytes.saturating_add(root_sum.bytes),
+        entries: meta_sum.entries.saturating_add(root_sum.entries),
+        ..Summary::default()
+    };
+    let space = Space::of(udir, max_size)?;
+    total.check(&space)?;
+    // Whatever the listing said, no single file outgrows the room there is.
+    let cap = space
+        .max_bytes
+        .min(space.free_bytes.saturating_sub(space.reserve));
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_FSIZE, cap, cap)
+        .ctx(|| "limit the file size".into())?;
+    udir.chdir()?;
+    extract(meta_file, meta_name, meta_part, &meta_sum.devices)?;
+    if let Some((f, name)) = rootfs {
+        udir.mkdir("rootfs", 0o755)?.chdir()?;
+        extract(f, name, Part::Rootfs, &root_sum.devices)?;
+    }
+    Ok(())
+}
+
+/// Step 3, as root of a namespace mapping the container's ids and the user's: check what
+/// was unpacked and put it in place.
+fn settle(pdir: &Dir, partial: &Path) -> Result<()> {
+    let u = pdir.open_dir("unpack")?;
+    let refuse = |what: &str| Err(Error::Usage(format!("image refused: {what}")));
+    match u.kind("metadata.yaml")? {
+        Some(Kind::File) => {}
+        None => {
+            return refuse("it has no metadata.yaml: not an LXD/Incus image");
+        }
+        Some(_) => return refuse("metadata.yaml is not a regular file"),
+    }
+    match u.kind("rootfs")? {
+        Some(Kind::Dir) => {}
+        None => return refuse("it has no rootfs/: for a split image give the rootfs file as well"),
+        Some(_) => return refuse("rootfs is not a directory (a symlink?)"),
+    }
+    let templates = match u.kind("templates")? {
+        None => false,
+        Some(Kind::Dir) => true,
+        Some(_) => return refuse("templates is not a directory (a symlink?)"),
+    };
+    let text = u.read("metadata.yaml", METADATA_MAX)?;
+    check_metadata(&String::from_utf8_lossy(&text))?;
+    if u.open_dir("rootfs")?.entries()?.is_empty() {
+        return refuse("its rootfs/ is empty: for a split image give the rootfs file as well");
+    }
+    pdir.write("metadata.yaml", &text, 0o600)?;
+    // The user's own file (id 65536 here).
+    pdir.chown(
+        "metadata.yaml",
+        crate::idmap::CONTAINER_IDS,
+        crate::idmap::CONTAINER_IDS,
+    )?;
+    u.rename("rootfs", pdir, "rootfs")?;
+    if templates {
+        u.rename("templates", pdir, "templates")?;
+    }
+    drop(u);
+    let rest = partial.join("unpack");
+    std::fs::remove_dir_all(&rest).ctx(|| format!("remove {}", rest.display()))
 }
 
 /// Delete an image (by fingerprint) and every alias that names it.

@@ -1,20 +1,24 @@
 //! Images: the built-in `busybox` image made from the host's busybox-static so everything
 //! works offline, and LXD/Incus images imported into the user's store (unified or split
-//! tarballs, squashfs rootfs). A container's rootfs is made from either, as root of the
-//! user's container namespace.
+//! tarballs, squashfs rootfs). A container's rootfs is made from either as root of a user
+//! namespace that maps only the container's ids: the image's content never meets a process
+//! that could touch the user's files. Paths are reached through descriptors lxr opened
+//! before ([`crate::beneath::Dir`]), since the user's directories are private to the user.
 
 pub mod busybox;
 pub mod import;
 pub mod metadata;
+pub mod scan;
 pub mod store;
 pub mod template;
 pub mod unpack;
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
+use crate::beneath::{Dir, Kind};
 use crate::error::{Context, Error, Result};
-use crate::idmap::IdMaps;
+use crate::idmap::{IdMaps, Ids};
 use crate::userns::run_as_root;
 
 pub use store::{Source, Store};
@@ -22,9 +26,9 @@ pub use store::{Source, Store};
 /// Names of the built-in images.
 pub const BUILTIN: &[&str] = &["busybox"];
 
-/// Make a container's rootfs at `rootfs` (which must not exist) from `source`, for the
-/// container `name`: build the built-in image, or copy an imported one (owners, modes,
-/// setuid bits and hard links kept) and render its `create` templates.
+/// Make a container's rootfs at `rootfs` (which must not exist; its parent is the user's)
+/// from `source`, for the container `name`: build the built-in image, or copy an imported one
+/// (owners, modes, setuid bits and hard links kept) and render its `create` templates.
 pub fn create_rootfs(
     store: &Store,
     source: &Source,
@@ -32,31 +36,53 @@ pub fn create_rootfs(
     rootfs: &Path,
     name: &str,
 ) -> Result<()> {
-    let code = match source {
-        Source::Builtin(_) => run_as_root(maps, || {
-            busybox::build(rootfs, Path::new(busybox::HOST_BUSYBOX))
-        })?,
+    let parent = Dir::open(rootfs.parent().unwrap_or(Path::new(".")))?;
+    let leaf = rootfs
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .ok_or_else(|| Error::Usage(format!("{} has no name", rootfs.display())))?;
+    // The directory itself belongs to the container's root; making it takes both ids.
+    run_as_root(maps, Ids::WithUser, || {
+        parent.mkdir(&leaf, 0o755)?;
+        parent.chown(&leaf, 0, 0)?;
+        parent.chmod(&leaf, 0o755)
+    })?;
+    let dest = parent.open_dir(&leaf)?;
+    match source {
+        Source::Builtin(_) => run_as_root(maps, Ids::Container, || {
+            busybox::build(&dest.proc_path(), Path::new(busybox::HOST_BUSYBOX))
+        }),
         Source::Stored(fp) => {
-            let dir = store.image(fp);
-            let meta = store::read_metadata(&dir)?;
-            run_as_root(maps, || {
-                let status = Command::new("cp")
+            let image = Dir::open(&store.image(fp))?;
+            let meta = store::read_metadata(&image)?;
+            let src = image.open_dir("rootfs")?;
+            let templates = match image.kind("templates")? {
+                Some(Kind::Dir) => Some(image.open_dir("templates")?),
+                _ => None,
+            };
+            run_as_root(maps, Ids::Container, || {
+                // Into the working directory, from the image's rootfs as cp's own inherited
+                // descriptor (`/.`: its contents, not the magic link itself).
+                src.inheritable()?;
+                dest.chdir()?;
+                let out = Command::new("cp")
                     .args(["--archive", "--reflink=auto", "--no-target-directory"])
-                    .arg(dir.join("rootfs"))
-                    .arg(rootfs)
-                    .status()
+                    .arg(src.proc_path().join("."))
+                    .arg(".")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .output()
                     .ctx(|| "run cp".into())?;
-                if !status.success() {
+                if !out.status.success() {
                     return Err(Error::Setup(format!(
-                        "copying the image's rootfs failed ({status})"
+                        "copying the image's rootfs failed ({}): {}",
+                        out.status,
+                        crate::text::clean(String::from_utf8_lossy(&out.stderr).trim(), true)
                     )));
                 }
-                template::apply_create(&dir, &meta, rootfs, name)
-            })?
+                template::apply_create(templates.as_ref(), &meta, &dest, name)
+            })
         }
-    };
-    if code != 0 {
-        return Err(Error::Setup(format!("making the rootfs failed ({code})")));
     }
-    Ok(())
 }

@@ -7,11 +7,12 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::beneath::Dir;
 use crate::error::{Context, Error, Result};
 use crate::lock::Lock;
 
@@ -90,11 +91,15 @@ impl Store {
         std::fs::rename(&tmp, &path).ctx(|| format!("rename {}", path.display()))
     }
 
-    /// The record of an imported image.
+    /// The record of an imported image (its strings cleaned for printing, whatever wrote it).
     pub fn record(&self, fingerprint: &str) -> Result<Record> {
-        let path = self.image(fingerprint).join("image.json");
-        let text = std::fs::read_to_string(&path).ctx(|| format!("read {}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
+        let dir = Dir::open(&self.image(fingerprint))?;
+        let text = dir.read_text("image.json", 1 << 20)?;
+        let mut r: Record = serde_json::from_str(&text)
+            .map_err(|e| Error::Usage(format!("{}/image.json: {e}", dir.name().display())))?;
+        r.description = crate::text::line(&r.description);
+        r.architecture = crate::text::line(&r.architecture);
+        Ok(r)
     }
 
     /// Every imported image, oldest import first.
@@ -225,30 +230,28 @@ pub fn check_alias(alias: &str) -> Result<()> {
     Ok(())
 }
 
-/// Read and check the metadata of an unpacked image directory.
-pub fn read_metadata(dir: &Path) -> Result<Metadata> {
-    let path = dir.join("metadata.yaml");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Error::Usage(format!(
-            "the image has no readable metadata.yaml ({e}): not an LXD/Incus image"
-        ))
-    })?;
-    let m = Metadata::parse(&text).map_err(Error::Usage)?;
+/// Read and check the metadata of an image directory (its `metadata.yaml`, a regular file of
+/// at most 1 MiB, never through a symlink).
+pub fn read_metadata(dir: &Dir) -> Result<Metadata> {
+    let text = dir
+        .read_text("metadata.yaml", super::scan::METADATA_MAX)
+        .map_err(|e| {
+            Error::Usage(format!(
+                "the image has no readable metadata.yaml ({e}): not an LXD/Incus image"
+            ))
+        })?;
+    check_metadata(&text)
+}
+
+/// Parse `metadata.yaml` and check the image runs here.
+pub fn check_metadata(text: &str) -> Result<Metadata> {
+    let m = Metadata::parse(text).map_err(Error::Usage)?;
     if !m.runs_here() {
         return Err(Error::Usage(format!(
             "the image is for {}, this machine is {}",
-            m.architecture,
+            crate::text::line(&m.architecture),
             std::env::consts::ARCH
         )));
-    }
-    let empty = std::fs::read_dir(dir.join("rootfs"))
-        .map(|mut rd| rd.next().is_none())
-        .unwrap_or(true);
-    if empty {
-        return Err(Error::Usage(
-            "the image has no (or an empty) rootfs/: for a split image give the rootfs file as well"
-                .into(),
-        ));
     }
     Ok(m)
 }

@@ -3,15 +3,16 @@
 //! `hosts.tpl`) only print variables, so lxr substitutes `{{ instance.name }}` (alias
 //! `container.name`) and the other instance fields it knows, renders unknown variables
 //! empty as Pongo2 does, and skips templates that use `{% … %}` control flow, with a
-//! warning. Targets are written without following symlinks: the rootfs came from someone
-//! else and is written to by a process that may also write the user's own files.
+//! warning. Runs as the container's root of a namespace that maps nothing of the user's, and
+//! every path is resolved beneath its directory without following a symlink
+//! ([`crate::beneath`]): a template's source only inside the image's `templates/` (not
+//! absolute, no `..`), its target only inside the new rootfs.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
-use crate::error::{Context, Error, Result};
+use crate::beneath::Dir;
+use crate::error::{Error, Result};
 
 use super::metadata::Metadata;
 
@@ -39,8 +40,17 @@ pub fn render(text: &str, vars: &BTreeMap<&str, String>) -> Option<String> {
     Some(out)
 }
 
-/// Apply the `create` templates of the image in `image_dir` to `rootfs`, for container `name`.
-pub fn apply_create(image_dir: &Path, meta: &Metadata, rootfs: &Path, name: &str) -> Result<()> {
+/// Largest template lxr renders.
+const TEMPLATE_MAX: u64 = 1 << 20;
+
+/// Apply the `create` templates of an image (its `templates/` directory, if it has one) to
+/// `rootfs`, for container `name`.
+pub fn apply_create(
+    templates: Option<&Dir>,
+    meta: &Metadata,
+    rootfs: &Dir,
+    name: &str,
+) -> Result<()> {
     let vars = BTreeMap::from([
         ("instance.name", name.to_string()),
         ("container.name", name.to_string()),
@@ -56,12 +66,24 @@ pub fn apply_create(image_dir: &Path, meta: &Metadata, rootfs: &Path, name: &str
         if !t.when.iter().any(|w| w == "create") {
             continue;
         }
-        let src = image_dir.join("templates").join(&t.template);
-        let text = std::fs::read_to_string(&src).ctx(|| format!("read {}", src.display()))?;
+        let dir = templates.ok_or_else(|| {
+            Error::Usage(format!(
+                "template {} for {}: the image has no templates/",
+                crate::text::line(&t.template),
+                crate::text::line(target)
+            ))
+        })?;
+        let text = dir.read_text(&t.template, TEMPLATE_MAX).map_err(|e| {
+            Error::Usage(format!(
+                "template {:?}: {e}",
+                crate::text::line(&t.template)
+            ))
+        })?;
         let Some(out) = render(&text, &vars) else {
             eprintln!(
-                "lxr: warning: template {} for {target} uses control flow lxr does not render; skipped",
-                t.template
+                "lxr: warning: template {} for {} uses control flow lxr does not render; skipped",
+                crate::text::line(&t.template),
+                crate::text::line(target)
             );
             continue;
         };
@@ -70,52 +92,28 @@ pub fn apply_create(image_dir: &Path, meta: &Metadata, rootfs: &Path, name: &str
     Ok(())
 }
 
-/// Write `data` to `target` (an absolute path in the container) below `rootfs`, refusing
-/// `..` and any symlink on the way.
-pub fn write_inside(rootfs: &Path, target: &str, data: &[u8]) -> Result<()> {
-    let mut path = PathBuf::from(rootfs);
-    let comps: Vec<Component> = Path::new(target).components().collect();
-    for (i, c) in comps.iter().enumerate() {
-        match c {
-            Component::RootDir | Component::CurDir => continue,
-            Component::Normal(part) => path.push(part),
-            _ => {
-                return Err(Error::Usage(format!(
-                    "template target {target:?} leaves the rootfs"
-                )))
-            }
-        }
-        let last = i + 1 == comps.len();
-        match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(Error::Usage(format!(
-                    "template target {target:?} goes through a symlink ({})",
-                    path.display()
-                )))
-            }
-            Ok(m) if !last && !m.is_dir() => {
-                return Err(Error::Usage(format!(
-                    "{} is not a directory",
-                    path.display()
-                )))
-            }
-            Ok(_) => {}
-            Err(_) if !last => {
-                std::fs::create_dir(&path).ctx(|| format!("mkdir {}", path.display()))?
-            }
-            Err(_) => {}
-        }
+/// Write `data` to `target` (an absolute path in the container) below `rootfs`, making its
+/// directories; refusing `..` and any symlink on the way.
+pub fn write_inside(rootfs: &Dir, target: &str, data: &[u8]) -> Result<()> {
+    let rel = Path::new(target.trim_start_matches('/'));
+    let bad = || {
+        Error::Usage(format!(
+            "template target {:?} leaves the rootfs",
+            crate::text::line(target)
+        ))
+    };
+    if !rel
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(bad());
     }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .ctx(|| format!("write {}", path.display()))?;
-    f.write_all(data)
-        .ctx(|| format!("write {}", path.display()))
+    let name = rel.file_name().ok_or_else(bad)?;
+    let dir = match rel.parent() {
+        Some(p) if p.components().next().is_some() => rootfs.mkdir_all(p, 0o755)?,
+        _ => rootfs.open_dir(".")?,
+    };
+    dir.write(name, data, 0o644)
 }
 
 #[cfg(test)]
@@ -141,12 +139,39 @@ mod tests {
         let outside = d.path().join("outside");
         std::fs::create_dir(&outside).unwrap();
         std::os::unix::fs::symlink(&outside, root.join("etc")).unwrap();
-        assert!(write_inside(&root, "/etc/hostname", b"x").is_err());
+        let r = Dir::open(&root).unwrap();
+        assert!(write_inside(&r, "/etc/hostname", b"x").is_err());
         assert!(!outside.join("hostname").exists());
-        assert!(write_inside(&root, "/../x", b"x").is_err());
+        assert!(write_inside(&r, "/../x", b"x").is_err());
         std::os::unix::fs::symlink("/nowhere", root.join("link")).unwrap();
-        assert!(write_inside(&root, "/link", b"x").is_err());
-        write_inside(&root, "/var/lib/x", b"ok").unwrap();
+        assert!(write_inside(&r, "/link", b"x").is_err());
+        write_inside(&r, "/var/lib/x", b"ok").unwrap();
         assert_eq!(std::fs::read(root.join("var/lib/x")).unwrap(), b"ok");
+        write_inside(&r, "/top", b"t").unwrap();
+        assert_eq!(std::fs::read(root.join("top")).unwrap(), b"t");
+    }
+
+    #[test]
+    fn template_sources_stay_inside_templates() {
+        let d = tempfile::tempdir().unwrap();
+        let (root, tpl) = (d.path().join("rootfs"), d.path().join("templates"));
+        std::fs::create_dir(&root).unwrap();
+        std::fs::create_dir(&tpl).unwrap();
+        std::fs::write(d.path().join("secret"), "key").unwrap();
+        std::os::unix::fs::symlink("../secret", tpl.join("link.tpl")).unwrap();
+        let meta = |src: &str| {
+            Metadata::parse(&format!(
+                "architecture: x86_64\ncreation_date: 1\ntemplates:\n  /etc/x:\n    when: [create]\n    template: {src}\n"
+            ))
+            .unwrap()
+        };
+        let (r, t) = (Dir::open(&root).unwrap(), Dir::open(&tpl).unwrap());
+        for src in ["../secret", "/etc/passwd", "link.tpl"] {
+            assert!(
+                apply_create(Some(&t), &meta(src), &r, "c1").is_err(),
+                "{src}"
+            );
+        }
+        assert!(!root.join("etc/x").exists());
     }
 }

@@ -1,15 +1,21 @@
 //! Unpacking image files: recognise the format from its first bytes (tar, plain or
-//! xz/gzip/bzip2/zstd-compressed, or squashfs) and extract it with the host's `tar` or
-//! `unsquashfs`. Called as root of the user's container namespace, so owners in the archive
-//! become the container's ids, setuid bits and hard links are kept as they are.
-//! When stdout is a terminal the bytes fed to `tar` are shown as a progress bar.
+//! xz/gzip/bzip2/zstd-compressed, or squashfs), list it and check the listing
+//! ([`super::scan`]), then extract it with the host's `tar` or `unsquashfs`, skipping device
+//! nodes. Runs as root of a user namespace that maps only the container's ids
+//! ([`crate::idmap::Ids::Container`]), in the directory it unpacks into (its working
+//! directory): owners in the archive become the container's ids, setuid bits and hard links
+//! are kept, and nothing of the user's can be reached or given away. What the helpers print
+//! is captured, cleaned of control characters and shown when they fail. When stdout is a
+//! terminal the bytes fed to `tar` are shown as a progress bar.
 
 use std::fs::File;
-use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use crate::error::{Context, Error, Result};
+
+use super::scan::{parse_line, Part, Summary};
 
 /// What an image file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,8 +56,7 @@ pub fn format_of(file: &mut File, name: &str) -> Result<Format> {
             k => n += k,
         }
     }
-    file.seek(SeekFrom::Start(0))
-        .ctx(|| format!("rewind {name}"))?;
+    rewind(file, name)?;
     detect(&head[..n]).ok_or_else(|| {
         Error::Usage(format!(
             "{name} is neither a tarball (plain, xz, gzip, bzip2, zstd) nor a squashfs image"
@@ -59,13 +64,122 @@ pub fn format_of(file: &mut File, name: &str) -> Result<Format> {
     })
 }
 
-/// Extract `file` into the existing directory `dest`. `keep_dest` leaves the owner and mode
-/// of `dest` itself alone (the archive's `./` entry would otherwise take them). Device
-/// nodes cannot be made in a user namespace; they are skipped (lxr mounts its own `/dev`).
-pub fn extract(file: &mut File, name: &str, dest: &Path, keep_dest: bool) -> Result<()> {
+fn rewind(file: &mut File, name: &str) -> Result<()> {
+    file.seek(SeekFrom::Start(0))
+        .map(|_| ())
+        .ctx(|| format!("rewind {name}"))
+}
+
+/// The longest listing line lxr reads (a name is at most PATH_MAX anyway).
+const LINE_MAX: u64 = 64 << 10;
+
+/// What a helper printed on stderr, at most this much of its end.
+const STDERR_KEPT: usize = 4096;
+
+/// A helper program on an image file: stdin the file (or a pipe), stderr captured. The
+/// decompressors it starts are held to a memory limit (an xz header may ask for 1.5 GiB).
+fn helper(prog: &str) -> Command {
+    let mut c = Command::new(prog);
+    c.env("XZ_DEFAULTS", "--memlimit-decompress=1GiB")
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Wait for a helper; its end of stderr, cleaned, in the error when it failed.
+fn finish(mut child: Child, what: &str) -> Result<()> {
+    let mut err = Vec::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_end(&mut err);
+    }
+    let status = child.wait().ctx(|| format!("wait for {what}"))?;
+    if status.success() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&err[err.len().saturating_sub(STDERR_KEPT)..]).to_string();
+    Err(Error::Setup(format!(
+        "{what} failed ({status}){}{}",
+        if text.trim().is_empty() { "" } else { ":\n" },
+        crate::text::clean(text.trim_end(), true)
+    )))
+}
+
+/// List `file` and check every entry ([`Summary::add`]); the file is rewound afterwards.
+pub fn scan(file: &mut File, name: &str, part: Part, summary: &mut Summary) -> Result<()> {
+    let format = format_of(file, name)?;
+    let stdin = file.try_clone().ctx(|| format!("dup {name}"))?;
+    let mut cmd = match format {
+        Format::Tar(filter) => {
+            let mut c = helper("tar");
+            c.args([
+                "--list",
+                "--verbose",
+                "--numeric-owner",
+                "--quoting-style=escape",
+            ]);
+            c.args(filter).arg("--file=-");
+            c
+        }
+        Format::Squashfs => {
+            let mut c = helper("unsquashfs");
+            c.args(["-lln", "/dev/stdin"]);
+            c
+        }
+    };
+    let what = format!("listing {name}");
+    let mut child = cmd
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .spawn()
+        .ctx(|| format!("run {:?} (is it installed?)", cmd.get_program()))?;
+    let read = match child.stdout.take() {
+        Some(out) => read_listing(out, format == Format::Squashfs, part, summary),
+        None => Err(Error::Host("no listing".into())),
+    };
+    if read.is_err() {
+        let _ = child.kill();
+    }
+    let done = finish(child, &what);
+    read?;
+    done?;
+    rewind(file, name)
+}
+
+fn read_listing(out: impl Read, squashfs: bool, part: Part, summary: &mut Summary) -> Result<()> {
+    let mut r = std::io::BufReader::new(out);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = (&mut r)
+            .take(LINE_MAX)
+            .read_until(b'\n', &mut line)
+            .ctx(|| "read the listing".into())?;
+        if n == 0 {
+            return Ok(());
+        }
+        if line.last() != Some(&b'\n') && n as u64 >= LINE_MAX {
+            return Err(Error::Usage(
+                "image refused: a listing line is too long".into(),
+            ));
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches('\n');
+        if text.is_empty() {
+            continue;
+        }
+        let e = parse_line(text, squashfs)
+            .map_err(|why| Error::Usage(format!("image refused: {why}")))?;
+        summary.add(&e, part)?;
+    }
+}
+
+/// Extract `file` into the working directory, skipping the device nodes `scan` found. The
+/// metadata of a split image skips `rootfs/` (its rootfs is the other file); a unified
+/// image or a split image's metadata leave the owner and mode of the directory itself alone
+/// (the archive's `./` entry would otherwise take them).
+pub fn extract(file: &mut File, name: &str, part: Part, devices: &[String]) -> Result<()> {
     match format_of(file, name)? {
-        Format::Tar(filter) => extract_tar(file, name, filter, dest, keep_dest),
-        Format::Squashfs => extract_squashfs(file, name, dest),
+        Format::Tar(filter) => extract_tar(file, name, filter, part, devices),
+        Format::Squashfs => extract_squashfs(file, name, devices),
     }
 }
 
@@ -73,22 +187,32 @@ fn extract_tar(
     file: &mut File,
     name: &str,
     filter: Option<&str>,
-    dest: &Path,
-    keep_dest: bool,
+    part: Part,
+    devices: &[String],
 ) -> Result<()> {
-    let mut cmd = Command::new("tar");
+    let mut cmd = helper("tar");
     cmd.args(["--extract", "--file=-", "--numeric-owner", "--same-owner"])
-        .args(["--same-permissions", "--delay-directory-restore"])
-        .args(["--anchored", "--wildcards"])
-        .args(["--exclude=dev/*", "--exclude=./dev/*"])
-        .args(["--exclude=rootfs/dev/*", "--exclude=./rootfs/dev/*"])
-        .arg("--directory")
-        .arg(dest);
-    if keep_dest {
+        .args([
+            "--same-permissions",
+            "--delay-directory-restore",
+            "--anchored",
+        ]);
+    // Exact names first (tar's --wildcards/--no-wildcards apply to the options after them).
+    cmd.arg("--no-wildcards");
+    for d in devices {
+        cmd.arg(format!("--exclude={d}"));
+    }
+    if part == Part::Metadata {
+        cmd.args(["--exclude=rootfs", "--exclude=./rootfs"]);
+    }
+    cmd.args(["--wildcards", "--exclude=dev/*", "--exclude=./dev/*"])
+        .args(["--exclude=rootfs/dev/*", "--exclude=./rootfs/dev/*"]);
+    if part != Part::Rootfs {
         cmd.arg("--no-overwrite-dir");
     }
-    if let Some(f) = filter {
-        cmd.arg(f);
+    cmd.args(filter);
+    if !std::io::stdout().is_terminal() {
+        cmd.stdout(Stdio::null());
     }
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -98,14 +222,9 @@ fn extract_tar(
         Some(stdin) => feed(file, stdin, name),
         None => Err(Error::Host("tar has no stdin".into())),
     };
-    let status = child.wait().ctx(|| "wait for tar".into())?;
-    fed?;
-    if !status.success() {
-        return Err(Error::Setup(format!(
-            "tar could not unpack {name} ({status})"
-        )));
-    }
-    Ok(())
+    let done = finish(child, &format!("unpacking {name}"));
+    done?;
+    fed
 }
 
 /// Copy the file into tar, drawing a progress bar on a terminal.
@@ -135,26 +254,24 @@ fn feed(file: &mut File, mut to: impl Write, name: &str) -> Result<()> {
     Ok(())
 }
 
-fn extract_squashfs(file: &mut File, name: &str, dest: &Path) -> Result<()> {
-    // unsquashfs wants a path: it gets the open file as its stdin and reopens it by name
-    // (our own /proc/<pid>/fd is closed to it once we changed credentials).
+fn extract_squashfs(file: &mut File, name: &str, devices: &[String]) -> Result<()> {
+    // unsquashfs wants a path: it gets the open file as its stdin and reopens it by name.
     let stdin = file.try_clone().ctx(|| format!("dup {name}"))?;
-    let mut cmd = Command::new("unsquashfs");
-    cmd.args(["-force", "-no-xattrs", "-ignore-errors"]);
+    let mut cmd = helper("unsquashfs");
+    cmd.args(["-force", "-no-xattrs", "-dest", "."]);
     if !std::io::stdout().is_terminal() {
         cmd.arg("-no-progress").stdout(Stdio::null());
     }
-    // Options first: what follows the image names the files to extract.
-    cmd.arg("-dest").arg(dest).arg("/dev/stdin").stdin(stdin);
-    let status = cmd
-        .status()
-        .ctx(|| "run unsquashfs (is squashfs-tools installed?)".into())?;
-    if !status.success() {
-        return Err(Error::Setup(format!(
-            "unsquashfs could not unpack {name} ({status})"
-        )));
+    // Options first: what follows the image names the files to skip.
+    cmd.arg("-no-wildcards");
+    if !devices.is_empty() {
+        cmd.arg("-excludes");
     }
-    Ok(())
+    cmd.arg("/dev/stdin").args(devices).stdin(stdin);
+    let child = cmd
+        .spawn()
+        .ctx(|| "run unsquashfs (is squashfs-tools installed?)".into())?;
+    finish(child, &format!("unpacking {name}"))
 }
 
 /// A one-line progress bar on stderr, drawn only when stdout is a terminal.

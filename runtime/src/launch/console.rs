@@ -5,6 +5,7 @@
 
 use std::io::{IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{open, OFlag};
@@ -102,10 +103,93 @@ pub fn recv_fd(sock: &OwnedFd) -> Result<Option<OwnedFd>> {
     Ok(None)
 }
 
+/// The key that bounds `console.log` (a size as `limits.memory` takes it).
+pub const LOG_SIZE_KEY: &str = "console.log.size";
+
+/// `console.log.size` when none is set.
+pub const DEFAULT_LOG_SIZE: u64 = 4 << 20;
+
+/// The configured bound of the console log (the default if unset or unreadable; the value is
+/// checked when it is set).
+pub fn log_size(keys: &std::collections::BTreeMap<String, String>) -> u64 {
+    keys.get(LOG_SIZE_KEY)
+        .and_then(|v| crate::limits::parse_bytes(v).ok())
+        .unwrap_or(DEFAULT_LOG_SIZE)
+}
+
+/// What the container writes on its console, kept on the host in `console.log` — bounded: a
+/// container must not fill the user's disk by printing. When `console.log` reaches half the
+/// bound it becomes `console.log.1` (replacing the previous one) and a new one starts, so the
+/// two together never hold more than the bound and the newest output is always there.
+pub struct Log {
+    path: PathBuf,
+    limit: u64,
+    file: Option<std::fs::File>,
+    size: u64,
+}
+
+impl Log {
+    /// A log at `path` holding at most `limit` bytes (0: keep nothing).
+    pub fn new(path: PathBuf, limit: u64) -> Log {
+        Log {
+            path,
+            limit,
+            file: None,
+            size: 0,
+        }
+    }
+
+    fn open(&mut self) -> Option<&mut std::fs::File> {
+        if self.file.is_none() {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&self.path)
+                .ok()?;
+            self.size = f.metadata().map(|m| m.len()).unwrap_or(0);
+            self.file = Some(f);
+        }
+        self.file.as_mut()
+    }
+
+    fn rotate(&mut self) {
+        self.file = None;
+        let mut old = self.path.clone().into_os_string();
+        old.push(".1");
+        let _ = std::fs::rename(&self.path, &old);
+        self.size = 0;
+    }
+
+    /// Append what the container wrote.
+    pub fn write(&mut self, mut data: &[u8]) {
+        let half = self.limit / 2;
+        if half == 0 {
+            return;
+        }
+        while !data.is_empty() {
+            if self.open().is_none() {
+                return;
+            }
+            if self.size >= half {
+                self.rotate();
+                continue;
+            }
+            let n = data.len().min((half - self.size) as usize);
+            let Some(f) = self.file.as_mut() else { return };
+            if f.write_all(&data[..n]).is_err() {
+                return;
+            }
+            self.size += n as u64;
+            data = &data[n..];
+        }
+    }
+}
+
 /// Serve the console from the monitor: everything the container writes goes to `log` and to
 /// the attached client, if any; a client of the unix socket `sock` (one at a time; a new one
 /// replaces the old) types into it. Runs in threads until the pty closes.
-pub fn serve(master: OwnedFd, log: PathBuf, sock: PathBuf) {
+pub fn serve(master: OwnedFd, mut log: Log, sock: PathBuf) {
     use std::os::unix::net::{UnixListener, UnixStream};
     use std::sync::{Arc, Mutex};
     let client: Arc<Mutex<Option<UnixStream>>> = Arc::new(Mutex::new(None));
@@ -135,20 +219,13 @@ pub fn serve(master: OwnedFd, log: PathBuf, sock: PathBuf) {
         });
     }
     std::thread::spawn(move || {
-        let Ok(mut out) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-        else {
-            return;
-        };
         let mut m = master;
         let mut buf = [0u8; 4096];
         while let Ok(n) = m.read(&mut buf) {
             if n == 0 {
                 break;
             }
-            let _ = out.write_all(&buf[..n]);
+            log.write(&buf[..n]);
             if let Ok(mut c) = client.lock() {
                 if let Some(s) = c.as_mut() {
                     if s.write_all(&buf[..n]).is_err() {
@@ -158,4 +235,36 @@ pub fn serve(master: OwnedFd, log: PathBuf, sock: PathBuf) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_never_holds_more_than_its_bound() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("console.log");
+        let mut log = Log::new(p.clone(), 1000);
+        for i in 0..100u32 {
+            log.write(format!("line {i:04} of output\n").as_bytes());
+        }
+        let cur = std::fs::read_to_string(&p).unwrap();
+        let old = std::fs::read_to_string(d.path().join("console.log.1")).unwrap();
+        assert!(
+            cur.len() + old.len() <= 1000,
+            "{} + {}",
+            cur.len(),
+            old.len()
+        );
+        assert!(cur.ends_with("line 0099 of output\n"), "{cur}");
+        // One write larger than the bound keeps its tail.
+        let mut log = Log::new(p.clone(), 100);
+        log.write(&[b'x'; 1000]);
+        assert!(std::fs::metadata(&p).unwrap().len() <= 50);
+        // 0 keeps nothing.
+        let q = d.path().join("none.log");
+        Log::new(q.clone(), 0).write(b"abc");
+        assert!(!q.exists());
+    }
 }

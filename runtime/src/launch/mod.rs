@@ -28,7 +28,7 @@ use nix::unistd::{fork, ForkResult, Pid};
 use crate::container::State;
 use crate::error::{Context, Error, Result};
 use crate::idmap::IdMaps;
-use crate::userns::{child_enter, Sync};
+use crate::userns::{become_root, child_mapped, Sync};
 
 /// Capabilities dropped from the container's bounding set (as LXC's common.conf does).
 const DROP_CAPS: &[u32] = &[
@@ -79,8 +79,13 @@ pub fn start(spec: &Spec) -> Result<State> {
             drop(report_r);
             let _ = nix::unistd::setsid();
             // Detach from the caller's terminal and pipes: `lxr launch` must be able to return
-            // (a caller reading its output waits for every holder of the pipe to close it).
+            // (a caller reading its output waits for every holder of the pipe to close it),
+            // and nothing of the caller's may reach the container. The monitor keeps only
+            // its report pipe and the container's lock.
             detach_stdio(&spec.state_dir.join("monitor.log"));
+            let mut keep = vec![report_w.as_raw_fd()];
+            keep.extend(spec.lock_fd);
+            crate::fds::keep_only(&keep);
             let code = monitor(spec, report_w);
             // SAFETY: end the forked monitor without the parent's atexit handlers.
             unsafe { libc::_exit(code) }
@@ -260,7 +265,7 @@ fn run_monitor(
             if let Ok(Some(master)) = console::recv_fd(&con_mon) {
                 console::serve(
                     master,
-                    console_log.to_path_buf(),
+                    console::Log::new(console_log.to_path_buf(), console::log_size(&spec.keys)),
                     spec.state_dir.join("console.sock"),
                 );
             }
@@ -294,7 +299,7 @@ fn intermediate(
         let _ = nix::unistd::write(err_w, e.to_string().as_bytes());
         1
     };
-    if let Err(e) = child_enter(ready, go) {
+    if let Err(e) = child_mapped(ready, go) {
         return fail(e, &err_w);
     }
     let flags = CloneFlags::CLONE_NEWNS
@@ -304,6 +309,12 @@ fn intermediate(
         | CloneFlags::CLONE_NEWCGROUP
         | CloneFlags::CLONE_NEWPID;
     if let Err(e) = unshare(flags).ctx(|| "unshare namespaces".into()) {
+        return fail(e, &err_w);
+    }
+    // Still with the user's credentials: the rootfs is reached through the user's private
+    // directories, which the container's root cannot search. From here on the container's
+    // processes work relative to the rootfs mount (their working directory).
+    if let Err(e) = mounts::enter_rootfs(&spec.rootfs).and_then(|()| become_root()) {
         return fail(e, &err_w);
     }
     // SAFETY: single-threaded; the child becomes the container's init and execs or _exits.
@@ -331,9 +342,10 @@ fn intermediate(
     }
 }
 
-/// PID 1 of the container: everything up to exec of `/sbin/init`.
+/// PID 1 of the container: everything up to exec of `/sbin/init`. Its working directory is
+/// the rootfs mount ([`mounts::enter_rootfs`]).
 fn init(spec: &Spec, con: &OwnedFd) -> Result<()> {
-    let root = &spec.rootfs;
+    let root = Path::new(".");
     mounts::setup(root, spec.lxcfs.as_deref())?;
     let (master, pts) = console::open_pty(root)?;
     mounts::bind_console(root, &pts)?;
@@ -360,9 +372,19 @@ fn init(spec: &Spec, con: &OwnedFd) -> Result<()> {
     .iter()
     .filter_map(|e| CString::new(*e).ok())
     .collect();
+    before_exec()?;
     nix::unistd::execve(&prog, std::slice::from_ref(&prog), &env)
         .ctx(|| "exec /sbin/init".into())?;
     Ok(())
+}
+
+/// The last step before a program of the container's runs (its init, `lxr exec`'s command):
+/// no descriptor above stdio crosses the exec ([`crate::fds::seal`]), and the program starts
+/// with the usual 022 umask rather than lxr's own 077.
+pub fn before_exec() -> Result<()> {
+    // SAFETY: umask has no preconditions.
+    unsafe { libc::umask(0o022) };
+    crate::fds::seal()
 }
 
 /// Bring up `lo` in the container's network namespace.

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
+use crate::beneath::{Dir, Kind};
 use crate::error::{Context, Result};
 
 /// Host device nodes bound into the container's `/dev`.
@@ -67,9 +68,18 @@ pub fn lxcfs_mounted(mount_point: &Path) -> bool {
     })
 }
 
-/// Build the container's mounts under `root` and pivot into it.
-pub fn setup(root: &Path, lxcfs: Option<&Path>) -> Result<()> {
-    let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+/// In the new mount namespace, still with the user's credentials (the rootfs lies in the
+/// user's private directory, which the container's root cannot search): make every mount
+/// private, bind the rootfs on itself and make it the working directory. Everything after
+/// works relative to it.
+pub fn enter_rootfs(rootfs: &Path) -> Result<()> {
+    let md = std::fs::symlink_metadata(rootfs).ctx(|| format!("stat {}", rootfs.display()))?;
+    if !md.is_dir() {
+        return Err(crate::error::Error::Setup(format!(
+            "{} is not a directory",
+            rootfs.display()
+        )));
+    }
     // Nothing we do here may propagate back to the host.
     mnt(
         None,
@@ -78,7 +88,35 @@ pub fn setup(root: &Path, lxcfs: Option<&Path>) -> Result<()> {
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None,
     )?;
-    bind(root, root, MsFlags::MS_REC)?;
+    bind(rootfs, rootfs, MsFlags::MS_REC)?;
+    nix::unistd::chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))
+}
+
+/// The top-level directories lxr mounts over. The rootfs is the image's and container root's
+/// to shape: one of them being a symlink (to anywhere) or a file is refused with a clear
+/// error instead of mounting somewhere else; a missing one is made.
+fn check_targets(root: &Path) -> Result<()> {
+    let dir = Dir::open(root)?;
+    for t in ["proc", "sys", "dev", "run"] {
+        match dir.kind(t)? {
+            Some(Kind::Dir) => {}
+            None => {
+                dir.mkdir(t, 0o755)?;
+            }
+            Some(_) => {
+                return Err(crate::error::Error::Setup(format!(
+                    "the container's /{t} is not a directory (a symlink or a file): refusing to                      mount over it"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Build the container's mounts under `root` (the rootfs mount, see [`enter_rootfs`]).
+pub fn setup(root: &Path, lxcfs: Option<&Path>) -> Result<()> {
+    let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    check_targets(root)?;
     mnt(Some("proc"), &root.join("proc"), Some("proc"), nosuid, None)?;
     mnt(
         Some("sysfs"),

@@ -1,6 +1,10 @@
 //! The seccomp deny-list every container process runs under, LXC's `common.seccomp`: no
 //! `kexec_load`/`kexec_file_load`, `open_by_handle_at` (the "shocker" escape), module loading
-//! or removal, and no forced unmounts (`umount2(…, MNT_FORCE)`); each fails with EPERM.
+//! or removal, and no forced unmounts (`umount2(…, MNT_FORCE)`); each fails with EPERM. The
+//! kernel keyring is not namespaced — every container of a user would share its keys, and
+//! fill the user's key quota — so `keyctl`, `add_key` and `request_key` fail with ENOSYS (what
+//! Proxmox's containers and LXD's recommended `security.syscalls.deny` do): programs then run
+//! as on a kernel without keyrings, systemd included.
 //! Everything else is allowed. Rules exist for x86-64 (x32 numbers masked onto it) and i386
 //! (32-bit binaries in a container); other architectures pass unfiltered.
 
@@ -16,9 +20,43 @@ const MNT_FORCE: u32 = 1;
 /// Clears the x32 ABI bit, so x32 calls meet the x86-64 rules.
 const X32_MASK: u32 = !0x4000_0000;
 
-/// (denied syscalls, umount2) per architecture.
-const X86_64: (&[u32], u32) = (&[246, 320, 304, 175, 313, 176], 166);
-const I386: (&[u32], u32) = (&[283, 342, 128, 350, 129], 52);
+const EPERM: u32 = libc::EPERM as u32;
+const ENOSYS: u32 = libc::ENOSYS as u32;
+
+/// ((denied syscall, errno)…, umount2) per architecture.
+type Rules = (&'static [(u32, u32)], u32);
+
+/// kexec_load, kexec_file_load, open_by_handle_at, init_module, finit_module, delete_module;
+/// add_key, request_key, keyctl.
+const X86_64: Rules = (
+    &[
+        (246, EPERM),
+        (320, EPERM),
+        (304, EPERM),
+        (175, EPERM),
+        (313, EPERM),
+        (176, EPERM),
+        (248, ENOSYS),
+        (249, ENOSYS),
+        (250, ENOSYS),
+    ],
+    166,
+);
+/// kexec_load, open_by_handle_at, init_module, finit_module, delete_module; add_key,
+/// request_key, keyctl.
+const I386: Rules = (
+    &[
+        (283, EPERM),
+        (342, EPERM),
+        (128, EPERM),
+        (350, EPERM),
+        (129, EPERM),
+        (286, ENOSYS),
+        (287, ENOSYS),
+        (288, ENOSYS),
+    ],
+    52,
+);
 
 fn stmt(code: u32, k: u32) -> libc::sock_filter {
     libc::sock_filter {
@@ -40,26 +78,24 @@ fn jump(code: u32, k: u32, jt: usize, jf: usize) -> Result<libc::sock_filter> {
 }
 
 /// One architecture's block: load the number, deny the listed ones and forced unmounts.
-fn block(denied: &[u32], umount2: u32) -> Result<Vec<libc::sock_filter>> {
+fn block(denied: &[(u32, u32)], umount2: u32) -> Result<Vec<libc::sock_filter>> {
     use libc::{
         BPF_ABS, BPF_ALU, BPF_AND, BPF_JEQ, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_RET, BPF_W,
     };
-    let k = denied.len();
     let mut b = vec![
         stmt(BPF_LD | BPF_W | BPF_ABS, OFF_NR),
         stmt(BPF_ALU | BPF_AND | BPF_K, X32_MASK),
     ];
-    for (i, nr) in denied.iter().enumerate() {
-        b.push(jump(BPF_JMP | BPF_JEQ | BPF_K, *nr, k - 1 - i + 4, 0)?);
+    for (nr, errno) in denied {
+        // Equal: fall through to this call's return; else skip it.
+        b.push(jump(BPF_JMP | BPF_JEQ | BPF_K, *nr, 0, 1)?);
+        b.push(stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ERRNO | errno));
     }
     b.push(jump(BPF_JMP | BPF_JEQ | BPF_K, umount2, 0, 2)?);
     b.push(stmt(BPF_LD | BPF_W | BPF_ABS, OFF_ARG1));
     b.push(jump(BPF_JMP | BPF_JSET | BPF_K, MNT_FORCE, 1, 0)?);
     b.push(stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW));
-    b.push(stmt(
-        BPF_RET | BPF_K,
-        libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
-    ));
+    b.push(stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ERRNO | EPERM));
     Ok(b)
 }
 
@@ -144,10 +180,21 @@ mod tests {
                     let r = libc::syscall(libc::SYS_umount2, c"/nonexistent".as_ptr(), 1);
                     (r, *libc::__errno_location())
                 };
+                // SAFETY: keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0): no pointers.
+                let (r3, e3) = unsafe {
+                    let r = libc::syscall(libc::SYS_keyctl, 0, -3, 0);
+                    (r, *libc::__errno_location())
+                };
                 // SAFETY: getpid has no preconditions.
                 let allowed = unsafe { libc::getpid() } > 0;
-                let good =
-                    ok && r1 == -1 && e1 == libc::EPERM && r2 == -1 && e2 == libc::EPERM && allowed;
+                let good = ok
+                    && r1 == -1
+                    && e1 == libc::EPERM
+                    && r2 == -1
+                    && e2 == libc::EPERM
+                    && r3 == -1
+                    && e3 == libc::ENOSYS
+                    && allowed;
                 // SAFETY: end the child.
                 unsafe { libc::_exit(if good { 0 } else { 1 }) }
             }

@@ -1,0 +1,529 @@
+//! Paths resolved beneath a directory, never through a symlink. Everything lxr reads or writes
+//! on behalf of an image — its `metadata.yaml`, `templates/`, `rootfs/`, the record lxr keeps
+//! beside them, a template's target in a new container — goes through a [`Dir`]: a descriptor
+//! of the directory plus `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+//! RESOLVE_NO_MAGICLINKS)`, so a symlink planted anywhere on the way (by an image, or by a
+//! container's root) makes the operation fail instead of reaching the user's files. Files are
+//! only read when regular (a FIFO would block lxr, a device is never an image's data) and up
+//! to a stated size.
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// A directory every path of which is resolved beneath it.
+#[derive(Debug)]
+pub struct Dir {
+    fd: OwnedFd,
+    /// For messages only.
+    name: PathBuf,
+}
+
+/// What a directory entry is (not following a symlink).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+    /// A FIFO, socket or device.
+    Other,
+}
+
+fn cstr(p: &Path) -> Result<CString> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::Usage(format!("{:?} has a NUL byte", p.display())))
+}
+
+/// A relative path of plain components (no `..`, not absolute, not empty).
+fn check_rel(rel: &Path) -> Result<()> {
+    let plain = rel.components().next().is_some()
+        && rel
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    if plain {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "{:?} is not a path inside the directory (absolute, empty or with ..)",
+            rel.display()
+        )))
+    }
+}
+
+/// One plain name (no `/`).
+fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Err(Error::Usage(format!("{name:?} is not a file name")));
+    }
+    Ok(())
+}
+
+impl Dir {
+    /// The directory at `path` (a path lxr chose, e.g. its data directory). The last
+    /// component must not be a symlink.
+    pub fn open(path: &Path) -> Result<Dir> {
+        let c = cstr(path)?;
+        // SAFETY: open with a valid C string; the result is checked.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(Error::Os {
+                what: format!("open {}", path.display()),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: the kernel just gave us this descriptor.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Dir {
+            fd,
+            name: path.to_path_buf(),
+        })
+    }
+
+    /// The path this directory was opened as (for messages).
+    pub fn name(&self) -> &Path {
+        &self.name
+    }
+
+    fn what(&self, rel: &Path) -> String {
+        self.name.join(rel).display().to_string()
+    }
+
+    fn os(&self, op: &str, rel: &Path) -> Error {
+        let source = std::io::Error::last_os_error();
+        if source.raw_os_error() == Some(libc::ELOOP) || source.raw_os_error() == Some(libc::EXDEV)
+        {
+            return Error::Usage(format!(
+                "{op} {}: refused, a symlink (or a path leaving the directory) is in the way",
+                self.what(rel)
+            ));
+        }
+        Error::Os {
+            what: format!("{op} {}", self.what(rel)),
+            source,
+        }
+    }
+
+    /// openat2 beneath this directory.
+    fn openat2(&self, rel: &Path, flags: libc::c_int, mode: u32) -> Result<OwnedFd> {
+        check_rel(rel)?;
+        let c = cstr(rel)?;
+        // SAFETY: open_how is plain data; zeroed is valid (it is non-exhaustive, so it is
+        // built field by field).
+        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+        how.flags = (flags | libc::O_CLOEXEC) as u64;
+        how.mode = if flags & libc::O_CREAT != 0 {
+            u64::from(mode)
+        } else {
+            0
+        };
+        how.resolve =
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+        // SAFETY: openat2 with our directory fd, a valid C string and a valid open_how of the
+        // size we pass; the result is checked.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if fd < 0 {
+            return Err(self.os("open", rel));
+        }
+        // SAFETY: the kernel just gave us this descriptor.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+    }
+
+    /// The directory `rel` below this one.
+    pub fn open_dir(&self, rel: impl AsRef<Path>) -> Result<Dir> {
+        let rel = rel.as_ref();
+        let fd = self.openat2(rel, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        Ok(Dir {
+            fd,
+            name: self.name.join(rel),
+        })
+    }
+
+    /// What `rel` is, without following a symlink; `None` if it does not exist.
+    pub fn kind(&self, rel: impl AsRef<Path>) -> Result<Option<Kind>> {
+        let rel = rel.as_ref();
+        check_rel(rel)?;
+        let (parent, name) = self.parent_of(rel)?;
+        let c = cstr(Path::new(&name))?;
+        // SAFETY: stat is plain data, filled by the kernel.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstatat on our directory with a valid name and a stat we own.
+        let r = unsafe {
+            libc::fstatat(
+                parent.fd.as_raw_fd(),
+                c.as_ptr(),
+                &mut st,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENOENT) {
+                return Ok(None);
+            }
+            return Err(Error::Os {
+                what: format!("stat {}", self.what(rel)),
+                source: e,
+            });
+        }
+        Ok(Some(match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG => Kind::File,
+            libc::S_IFDIR => Kind::Dir,
+            libc::S_IFLNK => Kind::Symlink,
+            _ => Kind::Other,
+        }))
+    }
+
+    /// The parent directory of `rel` (opened beneath) and its last name.
+    fn parent_of(&self, rel: &Path) -> Result<(Dir, String)> {
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .ok_or_else(|| Error::Usage(format!("{:?} has no file name", rel.display())))?;
+        let parent = match rel.parent() {
+            Some(p) if p.components().next().is_some() => self.open_dir(p)?,
+            _ => self.dup()?,
+        };
+        Ok((parent, name))
+    }
+
+    fn dup(&self) -> Result<Dir> {
+        let fd = self.fd.try_clone().map_err(|e| Error::Os {
+            what: format!("dup {}", self.name.display()),
+            source: e,
+        })?;
+        Ok(Dir {
+            fd,
+            name: self.name.clone(),
+        })
+    }
+
+    /// Read the regular file `rel`, refusing anything else and anything over `limit` bytes.
+    pub fn read(&self, rel: impl AsRef<Path>, limit: u64) -> Result<Vec<u8>> {
+        let rel = rel.as_ref();
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
+        let fd = self.openat2(rel, libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK, 0)?;
+        let f = std::fs::File::from(fd);
+        let md = f.metadata().map_err(|e| Error::Os {
+            what: format!("stat {}", self.what(rel)),
+            source: e,
+        })?;
+        if !md.is_file() {
+            return Err(Error::Usage(format!(
+                "{} is not a regular file",
+                self.what(rel)
+            )));
+        }
+        if md.len() > limit {
+            return Err(Error::Usage(format!(
+                "{} is {} bytes, more than the {limit} allowed",
+                self.what(rel),
+                md.len()
+            )));
+        }
+        let mut out = Vec::new();
+        f.take(limit + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| Error::Os {
+                what: format!("read {}", self.what(rel)),
+                source: e,
+            })?;
+        if out.len() as u64 > limit {
+            return Err(Error::Usage(format!(
+                "{} grew past the {limit} bytes allowed",
+                self.what(rel)
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Read `rel` as UTF-8 text (see [`Dir::read`]).
+    pub fn read_text(&self, rel: impl AsRef<Path>, limit: u64) -> Result<String> {
+        let rel = rel.as_ref();
+        String::from_utf8(self.read(rel, limit)?)
+            .map_err(|_| Error::Usage(format!("{} is not UTF-8 text", self.what(rel))))
+    }
+
+    /// Write `data` to the regular file `rel` (created with `mode`, or truncated), never
+    /// through a symlink.
+    pub fn write(&self, rel: impl AsRef<Path>, data: &[u8], mode: u32) -> Result<()> {
+        let rel = rel.as_ref();
+        let fd = self.openat2(
+            rel,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOCTTY | libc::O_NONBLOCK,
+            mode,
+        )?;
+        let mut f = std::fs::File::from(fd);
+        let md = f.metadata().map_err(|e| Error::Os {
+            what: format!("stat {}", self.what(rel)),
+            source: e,
+        })?;
+        if !md.is_file() {
+            return Err(Error::Usage(format!(
+                "{} is not a regular file",
+                self.what(rel)
+            )));
+        }
+        f.write_all(data).map_err(|e| Error::Os {
+            what: format!("write {}", self.what(rel)),
+            source: e,
+        })
+    }
+
+    /// Replace the file `name` (in this directory) with `data` atomically: a new file, then a
+    /// rename over the old entry (which replaces a symlink rather than following it).
+    pub fn replace(&self, name: &str, data: &[u8], mode: u32) -> Result<()> {
+        check_name(name)?;
+        let tmp = format!(".{name}.tmp-{}", std::process::id());
+        let _ = self.unlink(&tmp);
+        let fd = self.openat2(
+            Path::new(&tmp),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+            mode,
+        )?;
+        let written = std::fs::File::from(fd)
+            .write_all(data)
+            .map_err(|e| Error::Os {
+                what: format!("write {}", self.what(Path::new(&tmp))),
+                source: e,
+            });
+        let renamed = written.and_then(|()| self.rename(&tmp, self, name));
+        if renamed.is_err() {
+            let _ = self.unlink(&tmp);
+        }
+        renamed
+    }
+
+    /// Remove the file (or symlink) `name` in this directory.
+    pub fn unlink(&self, name: &str) -> Result<()> {
+        check_name(name)?;
+        let c = cstr(Path::new(name))?;
+        // SAFETY: unlinkat on our directory with a valid name.
+        if unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), 0) } != 0 {
+            return Err(self.os("remove", Path::new(name)));
+        }
+        Ok(())
+    }
+
+    /// Make the directory `name` in this directory (fails if anything has that name).
+    pub fn mkdir(&self, name: &str, mode: u32) -> Result<Dir> {
+        check_name(name)?;
+        let c = cstr(Path::new(name))?;
+        // SAFETY: mkdirat on our directory with a valid name.
+        if unsafe { libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), mode) } != 0 {
+            return Err(self.os("mkdir", Path::new(name)));
+        }
+        self.open_dir(name)
+    }
+
+    /// The directory `rel`, made with `mode` where missing (each component beneath, none a
+    /// symlink).
+    pub fn mkdir_all(&self, rel: impl AsRef<Path>, mode: u32) -> Result<Dir> {
+        let rel = rel.as_ref();
+        check_rel(rel)?;
+        let mut dir = self.dup()?;
+        for c in rel.components() {
+            let Component::Normal(part) = c else { continue };
+            let part = part.to_string_lossy().to_string();
+            dir = match dir.kind(&part)? {
+                None => dir.mkdir(&part, mode)?,
+                Some(Kind::Dir) => dir.open_dir(&part)?,
+                Some(_) => {
+                    return Err(Error::Usage(format!(
+                        "{} is not a directory",
+                        dir.what(Path::new(&part))
+                    )))
+                }
+            };
+        }
+        Ok(dir)
+    }
+
+    /// Rename `from` (in this directory) to `to` in `to_dir`; an existing `to` is replaced.
+    pub fn rename(&self, from: &str, to_dir: &Dir, to: &str) -> Result<()> {
+        check_name(from)?;
+        check_name(to)?;
+        let (f, t) = (cstr(Path::new(from))?, cstr(Path::new(to))?);
+        // SAFETY: renameat on two directory fds with valid names; symlinks are renamed, not
+        // followed.
+        let r = unsafe {
+            libc::renameat(
+                self.fd.as_raw_fd(),
+                f.as_ptr(),
+                to_dir.fd.as_raw_fd(),
+                t.as_ptr(),
+            )
+        };
+        if r != 0 {
+            return Err(self.os("rename", Path::new(from)));
+        }
+        Ok(())
+    }
+
+    /// Change the owner of `name` in this directory (not following a symlink).
+    pub fn chown(&self, name: &str, uid: u32, gid: u32) -> Result<()> {
+        let c = cstr(Path::new(name))?;
+        // SAFETY: fchownat on our directory with a valid name.
+        let r = unsafe {
+            libc::fchownat(
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                uid,
+                gid,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if r != 0 {
+            return Err(self.os("chown", Path::new(name)));
+        }
+        Ok(())
+    }
+
+    /// Change the mode of `name` in this directory (which must not be a symlink).
+    pub fn chmod(&self, name: &str, mode: u32) -> Result<()> {
+        if self.kind(name)? == Some(Kind::Symlink) {
+            return Err(Error::Usage(format!(
+                "{} is a symlink",
+                self.what(Path::new(name))
+            )));
+        }
+        let c = cstr(Path::new(name))?;
+        // SAFETY: fchmodat on our directory with a valid name.
+        if unsafe { libc::fchmodat(self.fd.as_raw_fd(), c.as_ptr(), mode, 0) } != 0 {
+            return Err(self.os("chmod", Path::new(name)));
+        }
+        Ok(())
+    }
+
+    /// Names in this directory (not `.`/`..`).
+    pub fn entries(&self) -> Result<Vec<String>> {
+        let fd = self.openat2(Path::new("."), libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+        // `/proc/self/fd/N` of a descriptor we hold: read_dir needs a path.
+        let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        let rd = std::fs::read_dir(&path).map_err(|e| Error::Os {
+            what: format!("list {}", self.name.display()),
+            source: e,
+        })?;
+        Ok(rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect())
+    }
+
+    /// `/proc/self/fd/N`: a path to this directory for a program that wants one, valid while
+    /// this `Dir` lives (and in a child that inherits the descriptor).
+    pub fn proc_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+    }
+
+    /// Make this process's working directory this one.
+    pub fn chdir(&self) -> Result<()> {
+        // SAFETY: fchdir on our directory fd.
+        if unsafe { libc::fchdir(self.fd.as_raw_fd()) } != 0 {
+            return Err(Error::Os {
+                what: format!("chdir {}", self.name.display()),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Keep the descriptor across an exec (for a child that uses [`Dir::proc_path`]).
+    pub fn inheritable(&self) -> Result<()> {
+        // SAFETY: F_SETFD on our own descriptor.
+        if unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_SETFD, 0) } != 0 {
+            return Err(Error::Os {
+                what: format!("pass {}", self.name.display()),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl AsFd for Dir {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, Dir) {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("in")).unwrap();
+        std::fs::create_dir(t.path().join("outside")).unwrap();
+        std::fs::write(t.path().join("outside/secret"), "key").unwrap();
+        let d = Dir::open(&t.path().join("in")).unwrap();
+        (t, d)
+    }
+
+    #[test]
+    fn symlinks_and_dotdot_are_never_followed() {
+        let (t, d) = setup();
+        let out = t.path().join("outside");
+        std::os::unix::fs::symlink(&out, t.path().join("in/link")).unwrap();
+        std::os::unix::fs::symlink("../outside/secret", t.path().join("in/rel")).unwrap();
+        assert!(d.read("link/secret", 100).is_err());
+        assert!(d.read("rel", 100).is_err());
+        assert!(d.read("../outside/secret", 100).is_err());
+        assert!(d.read("/etc/passwd", 100).is_err());
+        assert!(d.write("link/new", b"x", 0o600).is_err());
+        assert!(d.write("rel", b"x", 0o600).is_err());
+        assert!(d.mkdir_all("link/sub", 0o700).is_err());
+        assert!(!out.join("new").exists() && !out.join("sub").exists());
+        assert_eq!(std::fs::read(out.join("secret")).unwrap(), b"key");
+        assert_eq!(d.kind("link").unwrap(), Some(Kind::Symlink));
+        assert_eq!(d.kind("nothing").unwrap(), None);
+        // Replacing a symlink replaces the link, the target stays.
+        d.replace("rel", b"mine", 0o600).unwrap();
+        assert_eq!(d.kind("rel").unwrap(), Some(Kind::File));
+        assert_eq!(std::fs::read(out.join("secret")).unwrap(), b"key");
+    }
+
+    #[test]
+    fn only_regular_files_within_the_limit_are_read() {
+        let (t, d) = setup();
+        std::fs::write(t.path().join("in/big"), vec![b'a'; 2000]).unwrap();
+        assert!(d.read("big", 1000).is_err());
+        assert_eq!(d.read("big", 2000).unwrap().len(), 2000);
+        nix::unistd::mkfifo(&t.path().join("in/fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // A FIFO is refused at once (no writer would ever come).
+        assert!(d.read("fifo", 100).is_err());
+        assert!(d.read("", 100).is_err());
+    }
+
+    #[test]
+    fn directories_are_made_beneath() {
+        let (t, d) = setup();
+        let sub = d.mkdir_all("a/b/c", 0o755).unwrap();
+        sub.write("f", b"x", 0o644).unwrap();
+        assert_eq!(std::fs::read(t.path().join("in/a/b/c/f")).unwrap(), b"x");
+        assert!(d.mkdir("a", 0o755).is_err());
+        assert_eq!(
+            d.entries().unwrap().into_iter().collect::<Vec<_>>(),
+            vec!["a".to_string()]
+        );
+    }
+}
