@@ -10,7 +10,7 @@
 use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -217,6 +217,29 @@ impl Dir {
         })
     }
 
+    /// The target of the symlink `rel` (its directories resolved beneath, none a symlink).
+    pub fn read_link(&self, rel: impl AsRef<Path>) -> Result<PathBuf> {
+        let rel = rel.as_ref();
+        check_rel(rel)?;
+        let (parent, name) = self.parent_of(rel)?;
+        let c = cstr(Path::new(&name))?;
+        let mut buf = vec![0u8; 4096];
+        // SAFETY: readlinkat on our directory with a valid name into a buffer of its length.
+        let n = unsafe {
+            libc::readlinkat(
+                parent.fd.as_raw_fd(),
+                c.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            return Err(self.os("readlink", rel));
+        }
+        buf.truncate(n as usize);
+        Ok(PathBuf::from(std::ffi::OsString::from_vec(buf)))
+    }
+
     /// Read the regular file `rel`, refusing anything else and anything over `limit` bytes.
     pub fn read(&self, rel: impl AsRef<Path>, limit: u64) -> Result<Vec<u8>> {
         let rel = rel.as_ref();
@@ -347,6 +370,12 @@ impl Dir {
             dir = match dir.kind(&part)? {
                 None => dir.mkdir(&part, mode)?,
                 Some(Kind::Dir) => dir.open_dir(&part)?,
+                Some(Kind::Symlink) => {
+                    return Err(Error::Usage(format!(
+                        "{} is a symlink: refused",
+                        dir.what(Path::new(&part))
+                    )))
+                }
                 Some(_) => {
                     return Err(Error::Usage(format!(
                         "{} is not a directory",

@@ -34,7 +34,19 @@ impl Paths {
             Some(r) if Path::new(&r).is_dir() => PathBuf::from(r).join("lxr"),
             _ => data.join("run"),
         };
-        Ok(Paths { data, run })
+        let p = Paths { data, run };
+        p.check_existing()?;
+        Ok(p)
+    }
+
+    /// The data and runtime directories, where they exist, must be the user's own: a
+    /// directory another user made (in a shared place like `/tmp`) could hold planted
+    /// containers, states naming other processes, or images.
+    fn check_existing(&self) -> Result<()> {
+        for d in [&self.data, &self.run] {
+            own_dir(d)?;
+        }
+        Ok(())
     }
 
     /// Paths below an explicit root (tests).
@@ -52,7 +64,6 @@ impl Paths {
     /// someone else) and are made private again if an older lxr left them searchable.
     /// The containers' root never walks these paths: lxr opens what it needs first.
     pub fn ensure(&self) -> Result<()> {
-        let me = nix::unistd::getuid().as_raw();
         for d in [
             self.data.clone(),
             self.data.join("containers"),
@@ -71,14 +82,8 @@ impl Paths {
                 }
                 Err(e) => return Err(e).ctx(|| format!("create {}", d.display())),
             }
-            let md = std::fs::symlink_metadata(&d).ctx(|| format!("stat {}", d.display()))?;
-            if !md.is_dir() || md.uid() != me {
-                return Err(Error::Host(format!(
-                    "{} is not a directory of yours (owner uid {}): refusing to keep containers                      there; remove it or point XDG_DATA_HOME/XDG_RUNTIME_DIR elsewhere",
-                    d.display(),
-                    md.uid()
-                )));
-            }
+            let md =
+                own_dir(&d)?.ok_or_else(|| Error::Host(format!("{} vanished", d.display())))?;
             if md.permissions().mode() & 0o7777 != 0o700 {
                 std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
                     .ctx(|| format!("chmod {}", d.display()))?;
@@ -96,4 +101,22 @@ impl Paths {
     pub fn state(&self, name: &str) -> PathBuf {
         self.run.join(name)
     }
+}
+
+/// The metadata of `d` if it exists — which it may only as a directory of the user's own.
+fn own_dir(d: &Path) -> Result<Option<std::fs::Metadata>> {
+    let md = match std::fs::symlink_metadata(d) {
+        Ok(md) => md,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).ctx(|| format!("stat {}", d.display())),
+    };
+    if !md.is_dir() || md.uid() != nix::unistd::getuid().as_raw() {
+        return Err(Error::Host(format!(
+            "{} is not a directory of yours (owner uid {}): refusing to use it; remove it or \
+             point XDG_DATA_HOME/XDG_RUNTIME_DIR elsewhere",
+            d.display(),
+            md.uid()
+        )));
+    }
+    Ok(Some(md))
 }

@@ -171,7 +171,10 @@ impl Streams {
         let signals = Signals::block(matches!(self, Streams::Pty { .. }))?;
         match self {
             Streams::Pty { master, .. } => {
-                let _raw = crate::term::raw()?;
+                let raw = crate::term::raw()?;
+                if raw.is_none() {
+                    plain(&master);
+                }
                 let m = master.as_raw_fd();
                 resize(m);
                 nonblocking(m);
@@ -206,6 +209,20 @@ impl Streams {
             }
         }
         Ok(())
+    }
+}
+
+/// When the user's stdin is not a terminal (`cmd < file | less`, or stdout a terminal but
+/// stdin a pipe), lxr leaves the user's terminal as it is: it already turns `\n` into `\r\n`
+/// on output, and nobody types, so the pty neither translates nor echoes (no doubled `\r`, no
+/// piped input repeated in the output).
+fn plain(master: &OwnedFd) {
+    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, OutputFlags, SetArg};
+    if let Ok(mut t) = tcgetattr(master) {
+        t.output_flags.remove(OutputFlags::ONLCR);
+        t.local_flags
+            .remove(LocalFlags::ECHO | LocalFlags::ECHOE | LocalFlags::ECHOK | LocalFlags::ECHONL);
+        let _ = tcsetattr(master, SetArg::TCSANOW, &t);
     }
 }
 

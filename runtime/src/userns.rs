@@ -116,6 +116,13 @@ where
             // What the child makes is the container's content: the usual modes, not lxr's 077.
             // SAFETY: umask has no preconditions.
             unsafe { libc::umask(0o022) };
+            // The programs it runs read hostile archives: a new session (no controlling
+            // terminal to type into) and nothing to read from the user's terminal.
+            let _ = nix::unistd::setsid();
+            if let Ok(null) = std::fs::File::open("/dev/null") {
+                // SAFETY: dup2 onto this process's stdin.
+                unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0) };
+            }
             let r = child_enter(&mut ready, &mut go).and_then(|()| f());
             let code = match r {
                 Ok(()) => 0,

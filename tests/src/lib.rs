@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod cgm;
+pub mod hostile;
 pub mod lxr;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -10,6 +10,8 @@ use crate::cgm::bin;
 
 /// `lxr` as lxrtest1 with its data in `data`, cgmanager at `cgm`, lxcfs at `lxcfs`.
 pub struct Lxr {
+    /// `HOME` of the user.
+    pub home: PathBuf,
     /// `XDG_DATA_HOME` of the user.
     pub data: PathBuf,
     /// `LXR_CGMANAGER`.
@@ -22,13 +24,17 @@ impl Lxr {
     /// The lxr command as lxrtest1 (through `setpriv`, which execs in place: the child's pid
     /// is lxr's).
     pub fn command(&self, args: &[&str]) -> Command {
+        self.command_env(&[], args)
+    }
+
+    /// The lxr command with extra `KEY=VALUE` environment.
+    pub fn command_env(&self, env: &[&str], args: &[&str]) -> Command {
         let (uid, gid) = crate::cgm::test_user("lxrtest1");
-        let home = "/home/lxrtest1";
         let mut c = Command::new("setpriv");
         c.arg(format!("--reuid={uid}"))
             .arg(format!("--regid={gid}"))
             .args(["--init-groups", "env"])
-            .arg(format!("HOME={home}"))
+            .arg(format!("HOME={}", self.home.display()))
             .arg(format!("XDG_DATA_HOME={}", self.data.display()))
             .arg(format!("LXR_CGMANAGER={}", self.cgm))
             .arg(format!(
@@ -38,6 +44,7 @@ impl Lxr {
                     .unwrap_or(Path::new("/nonexistent"))
                     .display()
             ))
+            .args(env)
             .arg(bin("lxr"))
             .args(args);
         c
@@ -170,6 +177,7 @@ impl World {
     /// lxr as lxrtest1 in this world, with lxcfs at `lxcfs` if given.
     pub fn lxr(&self, lxcfs: Option<PathBuf>) -> Lxr {
         Lxr {
+            home: PathBuf::from("/home/lxrtest1"),
             data: self.home.path().to_path_buf(),
             cgm: self.daemon.socket.display().to_string(),
             lxcfs,
@@ -183,6 +191,7 @@ pub fn unconfined() -> (tempfile::TempDir, Lxr) {
     let (uid, gid) = crate::cgm::test_user("lxrtest1");
     let home = user_dir(uid, gid);
     let lxr = Lxr {
+        home: PathBuf::from("/home/lxrtest1"),
         data: home.path().to_path_buf(),
         cgm: "/nonexistent/sock".into(),
         lxcfs: None,

@@ -45,6 +45,9 @@ fn cstrings(v: &[String]) -> Result<Vec<CString>> {
 /// Run.
 pub fn run(paths: &Paths, a: Args) -> Result<i32> {
     check_name(&a.name)?;
+    // lxr exec goes into the container's namespaces itself: it keeps nothing it was started
+    // with but its stdio.
+    crate::fds::keep_only(&[]);
     let Some(s) = State::load(&paths.state(&a.name))? else {
         return Err(Error::Usage(format!(
             "{} is not running (lxr start {})",

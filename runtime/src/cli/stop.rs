@@ -22,9 +22,12 @@ pub struct Args {
     pub(crate) timeout: u64,
 }
 
-/// The signal that halts the container's init.
+/// The signal that halts the container's init (the rootfs is the container's: its
+/// `/sbin/init` is read without following any symlink on the way).
 fn halt_signal(rootfs: &std::path::Path) -> libc::c_int {
-    let init = std::fs::read_link(rootfs.join("sbin/init")).unwrap_or_default();
+    let init = crate::beneath::Dir::open(rootfs)
+        .and_then(|d| d.read_link("sbin/init"))
+        .unwrap_or_default();
     if init.to_string_lossy().contains("systemd") {
         libc::SIGRTMIN() + 3
     } else {

@@ -49,6 +49,8 @@ pub struct Entry {
     /// The name as the listing shows it (escaped by tar; a squashfs listing's
     /// `squashfs-root/` prefix removed).
     pub name: String,
+    /// A hard link's target (a name in the archive).
+    pub link: Option<String>,
 }
 
 /// Parse one line of `tar -tv --numeric-owner --quoting-style=escape` or `unsquashfs -lln`:
@@ -87,10 +89,13 @@ pub fn parse_line(line: &str, squashfs: bool) -> std::result::Result<Entry, Stri
     } else {
         size.parse::<u64>().map_err(|_| bad())?
     };
-    let name = match kind {
-        'l' => name.split_once(" -> ").map_or(name, |(n, _)| n),
-        'h' => name.split_once(" link to ").map_or(name, |(n, _)| n),
-        _ => name,
+    let (name, link) = match kind {
+        'l' => (name.split_once(" -> ").map_or(name, |(n, _)| n), None),
+        'h' => {
+            let (n, t) = name.split_once(" link to ").ok_or_else(bad)?;
+            (n, Some(t.to_string()))
+        }
+        _ => (name, None),
     };
     let name = if squashfs {
         match name {
@@ -108,6 +113,7 @@ pub fn parse_line(line: &str, squashfs: bool) -> std::result::Result<Entry, Stri
         gid,
         size,
         name: name.trim_end_matches('/').to_string(),
+        link,
     })
 }
 
@@ -146,6 +152,15 @@ impl Summary {
                 text::line(&e.name)
             ));
         };
+        if let Some(target) = &e.link {
+            if components(target).is_none() {
+                return refuse(format!(
+                    "the hard link {:?} points outside the image ({:?})",
+                    text::line(&e.name),
+                    text::line(target)
+                ));
+            }
+        }
         if e.uid >= crate::idmap::CONTAINER_IDS || e.gid >= crate::idmap::CONTAINER_IDS {
             return refuse(format!(
                 "{:?} is owned by {}:{}, outside the container's ids 0-{}{}",
@@ -272,7 +287,8 @@ mod tests {
                 uid: 65536,
                 gid: 0,
                 size: 3,
-                name: "rootfs/bin/x".into()
+                name: "rootfs/bin/x".into(),
+                link: None,
             }
         );
         let e = parse_line(
@@ -293,6 +309,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.name, "rootfs/hard");
+        assert_eq!(e.link.as_deref(), Some("rootfs/sp ace"));
         assert_eq!(
             parse_line("drwxr-xr-x 0/0 0 2026-12-01 07:43 rootfs/", false)
                 .unwrap()
@@ -331,6 +348,7 @@ mod tests {
             gid: 0,
             size,
             name: name.into(),
+            link: None,
         }
     }
 
@@ -344,6 +362,10 @@ mod tests {
             entry('-', 0, 1, "/etc/passwd"),
             entry('-', 0, METADATA_MAX + 1, "metadata.yaml"),
             entry('l', 0, 0, "./metadata.yaml"),
+            Entry {
+                link: Some("../../etc/passwd".into()),
+                ..entry('h', 0, 0, "rootfs/h")
+            },
         ] {
             assert!(s.add(&bad, Part::Unified).is_err(), "{bad:?}");
         }

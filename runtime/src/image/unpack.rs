@@ -76,8 +76,9 @@ const LINE_MAX: u64 = 64 << 10;
 /// What a helper printed on stderr, at most this much of its end.
 const STDERR_KEPT: usize = 4096;
 
-/// A helper program on an image file: stdin the file (or a pipe), stderr captured. The
-/// decompressors it starts are held to a memory limit (an xz header may ask for 1.5 GiB).
+/// A helper program on an image file: stdin the file (or a pipe), stderr captured, never the
+/// user's terminal (a program parsing a hostile archive is the likeliest to be subverted).
+/// The decompressors it starts are held to a memory limit (an xz header may ask for 1.5 GiB).
 fn helper(prog: &str) -> Command {
     let mut c = Command::new(prog);
     c.env("XZ_DEFAULTS", "--memlimit-decompress=1GiB")
@@ -210,10 +211,7 @@ fn extract_tar(
     if part != Part::Rootfs {
         cmd.arg("--no-overwrite-dir");
     }
-    cmd.args(filter);
-    if !std::io::stdout().is_terminal() {
-        cmd.stdout(Stdio::null());
-    }
+    cmd.args(filter).stdout(Stdio::null());
     let mut child = cmd
         .stdin(Stdio::piped())
         .spawn()
@@ -258,10 +256,8 @@ fn extract_squashfs(file: &mut File, name: &str, devices: &[String]) -> Result<(
     // unsquashfs wants a path: it gets the open file as its stdin and reopens it by name.
     let stdin = file.try_clone().ctx(|| format!("dup {name}"))?;
     let mut cmd = helper("unsquashfs");
-    cmd.args(["-force", "-no-xattrs", "-dest", "."]);
-    if !std::io::stdout().is_terminal() {
-        cmd.arg("-no-progress").stdout(Stdio::null());
-    }
+    cmd.args(["-force", "-no-xattrs", "-no-progress", "-dest", "."])
+        .stdout(Stdio::null());
     // Options first: what follows the image names the files to skip.
     cmd.arg("-no-wildcards");
     if !devices.is_empty() {
