@@ -240,12 +240,8 @@ impl Dir {
         Ok(PathBuf::from(std::ffi::OsString::from_vec(buf)))
     }
 
-    /// Read the regular file `rel`, refusing anything else and anything over `limit` bytes.
-    pub fn read(&self, rel: impl AsRef<Path>, limit: u64) -> Result<Vec<u8>> {
-        let rel = rel.as_ref();
-        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
-        let fd = self.openat2(rel, libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK, 0)?;
-        let f = std::fs::File::from(fd);
+    /// The metadata of the open file `f` (`rel`), which must be a regular file.
+    fn regular(&self, f: &std::fs::File, rel: &Path) -> Result<std::fs::Metadata> {
         let md = f.metadata().map_err(|e| Error::Os {
             what: format!("stat {}", self.what(rel)),
             source: e,
@@ -256,6 +252,16 @@ impl Dir {
                 self.what(rel)
             )));
         }
+        Ok(md)
+    }
+
+    /// Read the regular file `rel`, refusing anything else and anything over `limit` bytes.
+    pub fn read(&self, rel: impl AsRef<Path>, limit: u64) -> Result<Vec<u8>> {
+        let rel = rel.as_ref();
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
+        let fd = self.openat2(rel, libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK, 0)?;
+        let f = std::fs::File::from(fd);
+        let md = self.regular(&f, rel)?;
         if md.len() > limit {
             return Err(Error::Usage(format!(
                 "{} is {} bytes, more than the {limit} allowed",
@@ -296,16 +302,7 @@ impl Dir {
             mode,
         )?;
         let mut f = std::fs::File::from(fd);
-        let md = f.metadata().map_err(|e| Error::Os {
-            what: format!("stat {}", self.what(rel)),
-            source: e,
-        })?;
-        if !md.is_file() {
-            return Err(Error::Usage(format!(
-                "{} is not a regular file",
-                self.what(rel)
-            )));
-        }
+        self.regular(&f, rel)?;
         f.write_all(data).map_err(|e| Error::Os {
             what: format!("write {}", self.what(rel)),
             source: e,

@@ -1029,52 +1029,36 @@ fn resources_are_bounded_and_image_text_is_cleaned() {
     let l = &h.lxr;
     let _c = e2e::lxr::Cleanup(l, vec!["log1", "log2", "key1"]);
 
+    // Print `bytes` on the console of a new container (with `config`); what the host keeps
+    // must stay within `bound`.
+    let flood = |name: &str, config: &[&str], bytes: u64, bound: u64| {
+        let mut args = vec!["launch", "busybox", name];
+        args.extend_from_slice(config);
+        l.ok(&args);
+        let cmd = format!("head -c {bytes} /dev/zero | tr '\\0' x > /dev/console");
+        l.ok(&["exec", name, "--", "sh", "-c", &cmd]);
+        let turned = h.data().join(format!("run/{name}/console.log.1"));
+        wait_for("the log to turn over", 15, || {
+            turned.exists() && console_bytes(&h, name) > bound / 2
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let kept = console_bytes(&h, name);
+        assert!(kept <= bound, "{name}: {kept} bytes kept, bound {bound}");
+        l.ok(&["delete", "--force", name]);
+    };
     h.case(
         "a container flooding its console with console.log.size=256KiB",
         || {
-            l.ok(&["launch", "busybox", "log1", "-c", "console.log.size=256KiB"]);
-            l.ok(&[
-                "exec",
+            flood(
                 "log1",
-                "--",
-                "sh",
-                "-c",
-                "head -c 3000000 /dev/zero | tr '\\0' x > /dev/console",
-            ]);
-            wait_for("the log to turn over", 10, || {
-                h.data().join("run/log1/console.log.1").exists()
-                    && console_bytes(&h, "log1") > 128 << 10
-            });
-            std::thread::sleep(Duration::from_millis(300));
-            assert!(
-                console_bytes(&h, "log1") <= 256 << 10,
-                "{}",
-                console_bytes(&h, "log1")
+                &["-c", "console.log.size=256KiB"],
+                3_000_000,
+                256 << 10,
             );
-            l.ok(&["delete", "--force", "log1"]);
         },
     );
-
     h.case("the default console bound (4 MiB)", || {
-        l.ok(&["launch", "busybox", "log2"]);
-        l.ok(&[
-            "exec",
-            "log2",
-            "--",
-            "sh",
-            "-c",
-            "head -c 10000000 /dev/zero | tr '\\0' y > /dev/console",
-        ]);
-        wait_for("the log to turn over", 15, || {
-            h.data().join("run/log2/console.log.1").exists()
-        });
-        std::thread::sleep(Duration::from_millis(500));
-        assert!(
-            console_bytes(&h, "log2") <= 4 << 20,
-            "{}",
-            console_bytes(&h, "log2")
-        );
-        l.ok(&["delete", "--force", "log2"]);
+        flood("log2", &[], 10_000_000, 4 << 20);
     });
 
     h.case("a console.log.size that is not a size", || {
@@ -1118,10 +1102,7 @@ fn resources_are_bounded_and_image_text_is_cleaned() {
             prev = c;
         }
         let p = Tar::new().file("metadata.yaml", ROOT, y.as_bytes()).rootfs("rootfs/").write(&w.path().join("lol.tar"));
-        let t = Instant::now();
-        let o = import(&h, &[&p], &[]);
-        assert!(!o.status.success(), "{o:?}");
-        assert!(t.elapsed() < Duration::from_secs(60));
+        refused("alias bomb", &import(&h, &[&p], &[]), "repetition limit");
     });
 
     h.case("a zstd bomb over --max-size", || {
