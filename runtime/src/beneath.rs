@@ -440,6 +440,34 @@ impl Dir {
         Ok(())
     }
 
+    /// Clear the set-user-id and set-group-id bits of the regular file `name` if `owner` owns
+    /// it; whether it had them. The file is pinned by a descriptor before it is looked at, so
+    /// a symlink swapped in meanwhile is never followed.
+    pub fn clear_setid(&self, name: &str, owner: u32) -> Result<bool> {
+        check_name(name)?;
+        let fd = self.openat2(Path::new(name), libc::O_PATH, 0)?;
+        let st = nix::sys::stat::fstat(&fd).map_err(|e| Error::Os {
+            what: format!("stat {}", self.what(Path::new(name))),
+            source: e.into(),
+        })?;
+        let setid = st.st_mode & (libc::S_ISUID | libc::S_ISGID) != 0;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_uid != owner || !setid {
+            return Ok(false);
+        }
+        // chmod through the descriptor's magic link: the inode pinned above, whatever the name
+        // now points to.
+        let proc = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        std::fs::set_permissions(
+            &proc,
+            std::os::unix::fs::PermissionsExt::from_mode(st.st_mode & 0o777),
+        )
+        .map_err(|e| Error::Os {
+            what: format!("chmod {}", self.what(Path::new(name))),
+            source: e,
+        })?;
+        Ok(true)
+    }
+
     /// Names in this directory (not `.`/`..`).
     pub fn entries(&self) -> Result<Vec<String>> {
         let fd = self.openat2(Path::new("."), libc::O_RDONLY | libc::O_DIRECTORY, 0)?;

@@ -6,6 +6,7 @@
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::beneath::{Dir, Kind};
 use crate::error::{Context, Error, Result};
 
 /// The user's lxr directories.
@@ -64,6 +65,8 @@ impl Paths {
     /// someone else) and are made private again if an older lxr left them searchable.
     /// The containers' root never walks these paths: lxr opens what it needs first.
     pub fn ensure(&self) -> Result<()> {
+        let upgrade =
+            own_dir(&self.data)?.is_some_and(|md| md.permissions().mode() & 0o7777 != 0o700);
         for d in [
             self.data.clone(),
             self.data.join("containers"),
@@ -87,6 +90,16 @@ impl Paths {
             if md.permissions().mode() & 0o7777 != 0o700 {
                 std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
                     .ctx(|| format!("chmod {}", d.display()))?;
+            }
+        }
+        if upgrade {
+            let n = strip_setid(&self.data, nix::unistd::getuid().as_raw());
+            if n > 0 {
+                eprintln!(
+                    "lxr: removed the setuid/setgid bits of {n} file(s) of yours under {} \
+                     (images unpacked by an older lxr could hand out your uid)",
+                    self.data.display()
+                );
             }
         }
         Ok(())
@@ -119,4 +132,30 @@ fn own_dir(d: &Path) -> Result<Option<std::fs::Metadata>> {
         )));
     }
     Ok(Some(md))
+}
+
+/// Before lxr unpacked images as a container root that maps nothing of the user's, an archive
+/// could make files of the user's own uid, set-id included. Their set-id bits go when an older
+/// data directory is first made private; returns how many files were changed. Everything is
+/// resolved beneath the data directory without following a symlink (running containers may
+/// be changing their rootfs meanwhile); directories the user cannot read are skipped (nobody
+/// else can reach them).
+fn strip_setid(dir: &Path, me: u32) -> usize {
+    fn walk(d: &Dir, me: u32) -> usize {
+        let Ok(names) = d.entries() else { return 0 };
+        let mut n = 0;
+        for name in names {
+            match d.kind(&name) {
+                Ok(Some(Kind::Dir)) => {
+                    if let Ok(sub) = d.open_dir(&name) {
+                        n += walk(&sub, me);
+                    }
+                }
+                Ok(Some(Kind::File)) if d.clear_setid(&name, me).unwrap_or(false) => n += 1,
+                _ => {}
+            }
+        }
+        n
+    }
+    Dir::open(dir).map(|d| walk(&d, me)).unwrap_or(0)
 }

@@ -622,6 +622,41 @@ fn image_owners_stay_in_the_containers_range() {
     });
 }
 
+/// A data directory an older lxr left (0711, images unpacked with the user's own uid mapped):
+/// the user's set-id files there lose their set-id bits on the first run.
+#[test]
+fn setid_files_an_older_lxr_left_are_defused() {
+    let h = Home::new();
+    let (uid, gid) = e2e::cgm::test_user("lxrtest1");
+    let bin = h.data().join("images/0123/files/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("evil"), "#!/bin/sh\n").unwrap();
+    std::fs::write(bin.join("fine"), "#!/bin/sh\n").unwrap();
+    let mut p = bin.clone();
+    while p != h.path().join(".local/share") {
+        std::os::unix::fs::chown(&p, Some(uid), Some(gid)).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o711)).unwrap();
+        p.pop();
+    }
+    // chown drops set-id bits: the modes come after the owners.
+    for (f, mode) in [("evil", 0o6755), ("fine", 0o755)] {
+        std::os::unix::fs::chown(bin.join(f), Some(uid), Some(gid)).unwrap();
+        std::fs::set_permissions(bin.join(f), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    h.case("an older store with a setuid file of the user's", || {
+        let o = h.lxr.run(&["image", "list"]);
+        assert!(o.status.success(), "{o:?}");
+        assert!(
+            stderr(&o).contains("removed the setuid/setgid bits of 1 file"),
+            "{o:?}"
+        );
+        let mode = |f: &str| std::fs::metadata(bin.join(f)).unwrap().mode() & 0o7777;
+        assert_eq!((mode("evil"), mode("fine")), (0o755, 0o755));
+        let top = std::fs::metadata(h.data()).unwrap().mode() & 0o7777;
+        assert_eq!(top, 0o700);
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Class 4: no write or read through a planted symlink; nothing outside the image.
 

@@ -33,8 +33,8 @@ pub struct Template {
 impl Metadata {
     /// Parse and check the mandatory keys.
     pub fn parse(text: &str) -> Result<Metadata, String> {
-        let m: Metadata =
-            serde_yaml_ng::from_str(text).map_err(|e| format!("metadata.yaml: {e}"))?;
+        let m: Metadata = serde_yaml_ng::from_str(text)
+            .map_err(|e| crate::text::line(&format!("metadata.yaml: {e}")))?;
         if m.architecture.trim().is_empty() {
             return Err("metadata.yaml: architecture is empty".into());
         }
