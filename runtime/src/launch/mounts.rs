@@ -105,7 +105,8 @@ fn check_targets(root: &Path) -> Result<()> {
             }
             Some(_) => {
                 return Err(crate::error::Error::Setup(format!(
-                    "the container's /{t} is not a directory (a symlink or a file): refusing to                      mount over it"
+                    "the container's /{t} is not a directory (a symlink or a file): refusing to \
+                     mount over it"
                 )))
             }
         }
