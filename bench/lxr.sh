@@ -24,6 +24,7 @@ cleanup() {
     as_user lxc-stop -k -n bench -P "$W/lxc" >/dev/null 2>&1 || true
     [ -n "$DAEMON_PID" ] && kill -TERM "$DAEMON_PID" 2>/dev/null || true
     sleep 0.3
+    umount -l "$W/lxcroot" 2>/dev/null || true
     for d in "${CGS[@]}"; do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; done
     rm -rf "$W"
 }
@@ -38,9 +39,13 @@ chown -R "$UID_:$GID_" "$W/data" "$W/lxc"
 # One rootfs for both: lxr's built-in busybox image, owned by the user's container root.
 as_user "$W/lxr" launch busybox bench >/dev/null 2>&1
 as_user "$W/lxr" stop --force bench
+# lxr's data directory is private to the user (0700): LXC, whose container root must search
+# every directory on the way to its rootfs, gets the same tree bound where it can reach it.
+mkdir "$W/lxcroot"
+mount --bind "$W/data/lxr/containers/bench/rootfs" "$W/lxcroot"
 cat > "$W/lxc/bench/config" <<CONF
 lxc.uts.name = bench
-lxc.rootfs.path = dir:$W/data/lxr/containers/bench/rootfs
+lxc.rootfs.path = dir:$W/lxcroot
 lxc.idmap = u 0 $SUB 65536
 lxc.idmap = g 0 $SUB 65536
 lxc.net.0.type = empty
