@@ -25,8 +25,15 @@ pub struct Args {
     #[arg(long, default_value_t = 16)]
     pub max_depth: usize,
     /// Most simultaneous peer-to-peer clients.
-    #[arg(long, default_value_t = crate::server::MAX_CLIENTS)]
+    #[arg(long, default_value_t = crate::p2p::MAX_CLIENTS)]
     pub max_clients: usize,
+    /// Most simultaneous peer-to-peer clients of one user, its containers included (root is
+    /// not capped).
+    #[arg(long, default_value_t = crate::p2p::MAX_CLIENTS_PER_USER)]
+    pub max_clients_per_user: usize,
+    /// Seconds a peer-to-peer client may stay connected without sending a whole call.
+    #[arg(long, default_value_t = crate::p2p::IDLE_TIMEOUT.as_secs())]
+    pub idle_timeout: u64,
     /// Worker threads; 0 (the default) serves every client from one thread, which on small
     /// machines answers fastest (no cross-CPU wakeups per call).
     #[arg(long, default_value_t = 0)]

@@ -148,7 +148,11 @@ async fn serve(args: Args, mgr: Arc<Manager>) -> Result<(), String> {
 
     let _ = sdnotify::notify("READY=1\nSTATUS=serving", &[]);
     tokio::select! {
-        _ = socket.serve(mgr.clone(), args.max_clients) => {}
+        _ = socket.serve(mgr.clone(), crate::p2p::Limits {
+            max_clients: args.max_clients,
+            per_user: args.max_clients_per_user.max(1),
+            idle: Duration::from_secs(args.idle_timeout.max(1)),
+        }) => {}
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         _ = int.recv() => tracing::info!("SIGINT: stopping"),
     }

@@ -4,7 +4,8 @@
 //!
 //! Layers, top down:
 //! * [`daemon`] / [`cli`]: process setup, signals, readiness; [`server`]: the peer-to-peer
-//!   socket and the bus connection.
+//!   socket and the bus connection; [`p2p`]: serving the socket within bounds (message size,
+//!   connections per user, idle time), EXTERNAL and ANONYMOUS authentication.
 //! * [`service`]: the D-Bus interfaces — find the caller, convert arguments, call the core;
 //!   [`scm`]: the `*Scm` side channel (credentials the kernel translates).
 //! * [`manager`] + [`ops`]: the core, one module per group of operations, independent of D-Bus.
@@ -22,6 +23,7 @@ pub mod daemon;
 pub mod errors;
 pub mod manager;
 pub mod ops;
+pub mod p2p;
 pub mod policy;
 pub mod scm;
 pub mod server;

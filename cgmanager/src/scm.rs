@@ -27,8 +27,13 @@ pub struct ScmChannel {
 }
 
 impl ScmChannel {
-    /// Take the client's socket: it must be a unix datagram (or seqpacket) socket.
-    pub fn new(fd: OwnedFd) -> Result<ScmChannel> {
+    /// Take the client's socket: it must be a unix datagram (or seqpacket) socket whose other
+    /// end belongs to the caller (`caller`, a pid in the daemon's namespace). The daemon writes
+    /// on it as root: handed a socket connected to someone else — a logging daemon, another
+    /// root service that trusts `SCM_CREDENTIALS` — it would speak to them with root's
+    /// credentials on the caller's behalf. The kernel records a socketpair's creator as the
+    /// peer of both ends; a socket merely `connect()`ed has no peer process and is refused too.
+    pub fn new(fd: OwnedFd, caller: u32) -> Result<ScmChannel> {
         let bad = |why: String| {
             Error::InvalidArgument(format!(
                 "sockfd must be one end of an AF_UNIX SOCK_DGRAM socketpair: {why}"
@@ -38,6 +43,15 @@ impl ScmChannel {
             Ok(SockType::Datagram | SockType::SeqPacket) => {}
             Ok(t) => return Err(bad(format!("it is {t:?}"))),
             Err(e) => return Err(bad(e.desc().to_string())),
+        }
+        let peer =
+            getsockopt(&fd, sockopt::PeerCredentials).map_err(|e| bad(e.desc().to_string()))?;
+        if u32::try_from(peer.pid()).ok() != Some(caller) {
+            return Err(Error::ProxyRefused(format!(
+                "sockfd's other end is not yours (its peer is pid {}, you are pid {caller}): pass \
+                 one end of a socketpair you made",
+                peer.pid()
+            )));
         }
         setsockopt(&fd, sockopt::PassCred, &true).map_err(|e| bad(e.desc().to_string()))?;
         let flags = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL)

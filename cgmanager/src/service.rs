@@ -75,7 +75,7 @@ impl Ctx {
     /// Start an Scm request: take the socket; the rest runs in [`Scm::run`].
     async fn scm(&self, hdr: &Header<'_>, conn: &Connection, fd: zbus::OwnedFd) -> Result<Scm> {
         let peer = self.peer(hdr, conn).await?;
-        let ch = ScmChannel::new(std::os::fd::OwnedFd::from(fd))?;
+        let ch = ScmChannel::new(std::os::fd::OwnedFd::from(fd), peer.pid)?;
         Ok(Scm {
             mgr: self.mgr.clone(),
             peer,

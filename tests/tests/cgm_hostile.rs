@@ -131,11 +131,33 @@ fn hostile_input_is_refused_precisely_and_the_daemon_keeps_serving() {
         c.wait().unwrap();
         p
     };
-    let daemon_thread = std::fs::read_dir(format!("/proc/{}/task", d.pid()))
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .find(|t| *t != d.pid())
-        .expect("the daemon has threads");
+    // A process with a second thread (whose id is not a process id), in the scratch cgroup.
+    let mut threaded = in_cgroups_as(
+        None,
+        &[s.dir("memory", "")],
+        &[
+            "/usr/bin/python3",
+            "-c",
+            "import threading, time\nt = threading.Thread(target=time.sleep, args=(600,))\nt.start()\nt.join()",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    s.adopt(threaded.id());
+    let task = |pid: u32| -> Option<u32> {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .find(|t| *t != pid)
+    };
+    let t0 = Instant::now();
+    let daemon_thread = loop {
+        if let Some(t) = task(threaded.id()) {
+            break t;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "no second thread");
+        std::thread::sleep(Duration::from_millis(20));
+    };
     // A tmpfs planted inside the tree, with a symlink out of it.
     std::fs::create_dir(s.dir("memory", "mnt")).unwrap();
     nix::mount::mount(
@@ -166,6 +188,7 @@ fn hostile_input_is_refused_precisely_and_the_daemon_keeps_serving() {
         .collect::<Vec<_>>()
         .join("/");
     let big = "x".repeat(100 * 1024);
+    let over64k = "x".repeat(64 * 1024 + 1);
     let cases = vec![
         // Traversal.
         case(
@@ -577,16 +600,25 @@ fn hostile_input_is_refused_precisely_and_the_daemon_keeps_serving() {
             &["create", "memory", &format!("{sr}/{long_path}")],
             "InvalidArgument",
         ),
+        // Over the message bound: answered LimitExceeded and disconnected before the daemon
+        // allocates the message.
         case(
             "huge controller",
             As::Root,
             &["create", &big, &sr],
-            "InvalidArgument",
+            "LimitExceeded",
         ),
         case(
             "huge value",
             As::Root,
             &["setvalue", "memory", &sr, "memory.limit_in_bytes", &big],
+            "LimitExceeded",
+        ),
+        // Under it: the daemon's own bound on values.
+        case(
+            "value just over 64 KiB",
+            As::Root,
+            &["setvalue", "memory", &sr, "memory.limit_in_bytes", &over64k],
             "InvalidArgument",
         ),
         case(
@@ -716,6 +748,8 @@ fn hostile_input_is_refused_precisely_and_the_daemon_keeps_serving() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let _ = threaded.kill();
+    let _ = threaded.wait();
 }
 
 /// Cases below the CLI: raw protocol abuse and load, through zbus and raw sockets.
@@ -747,6 +781,10 @@ fn protocol_cases(d: &CgmDaemon) -> Vec<(&'static str, Result<(), String>)> {
         (
             "Scm: requestor is not the caller",
             rt.block_on(scm_impersonation(&sock)),
+        ),
+        (
+            "Scm: a socket connected to another service (confused deputy)",
+            rt.block_on(scm_deputy(&sock)),
         ),
         ("1000 connections at once", rt.block_on(thousand(&sock))),
     ]
@@ -974,6 +1012,34 @@ async fn scm_impersonation(sock: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The daemon writes on the Scm socket as root: handed a datagram socket connected to another
+/// service (here one that, like journald, takes `SCM_CREDENTIALS`), it must refuse before
+/// writing a byte.
+async fn scm_deputy(sock: &Path) -> Result<(), String> {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let victim = UnixDatagram::bind(dir.path().join("victim")).map_err(|e| e.to_string())?;
+    nix::sys::socket::setsockopt(&victim, nix::sys::socket::sockopt::PassCred, &true)
+        .map_err(|e| e.to_string())?;
+    let attacker = UnixDatagram::unbound().map_err(|e| e.to_string())?;
+    attacker
+        .connect(dir.path().join("victim"))
+        .map_err(|e| e.to_string())?;
+    let (_c, p) = proxy(sock).await?;
+    expect_kind(
+        p.create_scm("memory", "x-deputy", attacker.as_fd().into())
+            .await,
+        "ProxyRefused",
+    )?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    victim.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 16];
+    match victim.recv(&mut buf) {
+        Ok(n) => Err(format!("the daemon wrote {:?} to the victim", &buf[..n])),
+        Err(_) => Ok(()),
+    }
+}
+
 async fn thousand(sock: &Path) -> Result<(), String> {
     let mut tasks = Vec::new();
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(1000));
@@ -1001,4 +1067,151 @@ async fn thousand(sock: &Path) -> Result<(), String> {
         return Err(format!("{failed} of 1000 failed, first: {first:?}"));
     }
     ping(sock).await
+}
+
+/// The daemon's resident memory (kB).
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+/// A primary header declaring a method call with `body` bytes of body and a 16-byte
+/// header-field array, then those 16 bytes: what a client that stops after the header sends.
+fn declared(serial: u32, body: u32) -> Vec<u8> {
+    let mut m = vec![b'l', 1, 0, 1];
+    m.extend(body.to_le_bytes());
+    m.extend(serial.to_le_bytes());
+    m.extend(16u32.to_le_bytes());
+    m.extend([1u8, b'o', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    m
+}
+
+/// Item 1 of the hostile-load issue: 1,000 connections that each declare a large body and stop
+/// used to take the daemon to gigabytes. Over the bound (80 KiB) a call is answered
+/// `LimitExceeded` and its connection closed before anything is allocated; within it, nothing is
+/// allocated until the whole message has arrived, so 1,000 clients stalled after a 70 KiB
+/// header cost the daemon its per-connection bookkeeping only: its RSS stays under 64 MiB more
+/// than at start, and it keeps answering.
+#[test]
+fn declared_bodies_cost_nothing_until_they_arrive() {
+    raise_nofile();
+    let d = CgmDaemon::start("", &["--idle-timeout", "120"]);
+    let before = rss_kb(d.pid());
+    // Over the bound: refused at once, by the call's serial.
+    let mut big = Vec::new();
+    for i in 0..1000u32 {
+        let mut s = raw_handshake(&d.socket).unwrap();
+        s.write_all(&declared(i + 1, 100 << 20)).unwrap();
+        big.push(s);
+    }
+    for s in big.iter_mut() {
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        assert!(
+            String::from_utf8_lossy(&buf).contains("LimitExceeded"),
+            "answer {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+    }
+    drop(big);
+    // Within the bound, stalled after the header: held, and nothing allocated for them.
+    let mut held = Vec::new();
+    for i in 0..1000u32 {
+        let mut s = raw_handshake(&d.socket).unwrap();
+        s.write_all(&declared(i + 1, 70 << 10)).unwrap();
+        held.push(s);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(ping(&d.socket)).unwrap();
+    let during = rss_kb(d.pid());
+    assert!(
+        during < before + 64 * 1024,
+        "RSS {before} kB at start, {during} kB with 1,000 stalled clients"
+    );
+    eprintln!("RSS {before} kB at start, {during} kB with 1,000 stalled clients");
+    drop(held);
+    rt.block_on(ping(&d.socket)).unwrap();
+}
+
+/// Holds `n` authenticated connections as `user` until the daemon closes them; prints `held`
+/// once they are open and `closed K` when K of them were closed by the daemon.
+const HOLDER: &str = r#"
+import socket, sys
+path, n = sys.argv[1], int(sys.argv[2])
+socks = []
+for i in range(n):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    s.sendall(b"\0AUTH EXTERNAL\r\n")
+    s.recv(256)
+    s.sendall(b"DATA\r\n")
+    s.recv(256)
+    s.sendall(b"BEGIN\r\n")
+    socks.append(s)
+print("held", flush=True)
+closed = 0
+for s in socks:
+    s.settimeout(30)
+    try:
+        if s.recv(1) == b"":
+            closed += 1
+    except OSError:
+        pass
+print("closed", closed, flush=True)
+"#;
+
+/// Item 2: one user (with all its containers) holds at most its cap of connections, which
+/// neither other users nor root notice; connections that never make a call are closed after the
+/// idle timeout, which gives the user its places back.
+#[test]
+fn one_user_at_its_cap_stops_nobody_else() {
+    use std::io::BufRead;
+    let d = CgmDaemon::start("", &["--max-clients-per-user", "8", "--idle-timeout", "3"]);
+    test_user("lxrtest2");
+    let mut holder = Command::new("runuser")
+        .args(["-u", "lxrtest1", "--", "/usr/bin/python3", "-c", HOLDER])
+        .arg(&d.socket)
+        .arg("8")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(holder.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "held");
+    let ping = |who: As| run_cgm(&d, &who, &["ping".to_string()]);
+    let full = "uid 1001 has 8 connections open";
+    let r = ping(As::User("lxrtest1"));
+    assert!(!r.ok && r.err.contains(full), "{}", r.err);
+    // A container of the user's (its root is a subordinate uid) counts against the user.
+    let base = e2e::lxr::subuid_base("lxrtest1").to_string();
+    let o = Command::new("runuser")
+        .args(["-u", "lxrtest1", "--", "unshare"])
+        .arg(format!("--map-users={base},0,65536"))
+        .arg(format!("--map-groups={base},0,65536"))
+        .args(["--setuid", "0", "--setgid", "0"])
+        .arg(bin("cgm"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .arg("ping")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains(full), "{err}");
+    // Nobody else notices.
+    assert!(ping(As::User("lxrtest2")).ok);
+    assert!(ping(As::Root).ok);
+    // The held connections never made a call: closed after the idle timeout.
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "closed 8");
+    let _ = holder.wait();
+    assert!(ping(As::User("lxrtest1")).ok);
 }
