@@ -296,6 +296,23 @@ impl Caller {
         })
     }
 
+    /// Does the caller have capability `cap` (e.g. `CAP_SYS_ADMIN`, 21) in the daemon's user
+    /// namespace — what the kernel checks with `capable()`? Only host root can: a container's
+    /// root has its capabilities in its own namespace. Read now (capabilities can be dropped).
+    pub fn host_capable(&self, proc_root: &Path, cap: u32) -> bool {
+        if !self.host_root {
+            return false;
+        }
+        let Ok(st) = std::fs::read_to_string(proc_root.join(self.pid.to_string()).join("status"))
+        else {
+            return false;
+        };
+        st.lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .is_some_and(|eff| eff & (1u64 << cap) != 0)
+    }
+
     /// A pid argument of a plain (non-Scm) call, as a host pid. Only meaningful when the
     /// caller shares the daemon's pid namespace; otherwise the kernel must translate it.
     pub fn pid_arg(&self, pid: i32, method: &str) -> Result<u32> {

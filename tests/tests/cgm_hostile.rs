@@ -1215,3 +1215,66 @@ fn one_user_at_its_cap_stops_nobody_else() {
     let _ = holder.wait();
     assert!(ping(As::User("lxrtest1")).ok);
 }
+
+/// A cgroup directory made by the test below its own, removed (children first) when dropped.
+struct OwnDir(PathBuf);
+
+impl Drop for OwnDir {
+    fn drop(&mut self) {
+        for _ in 0..100 {
+            let _ = std::fs::remove_dir(self.0.join("c"));
+            if std::fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Item 4: the kernel lets only `CAP_SYS_ADMIN` on the host change a device cgroup's lists,
+/// whoever owns the files. A user who owns a device cgroup (made it through the daemon) must not
+/// get the daemon, writing as root, to grant it every device.
+#[test]
+fn device_lists_change_only_for_callers_the_kernel_would_let() {
+    let (u1, g1) = test_user("lxrtest1");
+    let d = CgmDaemon::start("", &[]);
+    let mount = Path::new("/sys/fs/cgroup/devices");
+    let own = e2e::cgm::own_cgroup_in(mount);
+    let name = e2e::unique("e2e-dev");
+    let dir = OwnDir(mount.join(own.trim_start_matches('/')).join(&name));
+    std::fs::create_dir(&dir.0).unwrap();
+    let root = |args: &[&str]| {
+        run_cgm(
+            &d,
+            &As::Root,
+            &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+    };
+    let user = |args: &[&str]| {
+        run_cgm(
+            &d,
+            &As::User("lxrtest1"),
+            &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+    };
+    assert!(root(&["chown", "devices", &name, &u1.to_string(), &g1.to_string()]).ok);
+    let child = format!("{name}/c");
+    let r = user(&["create", "devices", &child]);
+    assert!(r.ok, "{}", r.err);
+    // The user owns the new cgroup's files, devices.allow included ...
+    assert_eq!(e2e::cgm::owner(&dir.0.join("c/devices.allow")), u1);
+    // ... and still may not grant itself devices through the daemon, nor deny.
+    for key in ["devices.allow", "devices.deny"] {
+        let r = user(&["setvalue", "devices", &child, key, "a *:* rwm"]);
+        assert!(
+            !r.ok && r.err.contains("PermissionDenied") && r.err.contains("CAP_SYS_ADMIN"),
+            "{key}: {}",
+            r.err
+        );
+    }
+    // Its other files it may write, as the kernel would let it.
+    assert!(user(&["getvalue", "devices", &child, "devices.list"]).ok);
+    // Root on the host may.
+    let r = root(&["setvalue", "devices", &child, "devices.deny", "c 1:3 rwm"]);
+    assert!(r.ok, "{}", r.err);
+}

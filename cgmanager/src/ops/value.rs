@@ -25,6 +25,16 @@ pub fn protected(key: &str) -> Option<&'static str> {
     }
 }
 
+/// `CAP_SYS_ADMIN`.
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// Files the kernel lets a writer change only with `CAP_SYS_ADMIN` in the host's user
+/// namespace, whoever owns them: the device cgroup's lists. Written by the daemon (as root) for
+/// their owner, they would grant devices the owner could never grant itself.
+fn needs_sys_admin(key: &str) -> bool {
+    matches!(key, "devices.allow" | "devices.deny")
+}
+
 impl Manager {
     /// SetValue: write `value` to `key` in one write.
     pub fn set_value(
@@ -38,6 +48,12 @@ impl Manager {
         target::check_key(key)?;
         if let Some(why) = protected(key) {
             return Err(Error::ProtectedFile(format!("{key} {why}")));
+        }
+        if needs_sys_admin(key) && !c.host_capable(&self.host.proc_root, CAP_SYS_ADMIN) {
+            return Err(Error::PermissionDenied(format!(
+                "writing {key} takes CAP_SYS_ADMIN on the host, as the kernel requires of anyone \
+                 writing it directly, whoever owns the file"
+            )));
         }
         if value.len() > MAX_VALUE_LEN {
             return Err(Error::InvalidArgument(format!(
