@@ -7,23 +7,41 @@
 //! caller's ancestors until one is pid 1 of the caller's namespace. Answers are cached per
 //! pid-namespace inode and validated with a pidfd on every hit: namespace inode numbers are
 //! recycled, but a live pidfd proves the cached init is still the same process.
+//!
+//! Each cached pidfd is an open file (and pins its dead namespace in the kernel), so an entry
+//! must go when its container does, not when the cache is full: thousands of short-lived
+//! containers would otherwise use up the daemon's open files and new containers would get
+//! `EMFILE`. A reaper thread waits on every cached pidfd with epoll (a pidfd becomes readable
+//! when its process exits) and drops the entry at once; a sweep every few seconds catches
+//! anything the epoll could not watch. If a pidfd cannot be opened at all (out of files),
+//! the answer is still given, only not cached.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use cgroups::process::Pidfd;
 use dashmap::DashMap;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
 use crate::error::{FsError, FsResult};
 
 /// `_IOR(NSIO = 0xb7, 0x7, int)`: translate a pid of the target pid namespace into the
 /// caller's, for the thread-group leader.
 const NS_GET_TGID_FROM_PIDNS: libc::c_ulong = 0x8004_b707;
-/// Prune dead cache entries once the cache grows past this.
+/// Prune dead cache entries at once when the cache grows past this (a backstop: the reaper
+/// normally keeps only live namespaces).
 const CACHE_PRUNE_AT: usize = 1024;
+/// How often the reaper wakes without an event (to notice the resolver is gone).
+const REAPER_TICK: u16 = 1000;
+/// How often the reaper sweeps the whole cache for entries it was not told about.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+type Cache = DashMap<u64, CachedInit>;
 
 /// Whose cgroups a read is answered from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +78,9 @@ struct CachedInit {
 pub struct CallerResolver {
     proc_root: PathBuf,
     own_pidns: u64,
-    cache: DashMap<u64, CachedInit>,
+    cache: Arc<Cache>,
+    /// Watches the cached inits' pidfds (see the module doc); `None` if it could not start.
+    epoll: Option<Arc<Epoll>>,
 }
 
 impl CallerResolver {
@@ -70,10 +90,13 @@ impl CallerResolver {
         let own_pidns = std::fs::metadata(&own)
             .map_err(|e| FsError::io(format!("stat {}", own.display()), &e))?
             .ino();
+        let cache = Arc::new(Cache::new());
+        let epoll = start_reaper(Arc::downgrade(&cache));
         Ok(CallerResolver {
             proc_root: proc_root.to_path_buf(),
             own_pidns,
-            cache: DashMap::new(),
+            cache,
+            epoll,
         })
     }
 
@@ -99,7 +122,21 @@ impl CallerResolver {
             }
         }
         let init = self.find_init(pid, ns, &ns_path)?;
-        let pidfd = Pidfd::open(init).map_err(|e| gone(init, &e))?;
+        let pidfd = match Pidfd::open(init) {
+            Ok(p) => p,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
+                // Out of files: answer from the fresh lookup, just do not remember it.
+                static WARNED: AtomicBool = AtomicBool::new(false);
+                if !WARNED.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "cannot cache container inits ({e}); serving uncached ({} cached)",
+                        self.cache.len()
+                    );
+                }
+                return Ok(Scope::Container { init });
+            }
+            Err(e) => return Err(gone(init, &e)),
+        };
         // The init may have died and its pid been reused between the lookup and the pidfd:
         // only keep the pidfd if the namespace still reports the same init.
         if self.find_init(pid, ns, &ns_path)? != init {
@@ -119,7 +156,25 @@ impl CallerResolver {
                 last_used: Instant::now(),
             },
         );
+        self.watch(ns);
         Ok(Scope::Container { init })
+    }
+
+    /// Have the reaper drop `ns`'s entry when its init exits. Registered after the insert,
+    /// so an init that is already gone still fires (epoll reports a ready fd at once).
+    fn watch(&self, ns: u64) {
+        let Some(epoll) = &self.epoll else {
+            return;
+        };
+        let Some(entry) = self.cache.get(&ns) else {
+            return;
+        };
+        let ev = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, ns);
+        match epoll.add(&entry.pidfd, ev) {
+            // EEXIST: a concurrent resolve of the same namespace registered this one already.
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => tracing::debug!("cannot watch the init of namespace {ns}: {e}"),
+        }
     }
 
     fn find_init(&self, pid: u32, ns: u64, ns_path: &Path) -> FsResult<u32> {
@@ -172,12 +227,70 @@ impl CallerResolver {
 
     /// Drop cache entries whose init is gone.
     pub fn prune(&self) {
-        self.cache.retain(|_, v| v.pidfd.alive());
+        prune(&self.cache);
     }
 
     /// Number of cached namespaces.
     pub fn cached(&self) -> usize {
         self.cache.len()
+    }
+}
+
+/// Drop the entries whose init has exited (a zombie init counts as exited: its namespace is
+/// dead, no new process can join it).
+fn prune(cache: &Cache) {
+    cache.retain(|_, v| !v.pidfd.wait_exit(Duration::ZERO));
+}
+
+/// Start the reaper thread; the epoll it waits on, or `None` (then only the size-triggered
+/// prune in `resolve` bounds the cache).
+fn start_reaper(cache: Weak<Cache>) -> Option<Arc<Epoll>> {
+    let epoll = match Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC) {
+        Ok(e) => Arc::new(e),
+        Err(e) => {
+            tracing::warn!("epoll_create: {e}; dead containers are forgotten late");
+            return None;
+        }
+    };
+    let watched = epoll.clone();
+    match std::thread::Builder::new()
+        .name("init-reaper".into())
+        .spawn(move || reap(&watched, &cache))
+    {
+        Ok(_) => Some(epoll),
+        Err(e) => {
+            tracing::warn!("cannot start the init reaper: {e}; dead containers are forgotten late");
+            None
+        }
+    }
+}
+
+/// Drop each namespace's entry as soon as its init's pidfd becomes readable, and sweep the
+/// whole cache every [`SWEEP_EVERY`]; return once the resolver is gone.
+fn reap(epoll: &Epoll, cache: &Weak<Cache>) {
+    let mut events = [EpollEvent::empty(); 64];
+    let mut swept = Instant::now();
+    loop {
+        let n = match epoll.wait(&mut events, EpollTimeout::from(REAPER_TICK)) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => 0,
+            Err(e) => {
+                tracing::warn!("init reaper: epoll_wait: {e}; stopping it");
+                return;
+            }
+        };
+        let Some(cache) = cache.upgrade() else {
+            return;
+        };
+        for ev in &events[..n] {
+            // Only if the entry *now* under this namespace is the one that exited: the
+            // namespace inode may have been recycled and cached afresh meanwhile.
+            cache.remove_if(&ev.data(), |_, v| v.pidfd.wait_exit(Duration::ZERO));
+        }
+        if swept.elapsed() >= SWEEP_EVERY {
+            prune(&cache);
+            swept = Instant::now();
+        }
     }
 }
 
@@ -245,7 +358,11 @@ mod tests {
         // SAFETY: kill by the pid of the child we spawned.
         unsafe { libc::kill(sh as i32, libc::SIGKILL) };
         let _ = unshare.wait();
-        r.prune();
-        assert_eq!(r.cached(), 0, "dead init pruned");
+        // No prune call: the reaper saw the pidfd become readable and dropped the entry.
+        let t = Instant::now();
+        while r.cached() > 0 && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(r.cached(), 0, "dead init dropped by the reaper");
     }
 }

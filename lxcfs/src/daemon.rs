@@ -1,7 +1,12 @@
-//! The daemon's life: logging, the pidfile lock, mounting (or taking over a live connection,
-//! see [`crate::handover`]), waiting for signals — SIGUSR1 execs the binary on disk in place
-//! (live upgrade), SIGTERM/SIGINT unmount cleanly — and telling systemd about it all when
-//! run as a `Type=notify` service.
+//! The daemon's life: logging, the open-files limit, the pidfile lock, mounting (or taking
+//! over a live connection, see [`crate::handover`]), waiting for signals, and telling systemd
+//! about it all when run as a `Type=notify` service.
+//!
+//! Signals (the README has the table): SIGUSR1 execs the binary on disk in place (live
+//! upgrade); SIGUSR2 toggles virtualisation ([`crate::switch`], lxcfs 5.0's switch);
+//! SIGTERM, SIGINT and SIGQUIT unmount cleanly (a supervised server just stops: its
+//! supervisor holds the mount and starts another); SIGHUP is logged and ignored, so a closed
+//! terminal does not take every container's `/proc` with it; SIGPIPE is ignored.
 
 use std::fs::File;
 use std::io::Write;
@@ -9,12 +14,13 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
 
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::{SigHandler, SigSet, Signal};
 
 use crate::cli::Cli;
 use crate::fs::Lxcfs;
 use crate::fuse_adapter::Mounted;
 use crate::handover;
+use crate::switch::Virtualisation;
 
 /// A failure to start, with the message for the user.
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +135,9 @@ pub(crate) fn prepare_mountpoint(mp: &Path) -> Result<(), StartError> {
     }
 }
 
-/// The signals the daemon handles, blocked in every thread and taken with `sigwait`.
+/// The signals the daemon handles, blocked in every thread and taken with `sigwait`. The
+/// mask is inherited across fork and exec, so a supervised child or an upgraded successor
+/// has them blocked from its first instruction: one sent while it starts waits for it.
 fn handled_signals() -> SigSet {
     let mut set = SigSet::empty();
     for s in [
@@ -138,6 +146,7 @@ fn handled_signals() -> SigSet {
         Signal::SIGHUP,
         Signal::SIGQUIT,
         Signal::SIGUSR1,
+        Signal::SIGUSR2,
         Signal::SIGCHLD,
     ] {
         set.add(s);
@@ -145,8 +154,31 @@ fn handled_signals() -> SigSet {
     set
 }
 
-/// Run the daemon until SIGTERM or SIGINT. Returns after unmounting (or, for a supervised
-/// server, after stopping its workers: the supervisor owns the mount).
+/// Raise the soft open-files limit to the hard one: every container whose init is cached
+/// costs a pidfd, and the usual soft limit (1024) is far below what a host runs.
+fn raise_nofile() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!("open files limit raised from {soft} to {hard}"),
+            Err(e) => tracing::warn!("cannot raise the open files limit from {soft}: {e}"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!("getrlimit(RLIMIT_NOFILE): {e}"),
+    }
+}
+
+/// Ignore SIGPIPE, explicitly rather than relying on the Rust runtime's default: a log pipe
+/// whose reader went away (or `kill -PIPE`) must not take the mount down.
+fn ignore_sigpipe() {
+    // SAFETY: installs SIG_IGN, no handler code runs; the previous disposition is not used.
+    if let Err(e) = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigIgn) } {
+        tracing::warn!("cannot ignore SIGPIPE: {e}");
+    }
+}
+
+/// Run the daemon until SIGTERM, SIGINT or SIGQUIT. Returns after unmounting (or, for a
+/// supervised server, after stopping its workers: the supervisor owns the mount).
 pub fn run(cli: &Cli) -> Result<(), StartError> {
     // First thing: a SIGUSR1 that arrives while an upgraded successor starts must not kill
     // it. Blocked before any thread starts, so every thread inherits the mask.
@@ -154,10 +186,17 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
     set.thread_block()
         .map_err(|e| StartError(format!("block signals: {e}")))?;
     init_logging(cli.debug);
+    ignore_sigpipe();
+    raise_nofile();
     if cli.supervise {
         return crate::supervisor::run(cli, &set);
     }
     let (supervised, mut inherited) = handover::take().map_err(StartError)?;
+    let virt = Arc::new(
+        handover::take_switch()
+            .map(Virtualisation::adopt)
+            .unwrap_or_else(Virtualisation::shared),
+    );
     let extra = cli.extra_mount_opts();
     if !extra.is_empty() && inherited.is_none() {
         tracing::warn!("ignoring unsupported mount options: {}", extra.join(","));
@@ -178,8 +217,10 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
         (false, None) => Some(PidFile::lock(&cli.pidfile)?),
     };
 
-    let fs =
-        Arc::new(Lxcfs::new(cli.options()).map_err(|e| StartError(format!("cannot start: {e}")))?);
+    let fs = Arc::new(
+        Lxcfs::with_switch(cli.options(), virt.clone())
+            .map_err(|e| StartError(format!("cannot start: {e}")))?,
+    );
     let threads = cli.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map_or(2, |n| n.get())
@@ -201,6 +242,9 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
         env!("CARGO_PKG_VERSION"),
         crate::build_id()
     );
+    if !virt.is_on() {
+        tracing::warn!("in non-virtualization mode, as inherited (SIGUSR2 switches back)");
+    }
     if !supervised {
         let fd = mounted.fuse_fd();
         match sdnotify::notify(
@@ -233,6 +277,7 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
                     exe,
                     mounted.fuse_fd(),
                     pidfile.as_ref().map(|p| p.file.as_raw_fd()),
+                    virt.fd(),
                     supervised,
                     generation,
                 );
@@ -241,6 +286,10 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
                     exe.display()
                 );
                 let _ = sdnotify::notify("READY=1", &[]);
+            }
+            Ok(Signal::SIGUSR2) => Virtualisation::log_toggled(virt.toggle()),
+            Ok(Signal::SIGHUP) => {
+                tracing::info!("SIGHUP: ignored (SIGUSR1 upgrades, SIGTERM stops)");
             }
             Ok(Signal::SIGCHLD) => {}
             Ok(s) => {

@@ -15,6 +15,7 @@ use dashmap::DashMap;
 use crate::error::{FsError, FsResult};
 use crate::options::Options;
 use crate::render::Renderer;
+use crate::switch::Virtualisation;
 use crate::tree::{Node, Tree, VFile, ROOT_INO};
 
 /// Kind of an inode.
@@ -118,8 +119,14 @@ pub struct Lxcfs {
 impl Lxcfs {
     /// Set the filesystem up for the host it runs on.
     pub fn new(opts: Options) -> FsResult<Lxcfs> {
+        Self::with_switch(opts, std::sync::Arc::new(Virtualisation::private()))
+    }
+
+    /// [`Lxcfs::new`], virtualising while `virt` (the SIGUSR2 switch, shared with the
+    /// daemon's other generations) is on.
+    pub fn with_switch(opts: Options, virt: std::sync::Arc<Virtualisation>) -> FsResult<Lxcfs> {
         let psi = opts.proc_root.join("pressure").is_dir();
-        let renderer = Renderer::new(&opts)?;
+        let renderer = Renderer::with_switch(&opts, virt)?;
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -598,6 +605,21 @@ mod tests {
             fs.lookup(cpu, OsStr::new("..")).unwrap_err().errno,
             libc::EINVAL
         );
+    }
+
+    #[test]
+    fn switched_off_every_file_is_the_hosts_copy() {
+        let (h, fs, caller) = container();
+        let ino = ino_of(&fs, "proc/meminfo");
+        let fh = fs.open(caller, ino, libc::O_RDONLY).unwrap();
+        let virtualised = fs.read(caller, fh, 0, 1 << 20).unwrap();
+        let host = std::fs::read(h.fx.proc_root().join("meminfo")).unwrap();
+        assert_ne!(virtualised, host);
+        fs.renderer().switch().set(false);
+        assert_eq!(fs.read(caller, fh, 0, 1 << 20).unwrap(), host);
+        fs.renderer().switch().set(true);
+        assert_eq!(fs.read(caller, fh, 0, 1 << 20).unwrap(), virtualised);
+        fs.release(fh);
     }
 
     #[test]

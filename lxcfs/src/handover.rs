@@ -14,7 +14,8 @@
 //!
 //! Whatever the way, the successor asks the kernel to resend the requests its predecessor had
 //! read but not answered (`FUSE_NOTIFY_RESEND`, Linux ≥ 6.9), so a reader blocked in the
-//! kernel gets its answer from the successor.
+//! kernel gets its answer from the successor. The first two ways also pass the SIGUSR2
+//! switch's memfd ([`crate::switch`]), so virtualisation stays as the admin left it.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -101,6 +102,20 @@ pub fn take() -> Result<(bool, Option<Inherited>), String> {
     Ok((supervised, None))
 }
 
+/// The SIGUSR2 switch a predecessor or the supervisor shares with us, if any. Consumes the
+/// variable; call while single-threaded. A bad value only costs the inherited state.
+pub fn take_switch() -> Option<File> {
+    let value = std::env::var(crate::switch::SWITCH_FD_ENV).ok()?;
+    std::env::remove_var(crate::switch::SWITCH_FD_ENV);
+    match adopt_fd(&value, crate::switch::SWITCH_FD_ENV) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!("{e}; starting with virtualisation on");
+            None
+        }
+    }
+}
+
 fn adopt_fd(value: &str, var: &str) -> Result<File, String> {
     let fd: RawFd = value
         .parse()
@@ -179,12 +194,14 @@ pub fn preflight(exe: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Exec `exe` with this process's arguments, handing over `fuse` and `pidfile`. Returns only
-/// on failure (the fds are then close-on-exec again and the caller keeps serving).
+/// Exec `exe` with this process's arguments, handing over `fuse`, `pidfile` and the SIGUSR2
+/// `switch`. Returns only on failure (the fds are then close-on-exec again and the caller
+/// keeps serving).
 pub fn exec_successor(
     exe: &Path,
     fuse: RawFd,
     pidfile: Option<RawFd>,
+    switch: Option<RawFd>,
     supervised: bool,
     generation: u64,
 ) -> std::io::Error {
@@ -199,7 +216,7 @@ pub fn exec_successor(
         };
         fcntl(b, FcntlArg::F_SETFD(flags)).map(|_| ())
     };
-    let fds: Vec<RawFd> = std::iter::once(fuse).chain(pidfile).collect();
+    let fds: Vec<RawFd> = std::iter::once(fuse).chain(pidfile).chain(switch).collect();
     for fd in &fds {
         if let Err(e) = keep(*fd, true) {
             return std::io::Error::from(e);
@@ -211,6 +228,9 @@ pub fn exec_successor(
         .env(GENERATION_ENV, (generation + 1).to_string());
     if let Some(p) = pidfile {
         cmd.env(PIDFILE_FD_ENV, p.to_string());
+    }
+    if let Some(v) = switch {
+        cmd.env(crate::switch::SWITCH_FD_ENV, v.to_string());
     }
     if supervised {
         cmd.env(SUPERVISED_ENV, "1");

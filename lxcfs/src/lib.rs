@@ -15,6 +15,7 @@ pub mod handover;
 pub mod options;
 pub mod render;
 pub mod supervisor;
+pub mod switch;
 pub mod tree;
 
 pub use error::{FsError, FsResult};

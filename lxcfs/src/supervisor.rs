@@ -4,8 +4,14 @@
 //! crash, `kill -9`, an OOM kill — the mount stays and requests wait in the kernel; the
 //! supervisor starts a new child, which asks the kernel to resend what the dead one had read.
 //! A child that dies is restarted at once; if the new one dies young too, the delay grows
-//! (100 ms, doubling to 10 s), so a broken binary does not spin. SIGUSR1 is passed to the child (which upgrades itself in
-//! place); SIGTERM/SIGINT stop the child and unmount.
+//! (100 ms, doubling to 10 s), so a broken binary does not spin.
+//!
+//! Signals to the supervisor (the pid in the pidfile): SIGUSR1 is passed to the child, which
+//! upgrades itself in place; SIGUSR2 toggles virtualisation — the switch is a memfd every
+//! child inherits ([`crate::switch`]), so the running child follows at once and a restarted
+//! one starts in the same state; SIGTERM/SIGINT/SIGQUIT stop the child and unmount; SIGHUP is
+//! logged and ignored; SIGPIPE is ignored. Any signal that ends the *child* (SIGTERM sent to
+//! it directly included) is a death like any other: a new child serves.
 
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
@@ -18,6 +24,7 @@ use nix::sys::signal::{SigSet, Signal};
 use crate::cli::Cli;
 use crate::daemon::{PidFile, StartError};
 use crate::handover::{FUSE_FD_ENV, GENERATION_ENV, SUPERVISED_ENV};
+use crate::switch::{Virtualisation, SWITCH_FD_ENV};
 
 /// The first restart delay after a child that died young.
 const FIRST_DELAY: Duration = Duration::from_millis(100);
@@ -38,7 +45,7 @@ pub fn next_delay(last: Option<Duration>, lived: Duration) -> Option<Duration> {
     })
 }
 
-/// Run the supervisor until SIGTERM or SIGINT.
+/// Run the supervisor until SIGTERM, SIGINT or SIGQUIT.
 pub fn run(cli: &Cli, signals: &SigSet) -> Result<(), StartError> {
     let exe = crate::handover::own_path()
         .ok_or_else(|| StartError::new("cannot tell where the lxcfs binary is (/proc/self/exe)"))?;
@@ -57,6 +64,7 @@ pub fn run(cli: &Cli, signals: &SigSet) -> Result<(), StartError> {
         .get_fuse_file()
         .ok_or_else(|| StartError::new("mounted without a connection"))?
         .as_raw_fd();
+    let virt = Virtualisation::shared();
     let args: Vec<std::ffi::OsString> = std::env::args_os()
         .skip(1)
         .filter(|a| a != "--supervise")
@@ -73,15 +81,26 @@ pub fn run(cli: &Cli, signals: &SigSet) -> Result<(), StartError> {
     let mut wait_for: Option<Duration> = None;
     loop {
         if let Some(d) = wait_for.take() {
-            // Sleep, but stay responsive to SIGTERM/SIGINT while waiting.
-            if let Some(sig) = timed_wait(signals, d) {
-                if is_stop(sig) {
+            // Sleep, but keep handling signals (and stop on a stop signal) while waiting.
+            let until = Instant::now() + d;
+            let mut stop = false;
+            while let Some(left) = until.checked_duration_since(Instant::now()) {
+                if left.is_zero() {
                     break;
                 }
+                if let Some(sig) = timed_wait(signals, left) {
+                    if on_signal(sig, None, &virt) {
+                        stop = true;
+                        break;
+                    }
+                }
+            }
+            if stop {
+                break;
             }
         }
         generation += 1;
-        let mut child = match start(&exe, &args, fuse, generation) {
+        let mut child = match start(&exe, &args, fuse, virt.fd(), generation) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("cannot start {}: {e}", exe.display());
@@ -92,13 +111,10 @@ pub fn run(cli: &Cli, signals: &SigSet) -> Result<(), StartError> {
         };
         let started = Instant::now();
         let stop = loop {
-            match timed_wait(signals, Duration::from_millis(500)) {
-                Some(s) if is_stop(s) => break true,
-                Some(Signal::SIGUSR1) => {
-                    // SAFETY: signalling our own child by pid.
-                    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+            if let Some(sig) = timed_wait(signals, Duration::from_millis(500)) {
+                if on_signal(sig, Some(&child), &virt) {
+                    break true;
                 }
-                _ => {}
             }
             if let Ok(Some(status)) = child.try_wait() {
                 let lived = started.elapsed();
@@ -123,17 +139,42 @@ pub fn run(cli: &Cli, signals: &SigSet) -> Result<(), StartError> {
         .map_err(|e| StartError::new(format!("unmount {}: {e}", cli.mountpoint.display())))
 }
 
-fn is_stop(s: Signal) -> bool {
-    matches!(
-        s,
-        Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT | Signal::SIGHUP
-    )
+/// Act on a signal the supervisor received while `child` (if any) serves; true to stop.
+fn on_signal(sig: Signal, child: Option<&Child>, virt: &Virtualisation) -> bool {
+    match sig {
+        Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT => {
+            tracing::info!("{sig}: stopping");
+            true
+        }
+        Signal::SIGUSR1 => {
+            if let Some(c) = child {
+                // SAFETY: signalling our own child by pid (not yet reaped, so not reused).
+                unsafe { libc::kill(c.id() as i32, libc::SIGUSR1) };
+            } else {
+                tracing::info!(
+                    "SIGUSR1: no server running; the next one starts from the binary on disk"
+                );
+            }
+            false
+        }
+        Signal::SIGUSR2 => {
+            // The child reads the same memfd: no need to tell it.
+            Virtualisation::log_toggled(virt.toggle());
+            false
+        }
+        Signal::SIGHUP => {
+            tracing::info!("SIGHUP: ignored (SIGUSR1 upgrades the server, SIGTERM stops)");
+            false
+        }
+        _ => false,
+    }
 }
 
 fn start(
     exe: &Path,
     args: &[std::ffi::OsString],
     fuse: i32,
+    switch: Option<i32>,
     generation: u64,
 ) -> std::io::Result<Child> {
     let mut cmd = Command::new(exe);
@@ -141,11 +182,16 @@ fn start(
         .env(FUSE_FD_ENV, fuse.to_string())
         .env(SUPERVISED_ENV, "1")
         .env(GENERATION_ENV, generation.to_string());
-    // SAFETY: between fork and exec only async-signal-safe calls: fcntl on an fd number.
+    if let Some(v) = switch {
+        cmd.env(SWITCH_FD_ENV, v.to_string());
+    }
+    // SAFETY: between fork and exec only async-signal-safe calls: fcntl on fd numbers.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::fcntl(fuse, libc::F_SETFD, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
+            for fd in std::iter::once(fuse).chain(switch) {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });

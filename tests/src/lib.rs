@@ -173,6 +173,22 @@ impl Daemon {
             .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
+    /// Wait (up to 20 s) for the daemon to exit by itself, e.g. after a signal the test sent;
+    /// returns the exit status (`None` if it did not exit: it is then killed).
+    pub fn wait_exit(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(20) {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+
     /// SIGTERM and wait; returns the exit status.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let mut c = self.child.take()?;

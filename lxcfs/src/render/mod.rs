@@ -20,6 +20,8 @@ mod stat;
 mod uptime;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
 
 use cgroups::{Cgroup, Layout, ProcCgroups};
 
@@ -27,6 +29,7 @@ use crate::caller::{CallerResolver, Scope};
 use crate::error::{FsError, FsResult};
 use crate::fs::Caller;
 use crate::options::Options;
+use crate::switch::Virtualisation;
 use crate::tree::VFile;
 
 /// Host facts every renderer needs, fixed at start-up.
@@ -73,11 +76,17 @@ pub struct Renderer {
     resolver: CallerResolver,
     loadavg: Option<loadavg::Sampler>,
     recent: recent::Recent,
+    virt: Arc<Virtualisation>,
 }
 
 impl Renderer {
-    /// A renderer for the host described by `opts`.
+    /// A renderer for the host described by `opts`, virtualising until told otherwise.
     pub fn new(opts: &Options) -> FsResult<Renderer> {
+        Self::with_switch(opts, Arc::new(Virtualisation::private()))
+    }
+
+    /// A renderer whose virtualisation is switched by `virt` (SIGUSR2).
+    pub fn with_switch(opts: &Options, virt: Arc<Virtualisation>) -> FsResult<Renderer> {
         let layout = Layout::detect(&opts.proc_root)?;
         // SAFETY: sysconf has no memory-safety preconditions.
         let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -94,6 +103,7 @@ impl Renderer {
             resolver,
             loadavg,
             recent,
+            virt,
         })
     }
 
@@ -120,8 +130,22 @@ impl Renderer {
         Ok(View { scope, cgroups })
     }
 
+    /// The SIGUSR2 switch.
+    pub fn switch(&self) -> &Virtualisation {
+        &self.virt
+    }
+
+    /// The resolver of callers (its cache, for tests).
+    pub fn resolver(&self) -> &CallerResolver {
+        &self.resolver
+    }
+
     /// The bytes of `file` as `caller` should see them.
     pub fn render(&self, file: VFile, caller: Caller) -> FsResult<Vec<u8>> {
+        if !self.virt.is_on() {
+            // Non-virtualisation mode (SIGUSR2): everyone gets the host's copy.
+            return Ok(host::read(&self.ctx, file)?.into_bytes());
+        }
         let scope = self.resolver.resolve(caller.pid)?;
         let Scope::Container { init } = scope else {
             return self.render_view(file, &self.view_of(scope)?);
@@ -129,9 +153,11 @@ impl Renderer {
         if let Some(bytes) = self.recent.get(file, init) {
             return Ok(bytes.to_vec());
         }
+        // Taken before the init's cgroups are read: what bounds how stale a shared rendering
+        // can be (see `recent`).
+        let started = Instant::now();
         let bytes = self.render_view(file, &self.view_of(scope)?)?;
-        self.recent
-            .put(file, init, std::sync::Arc::from(&bytes[..]));
+        self.recent.put(file, init, started, Arc::from(&bytes[..]));
         Ok(bytes)
     }
 

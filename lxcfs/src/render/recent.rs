@@ -8,6 +8,12 @@
 //! interval (top: 1–3 s), and a container's view never leaks to another: the key is the
 //! container's init, which the caller resolution has already validated. Host-namespace
 //! callers (each process its own view) are never cached.
+//!
+//! The bound on staleness: a rendering is stamped with the instant *before* its init's
+//! cgroups were read, not when it was finished, and handed out only while younger than the
+//! window. So a read that starts more than the window after a change (a limit written, the
+//! init moved to another cgroup) never gets a rendering made before it, however long that
+//! rendering took; and a slow rendering that finishes late never replaces a fresher one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +25,7 @@ use crate::tree::VFile;
 /// Entries beyond this trigger a sweep of expired ones.
 const SWEEP_AT: usize = 4096;
 
-/// When a rendering was made, and its bytes.
+/// When a rendering started (before its cgroups were read), and its bytes.
 type Entry = (Instant, Arc<[u8]>);
 
 /// Recent renderings keyed by (file, container init pid).
@@ -46,16 +52,24 @@ impl Recent {
         (e.0.elapsed() < self.ttl).then(|| e.1.clone())
     }
 
-    /// Remember a fresh rendering.
-    pub fn put(&self, file: VFile, init: u32, bytes: Arc<[u8]>) {
-        if self.ttl.is_zero() {
+    /// Remember a rendering whose inputs were read from `started` on. A rendering that is
+    /// already too old, or older than the one remembered, is not kept.
+    pub fn put(&self, file: VFile, init: u32, started: Instant, bytes: Arc<[u8]>) {
+        if self.ttl.is_zero() || started.elapsed() >= self.ttl {
             return;
         }
         if self.map.len() >= SWEEP_AT {
             let ttl = self.ttl;
             self.map.retain(|_, v| v.0.elapsed() < ttl);
         }
-        self.map.insert((file, init), (Instant::now(), bytes));
+        self.map
+            .entry((file, init))
+            .and_modify(|e| {
+                if e.0 < started {
+                    *e = (started, bytes.clone());
+                }
+            })
+            .or_insert((started, bytes));
     }
 }
 
@@ -66,14 +80,38 @@ mod tests {
     #[test]
     fn expires_and_can_be_off() {
         let r = Recent::new(Duration::from_millis(30));
-        r.put(VFile::Meminfo, 7, Arc::from(&b"a"[..]));
+        r.put(VFile::Meminfo, 7, Instant::now(), Arc::from(&b"a"[..]));
         assert_eq!(r.get(VFile::Meminfo, 7).as_deref(), Some(&b"a"[..]));
         assert!(r.get(VFile::Stat, 7).is_none());
         assert!(r.get(VFile::Meminfo, 8).is_none());
         std::thread::sleep(Duration::from_millis(40));
         assert!(r.get(VFile::Meminfo, 7).is_none());
         let off = Recent::new(Duration::ZERO);
-        off.put(VFile::Meminfo, 7, Arc::from(&b"a"[..]));
+        off.put(VFile::Meminfo, 7, Instant::now(), Arc::from(&b"a"[..]));
         assert!(off.get(VFile::Meminfo, 7).is_none());
+    }
+
+    /// A rendering's age counts from its start: one that took longer than the window is
+    /// never shared, and one that started earlier never replaces a later one.
+    #[test]
+    fn age_counts_from_the_start_of_the_rendering() {
+        let ttl = Duration::from_secs(3600);
+        let r = Recent::new(ttl);
+        let now = Instant::now();
+        let Some(long_ago) = now.checked_sub(ttl) else {
+            return; // the monotonic clock is younger than an hour: nothing to check
+        };
+        r.put(VFile::Meminfo, 7, long_ago, Arc::from(&b"slow"[..]));
+        assert!(
+            r.get(VFile::Meminfo, 7).is_none(),
+            "a rendering that started a window ago is stale however recently it finished"
+        );
+        let earlier = now - Duration::from_secs(1);
+        r.put(VFile::Meminfo, 7, now, Arc::from(&b"fresh"[..]));
+        r.put(VFile::Meminfo, 7, earlier, Arc::from(&b"older"[..]));
+        assert_eq!(r.get(VFile::Meminfo, 7).as_deref(), Some(&b"fresh"[..]));
+        let later = now + Duration::from_millis(1);
+        r.put(VFile::Meminfo, 7, later, Arc::from(&b"newer"[..]));
+        assert_eq!(r.get(VFile::Meminfo, 7).as_deref(), Some(&b"newer"[..]));
     }
 }

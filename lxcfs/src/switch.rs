@@ -1,0 +1,145 @@
+//! The SIGUSR2 switch: virtualisation on (the default) or off. Off, every file shows the
+//! host's values, as lxcfs 5.0's "non-virtualization mode" does — an admin's emergency switch
+//! when a rendering misbehaves (lxcfs #407), toggled without unmounting anything.
+//!
+//! The state must outlive the process that serves: a supervisor's restarted child, and a
+//! successor started by a live upgrade, keep what the admin chose. So it lives in one byte of
+//! a memfd whose fd every generation inherits ([`SWITCH_FD_ENV`]); every process holding it
+//! sees a toggle at once, whichever of them received the signal. A read costs one `pread`,
+//! against tens of µs for a rendering.
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The switch's memfd, for a successor or a supervised child.
+pub const SWITCH_FD_ENV: &str = "LXCFS_SWITCH_FD";
+
+/// The byte that means "virtualisation off"; anything else (or nothing yet) means on.
+const OFF: u8 = b'h';
+/// The byte written when switching back on.
+const ON: u8 = b'v';
+
+/// Virtualisation on or off, shared with every process that holds the same memfd.
+#[derive(Debug)]
+pub struct Virtualisation {
+    /// The memfd, or `None` for a process-private switch (unit tests; a host without memfd).
+    shared: Option<File>,
+    /// The state when there is no memfd, or when reading it fails.
+    local: AtomicBool,
+}
+
+impl Default for Virtualisation {
+    fn default() -> Self {
+        Virtualisation::private()
+    }
+}
+
+impl Virtualisation {
+    /// A switch only this process sees (on).
+    pub fn private() -> Virtualisation {
+        Virtualisation {
+            shared: None,
+            local: AtomicBool::new(true),
+        }
+    }
+
+    /// A new shareable switch (on). Without memfd it is private, which only loses the state
+    /// across a restart.
+    pub fn shared() -> Virtualisation {
+        match nix::sys::memfd::memfd_create(
+            c"lxcfs-virtualisation",
+            nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+        ) {
+            Ok(fd) => Virtualisation {
+                shared: Some(File::from(fd)),
+                local: AtomicBool::new(true),
+            },
+            Err(e) => {
+                tracing::warn!("memfd_create: {e}; the SIGUSR2 state will not survive a restart");
+                Virtualisation::private()
+            }
+        }
+    }
+
+    /// The switch a predecessor or supervisor shares with us.
+    pub fn adopt(file: File) -> Virtualisation {
+        let v = Virtualisation {
+            shared: Some(file),
+            local: AtomicBool::new(true),
+        };
+        v.local.store(v.is_on(), Ordering::Relaxed);
+        v
+    }
+
+    /// True when files are virtualised (each container sees its own values).
+    pub fn is_on(&self) -> bool {
+        if let Some(f) = &self.shared {
+            let mut b = [0u8; 1];
+            if let Ok(n) = f.read_at(&mut b, 0) {
+                return n == 0 || b[0] != OFF;
+            }
+        }
+        self.local.load(Ordering::Relaxed)
+    }
+
+    /// Switch on or off.
+    pub fn set(&self, on: bool) {
+        self.local.store(on, Ordering::Relaxed);
+        if let Some(f) = &self.shared {
+            if let Err(e) = f.write_at(&[if on { ON } else { OFF }], 0) {
+                tracing::warn!("the SIGUSR2 state is this process's only: {e}");
+            }
+        }
+    }
+
+    /// Flip the switch; returns the new state (true: virtualised).
+    pub fn toggle(&self) -> bool {
+        let on = !self.is_on();
+        self.set(on);
+        on
+    }
+
+    /// The memfd to pass on, if shared.
+    pub fn fd(&self) -> Option<RawFd> {
+        self.shared.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    /// Log the new state after a SIGUSR2, in lxcfs's words (admins grep for them).
+    pub fn log_toggled(on: bool) {
+        if on {
+            tracing::info!(
+                "SIGUSR2: switched into virtualization mode: containers see their own values"
+            );
+        } else {
+            tracing::warn!(
+                "SIGUSR2: switched into non-virtualization mode: every file shows the host's values \
+                 (SIGUSR2 again to switch back)"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toggles_and_every_holder_of_the_memfd_sees_it() {
+        let a = Virtualisation::shared();
+        assert!(a.is_on());
+        let b = Virtualisation::adopt(a.shared.as_ref().unwrap().try_clone().unwrap());
+        assert!(b.is_on());
+        assert!(!a.toggle());
+        assert!(!a.is_on() && !b.is_on(), "the other holder sees the switch");
+        assert!(b.toggle());
+        assert!(a.is_on());
+        b.set(false);
+        let c = Virtualisation::adopt(b.shared.as_ref().unwrap().try_clone().unwrap());
+        assert!(!c.is_on(), "a successor starts in the state it inherits");
+        let p = Virtualisation::private();
+        assert!(!p.toggle() && p.toggle());
+        assert_eq!(p.fd(), None);
+    }
+}
