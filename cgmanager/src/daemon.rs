@@ -132,19 +132,17 @@ async fn serve(args: Args, mgr: Arc<Manager>) -> Result<(), String> {
     };
     let cache = bus.as_ref().map(|(_, c)| c.clone());
 
-    let reaper = {
-        let mgr = mgr.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                crate::ops::reap_once(&mgr);
-                if let Some(c) = &cache {
-                    c.retain(|_, p| p.alive());
-                }
+    let watch = tokio::spawn(mgr.watch.clone().run());
+    let reaper = tokio::spawn(async move {
+        // Bus callers that exited are forgotten.
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Some(c) = &cache {
+                c.retain(|_, p| p.alive());
             }
-        })
-    };
+        }
+    });
 
     let _ = sdnotify::notify("READY=1\nSTATUS=serving", &[]);
     tokio::select! {
@@ -158,6 +156,7 @@ async fn serve(args: Args, mgr: Arc<Manager>) -> Result<(), String> {
     }
     let _ = sdnotify::notify("STOPPING=1", &[]);
     reaper.abort();
+    watch.abort();
     drop(bus);
     drop(socket);
     Ok(())

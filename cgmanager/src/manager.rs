@@ -3,9 +3,8 @@
 //! named refusal. The D-Bus layer ([`crate::service`]) only finds the caller and converts
 //! arguments.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use cgroups::{Cgroup, Hierarchy, Layout, ProcCgroups, Version};
 
@@ -47,8 +46,8 @@ pub struct Manager {
     pub policy: Policy,
     /// The daemon's own cgroups (`%D` in policy paths).
     pub(crate) own: ProcCgroups,
-    /// Cgroups to remove once empty (RemoveOnEmpty, Prune).
-    pub(crate) watch: Mutex<BTreeSet<Cgroup>>,
+    /// Cgroups to remove once empty (RemoveOnEmpty, Prune); its task runs in the daemon.
+    pub watch: Arc<crate::ops::watch::Watch>,
 }
 
 impl Manager {
@@ -62,7 +61,7 @@ impl Manager {
             config,
             policy,
             own,
-            watch: Mutex::new(BTreeSet::new()),
+            watch: crate::ops::watch::Watch::new(),
         })
     }
 

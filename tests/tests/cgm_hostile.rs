@@ -1278,3 +1278,138 @@ fn device_lists_change_only_for_callers_the_kernel_would_let() {
     let r = root(&["setvalue", "devices", &child, "devices.deny", "c 1:3 rwm"]);
     assert!(r.ok, "{}", r.err);
 }
+
+/// rmdir calls the daemon makes in `window` (traced with strace).
+fn rmdirs_during(pid: u32, window: Duration) -> usize {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut st = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=rmdir", "-o"])
+        .arg(out.path())
+        .args(["-p", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(window);
+    // SAFETY: interrupting the strace this test started, by pid (it detaches on SIGINT).
+    unsafe { libc::kill(st.id() as i32, libc::SIGINT) };
+    let _ = st.wait();
+    std::fs::read_to_string(out.path())
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("rmdir(") && !l.contains("resumed>"))
+        .count()
+}
+
+fn wait_gone(p: &Path, what: &str) {
+    let t0 = Instant::now();
+    while p.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{what}: {} still there",
+            p.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Item 5: with 2,000 cgroups marked remove-on-empty (each kept by a child), the daemon used to
+/// try rmdir on each of them every second. Now nothing is tried while nothing changes, and a
+/// change is acted on at once: a child removed through the daemon, a process exiting (v1:
+/// pidfd), a process leaving on cgroup2 (inotify on `cgroup.events`).
+#[test]
+fn remove_on_empty_costs_what_changes_not_what_is_marked() {
+    raise_nofile();
+    let mut s = Scratch::new("roe");
+    let d = CgmDaemon::start("", &[]);
+    let n = 2000;
+    for i in 0..n {
+        std::fs::create_dir_all(s.dir("freezer", &format!("m{i}/keep"))).unwrap();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_c, p) = rt.block_on(proxy(&d.socket)).unwrap();
+    rt.block_on(async {
+        for i in 0..n {
+            p.remove_on_empty("freezer", &s.rel(&format!("m{i}")))
+                .await
+                .unwrap();
+        }
+    });
+    assert!(s.dir("freezer", "m0").exists());
+    let tries = rmdirs_during(d.pid(), Duration::from_secs(3));
+    assert!(
+        tries < 50,
+        "{tries} rmdir calls in 3 s with {n} cgroups marked and nothing changing"
+    );
+    // A child removed through the daemon: its marked parent follows at once.
+    rt.block_on(p.remove("freezer", &s.rel("m0/keep"), 0))
+        .unwrap();
+    wait_gone(&s.dir("freezer", "m0"), "parent of a removed child");
+    // v1: the last process of a marked cgroup exits.
+    std::fs::create_dir(s.dir("freezer", "proc")).unwrap();
+    let pid = sleeper(None, &[s.dir("freezer", "proc")]);
+    rt.block_on(p.remove_on_empty("freezer", &s.rel("proc")))
+        .unwrap();
+    assert!(s.dir("freezer", "proc").exists());
+    // SAFETY: killing the sleeper this test started, by pid.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    wait_gone(&s.dir("freezer", "proc"), "v1 cgroup whose process exited");
+    // cgroup2: the same through cgroup.events.
+    std::fs::create_dir(s.dir("unified", "proc2")).unwrap();
+    let pid = sleeper(None, &[s.dir("unified", "proc2")]);
+    s.adopt(pid);
+    rt.block_on(p.remove_on_empty("unified", &s.rel("proc2")))
+        .unwrap();
+    assert!(s.dir("unified", "proc2").exists());
+    // SAFETY: as above.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    wait_gone(&s.dir("unified", "proc2"), "v2 cgroup whose process exited");
+}
+
+/// Item 5, v1: the kernel counts no v1 cgroups, so a user can `mkdir` past its delegation's
+/// `max_cgroups` below the delegated directory it owns. Once over, the daemon refuses to put
+/// processes or cgroups there for the user, says why, and logs it; below the limit again, it
+/// serves again.
+#[test]
+fn a_v1_delegation_over_its_policy_gets_nothing_more() {
+    let mut s = Scratch::new("overcap");
+    let policy = format!(
+        "[[delegate]]\nusers = [\"lxrtest1\"]\ncontrollers = [\"freezer\"]\npath = \"%D/{}/%u\"\nmax_depth = 2\nmax_cgroups = 4\n",
+        s.name
+    );
+    let d = CgmDaemon::start(&policy, &[]);
+    let cgm = |args: &[&str]| {
+        run_cgm(
+            &d,
+            &As::User("lxrtest1"),
+            &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+    };
+    assert!(cgm(&["delegate", "freezer"]).ok);
+    let pid = sleeper(Some("lxrtest1"), &[]).to_string();
+    s.adopt(pid.parse().unwrap());
+    assert!(cgm(&["enter", "freezer", "work", &pid]).ok);
+    let deleg = s.dir("freezer", "lxrtest1");
+    let o = Command::new("runuser")
+        .args(["-u", "lxrtest1", "--", "mkdir"])
+        .args(["a", "b", "c", "d", "e"].map(|n| deleg.join(n)))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let r = cgm(&["enter", "freezer", "work", &pid]);
+    assert!(
+        !r.ok && r.err.contains("LimitExceeded") && r.err.contains("over its policy"),
+        "{}",
+        r.err
+    );
+    let r = cgm(&["create", "freezer", &s.abs("freezer", "lxrtest1/x")]);
+    assert!(!r.ok && r.err.contains("LimitExceeded"), "{}", r.err);
+    assert!(d.log().contains("refused: your delegation"), "{}", d.log());
+    for n in ["a", "b", "c", "d", "e"] {
+        std::fs::remove_dir(deleg.join(n)).unwrap();
+    }
+    let r = cgm(&["enter", "freezer", "work", &pid]);
+    assert!(r.ok, "{}", r.err);
+}

@@ -94,12 +94,48 @@ impl Manager {
             )));
         }
         let limit = rule.max_cgroups as usize;
-        let have = count_descendants(&d, limit + 1);
+        let (have, _) = count_descendants(&d, limit + 1);
         if have + new > limit {
             return Err(Error::LimitExceeded(format!(
                 "your delegation {} has {have} cgroups; {new} more would pass the policy's {limit}",
                 d.abs_path()
             )));
+        }
+        Ok(())
+    }
+
+    /// On cgroup v1 the kernel counts no cgroups: the owner of a delegated v1 cgroup can
+    /// `mkdir` below it past the policy's `max_cgroups` and `max_depth`, which only bind what
+    /// the daemon makes. Once a delegation is over either, the daemon refuses to move processes
+    /// or make cgroups in it for the user (and logs it), until the user removes enough. (On v2
+    /// the kernel enforces both itself.)
+    pub(crate) fn check_not_over(&self, c: &Caller, h: &Hierarchy, target: &Cgroup) -> Result<()> {
+        if c.host_root {
+            return Ok(());
+        }
+        let Some((d, rule)) = self.delegation_point(c, h) else {
+            return Ok(());
+        };
+        if !target.is_within(&d) {
+            return Ok(());
+        }
+        let limit = rule.max_cgroups as usize;
+        let (have, depth) = count_descendants(&d, limit + 1);
+        if have > limit || depth > rule.max_depth as usize {
+            let count = if have > limit {
+                format!("more than {limit}")
+            } else {
+                have.to_string()
+            };
+            let why = format!(
+                "your delegation {} is over its policy ({count} cgroups, {depth} levels deep; the \
+                 policy allows {limit} and {}): cgroups made there with mkdir count too. Remove \
+                 some (Prune, Remove, rmdir) and try again",
+                d.abs_path(),
+                rule.max_depth
+            );
+            tracing::warn!(uid = c.uid, "refused: {why}");
+            return Err(Error::LimitExceeded(why));
         }
         Ok(())
     }
@@ -144,6 +180,7 @@ impl Manager {
                 )));
             }
             let cg = target::resolve(&d, cgroup)?;
+            self.check_not_over(c, h, &cg)?;
             let missing = self.missing_below(&d, &cg)?;
             if !missing.is_empty() {
                 self.check_quota(c, h, &cg, missing.len())?;
@@ -280,19 +317,23 @@ impl Manager {
     }
 }
 
-fn count_descendants(cg: &Cgroup, stop_at: usize) -> usize {
+/// Cgroups below `cg` (counting stops at `stop_at`) and how many levels deep they go.
+fn count_descendants(cg: &Cgroup, stop_at: usize) -> (usize, usize) {
     let mut n = 0;
+    let mut depth = 0;
+    let base = cg.depth();
     let mut stack = vec![cg.clone()];
     while let Some(c) = stack.pop() {
         for child in c.children().unwrap_or_default() {
             n += 1;
-            if n >= stop_at {
-                return n;
-            }
             if let Ok(d) = c.descendant(&child) {
+                depth = depth.max(d.depth() - base);
+                if n >= stop_at {
+                    return (n, depth);
+                }
                 stack.push(d);
             }
         }
     }
-    n
+    (n, depth)
 }

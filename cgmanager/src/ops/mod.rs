@@ -8,6 +8,6 @@ mod ownership;
 mod query;
 mod remove;
 mod value;
+pub mod watch;
 
 pub use delegation::Delegation;
-pub use remove::reap_once;

@@ -45,9 +45,13 @@ impl Manager {
                 )));
             }
             let cg = self.resolve(c, &base, cgroup)?;
+            self.check_not_over(c, h, &cg)?;
             self.need(c, &cg, None, X, "enter")?;
             self.need(c, &cg, Some("cgroup.procs"), W, "move processes into")?;
-            self.write_pid(&v, &cg)
+            self.write_pid(&v, &cg)?;
+            // The cgroup it left may now be empty (v1 reports no such change).
+            self.watch.changed(&from);
+            Ok(())
         })
         .map(|_| ())
     }

@@ -1,7 +1,7 @@
 //! Remove, RemoveOnEmpty and Prune. Removal needs write access to the parent, like rmdir; the
 //! caller's own cgroup and its ancestors are never removable through the daemon. Cgroups
-//! marked remove-on-empty are watched by the daemon (cgroup v1's release agent belongs to the
-//! host, and v2 has none) and removed once they have no processes and no children.
+//! marked remove-on-empty are watched by the daemon ([`super::watch`]) and removed once they
+//! have no processes and no children.
 
 use cgroups::{Cgroup, Hierarchy};
 
@@ -41,6 +41,9 @@ impl Manager {
                 _ => from_cgroups(&e),
             })?;
             tracing::info!(uid = c.uid, "removed {}", cg.dir().display());
+            if let Some(p) = cg.parent() {
+                self.watch.changed(&p);
+            }
             Ok(true)
         })?;
         Ok(if existed.iter().any(|e| *e) { 1 } else { -1 })
@@ -52,10 +55,9 @@ impl Manager {
             let cg = self
                 .removable(c, h, cgroup)?
                 .ok_or_else(|| Error::NotFound(format!("{cgroup} does not exist")))?;
-            self.watch_cgroup(cg);
+            self.watch.mark(cg);
             Ok(())
         })?;
-        reap_once(self);
         Ok(())
     }
 
@@ -77,9 +79,14 @@ impl Manager {
             self.prune_tree(&child)?;
         }
         match cg.remove() {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if let Some(p) = cg.parent() {
+                    self.watch.changed(&p);
+                }
+                Ok(())
+            }
             Err(e) if e.errno() == libc::EBUSY || e.errno() == libc::ENOTEMPTY => {
-                self.watch_cgroup(cg.clone());
+                self.watch.mark(cg.clone());
                 Ok(())
             }
             Err(e) if e.is_not_found() => Ok(()),
@@ -108,39 +115,8 @@ impl Manager {
         Ok(Some(cg))
     }
 
-    fn watch_cgroup(&self, cg: Cgroup) {
-        if let Ok(mut w) = self.watch.lock() {
-            w.insert(cg);
-        }
-    }
-
     /// How many cgroups are waiting to be removed once empty.
     pub fn watched(&self) -> usize {
-        self.watch.lock().map(|w| w.len()).unwrap_or(0)
-    }
-}
-
-/// One pass over the remove-on-empty cgroups: remove those now empty (deepest first), forget
-/// those that are gone.
-pub fn reap_once(m: &Manager) {
-    let Ok(mut w) = m.watch.lock() else {
-        return;
-    };
-    let mut list: Vec<Cgroup> = w.iter().cloned().collect();
-    list.sort_by_key(|c| std::cmp::Reverse(c.depth()));
-    for cg in list {
-        match cg.remove() {
-            Ok(()) => {
-                tracing::info!("removed empty {}", cg.dir().display());
-                w.remove(&cg);
-            }
-            Err(e) if e.errno() == libc::EBUSY || e.errno() == libc::ENOTEMPTY => {}
-            Err(e) => {
-                if !e.is_not_found() {
-                    tracing::warn!("no longer watching {}: {e}", cg.dir().display());
-                }
-                w.remove(&cg);
-            }
-        }
+        self.watch.len()
     }
 }
