@@ -96,10 +96,7 @@ impl Watch {
         let Ok(mut st) = self.state.lock() else {
             return;
         };
-        loop {
-            let Some(cg) = st.dirty.iter().max_by_key(|c| c.depth()).cloned() else {
-                break;
-            };
+        while let Some(cg) = st.dirty.iter().max_by_key(|c| c.depth()).cloned() {
             st.dirty.remove(&cg);
             self.try_remove(&mut st, &me, cg);
         }
