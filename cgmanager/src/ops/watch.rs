@@ -250,20 +250,18 @@ impl Watch {
                 .ok()
                 .and_then(|s| s.inotify.as_ref().map(|i| i.as_fd().as_raw_fd()));
             let readable = async {
-                match inotify {
-                    // SAFETY: the inotify descriptor lives in the state for as long as the
-                    // watch (it is never closed once made), longer than this registration,
-                    // which ends with the wait.
-                    Some(fd) => {
-                        match unsafe { AsyncFd::register(std::os::fd::BorrowedFd::borrow_raw(fd)) }
-                        {
-                            Ok(afd) => {
-                                let _ = afd.readable().await;
-                            }
-                            Err(_) => std::future::pending::<()>().await,
-                        }
+                let Some(fd) = inotify else {
+                    return std::future::pending::<()>().await;
+                };
+                // SAFETY: the inotify descriptor lives in the state for as long as the watch (it
+                // is never closed once made), longer than this registration, which ends with
+                // the wait.
+                let afd = unsafe { AsyncFd::register(std::os::fd::BorrowedFd::borrow_raw(fd)) };
+                match afd {
+                    Ok(afd) => {
+                        let _ = afd.readable().await;
                     }
-                    None => std::future::pending::<()>().await,
+                    Err(_) => std::future::pending::<()>().await,
                 }
             };
             tokio::select! {
