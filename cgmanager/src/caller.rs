@@ -388,6 +388,30 @@ impl Victim {
         })
     }
 
+    /// Like [`Victim::load`], but a thread id is accepted too: its process is pinned, and its
+    /// own status and cgroups are read (`/proc/<tgid>/task/<tid>`).
+    pub fn load_task(host: &HostNs, tid: u32) -> Result<Victim> {
+        let tgid = match thread_group_of(host, tid) {
+            Some(t) if t != tid => t,
+            _ => return Victim::load(host, tid),
+        };
+        let gone = || Error::NoSuchProcess(format!("no thread {tid}"));
+        let pidfd = Pidfd::open(tgid).map_err(|_| gone())?;
+        let task = host.proc_root.join(tgid.to_string()).join("task");
+        let m = |e: cgroups::Error| proc_err(e, &gone);
+        let status = Status::read(&task, tid).map_err(m)?;
+        let cgroups = ProcCgroups::read(&task, tid).map_err(m)?;
+        if !pidfd.alive() || !task.join(tid.to_string()).exists() {
+            return Err(gone());
+        }
+        Ok(Victim {
+            pid: tid,
+            status,
+            cgroups,
+            pidfd,
+        })
+    }
+
     /// Still the process we read (not exited, pid not reused).
     pub fn alive(&self) -> bool {
         self.pidfd.alive()

@@ -113,10 +113,14 @@ enum Cmd {
         controller: String,
         cgroup: String,
     },
-    /// Processes in a cgroup.
+    /// Tasks (thread ids, as CGManager gave them) in a cgroup.
     Gettasks { controller: String, cgroup: String },
-    /// Processes in a cgroup and below.
+    /// Tasks in a cgroup and below.
     Gettasksrecursive { controller: String, cgroup: String },
+    /// Processes (process ids) in a cgroup.
+    Getprocs { controller: String, cgroup: String },
+    /// Processes in a cgroup and below.
+    Getprocsrecursive { controller: String, cgroup: String },
     /// Child cgroups.
     Listchildren { controller: String, cgroup: String },
     /// Mounted hierarchies.
@@ -344,6 +348,20 @@ async fn run(cli: &Cli) -> Result<String, Error> {
             };
             lines(pids.iter().map(i32::to_string).collect())
         }
+        Cmd::Getprocs { controller, cgroup } => lines(
+            d.get_procs(controller, cgroup)
+                .await?
+                .iter()
+                .map(i32::to_string)
+                .collect(),
+        ),
+        Cmd::Getprocsrecursive { controller, cgroup } => lines(
+            d.get_procs_recursive(controller, cgroup)
+                .await?
+                .iter()
+                .map(i32::to_string)
+                .collect(),
+        ),
         Cmd::Listchildren { controller, cgroup } => {
             lines(m.list_children(controller, cgroup).await?)
         }
@@ -353,12 +371,12 @@ async fn run(cli: &Cli) -> Result<String, Error> {
             if json {
                 json!(keys
                     .iter()
-                    .map(|(n, u, g, md)| json!({"name": n, "uid": u, "gid": g, "mode": format!("{md:04o}")}))
+                    .map(|(n, u, g, md)| json!({"name": n, "uid": u, "gid": g, "mode": format!("{:04o}", md & 0o7777)}))
                     .collect::<Vec<_>>())
                 .to_string()
             } else {
                 keys.iter()
-                    .map(|(n, u, g, md)| format!("{n} {u} {g} {md:04o}"))
+                    .map(|(n, u, g, md)| format!("{n} {u} {g} {:04o}", md & 0o7777))
                     .collect::<Vec<_>>()
                     .join("\n")
             }

@@ -7,6 +7,7 @@
 //!   socket and the bus connection; [`p2p`]: serving the socket within bounds (message size,
 //!   connections per user, idle time), EXTERNAL and ANONYMOUS authentication.
 //! * [`service`]: the D-Bus interfaces — find the caller, convert arguments, call the core;
+//!   [`served`]: how they are served (refusals logged, read-only properties refused);
 //!   [`scm`]: the `*Scm` side channel (credentials the kernel translates).
 //! * [`manager`] + [`ops`]: the core, one module per group of operations, independent of D-Bus.
 //! * [`caller`], [`access`], [`target`], [`controllers`], [`policy`]: who asks, what the kernel
@@ -26,6 +27,7 @@ pub mod ops;
 pub mod p2p;
 pub mod policy;
 pub mod scm;
+pub mod served;
 pub mod server;
 pub mod service;
 pub mod target;

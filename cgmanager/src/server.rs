@@ -12,6 +12,7 @@ use zbus::Connection;
 
 use crate::caller::Peer;
 use crate::manager::Manager;
+use crate::served::Served;
 use crate::service::{Ctx, DelegationV1, ManagerV0, Who};
 
 /// The bound socket; removed again when dropped.
@@ -59,6 +60,14 @@ impl Drop for Socket {
     }
 }
 
+/// The path of a `unix:path=…[,…]` address.
+fn unix_path(address: &str) -> Option<String> {
+    let rest = address.strip_prefix("unix:")?;
+    rest.split(',')
+        .find_map(|kv| kv.strip_prefix("path="))
+        .map(str::to_string)
+}
+
 /// Serve on a bus (`addr`, or the system bus) under [`BUS_NAME`]. Returns the connection
 /// (keep it alive) and the cache of callers, which the caller prunes.
 pub async fn serve_bus(
@@ -70,14 +79,25 @@ pub async fn serve_bus(
         mgr,
         who: Who::Bus(cache.clone()),
     };
-    let b = match addr {
-        Some(a) => Builder::address(a),
-        None => Builder::system(),
+    // A unix socket is connected here, so that the connection runs over the daemon's own
+    // socket type, which logs refusals; other addresses go through zbus as they are.
+    let system = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
+        .unwrap_or_else(|_| "unix:path=/run/dbus/system_bus_socket".into());
+    let address = addr.unwrap_or(&system);
+    let b = match unix_path(address) {
+        Some(p) => {
+            let s = tokio::net::UnixStream::connect(&p).await?;
+            Builder::socket(crate::p2p::stream::BusSocket::new(s))
+        }
+        None => Builder::address(address),
     };
     let conn = b
         .name(BUS_NAME)
-        .serve_at(OBJECT_PATH, ManagerV0(ctx.clone()))
-        .serve_at(OBJECT_PATH, DelegationV1(ctx))
+        .serve_at(
+            OBJECT_PATH,
+            Served::new(ManagerV0(ctx.clone()), &["api_version"]),
+        )
+        .serve_at(OBJECT_PATH, Served::new(DelegationV1(ctx), &[]))
         .build()
         .await?;
     Ok((conn, cache))

@@ -624,7 +624,7 @@ impl ManagerV0 {
         let c = self.0.caller(&hdr, conn).await?;
         tasks_for(
             &c,
-            self.0.mgr.get_tasks(&c, controller, cgroup, false)?,
+            self.0.mgr.get_tasks(&c, controller, cgroup, false, true)?,
             "GetTasks",
         )
     }
@@ -642,7 +642,7 @@ impl ManagerV0 {
             "GetTasksScm",
             |s| async move {
                 let c = s.requestor().await?;
-                s.mgr.get_tasks(&c, &controller, &cgroup, false)
+                s.mgr.get_tasks(&c, &controller, &cgroup, false, true)
             },
             pids_reply,
         );
@@ -658,7 +658,7 @@ impl ManagerV0 {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<i32>> {
         let c = self.0.caller(&hdr, conn).await?;
-        let pids = self.0.mgr.get_tasks(&c, controller, cgroup, true)?;
+        let pids = self.0.mgr.get_tasks(&c, controller, cgroup, true, true)?;
         tasks_for(&c, pids, "GetTasksRecursive")
     }
 
@@ -675,7 +675,7 @@ impl ManagerV0 {
             "GetTasksRecursiveScm",
             |s| async move {
                 let c = s.requestor().await?;
-                s.mgr.get_tasks(&c, &controller, &cgroup, true)
+                s.mgr.get_tasks(&c, &controller, &cgroup, true, true)
             },
             pids_reply,
         );
@@ -876,5 +876,33 @@ impl DelegationV1 {
     ) -> Result<i32> {
         let c = self.0.caller(&hdr, conn).await?;
         self.0.mgr.release(&c, controller)
+    }
+
+    /// Process ids in a cgroup (GetTasks gives thread ids, as CGManager did).
+    #[zbus(out_args("pids"))]
+    async fn get_procs(
+        &self,
+        controller: &str,
+        cgroup: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<i32>> {
+        let c = self.0.caller(&hdr, conn).await?;
+        let pids = self.0.mgr.get_tasks(&c, controller, cgroup, false, false)?;
+        tasks_for(&c, pids, "GetProcs")
+    }
+
+    /// Process ids in a cgroup and below.
+    #[zbus(out_args("pids"))]
+    async fn get_procs_recursive(
+        &self,
+        controller: &str,
+        cgroup: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<i32>> {
+        let c = self.0.caller(&hdr, conn).await?;
+        let pids = self.0.mgr.get_tasks(&c, controller, cgroup, true, false)?;
+        tasks_for(&c, pids, "GetProcsRecursive")
     }
 }

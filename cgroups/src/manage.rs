@@ -198,13 +198,25 @@ impl Cgroup {
 
     /// Processes (thread-group ids) in this cgroup, sorted and deduplicated.
     pub fn procs(&self) -> Result<Vec<u32>> {
-        let path = self.procs_file();
-        let text = read_to_string(&path)?;
+        self.ids(&self.procs_file())
+    }
+
+    /// Threads (task ids) in this cgroup, sorted and deduplicated: v1 `tasks`, v2
+    /// `cgroup.threads`.
+    pub fn threads(&self) -> Result<Vec<u32>> {
+        self.ids(&self.file(match self.version {
+            Version::V1 => "tasks",
+            Version::V2 => "cgroup.threads",
+        }))
+    }
+
+    fn ids(&self, path: &Path) -> Result<Vec<u32>> {
+        let text = read_to_string(path)?;
         let mut pids = text
             .split_ascii_whitespace()
             .map(|t| {
                 t.parse::<u32>()
-                    .map_err(|_| Error::parse(&path, format!("bad pid {t:?}")))
+                    .map_err(|_| Error::parse(path, format!("bad pid {t:?}")))
             })
             .collect::<Result<Vec<u32>>>()?;
         pids.sort_unstable();
@@ -214,9 +226,18 @@ impl Cgroup {
 
     /// Processes in this cgroup and all its descendants, sorted and deduplicated.
     pub fn procs_recursive(&self) -> Result<Vec<u32>> {
-        let mut all = self.procs()?;
+        self.recursive(&Cgroup::procs)
+    }
+
+    /// Threads in this cgroup and all its descendants, sorted and deduplicated.
+    pub fn threads_recursive(&self) -> Result<Vec<u32>> {
+        self.recursive(&Cgroup::threads)
+    }
+
+    fn recursive(&self, ids: &dyn Fn(&Cgroup) -> Result<Vec<u32>>) -> Result<Vec<u32>> {
+        let mut all = ids(self)?;
         for child in self.children()? {
-            match self.descendant(&child)?.procs_recursive() {
+            match self.descendant(&child)?.recursive(ids) {
                 Ok(p) => all.extend(p),
                 // A child removed while we walk is not an error.
                 Err(e) if e.is_not_found() => {}

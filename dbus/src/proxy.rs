@@ -173,4 +173,8 @@ pub trait Delegation {
     fn enter(&self, controller: &str, cgroup: &str, pid: i32) -> Result<(), Error>;
     /// Remove the caller's (empty) subtree; returns how many cgroups were removed.
     fn release(&self, controller: &str) -> Result<i32, Error>;
+    /// Process ids in a cgroup (GetTasks gives thread ids).
+    fn get_procs(&self, controller: &str, cgroup: &str) -> Result<Vec<i32>, Error>;
+    /// Process ids in a cgroup and below.
+    fn get_procs_recursive(&self, controller: &str, cgroup: &str) -> Result<Vec<i32>, Error>;
 }

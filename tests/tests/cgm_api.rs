@@ -42,9 +42,13 @@ fn ping_version_controllers() {
             "{c} in {ctrls}"
         );
     }
-    // test23: every hierarchy listed appears in /proc/self/cgroup.
+    // test23: every hierarchy listed appears in /proc/self/cgroup (cgroup2's controllers, listed
+    // as well, are on its one `0::` line).
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    for l in ctrls.lines().filter(|l| *l != "unified") {
+    let v2 =
+        std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").unwrap_or_default();
+    let v2: Vec<&str> = v2.split_whitespace().collect();
+    for l in ctrls.lines().filter(|l| *l != "unified" && !v2.contains(l)) {
         assert!(own.contains(&format!(":{l}:")), "{l} not in {own}");
     }
     // Unprivileged users may ping too.
@@ -453,4 +457,187 @@ fn ordinary_dbus_tools_work_peer_to_peer() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("int32 10"));
+}
+
+fn tool(prog: &str, args: &[&str]) -> (bool, String) {
+    let o = std::process::Command::new(prog)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+/// What CGManager's clients spoke, spoken back: EXTERNAL authentication (sd-bus, zbus, godbus
+/// and libdbus start with it) as well as ANONYMOUS, clients that assume a bus at any address
+/// (`busctl --address`, `gdbus --address` say `Hello`), ListKeys' whole `st_mode`, GetTasks'
+/// thread ids (GetProcs for process ids), GetPidCgroup of a thread, ListControllers with
+/// cgroup2's controllers, `api_version` read-only, and every refusal in the `-d` log.
+#[test]
+fn cgmanager_clients_are_answered_as_cgmanager_answered_them() {
+    let d = CgmDaemon::start("", &[]);
+    let s = Scratch::new("compat");
+    let sock = format!("unix:path={}", d.socket.display());
+    let obj = "/org/linuxcontainers/cgmanager";
+    let iface = "org.linuxcontainers.cgmanager0_0";
+    // sd-bus (EXTERNAL, then Hello).
+    let (good, out) = tool(
+        "busctl",
+        &[
+            "--address",
+            &sock,
+            "call",
+            "org.linuxcontainers.cgmanager",
+            obj,
+            iface,
+            "Ping",
+            "i",
+            "0",
+        ],
+    );
+    assert!(good, "{out}");
+    let (good, out) = tool(
+        "busctl",
+        &[
+            "--address",
+            &sock,
+            "get-property",
+            "org.linuxcontainers.cgmanager",
+            obj,
+            iface,
+            "api_version",
+        ],
+    );
+    assert!(good && out.trim() == "i 10", "{out}");
+    let (good, out) = tool(
+        "busctl",
+        &[
+            "--address",
+            &sock,
+            "set-property",
+            "org.linuxcontainers.cgmanager",
+            obj,
+            iface,
+            "api_version",
+            "i",
+            "5",
+        ],
+    );
+    assert!(!good && out.contains("read-only"), "{out}");
+    // GDBus.
+    let (good, out) = tool(
+        "gdbus",
+        &[
+            "call",
+            "--address",
+            &sock,
+            "--dest",
+            "org.linuxcontainers.cgmanager",
+            "--object-path",
+            obj,
+            "--method",
+            &format!("{iface}.Ping"),
+            "0",
+        ],
+    );
+    assert!(good, "{out}");
+    // libdbus, PropertyReadOnly by name.
+    let (good, out) = tool(
+        "dbus-send",
+        &[
+            &format!("--peer={sock}"),
+            "--print-reply",
+            obj,
+            "org.freedesktop.DBus.Properties.Set",
+            &format!("string:{iface}"),
+            "string:api_version",
+            "variant:int32:5",
+        ],
+    );
+    assert!(
+        !good && out.contains("org.freedesktop.DBus.Error.PropertyReadOnly"),
+        "{out}"
+    );
+    // ListKeys: the whole st_mode of a 0644 file is 33188.
+    std::fs::create_dir(s.dir("memory", "keys")).unwrap();
+    let (good, out) = tool(
+        "busctl",
+        &[
+            "--address",
+            &sock,
+            "call",
+            "org.linuxcontainers.cgmanager",
+            obj,
+            iface,
+            "ListKeys",
+            "ss",
+            "memory",
+            &s.rel("keys"),
+        ],
+    );
+    assert!(
+        good && out.contains("\"memory.limit_in_bytes\" 0 0 33188"),
+        "{out}"
+    );
+    // GetTasks: thread ids; GetProcs: process ids; GetPidCgroup of a thread.
+    let mut threaded = in_cgroups_as(
+        None,
+        &[s.dir("memory", "")],
+        &[
+            "/usr/bin/python3",
+            "-c",
+            "import threading, time\nt = threading.Thread(target=time.sleep, args=(600,))\nt.start()\nt.join()",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let pid = threaded.id();
+    let t0 = Instant::now();
+    let tid = loop {
+        let tids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        if let Some(t) = tids.iter().find(|t| **t != pid) {
+            break *t;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let tasks = ok(&d, None, &["gettasks", "memory", &s.rel("")]);
+    let procs = ok(&d, None, &["getprocs", "memory", &s.rel("")]);
+    let _ = threaded.kill();
+    let _ = threaded.wait();
+    assert!(
+        tasks.lines().any(|l| l == pid.to_string()) && tasks.lines().any(|l| l == tid.to_string()),
+        "{tasks}"
+    );
+    assert!(
+        procs.lines().any(|l| l == pid.to_string()) && !procs.lines().any(|l| l == tid.to_string()),
+        "{procs}"
+    );
+    // ListControllers: every cgroup2 controller enabled at the root that no v1 hierarchy has.
+    let listed = ok(&d, None, &["listcontrollers"]);
+    let v2 =
+        std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").unwrap_or_default();
+    for c in v2.split_whitespace() {
+        if !std::path::Path::new("/sys/fs/cgroup").join(c).exists() {
+            assert!(listed.lines().any(|l| l == c), "{c} missing from {listed}");
+        }
+    }
+    // -d logs every refusal.
+    let r = run(&d, Some("lxrtest1"), &["create", "memory", "../escape"]);
+    assert!(!r.ok);
+    assert!(
+        d.log()
+            .contains("refused (call #1): org.linuxcontainers.cgmanager.Error.OutsideSubtree"),
+        "{}",
+        d.log()
+    );
 }

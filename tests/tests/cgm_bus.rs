@@ -52,6 +52,13 @@ fn served_on_a_bus_with_the_shipped_policy() {
     // A user is identified as itself through the bus, and refused with a named error.
     let r = cgm_bus(&bus, Some("lxrtest1"), &["create", "memory", &s.rel("b/u")]);
     assert_eq!(r.kind(), Some("PermissionDenied"), "{r:?}");
+    // The refusal is in the -d log, as on the daemon's own socket.
+    assert!(
+        d.log()
+            .contains("org.linuxcontainers.cgmanager.Error.PermissionDenied"),
+        "{}",
+        d.log()
+    );
     let r = cgm_bus(
         &bus,
         Some("lxrtest1"),

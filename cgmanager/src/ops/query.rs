@@ -25,7 +25,9 @@ impl Manager {
         abs: bool,
     ) -> Result<String> {
         let h = self.one(controller)?;
-        let v = Victim::load(&self.host, pid)?;
+        // A thread id names the thread's own cgroups (v1 threads may sit apart from their
+        // process), as CGManager read /proc/<tid>/cgroup.
+        let v = Victim::load_task(&self.host, pid)?;
         let vcg = self.cgroup_of(&v.cgroups, h)?;
         let base = if abs {
             self.abs_base(c, h)?
@@ -75,22 +77,25 @@ impl Manager {
         Ok(String::from_utf8_lossy(&buf).into_owned())
     }
 
-    /// GetTasks / GetTasksRecursive: host pids of the processes in the cgroup (and below).
+    /// GetTasks / GetTasksRecursive (`threads`: thread ids, as CGManager read v1's `tasks`) and
+    /// GetProcs / GetProcsRecursive (process ids): host ids in the cgroup (and below).
     pub fn get_tasks(
         &self,
         c: &Caller,
         controller: &str,
         cgroup: &str,
         recursive: bool,
+        threads: bool,
     ) -> Result<Vec<u32>> {
         let run = |h: &cgroups::Hierarchy| -> Result<Vec<u32>> {
             let base = self.base(c, h)?;
             let cg = self.resolve(c, &base, cgroup)?;
             self.need(c, &cg, None, R | X, "list")?;
-            if recursive {
-                cg.procs_recursive()
-            } else {
-                cg.procs()
+            match (recursive, threads) {
+                (false, false) => cg.procs(),
+                (true, false) => cg.procs_recursive(),
+                (false, true) => cg.threads(),
+                (true, true) => cg.threads_recursive(),
             }
             .map_err(|e| from_cgroups(&e))
         };
@@ -131,13 +136,36 @@ impl Manager {
             .map(|k| {
                 let uid = c.uid_map.to_inside(k.uid).unwrap_or(u32::MAX);
                 let gid = c.gid_map.to_inside(k.gid).unwrap_or(u32::MAX);
-                (k.name, uid, gid, k.mode)
+                // The whole st_mode, as CGManager sent it (33188 for a 0644 file).
+                (k.name, uid, gid, libc::S_IFREG | k.mode)
             })
             .collect())
     }
 
-    /// ListControllers: one name per hierarchy.
+    /// ListControllers: one name per hierarchy, as CGManager listed what is mounted, and the
+    /// controllers enabled in a cgroup2 hierarchy that no v1 hierarchy has (on a hybrid host,
+    /// e.g. `hugetlb`; on a pure v2 host, all of them), which methods accept by name too.
     pub fn list_controllers(&self) -> Vec<String> {
-        self.layout.hierarchies.iter().map(hierarchy_name).collect()
+        let mut out: Vec<String> = self.layout.hierarchies.iter().map(hierarchy_name).collect();
+        let v1: Vec<&String> = self
+            .layout
+            .hierarchies
+            .iter()
+            .filter(|h| h.version == cgroups::Version::V1)
+            .flat_map(|h| h.controllers.iter())
+            .collect();
+        for h in self
+            .layout
+            .hierarchies
+            .iter()
+            .filter(|h| h.version == cgroups::Version::V2)
+        {
+            for c in &h.controllers {
+                if !v1.contains(&c) && !out.contains(c) {
+                    out.push(c.clone());
+                }
+            }
+        }
+        out
     }
 }

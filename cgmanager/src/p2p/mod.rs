@@ -8,9 +8,10 @@
 //! * **time**: the handshake must finish within [`HANDSHAKE_TIMEOUT`], and a connection that
 //!   has not sent a whole call within `idle` is closed;
 //! * **authentication**: EXTERNAL and ANONYMOUS both, identity always from the socket
-//!   ([`sasl`]).
+//!   ([`sasl`]); clients that assume a bus get a `Hello` ([`bus_shim`]).
 
 pub mod account;
+pub mod bus_shim;
 pub mod sasl;
 pub mod stream;
 
@@ -25,6 +26,7 @@ use zbus::Guid;
 
 use crate::caller::Peer;
 use crate::manager::Manager;
+use crate::served::Served;
 use crate::service::{Ctx, DelegationV1, ManagerV0, Who};
 
 /// A client that has not finished the D-Bus handshake by then is dropped.
@@ -127,8 +129,12 @@ async fn client(
         let conn = Builder::authenticated_socket(sock, guid)
             .p2p()
             .max_queued(QUEUED)
-            .serve_at(OBJECT_PATH, ManagerV0(ctx.clone()))
-            .serve_at(OBJECT_PATH, DelegationV1(ctx))
+            .serve_at(
+                OBJECT_PATH,
+                Served::new(ManagerV0(ctx.clone()), &["api_version"]),
+            )
+            .serve_at(OBJECT_PATH, Served::new(DelegationV1(ctx), &[]))
+            .serve_at("/org/freedesktop/DBus", bus_shim::BusShim::default())
             .build()
             .await
             .map_err(|e| e.to_string())?;

@@ -15,7 +15,7 @@
 //! the idle timeout of connections that never make a call.
 
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -196,6 +196,81 @@ fn refused(why: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, why)
 }
 
+/// Read what is there into `buf`, with the descriptors that came with it.
+async fn recv_with_fds(io: &UnixStream, buf: &mut [u8]) -> std::io::Result<(usize, Vec<OwnedFd>)> {
+    let fd = io.as_raw_fd();
+    loop {
+        io.readable().await?;
+        let r = io.try_io(Interest::READABLE, || {
+            let mut iov = [IoSliceMut::new(&mut *buf)];
+            let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
+            let msg = recvmsg::<()>(fd, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+                .map_err(std::io::Error::from)?;
+            let mut fds = Vec::new();
+            for c in msg.cmsgs().map_err(std::io::Error::from)? {
+                if let ControlMessageOwned::ScmRights(list) = c {
+                    // SAFETY: the kernel just installed these descriptors for us.
+                    fds.extend(list.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
+                }
+            }
+            Ok((msg.bytes, fds))
+        });
+        match r {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            r => return r,
+        }
+    }
+}
+
+/// The daemon's connection to a bus, over a socket of its own so that its refusals are logged
+/// as on its own socket. The bus (dbus-daemon) bounds and buffers what clients send, so
+/// messages are read as they come.
+#[derive(Debug)]
+pub struct BusSocket {
+    io: Arc<UnixStream>,
+}
+
+impl BusSocket {
+    /// Over a stream connected to the bus.
+    pub fn new(io: UnixStream) -> BusSocket {
+        BusSocket { io: Arc::new(io) }
+    }
+}
+
+impl Socket for BusSocket {
+    type ReadHalf = BusReader;
+    type WriteHalf = Writer;
+
+    fn split(self) -> Split<BusReader, Writer> {
+        Split::new(
+            BusReader {
+                io: self.io.clone(),
+            },
+            Writer {
+                io: self.io,
+                unix_fds: true,
+            },
+        )
+    }
+}
+
+/// The half zbus reads the bus through.
+#[derive(Debug)]
+pub struct BusReader {
+    io: Arc<UnixStream>,
+}
+
+#[async_trait]
+impl ReadHalf for BusReader {
+    async fn recvmsg(&mut self, buf: &mut [u8]) -> std::io::Result<(usize, Vec<OwnedFd>)> {
+        recv_with_fds(&self.io, buf).await
+    }
+
+    fn can_pass_unix_fd(&self) -> bool {
+        true
+    }
+}
+
 /// The half zbus reads through.
 #[derive(Debug)]
 pub struct Reader {
@@ -315,35 +390,12 @@ impl ReadHalf for Reader {
             }
         }
         let want = buf.len().min(self.left);
-        let fd = self.io.as_raw_fd();
-        loop {
-            self.io.readable().await?;
-            let r = self.io.try_io(Interest::READABLE, || {
-                let mut iov = [IoSliceMut::new(&mut buf[..want])];
-                let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
-                let msg = recvmsg::<()>(fd, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-                    .map_err(std::io::Error::from)?;
-                let mut fds = Vec::new();
-                for c in msg.cmsgs().map_err(std::io::Error::from)? {
-                    if let ControlMessageOwned::ScmRights(list) = c {
-                        // SAFETY: the kernel just installed these descriptors for us.
-                        fds.extend(list.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
-                    }
-                }
-                Ok((msg.bytes, fds))
-            });
-            match r {
-                Ok((n, fds)) => {
-                    self.left -= n.min(self.left);
-                    if self.left == 0 && n > 0 {
-                        self.activity.0.store(true, Ordering::Relaxed);
-                    }
-                    return Ok((n, fds));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
-            }
+        let (n, fds) = recv_with_fds(&self.io, &mut buf[..want]).await?;
+        self.left -= n.min(self.left);
+        if self.left == 0 && n > 0 {
+            self.activity.0.store(true, Ordering::Relaxed);
         }
+        Ok((n, fds))
     }
 
     fn can_pass_unix_fd(&self) -> bool {
@@ -358,8 +410,34 @@ pub struct Writer {
     unix_fds: bool,
 }
 
+/// Log an error reply the daemon sends (`-d`): every refusal, whatever the method, leaves
+/// through here.
+fn log_refusal(msg: &zbus::Message) {
+    if msg.message_type() != zbus::message::Type::Error {
+        return;
+    }
+    let hdr = msg.header();
+    let name = hdr.error_name().map(|n| n.to_string()).unwrap_or_default();
+    let text = msg.body().deserialize::<String>().unwrap_or_default();
+    let serial = hdr.reply_serial().map(|s| s.get()).unwrap_or(0);
+    tracing::debug!("refused (call #{serial}): {name}: {text}");
+}
+
 #[async_trait]
 impl WriteHalf for Writer {
+    async fn send_message(&mut self, msg: &zbus::Message) -> zbus::Result<()> {
+        log_refusal(msg);
+        let data = msg.data();
+        let fds: Vec<BorrowedFd<'_>> = data.fds().iter().map(|f| f.as_fd()).collect();
+        let mut pos = 0;
+        while pos < data.len() {
+            // Descriptors go with the first byte.
+            let with = if pos == 0 { &fds[..] } else { &[][..] };
+            pos += self.sendmsg(&data[pos..], with).await?;
+        }
+        Ok(())
+    }
+
     async fn sendmsg(&mut self, buffer: &[u8], fds: &[BorrowedFd<'_>]) -> std::io::Result<usize> {
         let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
         let fd = self.io.as_raw_fd();
