@@ -83,8 +83,6 @@ if ! alive "$CGM_PID"; then
 users = ["$USER_"]
 controllers = ["all"]
 path = "%D/lxr-demo/%u"
-max_depth = 4
-max_cgroups = 64
 memory_max = "1G"
 CONF
     "$BIN/cgmanager" --socket "$SOCK" --no-bus --policy "$RUN/delegation.conf" > "$RUN/cgmanager.log" 2>&1 &

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 bash scripts/test-users.sh
+# The Debian 12 image lxr_systemd.rs boots (debootstrap; cached per machine, ~1 min once).
+bash scripts/build-image.sh debian12 >/dev/null
 
 cargo build --workspace --all-targets
 export LXR_LXCFS_BIN="$PWD/target/debug/lxcfs"

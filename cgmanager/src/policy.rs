@@ -8,8 +8,8 @@
 //! controllers = ["all"]           # or e.g. ["memory", "pids", "unified"]
 //! path = "/lxr.slice/%u"          # absolute, in every hierarchy; %u user name, %U uid,
 //!                                 # %D the daemon's own cgroup in that hierarchy
-//! max_depth = 4                   # levels of cgroups below the delegation point
-//! max_cgroups = 64                # cgroups below the delegation point
+//! max_depth = 10                  # levels of cgroups below the delegation point
+//! max_cgroups = 1024              # cgroups below the delegation point
 //! memory_max = "2G"               # optional ceiling set at the delegation point
 //! pids_max = 1000                 # optional
 //! ```
@@ -61,11 +61,17 @@ pub struct Rule {
 fn all() -> Vec<String> {
     vec!["all".into()]
 }
+/// What a user running systemd containers needs: lxr's `lxr/<name>` is 2 levels, a booted
+/// Debian 12 adds 3 (`system.slice/<unit>`, `systemd-run --slice=a-b` units), a login
+/// session's `user.slice/user-0.slice/user@0.service/app.slice/<unit>` 5: 7 in all, and
+/// room for a slice or two more.
 fn default_depth() -> u32 {
-    4
+    10
 }
+/// A booted Debian 12 container has 16 cgroups per hierarchy (about 25 with a login
+/// session): room for a few dozen containers.
 fn default_count() -> u32 {
-    256
+    1024
 }
 
 /// A policy file that could not be used.

@@ -117,6 +117,21 @@ impl Dir {
 
     /// openat2 beneath this directory.
     fn openat2(&self, rel: &Path, flags: libc::c_int, mode: u32) -> Result<OwnedFd> {
+        self.openat2_resolving(
+            rel,
+            flags,
+            mode,
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
+        )
+    }
+
+    fn openat2_resolving(
+        &self,
+        rel: &Path,
+        flags: libc::c_int,
+        mode: u32,
+        resolve: u64,
+    ) -> Result<OwnedFd> {
         check_rel(rel)?;
         let c = cstr(rel)?;
         // SAFETY: open_how is plain data; zeroed is valid (it is non-exhaustive, so it is
@@ -128,8 +143,7 @@ impl Dir {
         } else {
             0
         };
-        how.resolve =
-            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+        how.resolve = resolve;
         // SAFETY: openat2 with our directory fd, a valid C string and a valid open_how of the
         // size we pass; the result is checked.
         let fd = unsafe {
@@ -152,6 +166,24 @@ impl Dir {
     pub fn open_dir(&self, rel: impl AsRef<Path>) -> Result<Dir> {
         let rel = rel.as_ref();
         let fd = self.openat2(rel, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        Ok(Dir {
+            fd,
+            name: self.name.join(rel),
+        })
+    }
+
+    /// The directory `rel` as the container would see it with this directory as its `/`:
+    /// symlinks on the way are followed but never lead out (`RESOLVE_IN_ROOT`), so a
+    /// merged-`/usr` image's `sbin -> usr/sbin` resolves and a planted `sbin -> /etc` of the
+    /// host lands on the image's own `/etc`.
+    pub fn open_dir_in_root(&self, rel: impl AsRef<Path>) -> Result<Dir> {
+        let rel = rel.as_ref();
+        let fd = self.openat2_resolving(
+            rel,
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+        )?;
         Ok(Dir {
             fd,
             name: self.name.join(rel),
@@ -554,6 +586,19 @@ mod tests {
         d.replace("rel", b"mine", 0o600).unwrap();
         assert_eq!(d.kind("rel").unwrap(), Some(Kind::File));
         assert_eq!(std::fs::read(out.join("secret")).unwrap(), b"key");
+    }
+
+    #[test]
+    fn in_root_links_resolve_inside_the_directory() {
+        let (t, d) = setup();
+        std::fs::create_dir_all(t.path().join("in/usr/sbin")).unwrap();
+        std::fs::write(t.path().join("in/usr/sbin/f"), "inside").unwrap();
+        std::os::unix::fs::symlink("/usr/sbin", t.path().join("in/sbin")).unwrap();
+        std::os::unix::fs::symlink("/../../outside", t.path().join("in/up")).unwrap();
+        let sbin = d.open_dir_in_root("sbin").unwrap();
+        assert_eq!(sbin.read("f", 100).unwrap(), b"inside");
+        // `..` above the directory stays at it: `/../../outside` is `<in>/outside`, absent.
+        assert!(d.open_dir_in_root("up").is_err());
     }
 
     #[test]

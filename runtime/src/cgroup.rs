@@ -249,6 +249,27 @@ pub fn set(p: &Placement, controller: &str, v1: (&str, &str), v2: (&str, &str)) 
     })
 }
 
+/// Give the container's cgroups to its root (container uid and gid 0), so that an init such as
+/// systemd can make and own its own cgroups below them. Chown takes privilege over both uids, so
+/// it is asked from root of a helper namespace that maps the user (who owns the cgroups) and the
+/// container's ids (whose 0 the daemon translates into the host's first subordinate id).
+pub fn hand_over(p: &Placement, maps: &crate::idmap::IdMaps) -> Result<()> {
+    if p.cgroups.is_empty() {
+        return Ok(());
+    }
+    crate::userns::run_as_root(maps, crate::idmap::Ids::WithUser, || {
+        let c = Client::open()?;
+        c.rt.block_on(async {
+            for (h, path) in &p.cgroups {
+                c.m.chown(h, path, 0, 0)
+                    .await
+                    .map_err(|e| dbus(&format!("give {h}:{path} to the container's root"), e))?;
+            }
+            Ok(())
+        })
+    })
+}
+
 /// Move `pid` (one of the user's processes) into the running container's cgroups.
 pub fn enter(name: &str, pid: u32) -> Result<()> {
     let c = Client::open()?;

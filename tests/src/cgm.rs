@@ -148,18 +148,36 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// Create `e2e-<what>-<unique>` in every hierarchy.
+    /// Create `e2e-<what>-<unique>` in each of [`HIERARCHIES`].
     pub fn new(what: &str) -> Scratch {
+        Scratch::in_hierarchies(what, HIERARCHIES.iter().map(|h| h.to_string()).collect())
+    }
+
+    /// Create it in every hierarchy mounted under `/sys/fs/cgroup` (v1 ones by their mount
+    /// directory, such as `cpu,cpuacct` and `systemd`, and `unified`): for policies that
+    /// delegate `all`.
+    pub fn everywhere(what: &str) -> Scratch {
+        let mut hs: Vec<String> = std::fs::read_dir("/sys/fs/cgroup")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        hs.sort();
+        Scratch::in_hierarchies(what, hs)
+    }
+
+    fn in_hierarchies(what: &str, hierarchies: Vec<String>) -> Scratch {
         require_root();
         let name = unique(&format!("e2e-{what}"));
         let mut own = Vec::new();
-        for h in HIERARCHIES {
+        for h in &hierarchies {
             let mount = PathBuf::from(format!("/sys/fs/cgroup/{h}"));
             let base = own_cgroup_in(&mount);
             let parent = mount.join(base.trim_start_matches('/'));
             std::fs::create_dir(parent.join(&name))
                 .unwrap_or_else(|e| panic!("mkdir scratch in {h}: {e}"));
-            if h == "cpuset" {
+            if h.as_str() == "cpuset" {
                 // A new v1 cpuset has no CPUs or memory nodes until given some.
                 for f in ["cpuset.cpus", "cpuset.mems"] {
                     let v = std::fs::read_to_string(parent.join(f)).unwrap();
@@ -231,7 +249,7 @@ impl Drop for Scratch {
             // SAFETY: killing a process this test started, by pid.
             unsafe { libc::kill(*p as i32, libc::SIGKILL) };
         }
-        for h in HIERARCHIES {
+        for (h, _) in &self.own {
             remove_tree(&self.dir(h, ""));
         }
     }

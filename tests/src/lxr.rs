@@ -174,6 +174,24 @@ impl World {
         }
     }
 
+    /// A world delegating every hierarchy (`name=systemd` too) with the policy's default
+    /// limits: what a systemd container needs, and a check that the defaults suffice.
+    pub fn everywhere(what: &str) -> World {
+        let (uid, gid) = crate::cgm::test_user("lxrtest1");
+        let scratch = crate::cgm::Scratch::everywhere(what);
+        let policy = format!(
+            "[[delegate]]\nusers = [\"lxrtest1\"]\ncontrollers = [\"all\"]\npath = \"%D/{}/%u\"\n",
+            scratch.name
+        );
+        let daemon = crate::cgm::CgmDaemon::start(&policy, &[]);
+        let home = user_dir(uid, gid);
+        World {
+            scratch,
+            daemon,
+            home,
+        }
+    }
+
     /// lxr as lxrtest1 in this world, with lxcfs at `lxcfs` if given.
     pub fn lxr(&self, lxcfs: Option<PathBuf>) -> Lxr {
         Lxr {

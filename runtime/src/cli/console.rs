@@ -15,12 +15,29 @@ use crate::paths::Paths;
 pub struct Args {
     /// Container name.
     name: String,
+    /// Print what the console kept (`console.log`, bounded by `console.log.size`) and exit.
+    #[arg(long)]
+    show_log: bool,
 }
 
 /// Run.
 pub fn run(paths: &Paths, a: Args) -> Result<i32> {
     check_name(&a.name)?;
     let dir = paths.state(&a.name);
+    if a.show_log {
+        let mut out = std::io::stdout();
+        let mut any = false;
+        for f in ["console.log.1", "console.log"] {
+            if let Ok(b) = std::fs::read(dir.join(f)) {
+                any = true;
+                let _ = out.write_all(&b);
+            }
+        }
+        if !any && !paths.container(&a.name).exists() {
+            return Err(Error::NotFound(format!("no container {}", a.name)));
+        }
+        return Ok(0);
+    }
     if State::load(&dir)?.is_none() {
         return Err(Error::Usage(format!("{} is not running", a.name)));
     }

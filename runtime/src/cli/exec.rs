@@ -75,7 +75,7 @@ pub fn run(paths: &Paths, a: Args) -> Result<i32> {
     setns(&pidfd, flags).ctx(|| format!("join the namespaces of {}", a.name))?;
     crate::userns::become_root()?;
     let mut env = vec![
-        "container=lxr".to_string(),
+        "container=lxc".to_string(),
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
         "HOME=/root".into(),
         format!(

@@ -24,7 +24,12 @@ pub fn run(paths: &Paths, a: Args) -> Result<i32> {
     println!("Image: {}", cfg.image);
     let st = State::load(&paths.state(&a.name))?;
     match &st {
-        None => println!("Status: STOPPED"),
+        None => {
+            println!("Status: STOPPED");
+            if let Some(last) = crate::launch::monitor::last_exit(&paths.state(&a.name)) {
+                println!("Last exit: init {}", last.trim());
+            }
+        }
         Some(s) => {
             println!("Status: RUNNING");
             println!("PID: {}", s.init_pid);
@@ -33,6 +38,9 @@ pub fn run(paths: &Paths, a: Args) -> Result<i32> {
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
             println!("Uptime: {}s", now.saturating_sub(s.started));
+            if let Some(last) = crate::launch::monitor::last_exit(&paths.state(&a.name)) {
+                println!("Previous run: init {}", last.trim());
+            }
             println!("lxcfs: {}", if s.lxcfs { "yes" } else { "no" });
             match &s.cgroup.unconfined {
                 Some(why) => println!("Cgroup: unconfined ({why})"),

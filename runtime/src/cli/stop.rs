@@ -22,16 +22,11 @@ pub struct Args {
     pub(crate) timeout: u64,
 }
 
-/// The signal that halts the container's init (the rootfs is the container's: its
-/// `/sbin/init` is read without following any symlink on the way).
+/// The signal that halts the container's init: SIGRTMIN+3 for systemd, SIGUSR1 for busybox.
 fn halt_signal(rootfs: &std::path::Path) -> libc::c_int {
-    let init = crate::beneath::Dir::open(rootfs)
-        .and_then(|d| d.read_link("sbin/init"))
-        .unwrap_or_default();
-    if init.to_string_lossy().contains("systemd") {
-        libc::SIGRTMIN() + 3
-    } else {
-        libc::SIGUSR1
+    match crate::launch::boot::init_kind(rootfs) {
+        crate::launch::boot::InitKind::Systemd => libc::SIGRTMIN() + 3,
+        crate::launch::boot::InitKind::Other => libc::SIGUSR1,
     }
 }
 

@@ -66,13 +66,12 @@ pub fn take_console() -> Result<()> {
     Ok(())
 }
 
-/// Send an fd over a unix socket.
-pub fn send_fd(sock: &OwnedFd, fd: RawFd) -> Result<()> {
-    let fds = [fd];
+/// Send descriptors over a unix socket (the console pty's master and peer, to the monitor).
+pub fn send_fds(sock: &OwnedFd, fds: &[RawFd]) -> Result<()> {
     sendmsg::<()>(
         sock.as_raw_fd(),
         &[IoSlice::new(b"c")],
-        &[ControlMessage::ScmRights(&fds)],
+        &[ControlMessage::ScmRights(fds)],
         MsgFlags::empty(),
         None,
     )
@@ -80,11 +79,12 @@ pub fn send_fd(sock: &OwnedFd, fd: RawFd) -> Result<()> {
     Ok(())
 }
 
-/// Receive an fd sent with [`send_fd`] (`None` if the sender closed first).
-pub fn recv_fd(sock: &OwnedFd) -> Result<Option<OwnedFd>> {
+/// Receive the console's master and peer sent with [`send_fds`] (`None` if the sender closed
+/// first).
+pub fn recv_fds(sock: &OwnedFd) -> Result<Option<(OwnedFd, OwnedFd)>> {
     let mut b = [0u8; 1];
     let mut iov = [IoSliceMut::new(&mut b)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let mut space = nix::cmsg_space!([RawFd; 2]);
     let msg = recvmsg::<()>(
         sock.as_raw_fd(),
         &mut iov,
@@ -92,15 +92,29 @@ pub fn recv_fd(sock: &OwnedFd) -> Result<Option<OwnedFd>> {
         MsgFlags::MSG_CMSG_CLOEXEC,
     )
     .ctx(|| "receive the console".into())?;
+    let mut got = Vec::new();
     for c in msg.cmsgs().ctx(|| "console message".into())? {
         if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(&fd) = fds.first() {
-                // SAFETY: the kernel just installed this descriptor for us.
-                return Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }));
-            }
+            // SAFETY: the kernel just installed these descriptors for us.
+            got.extend(
+                fds.into_iter()
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            );
         }
     }
-    Ok(None)
+    let mut got = got.into_iter();
+    Ok(match (got.next(), got.next()) {
+        (Some(master), Some(peer)) => Some((master, peer)),
+        _ => None,
+    })
+}
+
+/// A served console. The monitor holds the pty's peer open while the container's init lives:
+/// systemd opens and closes `/dev/console` between writes, and with no peer open the master
+/// reads EIO — which would end the relay for good. Dropped when the init is gone, which ends
+/// the relay.
+pub struct Console {
+    _peer: OwnedFd,
 }
 
 /// The key that bounds `console.log` (a size as `limits.memory` takes it).
@@ -188,14 +202,15 @@ impl Log {
 
 /// Serve the console from the monitor: everything the container writes goes to `log` and to
 /// the attached client, if any; a client of the unix socket `sock` (one at a time; a new one
-/// replaces the old) types into it. Runs in threads until the pty closes.
-pub fn serve(master: OwnedFd, mut log: Log, sock: PathBuf) {
+/// replaces the old) types into it. Runs in threads until the returned [`Console`] is dropped.
+pub fn serve(master: OwnedFd, peer: OwnedFd, mut log: Log, sock: PathBuf) -> Console {
     use std::os::unix::net::{UnixListener, UnixStream};
     use std::sync::{Arc, Mutex};
     let client: Arc<Mutex<Option<UnixStream>>> = Arc::new(Mutex::new(None));
     let master = std::fs::File::from(master);
+    let console = Console { _peer: peer };
     let Ok(input) = master.try_clone() else {
-        return;
+        return console;
     };
     let _ = std::fs::remove_file(&sock);
     if let Ok(listener) = UnixListener::bind(&sock) {
@@ -235,6 +250,7 @@ pub fn serve(master: OwnedFd, mut log: Log, sock: PathBuf) {
             }
         }
     });
+    console
 }
 
 #[cfg(test)]

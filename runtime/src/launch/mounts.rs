@@ -4,8 +4,9 @@
 //! nodes bound in, a private devpts, `/dev/shm`, `/run`, lxcfs's files when lxcfs is mounted,
 //! then `pivot_root`. Every step is fatal on failure: a half-built root must never run init.
 
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::symlink;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
@@ -14,6 +15,10 @@ use crate::error::{Context, Result};
 
 /// Host device nodes bound into the container's `/dev`.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Host device nodes bound in when the host has them (FUSE and tun are usable in a user
+/// namespace: FUSE mounts, and tun devices in the container's own network namespace).
+const OPTIONAL_DEVICES: &[&str] = &["fuse", "net/tun"];
 
 /// `/proc` files lxcfs virtualises, bound over the container's `/proc`.
 pub const LXCFS_PROC: &[&str] = &[
@@ -139,6 +144,18 @@ pub fn setup(root: &Path, lxcfs: Option<&Path>) -> Result<()> {
         std::fs::write(&target, b"").ctx(|| format!("create {}", target.display()))?;
         bind(&Path::new("/dev").join(d), &target, MsFlags::empty())?;
     }
+    for d in OPTIONAL_DEVICES {
+        let host = Path::new("/dev").join(d);
+        if !host.exists() {
+            continue;
+        }
+        let target = dev.join(d);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).ctx(|| format!("mkdir {}", parent.display()))?;
+        }
+        std::fs::write(&target, b"").ctx(|| format!("create {}", target.display()))?;
+        bind(&host, &target, MsFlags::empty())?;
+    }
     for d in ["pts", "shm", "mqueue"] {
         std::fs::create_dir(dev.join(d)).ctx(|| format!("mkdir /dev/{d}"))?;
     }
@@ -181,6 +198,11 @@ pub fn setup(root: &Path, lxcfs: Option<&Path>) -> Result<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("mode=755"),
     )?;
+    // What systemd (and other software) reads to know it runs in a container, as under LXC.
+    std::fs::create_dir_all(root.join("run/systemd")).ctx(|| "mkdir /run/systemd".into())?;
+    std::fs::write(root.join("run/systemd/container"), b"lxc\n")
+        .ctx(|| "write /run/systemd/container".into())?;
+    boot_id(root)?;
     if let Some(l) = lxcfs {
         for f in LXCFS_PROC {
             let src = l.join("proc").join(f);
@@ -195,6 +217,48 @@ pub fn setup(root: &Path, lxcfs: Option<&Path>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A fresh boot id for every start (the host's would make every boot of every container the
+/// same boot to `journalctl -b`): a random UUID in the container's `/dev`, bound over
+/// `/proc/sys/kernel/random/boot_id`, as LXC does.
+fn boot_id(root: &Path) -> Result<()> {
+    let mut b = [0u8; 16];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").ctx(|| "open /dev/urandom".into())?,
+        &mut b,
+    )
+    .ctx(|| "read /dev/urandom".into())?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let id = format!(
+        "{}-{}-{}-{}-{}\n",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    );
+    let file = root.join("dev/.lxr-boot-id");
+    std::fs::write(&file, id).ctx(|| "write the boot id".into())?;
+    bind(
+        &file,
+        &root.join("proc/sys/kernel/random/boot_id"),
+        MsFlags::empty(),
+    )
+}
+
+/// Bind the monitor's readiness socket (`notify`, an `O_PATH` descriptor opened before the
+/// container's root could no longer reach it) at `at` in the container.
+pub fn bind_notify(root: &Path, notify: &impl AsRawFd, at: &str) -> Result<()> {
+    let target = root.join(at.trim_start_matches('/'));
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent).ctx(|| format!("mkdir {}", parent.display()))?;
+    }
+    std::fs::write(&target, b"").ctx(|| format!("create {}", target.display()))?;
+    let src = PathBuf::from(format!("/proc/self/fd/{}", notify.as_raw_fd()));
+    bind(&src, &target, MsFlags::empty())
 }
 
 /// Bind the console pty (`/dev/pts/N` of the container's devpts) on `/dev/console`.

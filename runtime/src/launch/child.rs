@@ -1,0 +1,181 @@
+//! The container's side of a start: the **intermediate** process (new user namespace, mapped
+//! by the monitor; the other namespaces; the rootfs entered with the user's credentials; then
+//! root of the namespace; forks init and exits at once, so that init's parent is the monitor
+//! and no lxr process stays in the container's cgroup) and **init** (PID 1: mounts, console,
+//! hostname, loopback, capabilities, seccomp, exec of `/sbin/init`).
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType};
+use nix::unistd::{fork, ForkResult};
+
+use super::{before_exec, boot, console, mounts, seccomp, Spec, DROP_CAPS};
+use crate::error::{Context, Error, Result};
+use crate::userns::{become_root, child_mapped, Sync};
+
+/// What the intermediate and init report back on.
+pub struct Pipes {
+    /// Init's host pid.
+    pub pid: OwnedFd,
+    /// An error before init's exec.
+    pub err: OwnedFd,
+    /// The console pty's two ends, for the monitor.
+    pub console: OwnedFd,
+}
+
+fn os(what: &str) -> Error {
+    Error::Os {
+        what: what.into(),
+        source: std::io::Error::last_os_error(),
+    }
+}
+
+/// The intermediate child: user namespace, the other namespaces, then fork init. `notify` is
+/// the monitor's readiness socket, if the init speaks that protocol.
+pub fn intermediate(
+    spec: &Spec,
+    ready: &mut Sync,
+    go: &mut Sync,
+    pipes: Pipes,
+    notify: Option<&Path>,
+) -> i32 {
+    let Pipes { pid, err, console } = pipes;
+    let fail = |e: Error, err: &OwnedFd| {
+        let _ = nix::unistd::write(err, e.to_string().as_bytes());
+        1
+    };
+    if let Err(e) = child_mapped(ready, go) {
+        return fail(e, &err);
+    }
+    let flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWCGROUP
+        | CloneFlags::CLONE_NEWPID;
+    if let Err(e) = unshare(flags).ctx(|| "unshare namespaces".into()) {
+        return fail(e, &err);
+    }
+    // Still with the user's credentials: the rootfs (and the monitor's notify socket) are
+    // reached through the user's private directories, which the container's root cannot
+    // search. From here on the container's processes work relative to the rootfs mount.
+    let entered = mounts::enter_rootfs(&spec.rootfs).and_then(|()| {
+        notify
+            .map(|p| {
+                nix::fcntl::open(
+                    p,
+                    nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .ctx(|| format!("open {}", p.display()))
+            })
+            .transpose()
+    });
+    let notify = match entered.and_then(|n| become_root().map(|()| n)) {
+        Ok(n) => n,
+        Err(e) => return fail(e, &err),
+    };
+    // SAFETY: single-threaded; the child becomes the container's init and execs or _exits.
+    match unsafe { fork() } {
+        Err(e) => fail(Error::from_nix("fork init", e), &err),
+        Ok(ForkResult::Child) => {
+            drop(pid);
+            let e = init(spec, &console, notify.as_ref())
+                .err()
+                .unwrap_or_else(|| Error::Setup("exec returned".into()));
+            let _ = nix::unistd::write(&err, e.to_string().as_bytes());
+            // SAFETY: end the failed init.
+            unsafe { libc::_exit(1) }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            let _ = nix::unistd::write(&pid, child.as_raw().to_string().as_bytes());
+            0
+        }
+    }
+}
+
+/// PID 1 of the container: everything up to exec of `/sbin/init`. Its working directory is
+/// the rootfs mount ([`mounts::enter_rootfs`]).
+fn init(spec: &Spec, con: &OwnedFd, notify: Option<&OwnedFd>) -> Result<()> {
+    let root = Path::new(".");
+    // What is made from here on (`/dev`'s directories, `/run/systemd`, mount points) belongs
+    // to the container and is read by its unprivileged users (dbus-daemon as `messagebus`
+    // sends READY=1 to `/run/systemd/notify`): the usual 022, not lxr's own 077.
+    // SAFETY: umask has no preconditions.
+    unsafe { libc::umask(0o022) };
+    mounts::setup(root, spec.lxcfs.as_deref())?;
+    if let Some(n) = notify {
+        mounts::bind_notify(root, n, boot::NOTIFY_PATH)?;
+    }
+    let (master, pts) = console::open_pty(root)?;
+    mounts::bind_console(root, &pts)?;
+    let peer = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&pts)
+        .ctx(|| format!("open {}", pts.display()))?;
+    console::send_fds(con, &[master.as_raw_fd(), peer.as_raw_fd()])?;
+    drop((master, peer));
+    nix::unistd::sethostname(&spec.name).ctx(|| "sethostname".into())?;
+    loopback_up()?;
+    mounts::pivot(root)?;
+    console::take_console()?;
+    for cap in DROP_CAPS {
+        // SAFETY: PR_CAPBSET_DROP takes a capability number; no pointers.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, *cap as libc::c_ulong, 0, 0, 0) } != 0 {
+            return Err(os("drop a capability from the bounding set"));
+        }
+    }
+    seccomp::install()?;
+    let prog = CString::new("/sbin/init").map_err(|_| Error::Setup("init path".into()))?;
+    // `container=lxc`: images (systemd included) behave as under LXC and LXD.
+    let mut env = vec![
+        "container=lxc".to_string(),
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        "TERM=linux".into(),
+        "HOME=/root".into(),
+    ];
+    if notify.is_some() {
+        env.push(format!("NOTIFY_SOCKET={}", boot::NOTIFY_PATH));
+    }
+    let env: Vec<CString> = env
+        .into_iter()
+        .filter_map(|e| CString::new(e).ok())
+        .collect();
+    before_exec()?;
+    nix::unistd::execve(&prog, std::slice::from_ref(&prog), &env)
+        .ctx(|| "exec /sbin/init".into())?;
+    Ok(())
+}
+
+/// Bring up `lo` in the container's network namespace.
+fn loopback_up() -> Result<()> {
+    let sock = nix::sys::socket::socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ctx(|| "socket for lo".into())?;
+    // SAFETY: ifreq is plain data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) != 0 {
+            return Err(os("read lo's flags"));
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) != 0 {
+            return Err(os("bring lo up"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,276 @@
+//! The monitor: the process that stays on the host for a container's lifetime, as the user. It
+//! makes the container's cgroups (and gives them to the container's root), writes the user
+//! namespace's maps, waits for the init to boot ([`super::boot`]), serves the console,
+//! records the state, and — as the init's parent (a child subreaper: the intermediate process
+//! exits as soon as it has forked init, so that no lxr process stays in the container's
+//! cgroup) — reaps it, starts it again after a `reboot` inside, and cleans up after it.
+
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+
+use super::boot::{self, Booted, InitKind, Notify};
+use super::{child, console, Spec};
+use crate::container::State;
+use crate::error::{Context, Error, Result};
+use crate::userns::Sync;
+
+/// What is recorded of the init's end, for `info`.
+pub const LAST_EXIT: &str = "last-exit";
+
+/// How an init ended, in words.
+fn ended(status: &WaitStatus) -> String {
+    match status {
+        WaitStatus::Exited(_, c) => format!("exited with status {c}"),
+        // What the kernel does to a pid namespace's init that calls reboot(2).
+        WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGINT, _) => {
+            "halted (halt or poweroff, SIGINT)".into()
+        }
+        WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGHUP, _) => {
+            "rebooted (reboot, SIGHUP)".into()
+        }
+        WaitStatus::Signaled(_, s, _) => format!("was killed by {s}"),
+        other => format!("ended ({other:?})"),
+    }
+}
+
+/// The monitor's life: returns its exit code. `report` gets `ok <pid>` once the (first) start
+/// is done, or `err <why>`.
+pub fn monitor(spec: &Spec, report: OwnedFd) -> i32 {
+    // The init's parent exits right after forking it: the init becomes this process's child.
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer; no pointers.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let mut report = Some(std::fs::File::from(report));
+    // SAFETY: the lock's fd was inherited from `lxr` through the fork; this process owns its
+    // copy and nothing else here uses the number.
+    let mut lock = spec
+        .lock_fd
+        .map(|fd| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    loop {
+        let lock_fd = lock.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+        let started = run(spec, lock_fd);
+        // Started or failed: either way the start is over, other lxr commands may go on.
+        lock = None;
+        match started {
+            Ok(Running {
+                state,
+                init,
+                console,
+            }) => {
+                if let Some(mut r) = report.take() {
+                    let _ = writeln!(r, "ok {}", state.init_pid);
+                }
+                let status = waitpid(init, None);
+                drop(console);
+                if let Ok(st) = &status {
+                    let _ = std::fs::write(spec.state_dir.join(LAST_EXIT), ended(st));
+                    eprintln!("init {}", ended(st));
+                }
+                // `reboot` inside a pid namespace ends its init with SIGHUP (halt and poweroff
+                // with SIGINT): a reboot starts the container again, anything else stops it.
+                let rebooted = matches!(
+                    status,
+                    Ok(WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGHUP, _))
+                ) && !spec.state_dir.join("stopping").exists();
+                if rebooted {
+                    let _ = State::clear(&spec.state_dir);
+                    continue;
+                }
+                if let Err(e) = crate::cgroup::remove(&state.cgroup) {
+                    let _ = std::fs::write(spec.state_dir.join("cleanup-error"), e.to_string());
+                }
+                let _ = State::clear(&spec.state_dir);
+                let _ = std::fs::remove_file(spec.state_dir.join("stopping"));
+                return match status {
+                    Ok(WaitStatus::Exited(_, c)) => c,
+                    _ => 0,
+                };
+            }
+            Err(e) => {
+                eprintln!("start failed: {e}");
+                if let Some(mut r) = report.take() {
+                    // One line: the caller reads up to a newline.
+                    let _ = writeln!(r, "err {}", e.to_string().replace('\n', "\u{1e}"));
+                }
+                let _ = State::clear(&spec.state_dir);
+                return 1;
+            }
+        }
+    }
+}
+
+/// A container whose init runs.
+struct Running {
+    state: State,
+    init: Pid,
+    /// Holds the console's peer open while the init lives (see [`console::Console`]).
+    console: Option<console::Console>,
+}
+
+/// One start: the intermediate child, then init, then the wait for its boot.
+fn run(spec: &Spec, lock_fd: Option<std::os::fd::RawFd>) -> Result<Running> {
+    let (mut ready, mut go) = (Sync::new()?, Sync::new()?);
+    let (pid_r, pid_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
+    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
+    let (con_mon, con_init) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .ctx(|| "socketpair".into())?;
+    let notify = match boot::init_kind(&spec.rootfs) {
+        InitKind::Systemd => Some(Notify::create(&spec.state_dir)?),
+        InitKind::Other => None,
+    };
+    let notify_path = notify.as_ref().map(|n| n.path.clone());
+    // SAFETY: the monitor is single-threaded but for console threads of an earlier boot, which
+    // hold no locks the child needs; the child execs or _exits.
+    match unsafe { fork() }.ctx(|| "fork".into())? {
+        ForkResult::Child => {
+            drop((pid_r, err_r, con_mon));
+            // The intermediate child must not keep the container lock.
+            if let Some(fd) = lock_fd {
+                let _ = nix::unistd::close(fd);
+            }
+            // Die with the monitor: without it nobody maps or confines this container.
+            // SAFETY: PR_SET_PDEATHSIG takes a signal number; no pointers.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+            let code = child::intermediate(
+                spec,
+                &mut ready,
+                &mut go,
+                child::Pipes {
+                    pid: pid_w,
+                    err: err_w,
+                    console: con_init,
+                },
+                notify_path.as_deref(),
+            );
+            // SAFETY: end the forked child.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            drop((pid_w, err_w, con_init));
+            ready.close_write();
+            go.close_read();
+            let fail = |e: Error| {
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                let _ = waitpid(child, None);
+                e
+            };
+            // The cgroups are made while the child creates its user namespace.
+            let prepared = crate::cgroup::prepare(&spec.name, &spec.keys).map_err(fail)?;
+            if !ready.wait() {
+                prepared.abandon();
+                return Err(fail(Error::Setup(
+                    "could not create a user namespace (are unprivileged user namespaces enabled?)"
+                        .into(),
+                )));
+            }
+            let pid = child.as_raw() as u32;
+            // The id-map helpers run while cgmanager moves the child, whose first cgroup.procs
+            // write waits on the kernel for milliseconds. The child is still the user's (not
+            // yet root of its namespace): the daemon may move it, and everything it forks stays
+            // in the container's cgroup.
+            let maps = spec.maps.start_apply(pid);
+            let entered = prepared.enter(pid);
+            let mapped = maps.wait();
+            let placement = entered.map_err(fail)?;
+            let fail = |e: Error| {
+                let _ = crate::cgroup::remove(&placement);
+                fail(e)
+            };
+            mapped.map_err(fail)?;
+            // The cgroups become the container root's, for an init that manages its own.
+            crate::cgroup::hand_over(&placement, &spec.maps).map_err(fail)?;
+            go.signal()
+                .ctx(|| "signal the child".into())
+                .map_err(fail)?;
+            let mut pid_buf = String::new();
+            let _ = std::fs::File::from(pid_r).read_to_string(&mut pid_buf);
+            let mut err = String::new();
+            let _ = std::fs::File::from(err_r).read_to_string(&mut err);
+            // The intermediate exits once init is forked; init is this process's child now.
+            // (From here on `child` is reaped: its pid is never signalled again.)
+            let _ = waitpid(child, None);
+            let fail = |e: Error| {
+                let _ = crate::cgroup::remove(&placement);
+                e
+            };
+            let init_pid: Option<u32> = pid_buf.trim().parse().ok();
+            if !err.is_empty() {
+                if let Some(p) = init_pid {
+                    let _ = waitpid(Pid::from_raw(p as i32), None);
+                }
+                return Err(fail(Error::from_child(&err)));
+            }
+            let init_pid =
+                init_pid.ok_or_else(|| fail(Error::Setup("init did not start".into())))?;
+            let init = Pid::from_raw(init_pid as i32);
+            let console_log = spec.state_dir.join("console.log");
+            let console = match console::recv_fds(&con_mon) {
+                Ok(Some((master, peer))) => Some(console::serve(
+                    master,
+                    peer,
+                    console::Log::new(console_log.clone(), console::log_size(&spec.keys)),
+                    spec.state_dir.join("console.sock"),
+                )),
+                _ => None,
+            };
+            let pidfd = cgroups::process::Pidfd::open(init_pid).map_err(|e| Error::Os {
+                what: "open the init".into(),
+                source: e,
+            });
+            let booted = match &pidfd {
+                Ok(fd) => boot::wait(fd, notify.as_ref()),
+                Err(_) => Booted::Died,
+            };
+            if booted == Booted::Died {
+                let status = waitpid(init, None).map(|s| ended(&s)).unwrap_or_default();
+                // What it printed last reaches the log through the console thread.
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                drop(console);
+                let tail = boot::console_tail(&console_log, 15);
+                let _ = std::fs::write(spec.state_dir.join(LAST_EXIT), &status);
+                return Err(fail(Error::Setup(format!(
+                    "the container's init {status} while booting; its last console lines:\n{tail}"
+                ))));
+            }
+            if booted == Booted::NotYet {
+                eprintln!(
+                    "{} has not reported ready after {:?}; it keeps booting",
+                    spec.name,
+                    boot::READY_TIMEOUT
+                );
+            }
+            drop(notify);
+            let state = State {
+                name: spec.name.clone(),
+                init_pid,
+                monitor_pid: std::process::id(),
+                cgroup: placement.clone(),
+                lxcfs: spec.lxcfs.is_some(),
+                started: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+            };
+            state.save(&spec.state_dir).map_err(fail)?;
+            Ok(Running {
+                state,
+                init,
+                console,
+            })
+        }
+    }
+}
+
+/// Where the init's end is recorded.
+pub fn last_exit(state_dir: &Path) -> Option<String> {
+    std::fs::read_to_string(state_dir.join(LAST_EXIT)).ok()
+}
