@@ -251,17 +251,19 @@ pub fn set(p: &Placement, controller: &str, v1: (&str, &str), v2: (&str, &str)) 
 
 /// Give the container's cgroups to its root (container uid and gid 0), so that an init such as
 /// systemd can make and own its own cgroups below them. Chown takes privilege over both uids, so
-/// it is asked from root of a helper namespace that maps the user (who owns the cgroups) and the
-/// container's ids (whose 0 the daemon translates into the host's first subordinate id).
+/// it is asked from root of a helper namespace that is the user (who owns the cgroups, and
+/// whose delegation cgmanager lets it reach from whatever cgroup lxr runs in) and maps the
+/// container's root as its id 1 (which the daemon translates into the host's first subordinate
+/// id).
 pub fn hand_over(p: &Placement, maps: &crate::idmap::IdMaps) -> Result<()> {
     if p.cgroups.is_empty() {
         return Ok(());
     }
-    crate::userns::run_as_root(maps, crate::idmap::Ids::WithUser, || {
+    crate::userns::run_as_root(maps, crate::idmap::Ids::UserAsRoot, || {
         let c = Client::open()?;
         c.rt.block_on(async {
             for (h, path) in &p.cgroups {
-                c.m.chown(h, path, 0, 0)
+                c.m.chown(h, path, 1, 1)
                     .await
                     .map_err(|e| dbus(&format!("give {h}:{path} to the container's root"), e))?;
             }

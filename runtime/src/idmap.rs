@@ -19,6 +19,11 @@ pub enum Ids {
     /// that belong to the container (make the directory an unpack goes into, remove a tree).
     /// Never runs a program on an image's content.
     WithUser,
+    /// The user's own uid and gid as id 0 and the container's root as id 1, nothing else: root
+    /// there *is* the user to cgmanager (which knows callers by host uid, and lets a user reach
+    /// its delegation from anywhere) yet may give the user's cgroups to the container's root
+    /// (Chown needs root of a namespace that maps both). For that call only.
+    UserAsRoot,
 }
 
 /// How many ids a container gets.
@@ -106,7 +111,7 @@ impl IdMaps {
     /// newuidmap/newgidmap — container ids 0–65535 onto the user's range — and return at
     /// once, so the caller can do something else while the setuid helpers run.
     pub fn start_apply(&self, pid: u32) -> Pending {
-        self.spawn(pid, None)
+        self.spawn(pid, Ids::Container)
     }
 
     /// Write the maps of `pid`'s new user namespace and wait: the container's ids, plus, for
@@ -114,31 +119,29 @@ impl IdMaps {
     /// act on the user's own files (make a directory for the container's root in the user's
     /// directory, remove a tree again) — what LXC's `chown_mapped_root` does.
     pub fn apply(&self, pid: u32, ids: Ids) -> Result<()> {
-        let me = (ids == Ids::WithUser).then(|| {
-            (
-                nix::unistd::getuid().as_raw(),
-                nix::unistd::getgid().as_raw(),
-            )
-        });
-        self.spawn(pid, me).wait()
+        self.spawn(pid, ids).wait()
+    }
+
+    /// The map lines (inside, outside, count) of one helper namespace, for uids or gids.
+    fn lines(r: Range, own: u32, ids: Ids) -> Vec<[u32; 3]> {
+        match ids {
+            Ids::Container => vec![[0, r.start, r.count]],
+            Ids::WithUser => vec![[0, r.start, r.count], [r.count, own, 1]],
+            Ids::UserAsRoot => vec![[0, own, 1], [1, r.start, 1]],
+        }
     }
 
     /// Both helpers run at once: each is a setuid program that parses `/etc/subuid` and
     /// friends (a few ms), and they write different files.
-    fn spawn(&self, pid: u32, me: Option<(u32, u32)>) -> Pending {
+    fn spawn(&self, pid: u32, ids: Ids) -> Pending {
         let mut running = Vec::new();
         for (tool, r, own) in [
-            ("newuidmap", self.uid, me.map(|m| m.0)),
-            ("newgidmap", self.gid, me.map(|m| m.1)),
+            ("newuidmap", self.uid, nix::unistd::getuid().as_raw()),
+            ("newgidmap", self.gid, nix::unistd::getgid().as_raw()),
         ] {
-            let mut args = vec![
-                pid.to_string(),
-                "0".into(),
-                r.start.to_string(),
-                r.count.to_string(),
-            ];
-            if let Some(id) = own {
-                args.extend([r.count.to_string(), id.to_string(), "1".into()]);
+            let mut args = vec![pid.to_string()];
+            for line in IdMaps::lines(r, own, ids) {
+                args.extend(line.iter().map(u32::to_string));
             }
             // Debian's path first: no PATH walk, and no other program of that name.
             let path = ["/usr/bin", "/bin"]
@@ -193,6 +196,27 @@ impl Pending {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_helper_namespace_maps_what_it_says() {
+        let r = Range {
+            start: 100000,
+            count: 65536,
+        };
+        assert_eq!(
+            IdMaps::lines(r, 1001, Ids::Container),
+            vec![[0, 100000, 65536]]
+        );
+        assert_eq!(
+            IdMaps::lines(r, 1001, Ids::WithUser),
+            vec![[0, 100000, 65536], [65536, 1001, 1]]
+        );
+        // The user is root; the container's root is 1; no other id of the range.
+        assert_eq!(
+            IdMaps::lines(r, 1001, Ids::UserAsRoot),
+            vec![[0, 1001, 1], [1, 100000, 1]]
+        );
+    }
 
     #[test]
     fn ranges() {

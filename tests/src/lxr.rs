@@ -29,6 +29,12 @@ impl Lxr {
 
     /// The lxr command with extra `KEY=VALUE` environment.
     pub fn command_env(&self, env: &[&str], args: &[&str]) -> Command {
+        self.command_through(env, &[], args)
+    }
+
+    /// The lxr command run by `wrapper` (a program and its arguments, which gets lxr's path
+    /// and `args` after them), as lxrtest1.
+    pub fn command_through(&self, env: &[&str], wrapper: &[&str], args: &[&str]) -> Command {
         let (uid, gid) = crate::cgm::test_user("lxrtest1");
         let mut c = Command::new("setpriv");
         c.arg(format!("--reuid={uid}"))
@@ -45,6 +51,7 @@ impl Lxr {
                     .display()
             ))
             .args(env)
+            .args(wrapper)
             .arg(bin("lxr"))
             .args(args);
         c

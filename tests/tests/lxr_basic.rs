@@ -303,3 +303,47 @@ fn another_user_can_neither_see_nor_touch_a_container() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&o.stdout).contains("mine"));
 }
+
+/// A user whose shell sits inside its own delegation (after `cgm enter`, or in a session
+/// systemd delegated) launches, execs and stops as from anywhere else. Giving the container's
+/// cgroups to its root was asked as the container's root, which cgmanager bounds by the caller's
+/// own cgroup: from inside the delegation, `launch` failed with OutsideSubtree.
+#[test]
+fn a_user_inside_its_own_delegation_launches_and_hands_the_cgroups_over() {
+    let w = World::new("lxrinside");
+    let s = &w.scratch;
+    let lxr = w.lxr(None);
+    let _cleanup = Cleanup(&lxr, vec!["inner"]);
+    let cgm = e2e::cgm::bin("cgm");
+    let sock = w.daemon.socket.display().to_string();
+    let enter = format!(
+        "{c} --socket {sock} delegate >/dev/null && {c} --socket {sock} enter all session $$ \
+         >/dev/null && exec \"$@\"",
+        c = cgm.display()
+    );
+    let wrapper = ["sh", "-c", enter.as_str(), "sh"];
+    let run = |args: &[&str]| {
+        let o = lxr.command_through(&[], &wrapper, args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "lxr {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    run(&["launch", "busybox", "inner"]);
+    let init = lxr.pid("inner").unwrap();
+    // lxr ran in the user's `session` cgroup; the container is in its own, given to its root.
+    assert_eq!(
+        cgroup_of(init, "memory"),
+        s.abs("memory", "lxrtest1/lxr/inner")
+    );
+    let top = s.dir("memory", "lxrtest1/lxr/inner");
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&top).unwrap()),
+        subuid_base("lxrtest1")
+    );
+    assert_eq!(run(&["exec", "inner", "--", "cat", "/proc/1/comm"]), "init");
+    run(&["stop", "inner"]);
+    assert!(!top.exists());
+}

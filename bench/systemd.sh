@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Benchmark: a Debian 12 systemd container from start to systemd's final state, and its stop,
+# for lxr and for LXC 5.0 (and rootless Podman when installed), on the same rootfs
+# (scripts/build-image.sh debian12, launched once by lxr and bound where LXC can reach it), as
+# the same unprivileged user (lxrtest1), with the same delegated cgroups: our cgmanager
+# delegates every hierarchy to the user; lxr asks it for the container's cgroups, LXC is started
+# from a process the user moved into that delegation with `cgm enter all lxc` (what a login
+# session delegated by systemd gives LXC elsewhere). Neither side uses lxcfs.
+#
+# One round, per runtime (interleaved, N rounds after one warm-up, medians):
+#   start  — `lxr start` (returns once systemd reported READY=1) / `lxc-start` (returns once the
+#            init runs);
+#   ready  — from the start command to systemd's own verdict (`systemctl is-system-running
+#            --wait` through `lxr exec` / `lxc-attach`, retried while systemd's bus is not up yet):
+#            the time to the final state, `running` or `degraded`;
+#   stop   — `lxr stop` / `lxc-stop` (both SIGRTMIN+3 to systemd, waiting for it to halt).
+#
+# Usage: sudo bench/systemd.sh   (N=7 by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-7}
+
+bash scripts/setup.sh >/dev/null
+bash scripts/test-users.sh
+mapfile -t IMAGE < <(bash scripts/build-image.sh debian12)
+META=${IMAGE[0]} ROOTFS=${IMAGE[1]}
+cargo build --release -p runtime -p cgmanager
+U=lxrtest1
+UID_=$(id -u $U) GID_=$(id -g $U)
+SUB=$(awk -F: -v u=$U '$1==u {print $2; exit}' /etc/subuid)
+
+W=$(mktemp -d /tmp/lxr-sdbench.XXXXXX)
+chmod 755 "$W"
+cp target/release/lxr target/release/cgmanager target/release/cgm "$W/"
+DAEMON_PID="" CGS=()
+cleanup() {
+    as_user "$W/lxr" delete --force bench >/dev/null 2>&1 || true
+    as_user lxc-stop -k -n bench -P "$W/lxc" >/dev/null 2>&1 || true
+    [ -n "$DAEMON_PID" ] && kill -TERM "$DAEMON_PID" 2>/dev/null || true
+    sleep 0.3
+    umount -l "$W/lxcroot" 2>/dev/null || true
+    for d in "${CGS[@]}"; do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; done
+    rm -rf "$W"
+}
+trap cleanup EXIT
+as_user() {
+    setpriv --reuid="$UID_" --regid="$GID_" --init-groups env -i HOME="$W/home" \
+        PATH=/usr/bin:/bin:/usr/sbin:/sbin XDG_DATA_HOME="$W/data" LXR_CGMANAGER="$W/sock" \
+        LXR_LXCFS=/nonexistent "$@"
+}
+mkdir -p "$W/data" "$W/home" "$W/lxc/bench" "$W/lxcroot"
+chown -R "$UID_:$GID_" "$W/data" "$W/home" "$W/lxc"
+
+# Our cgmanager, delegating every hierarchy below this script's own cgroups (policy defaults).
+NAME="lxr-sdbench-$$"
+for m in /sys/fs/cgroup/*; do
+    [ -d "$m" ] && [ ! -L "$m" ] || continue
+    h=$(basename "$m")
+    own=$(awk -F: -v h="$h" '$2==h || $2=="name="h || ($1=="0" && h=="unified") {print $3; exit}' /proc/self/cgroup)
+    d="$m${own%/}/$NAME"
+    mkdir "$d"; CGS+=("$d")
+    if [ "$h" = cpuset ]; then cat "$d/../cpuset.cpus" > "$d/cpuset.cpus"; cat "$d/../cpuset.mems" > "$d/cpuset.mems"; fi
+done
+printf '[[delegate]]\nusers = ["%s"]\ncontrollers = ["all"]\npath = "%%D/%s/%%u"\n' $U "$NAME" > "$W/policy"
+"$W/cgmanager" --socket "$W/sock" --no-bus --policy "$W/policy" 2>"$W/cgmanager.log" & DAEMON_PID=$!
+for _ in $(seq 100); do [ -S "$W/sock" ] && break; sleep 0.05; done
+
+# The rootfs: lxr's container made from the image (owned by the user's container root), booted
+# once so both runtimes start from a system that has booted before (machine id, journal).
+as_user "$W/lxr" image import "$META" "$ROOTFS" --alias debian12 >/dev/null
+as_user "$W/lxr" launch debian12 bench >/dev/null
+as_user "$W/lxr" exec -T bench -- systemctl is-system-running --wait >/dev/null || true
+as_user "$W/lxr" stop bench
+# lxr's data directory is private (0700): LXC's container root gets the same tree bound where it
+# can search its way to it.
+mount --bind "$W/data/lxr/containers/bench/rootfs" "$W/lxcroot"
+cat > "$W/lxc/bench/config" <<CONF
+lxc.include = /usr/share/lxc/config/common.conf
+lxc.include = /usr/share/lxc/config/userns.conf
+lxc.arch = $(uname -m)
+lxc.uts.name = bench
+lxc.rootfs.path = dir:$W/lxcroot
+lxc.idmap = u 0 $SUB 65536
+lxc.idmap = g 0 $SUB 65536
+lxc.net.0.type = empty
+CONF
+chown "$UID_:$GID_" "$W/lxc/bench/config"
+# Every command of both runtimes starts from the user's delegation (cgm enter), then waits for
+# the go: the clock runs from the go, so the move costs neither side anything.
+cat > "$W/go.sh" <<GO
+#!/bin/sh
+"$W/cgm" --socket "$W/sock" enter all lxc \$\$ >/dev/null || exit 111
+echo ready
+read -r _
+exec "\$@"
+GO
+chmod 755 "$W/go.sh"
+
+export W N
+python3 - "$UID_" "$GID_" <<'PY'
+import os, statistics, subprocess, sys, time
+uid, gid = sys.argv[1], sys.argv[2]
+W, N = os.environ["W"], int(os.environ["N"])
+ENV = ["env", "-i", f"HOME={W}/home", "PATH=/usr/bin:/bin:/usr/sbin:/sbin",
+       f"XDG_DATA_HOME={W}/data", f"LXR_CGMANAGER={W}/sock", "LXR_LXCFS=/nonexistent"]
+
+def run(cmd, check=True):
+    """Run cmd as the user from the delegation; (seconds from the go, exit code, stdout)."""
+    p = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups"] + ENV
+                         + [f"{W}/go.sh"] + cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    if p.stdout.readline().strip() != "ready":
+        sys.exit(f"{' '.join(cmd)}: could not enter the delegation: {p.stderr.read()}")
+    t = time.perf_counter()
+    p.stdin.write("\n"); p.stdin.flush()
+    out, err = p.communicate()
+    dt = time.perf_counter() - t
+    if check and p.returncode != 0:
+        sys.exit(f"{' '.join(cmd)}: {err.strip()}")
+    return dt, p.returncode, out.strip()
+
+def settle(ask, t0):
+    """Ask systemd for its final state until it answers; the time since t0 and the state."""
+    while True:
+        _, rc, out = run(ask, check=False)
+        if out in ("running", "degraded", "maintenance", "stopping"):
+            return time.perf_counter() - t0, out
+        if time.perf_counter() - t0 > 120:
+            sys.exit(f"no final state after 120 s: {out}")
+        time.sleep(0.01)
+
+lxr = f"{W}/lxr"
+lxc = ["-n", "bench", "-P", f"{W}/lxc"]
+wait = ["systemctl", "is-system-running", "--wait"]
+rt = {
+    "lxr": ([lxr, "start", "bench"], [lxr, "exec", "-T", "bench", "--"] + wait, [lxr, "stop", "bench"]),
+    "LXC 5.0": (["lxc-start"] + lxc, ["lxc-attach"] + lxc + ["--"] + wait, ["lxc-stop"] + lxc),
+}
+res = {k: [] for k in rt}
+states = {k: set() for k in rt}
+for i in range(N + 1):
+    for k, (start, ask, stop) in rt.items():
+        t0 = time.perf_counter()
+        s, _, _ = run(start)
+        ready, state = settle(ask, t0)
+        st, _, _ = run(stop)
+        states[k].add(state)
+        if i >= 1:  # one warm-up round
+            res[k].append((s, ready, st))
+print(f"{'runtime':<10} {'start_ms':>9} {'ready_ms':>9} {'stop_ms':>8}  final state   (medians of {N}, interleaved)")
+med = {}
+for k, rows in res.items():
+    med[k] = [statistics.median(r[j] for r in rows) * 1000 for j in range(3)]
+    print(f"{k:<10} {med[k][0]:9.0f} {med[k][1]:9.0f} {med[k][2]:8.0f}  {'/'.join(sorted(states[k]))}")
+print(f"\nlxr / LXC: ready {med['lxr'][1]/med['LXC 5.0'][1]:.2f}x (target <= 0.5x), "
+      f"stop {med['lxr'][2]/med['LXC 5.0'][2]:.2f}x (target <= 0.5x)")
+PY
+if ! command -v podman >/dev/null; then
+    echo "podman: not installed, no Podman row (apt-get install podman adds it)"
+fi
