@@ -272,13 +272,40 @@ pub fn hand_over(p: &Placement, maps: &crate::idmap::IdMaps) -> Result<()> {
     })
 }
 
-/// Move `pid` (one of the user's processes) into the running container's cgroups.
+/// The leaf an `lxr exec`'d process joins where cgroup v2 keeps processes out of the
+/// container's top cgroup (as LXC's `.lxc`).
+pub const EXEC_LEAF: &str = ".lxr";
+
+/// Move `pid` (one of the user's processes) into the running container's cgroups: its top
+/// cgroup in each hierarchy, or — where that is refused as Busy, cgroup v2's no-internal-process
+/// rule once an init such as systemd has enabled controllers for its own children there — the
+/// leaf [`EXEC_LEAF`] below it.
 pub fn enter(name: &str, pid: u32) -> Result<()> {
     let c = Client::open()?;
+    let top = format!("lxr/{name}");
     c.rt.block_on(async {
-        c.d.enter("all", &format!("lxr/{name}"), pid as i32)
-            .await
-            .map_err(|e| dbus("join the container's cgroup", e))
+        match c.d.enter("all", &top, pid as i32).await {
+            Ok(()) => return Ok(()),
+            Err(cgmanager_dbus::Error::Busy(_)) => {}
+            Err(e) => return Err(dbus("join the container's cgroup", e)),
+        }
+        let ds =
+            c.d.delegate("all")
+                .await
+                .map_err(|e| dbus("ask cgmanager for the delegation", e))?;
+        let leaf = format!("{top}/{EXEC_LEAF}");
+        for (h, _) in ds {
+            match c.d.enter(&h, &top, pid as i32).await {
+                Ok(()) => {}
+                Err(cgmanager_dbus::Error::Busy(_)) => {
+                    c.d.enter(&h, &leaf, pid as i32)
+                        .await
+                        .map_err(|e| dbus(&format!("join {h}:{leaf}"), e))?
+                }
+                Err(e) => return Err(dbus(&format!("join {h}:{top}"), e)),
+            }
+        }
+        Ok(())
     })
 }
 
