@@ -430,26 +430,41 @@ pub fn bomb(path: &Path, name: &str, size: u64) -> PathBuf {
     path.to_path_buf()
 }
 
-/// A static probe program for inside containers (built once per test process with the host's
-/// gcc): `keyctl` prints the errno of keyctl/add_key/request_key; `tiocsti` tries to type
-/// into every terminal it holds.
+/// A static probe program for inside containers (built with the host's gcc once per machine
+/// and source: `<tmp>/lxr-probe-<hash>`): `keyctl` prints the errno of
+/// keyctl/add_key/request_key; `tiocsti` tries to type into every terminal it holds.
 pub fn probe() -> PathBuf {
     static P: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     P.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("lxr-probe-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let src = dir.join("probe.c");
-        std::fs::write(&src, PROBE_C).unwrap();
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        PROBE_C.hash(&mut h);
+        let tmp = std::env::temp_dir();
+        let dir = tmp.join(format!("lxr-probe-{:016x}", h.finish()));
         let bin = dir.join("probe");
+        if bin.exists() {
+            return bin;
+        }
+        // Built aside and renamed into place: tests in other processes may race for it.
+        let part = tmp.join(format!("lxr-probe-part-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&part);
+        std::fs::create_dir_all(&part).unwrap();
+        let src = part.join("probe.c");
+        std::fs::write(&src, PROBE_C).unwrap();
         let o = Command::new("gcc")
             .args(["-static", "-O1", "-o"])
-            .arg(&bin)
+            .arg(part.join("probe"))
             .arg(&src)
             .output()
             .unwrap();
         assert!(o.status.success(), "gcc: {o:?}");
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&part, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(part.join("probe"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        if std::fs::rename(&part, &dir).is_err() {
+            // Another process got there first.
+            let _ = std::fs::remove_dir_all(&part);
+        }
         bin
     })
     .clone()
