@@ -128,57 +128,18 @@ podman_round() {
     podman_as_user rm -f --ignore "$PODMAN_CTR" >/dev/null 2>&1 || true
     local rc=0
     PD_GO="$W/podman/go.sh" PD_UID="$UID_" PD_GID="$GID_" PD_CTR="$PODMAN_CTR" PD_IMAGE="$PODMAN_IMAGE" \
-        python3 - "${e[@]}" <<'PY' || rc=$?
-import os, subprocess, sys, time
-ENV = sys.argv[1:]
-GO, uid, gid = os.environ["PD_GO"], os.environ["PD_UID"], os.environ["PD_GID"]
+        PYTHONPATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)" python3 - "${e[@]}" <<'PY' || rc=$?
+import os, sys
+from sdround import User
+user = User(os.environ["PD_UID"], os.environ["PD_GID"], sys.argv[1:], os.environ["PD_GO"])
 ctr, image = os.environ["PD_CTR"], os.environ["PD_IMAGE"]
-
-def spawn(cmd):
-    """Start cmd as the user; it enters the delegation and waits for the go."""
-    p = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups"] + ENV
-                         + [GO] + cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, cwd="/")
-    if p.stdout.readline().strip() != "ready":
-        sys.exit(f"{' '.join(cmd)}: could not enter the delegation: {p.stderr.read()}")
-    return p
-
-def go(p, cmd, check=True):
-    """Let a spawned command run; (when it got the go, when it ended, exit code, stdout)."""
-    t = time.perf_counter()
-    p.stdin.write("\n"); p.stdin.flush()
-    out, err = p.communicate()
-    end = time.perf_counter()
-    if check and p.returncode != 0:
-        sys.exit(f"{' '.join(cmd)}: {err.strip()}")
-    return t, end, p.returncode, out.strip()
-
-def run(cmd, check=True):
-    t, end, rc, out = go(spawn(cmd), cmd, check)
-    return end - t, rc, out
-
-# As in bench/systemd.sh: one process, in the delegation before the start is let go, asks until
-# systemd answers a final state.
-POLL = ["sh", "-c", "while :; do s=$(\"$@\" 2>/dev/null); case $s in running|degraded|maintenance|stopping) "
-        "echo $s; exit 0;; esac; sleep 0.01; done", "poll"]
-
 start = ["podman", "run", "-d", "--name", ctr, "--systemd=always", "--network", "none",
          "--cgroup-parent=ctr", "--stop-signal=SIGRTMIN+3", image, "/sbin/init"]
-ask = ["podman", "exec", ctr, "systemctl", "is-system-running", "--wait"]
-stop = ["podman", "stop", ctr]
-
-poll = spawn(POLL + ask)
-t0, t1, _, _ = go(spawn(start), start)
-_, end, _, state = go(poll, ask)
-s, ready = t1 - t0, end - t0
-import re
-_, _, out = run(ask[:-3] + ["systemd-analyze"], check=False)
-m = re.search(r"in ([0-9.]+)(ms|s) \(userspace\)", out)
-sd = "-" if not m else f"{float(m.group(1)) * (1 if m.group(2) == 'ms' else 1000):.0f}"
-st, _, _ = run(stop)
-_, _, code = run(["podman", "inspect", ctr, "--format", "{{.State.ExitCode}}"], check=False)
+s, ready, st, sd, state = user.round(start, ["podman", "exec", ctr], ["podman", "stop", ctr])
+_, _, code = user.run(["podman", "inspect", ctr, "--format", "{{.State.ExitCode}}"], check=False)
 if code != "0":
     state += f" (exit {code})"
+sd = "-" if sd is None else f"{sd * 1000:.0f}"
 print(f"{s*1000:.0f} {ready*1000:.0f} {st*1000:.0f} {sd} {state}")
 PY
     podman_as_user rm -f --ignore "$PODMAN_CTR" >/dev/null 2>&1 || true

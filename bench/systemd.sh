@@ -108,83 +108,37 @@ PODMAN=${PODMAN:-1}
 [ "$PODMAN" = 1 ] && podman_setup
 
 export N PODMAN
-python3 - "$UID_" "$GID_" <<'PY'
-import os, statistics, subprocess, sys, time
+PYTHONPATH=bench python3 - "$UID_" "$GID_" <<'PY'
+import os, statistics, subprocess, sys
+from sdround import User
 uid, gid = sys.argv[1], sys.argv[2]
 W, N = os.environ["W"], int(os.environ["N"])
-ENV = ["env", "-i", f"HOME={W}/home", "PATH=/usr/bin:/bin:/usr/sbin:/sbin",
-       f"XDG_DATA_HOME={W}/data", f"LXR_CGMANAGER={W}/sock", "LXR_LXCFS=/nonexistent"]
-
-def spawn(cmd):
-    """Start cmd as the user; it enters the delegation and waits for the go."""
-    p = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups"] + ENV
-                         + [f"{W}/go.sh"] + cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    if p.stdout.readline().strip() != "ready":
-        sys.exit(f"{' '.join(cmd)}: could not enter the delegation: {p.stderr.read()}")
-    return p
-
-def go(p, cmd, check=True):
-    """Let a spawned command run; (when it got the go, when it ended, exit code, stdout)."""
-    t = time.perf_counter()
-    p.stdin.write("\n"); p.stdin.flush()
-    out, err = p.communicate()
-    end = time.perf_counter()
-    if check and p.returncode != 0:
-        sys.exit(f"{' '.join(cmd)}: {err.strip()}")
-    return t, end, p.returncode, out.strip()
-
-def run(cmd, check=True):
-    """Run cmd as the user from the delegation; (seconds from the go, exit code, stdout)."""
-    t, end, rc, out = go(spawn(cmd), cmd, check)
-    return end - t, rc, out
-
-# Asks systemd for its final state until it answers (before its bus is up the command fails),
-# from one process that entered the delegation before the start was let go.
-POLL = ["sh", "-c", "while :; do s=$(\"$@\" 2>/dev/null); case $s in running|degraded|maintenance|stopping) "
-        "echo $s; exit 0;; esac; sleep 0.01; done", "poll"]
-
-def analyze(out):
-    # "Startup finished in 149ms (userspace)" / "1.204s (userspace)": systemd's own boot time.
-    import re
-    m = re.search(r"in ([0-9.]+)(ms|s) \(userspace\)", out)
-    return None if not m else float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)
-
+user = User(uid, gid, ["env", "-i", f"HOME={W}/home", "PATH=/usr/bin:/bin:/usr/sbin:/sbin",
+                       f"XDG_DATA_HOME={W}/data", f"LXR_CGMANAGER={W}/sock",
+                       "LXR_LXCFS=/nonexistent"], f"{W}/go.sh", cwd=None)
 lxr = f"{W}/lxr"
 lxc = ["-n", "bench", "-P", f"{W}/lxc"]
-wait = ["systemctl", "is-system-running", "--wait"]
 rt = {
-    "lxr": ([lxr, "start", "bench"], [lxr, "exec", "-T", "bench", "--"] + wait, [lxr, "stop", "bench"]),
-    "LXC 5.0": (["lxc-start"] + lxc, ["lxc-attach"] + lxc + ["--"] + wait, ["lxc-stop"] + lxc),
+    "lxr": ([lxr, "start", "bench"], [lxr, "exec", "-T", "bench", "--"], [lxr, "stop", "bench"]),
+    "LXC 5.0": (["lxc-start"] + lxc, ["lxc-attach"] + lxc + ["--"], ["lxc-stop"] + lxc),
 }
 def podman_round():
-    # bench/podman-systemd.sh measures a round the same way (go.sh, the same polling) and
-    # prints "start_ms ready_ms stop_ms systemd_ms state".
+    # bench/podman-systemd.sh measures a round with the same sdround.User and prints
+    # "start_ms ready_ms stop_ms systemd_ms state".
     r = subprocess.run(["bash", "-c", ". bench/podman-systemd.sh && podman_round"],
                        capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"podman: {r.stderr.strip()}")
     f = r.stdout.split(None, 4)
     sd = None if f[3] == "-" else float(f[3]) / 1000
-    return tuple(float(x) / 1000 for x in f[:3]) + (sd,), f[4].strip()
+    return tuple(float(x) / 1000 for x in f[:3]) + (sd, f[4].strip())
 names = list(rt) + (["Podman 4.3"] if os.environ.get("PODMAN") == "1" else [])
 res = {k: [] for k in names}
 states = {k: set() for k in names}
 for i in range(N + 1):
     for k in names:
-        if k in rt:
-            start, ask, stop = rt[k]
-            poll = spawn(POLL + ask)
-            t0, t1, _, _ = go(spawn(start), start)
-            _, end, _, state = go(poll, ask)
-            s, ready = t1 - t0, end - t0
-            _, _, out = run(ask[:-3] + ["systemd-analyze"], check=False)
-            sd = analyze(out)
-            st, _, _ = run(stop)
-            row = (s, ready, st, sd)
-        else:
-            row, state = podman_round()
-        states[k].add(state)
+        row = user.round(*rt[k]) if k in rt else podman_round()
+        states[k].add(row[4])
         if i >= 1:  # one warm-up round
             res[k].append(row)
 print(f"{'runtime':<10} {'start_ms':>9} {'ready_ms':>9} {'stop_ms':>8} {'systemd_ms':>11}  final state   (medians of {N}, interleaved)")

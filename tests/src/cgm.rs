@@ -506,6 +506,22 @@ pub fn in_cgroups_as(user: Option<&str>, dirs: &[PathBuf], argv: &[&str]) -> Com
     c
 }
 
+/// A root process with a second thread (whose id is not a process id) inside `dirs`; the
+/// caller kills it (or adopts its pid for cleanup).
+pub fn threaded_process(dirs: &[PathBuf]) -> std::process::Child {
+    in_cgroups_as(
+        None,
+        dirs,
+        &[
+            "/usr/bin/python3",
+            "-c",
+            "import threading, time\nt = threading.Thread(target=time.sleep, args=(600,))\nt.start()\nt.join()",
+        ],
+    )
+    .spawn()
+    .unwrap()
+}
+
 /// Start `sleep 1000` as `user` inside `dirs`; the caller adopts the pid for cleanup.
 pub fn sleeper(user: Option<&str>, dirs: &[PathBuf]) -> u32 {
     let child = in_cgroups_as(user, dirs, &["sleep", "1000"])

@@ -166,28 +166,25 @@ pub struct World {
 impl World {
     /// Set it up.
     pub fn new(what: &str) -> World {
-        let (uid, gid) = crate::cgm::test_user("lxrtest1");
-        let scratch = crate::cgm::Scratch::new(what);
-        let policy = format!(
-            "[[delegate]]\nusers = [\"lxrtest1\"]\ncontrollers = [\"memory\", \"pids\", \"cpuset\", \"cpu\", \"freezer\", \"unified\"]\npath = \"%D/{}/%u\"\n",
-            scratch.name
-        );
-        let daemon = crate::cgm::CgmDaemon::start(&policy, &[]);
-        let home = user_dir(uid, gid);
-        World {
-            scratch,
-            daemon,
-            home,
-        }
+        World::with(
+            crate::cgm::Scratch::new(what),
+            "controllers = [\"memory\", \"pids\", \"cpuset\", \"cpu\", \"freezer\", \"unified\"]",
+        )
     }
 
     /// A world delegating every hierarchy (`name=systemd` too) with the policy's default
     /// limits: what a systemd container needs, and a check that the defaults suffice.
     pub fn everywhere(what: &str) -> World {
+        World::with(
+            crate::cgm::Scratch::everywhere(what),
+            "controllers = [\"all\"]",
+        )
+    }
+
+    fn with(scratch: crate::cgm::Scratch, controllers: &str) -> World {
         let (uid, gid) = crate::cgm::test_user("lxrtest1");
-        let scratch = crate::cgm::Scratch::everywhere(what);
         let policy = format!(
-            "[[delegate]]\nusers = [\"lxrtest1\"]\ncontrollers = [\"all\"]\npath = \"%D/{}/%u\"\n",
+            "[[delegate]]\nusers = [\"lxrtest1\"]\n{controllers}\npath = \"%D/{}/%u\"\n",
             scratch.name
         );
         let daemon = crate::cgm::CgmDaemon::start(&policy, &[]);

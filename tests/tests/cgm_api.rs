@@ -586,17 +586,7 @@ fn cgmanager_clients_are_answered_as_cgmanager_answered_them() {
         "{out}"
     );
     // GetTasks: thread ids; GetProcs: process ids; GetPidCgroup of a thread.
-    let mut threaded = in_cgroups_as(
-        None,
-        &[s.dir("memory", "")],
-        &[
-            "/usr/bin/python3",
-            "-c",
-            "import threading, time\nt = threading.Thread(target=time.sleep, args=(600,))\nt.start()\nt.join()",
-        ],
-    )
-    .spawn()
-    .unwrap();
+    let mut threaded = e2e::cgm::threaded_process(&[s.dir("memory", "")]);
     let pid = threaded.id();
     let t0 = Instant::now();
     let tid = loop {

@@ -132,17 +132,7 @@ fn hostile_input_is_refused_precisely_and_the_daemon_keeps_serving() {
         p
     };
     // A process with a second thread (whose id is not a process id), in the scratch cgroup.
-    let mut threaded = in_cgroups_as(
-        None,
-        &[s.dir("memory", "")],
-        &[
-            "/usr/bin/python3",
-            "-c",
-            "import threading, time\nt = threading.Thread(target=time.sleep, args=(600,))\nt.start()\nt.join()",
-        ],
-    )
-    .spawn()
-    .unwrap();
+    let mut threaded = e2e::cgm::threaded_process(&[s.dir("memory", "")]);
     s.adopt(threaded.id());
     let task = |pid: u32| -> Option<u32> {
         std::fs::read_dir(format!("/proc/{pid}/task"))
