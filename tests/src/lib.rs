@@ -386,6 +386,15 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The children of `pid` (its main thread's), in the order the kernel lists them.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
 /// The kB value of a `/proc/meminfo` line.
 pub fn meminfo_kb(text: &str, key: &str) -> u64 {
     text.lines()

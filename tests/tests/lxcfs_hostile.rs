@@ -71,19 +71,11 @@ fn signal(pid: u32, sig: i32) {
     );
 }
 
-fn children_of(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
-}
-
 /// The one server a supervisor runs (waits for it).
 fn server_of(d: &Daemon) -> u32 {
     let mut found = Vec::new();
     wait_until(d, "the supervisor's server", || {
-        found = children_of(d.pid());
+        found = e2e::children_of(d.pid());
         found.len() == 1
     });
     found[0]
@@ -271,7 +263,7 @@ fn sigusr2_to_the_supervisor_toggles_and_a_restarted_server_keeps_the_state() {
     assert_eq!(servers.of(&d), first, "no restart for a toggle");
     signal(first, libc::SIGKILL);
     wait_until(&d, "a new server", || {
-        children_of(sup).first().is_some_and(|p| *p != first)
+        e2e::children_of(sup).first().is_some_and(|p| *p != first)
     });
     assert_eq!(container_memtotal(&d, &cg), host_memtotal());
 
@@ -412,7 +404,7 @@ fn every_admin_signal_to_the_supervisor_or_its_server_has_its_effect_and_none_le
     ] {
         signal(current, sig);
         wait_until(&d, what, || {
-            children_of(sup).first().is_some_and(|p| *p != current)
+            e2e::children_of(sup).first().is_some_and(|p| *p != current)
         });
         assert_serving(&d, what);
         current = servers.of(&d);
@@ -642,7 +634,7 @@ fn no_read_past_the_window_shows_the_old_cgroup(case: &MoveCase<'_>, rounds: u32
     };
     let mut init = 0;
     wait_until(&d, "the container's init", || {
-        init = children_of(ct.id()).first().copied().unwrap_or(0);
+        init = e2e::children_of(ct.id()).first().copied().unwrap_or(0);
         init != 0
     });
     let first = ask();

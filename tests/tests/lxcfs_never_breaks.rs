@@ -126,14 +126,6 @@ fn dev_of(p: &Path) -> u64 {
     std::fs::metadata(p).unwrap().dev()
 }
 
-fn children_of(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
-}
-
 fn pidfile_is_locked(path: &Path) -> bool {
     let f = std::fs::File::open(path).unwrap();
     // SAFETY: flock on an fd we own.
@@ -182,7 +174,7 @@ fn kill_9_five_times_under_the_supervisor_loses_nothing() {
     for k in 1..=5 {
         let id = format!("crash-{k}");
         install_build(&bin, &id);
-        let server = children_of(d.pid());
+        let server = e2e::children_of(d.pid());
         assert_eq!(server.len(), 1, "{server:?}\n{}", d.log_text());
         // SAFETY: killing the server the supervisor (started by this test) runs.
         unsafe { libc::kill(server[0] as i32, libc::SIGKILL) };
@@ -219,7 +211,7 @@ fn the_supervisor_backs_off_a_server_that_keeps_dying() {
     std::fs::write(&tmp, script).unwrap();
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::rename(&tmp, &bin).unwrap();
-    let server = children_of(d.pid());
+    let server = e2e::children_of(d.pid());
     // SAFETY: killing the server the supervisor (started by this test) runs.
     unsafe { libc::kill(server[0] as i32, libc::SIGKILL) };
     // A reader that arrives while nothing serves waits instead of failing.
