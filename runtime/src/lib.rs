@@ -13,6 +13,7 @@
 
 pub mod beneath;
 pub mod cgroup;
+pub mod channel;
 pub mod cli;
 pub mod container;
 pub mod error;

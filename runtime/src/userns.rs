@@ -3,75 +3,28 @@
 //! then the child becomes uid/gid 0 there. Used to unpack images (files get mapped owners)
 //! and to remove container trees, and as the first step of a launch.
 
-use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
-
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Gid, Uid};
 
+use crate::channel::{self, End, Msg};
 use crate::error::{Context, Error, Result};
 use crate::idmap::{IdMaps, Ids};
 
-/// A pipe used to step the parent and child through the handshake. After the fork each side
-/// closes the end it does not use ([`Sync::close_read`], [`Sync::close_write`]), so a side
-/// that dies is seen by the other as end-of-file instead of a wait forever.
-pub struct Sync {
-    r: Option<std::fs::File>,
-    w: Option<std::fs::File>,
-}
-
-impl Sync {
-    /// A new pipe (close-on-exec).
-    pub fn new() -> Result<Sync> {
-        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
-        Ok(Sync {
-            r: Some(std::fs::File::from(r)),
-            w: Some(std::fs::File::from(w)),
-        })
-    }
-
-    /// Send one byte.
-    pub fn signal(&mut self) -> std::io::Result<()> {
-        match &mut self.w {
-            Some(w) => w.write_all(b"1"),
-            None => Err(std::io::Error::from_raw_os_error(libc::EBADF)),
-        }
-    }
-
-    /// Wait for one byte; false on EOF (the other side died).
-    pub fn wait(&mut self) -> bool {
-        let mut b = [0u8; 1];
-        matches!(self.r.as_mut().map(|r| r.read(&mut b)), Some(Ok(1)))
-    }
-
-    /// This side only writes.
-    pub fn close_read(&mut self) {
-        self.r = None;
-    }
-
-    /// This side only reads.
-    pub fn close_write(&mut self) {
-        self.w = None;
-    }
-}
-
 /// In a forked child: enter a new user namespace, have the parent map it, become root there.
-/// `ready` is signalled after unshare; `go` is waited for before setuid.
-pub fn child_enter(ready: &mut Sync, go: &mut Sync) -> Result<()> {
-    child_mapped(ready, go)?;
+/// [`Msg::Unshared`] is sent after unshare; [`Msg::Go`] is waited for before setuid.
+pub fn child_enter(chan: &End) -> Result<()> {
+    child_mapped(chan)?;
     become_root()
 }
 
 /// [`child_enter`] without the last step: the namespace is mapped, and this process, with every
 /// capability in it, still has the user's credentials — it can still open the user's private
 /// directories, which root of the namespace cannot.
-pub fn child_mapped(ready: &mut Sync, go: &mut Sync) -> Result<()> {
-    ready.close_read();
-    go.close_write();
+pub fn child_mapped(chan: &End) -> Result<()> {
     unshare(CloneFlags::CLONE_NEWUSER).ctx(|| "unshare(CLONE_NEWUSER)".into())?;
-    ready.signal().ctx(|| "signal parent".into())?;
-    if !go.wait() {
+    chan.send(&Msg::Unshared)?;
+    if !chan.expect(&Msg::Go)? {
         return Err(Error::Setup(
             "the parent did not map the user namespace".into(),
         ));
@@ -98,13 +51,12 @@ pub fn run_as_root<F>(maps: &IdMaps, ids: Ids, f: F) -> Result<()>
 where
     F: FnOnce() -> Result<()>,
 {
-    let (mut ready, mut go) = (Sync::new()?, Sync::new()?);
-    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
+    let (parent, child_end) = channel::pair()?;
     // SAFETY: the caller is single-threaded (documented); the child only runs our code and
     // exits with _exit.
     match unsafe { fork() }.ctx(|| "fork".into())? {
         ForkResult::Child => {
-            drop(err_r);
+            drop(parent);
             // Die with lxr: a half-built or half-removed tree must not keep changing behind
             // a `lxr delete` that cleans up after a killed `lxr launch`.
             // SAFETY: PR_SET_PDEATHSIG takes a signal number; no pointers.
@@ -123,11 +75,10 @@ where
                 // SAFETY: dup2 onto this process's stdin.
                 unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0) };
             }
-            let r = child_enter(&mut ready, &mut go).and_then(|()| f());
-            let code = match r {
+            let code = match child_enter(&child_end).and_then(|()| f()) {
                 Ok(()) => 0,
                 Err(e) => {
-                    let _ = std::fs::File::from(err_w).write_all(e.to_string().as_bytes());
+                    child_end.fail(&e);
                     1
                 }
             };
@@ -135,27 +86,30 @@ where
             unsafe { libc::_exit(code) }
         }
         ForkResult::Parent { child } => {
-            drop(err_w);
-            ready.close_write();
-            go.close_read();
+            drop(child_end);
             let pid = child.as_raw() as u32;
-            let mapped = if ready.wait() {
-                maps.apply(pid, ids)
-            } else {
-                Err(Error::Setup(
+            let mapped = match parent.expect(&Msg::Unshared) {
+                Ok(true) => maps.apply(pid, ids),
+                Ok(false) => Err(Error::Setup(
                     "the child could not create a user namespace".into(),
-                ))
+                )),
+                Err(e) => Err(e),
             };
-            if mapped.is_ok() {
-                let _ = go.signal();
-            } else {
+            let mapped = mapped.and_then(|()| parent.send(&Msg::Go));
+            if mapped.is_err() {
                 let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            }
+            // Until the child is gone: its error, if it had one.
+            let mut failed = None;
+            while let Ok(Some((m, _))) = parent.recv() {
+                if let Msg::Failed(why) = m {
+                    failed.get_or_insert(why);
+                }
             }
             let status = waitpid(child, None).ctx(|| "waitpid".into())?;
             mapped?;
-            let msg = read_all(err_r);
-            if !msg.is_empty() {
-                return Err(Error::from_child(&msg));
+            if let Some(why) = failed {
+                return Err(Error::from_child(&why));
             }
             match status {
                 WaitStatus::Exited(_, 0) => Ok(()),
@@ -163,12 +117,6 @@ where
             }
         }
     }
-}
-
-fn read_all(fd: OwnedFd) -> String {
-    let mut s = String::new();
-    let _ = std::fs::File::from(fd).read_to_string(&mut s);
-    s
 }
 
 /// Remove `path` (a tree with files owned by the container's ids, in a directory of the

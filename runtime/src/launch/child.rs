@@ -5,7 +5,7 @@
 //! hostname, loopback, capabilities, seccomp, exec of `/sbin/init`).
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -14,18 +14,9 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType};
 use nix::unistd::{fork, ForkResult};
 
 use super::{before_exec, boot, console, mounts, seccomp, Spec, DROP_CAPS};
+use crate::channel::{End, Msg};
 use crate::error::{Context, Error, Result};
-use crate::userns::{become_root, child_mapped, Sync};
-
-/// What the intermediate and init report back on.
-pub struct Pipes {
-    /// Init's host pid.
-    pub pid: OwnedFd,
-    /// An error before init's exec.
-    pub err: OwnedFd,
-    /// The console pty's two ends, for the monitor.
-    pub console: OwnedFd,
-}
+use crate::userns::{become_root, child_mapped};
 
 fn os(what: &str) -> Error {
     Error::Os {
@@ -36,20 +27,13 @@ fn os(what: &str) -> Error {
 
 /// The intermediate child: user namespace, the other namespaces, then fork init. `notify` is
 /// the monitor's readiness socket, if the init speaks that protocol.
-pub fn intermediate(
-    spec: &Spec,
-    ready: &mut Sync,
-    go: &mut Sync,
-    pipes: Pipes,
-    notify: Option<&Path>,
-) -> i32 {
-    let Pipes { pid, err, console } = pipes;
-    let fail = |e: Error, err: &OwnedFd| {
-        let _ = nix::unistd::write(err, e.to_string().as_bytes());
+pub fn intermediate(spec: &Spec, chan: &End, notify: Option<&Path>) -> i32 {
+    let fail = |e: Error| {
+        chan.fail(&e);
         1
     };
-    if let Err(e) = child_mapped(ready, go) {
-        return fail(e, &err);
+    if let Err(e) = child_mapped(chan) {
+        return fail(e);
     }
     let flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWUTS
@@ -58,7 +42,7 @@ pub fn intermediate(
         | CloneFlags::CLONE_NEWCGROUP
         | CloneFlags::CLONE_NEWPID;
     if let Err(e) = unshare(flags).ctx(|| "unshare namespaces".into()) {
-        return fail(e, &err);
+        return fail(e);
     }
     // Still with the user's credentials: the rootfs (and the monitor's notify socket) are
     // reached through the user's private directories, which the container's root cannot
@@ -77,30 +61,29 @@ pub fn intermediate(
     });
     let notify = match entered.and_then(|n| become_root().map(|()| n)) {
         Ok(n) => n,
-        Err(e) => return fail(e, &err),
+        Err(e) => return fail(e),
     };
     // SAFETY: single-threaded; the child becomes the container's init and execs or _exits.
     match unsafe { fork() } {
-        Err(e) => fail(Error::from_nix("fork init", e), &err),
+        Err(e) => fail(Error::from_nix("fork init", e)),
         Ok(ForkResult::Child) => {
-            drop(pid);
-            let e = init(spec, &console, notify.as_ref())
+            let e = init(spec, chan, notify.as_ref())
                 .err()
                 .unwrap_or_else(|| Error::Setup("exec returned".into()));
-            let _ = nix::unistd::write(&err, e.to_string().as_bytes());
+            chan.fail(&e);
             // SAFETY: end the failed init.
             unsafe { libc::_exit(1) }
         }
-        Ok(ForkResult::Parent { child }) => {
-            let _ = nix::unistd::write(&pid, child.as_raw().to_string().as_bytes());
-            0
-        }
+        Ok(ForkResult::Parent { child }) => match chan.send(&Msg::Init(child.as_raw() as u32)) {
+            Ok(()) => 0,
+            Err(e) => fail(e),
+        },
     }
 }
 
 /// PID 1 of the container: everything up to exec of `/sbin/init`. Its working directory is
 /// the rootfs mount ([`mounts::enter_rootfs`]).
-fn init(spec: &Spec, con: &OwnedFd, notify: Option<&OwnedFd>) -> Result<()> {
+fn init(spec: &Spec, chan: &End, notify: Option<&std::os::fd::OwnedFd>) -> Result<()> {
     let root = Path::new(".");
     // What is made from here on (`/dev`'s directories, `/run/systemd`, mount points) belongs
     // to the container and is read by its unprivileged users (dbus-daemon as `messagebus`
@@ -119,7 +102,7 @@ fn init(spec: &Spec, con: &OwnedFd, notify: Option<&OwnedFd>) -> Result<()> {
         .custom_flags(libc::O_NOCTTY)
         .open(&pts)
         .ctx(|| format!("open {}", pts.display()))?;
-    console::send_fds(con, &[master.as_raw_fd(), peer.as_raw_fd()])?;
+    chan.send_with(&Msg::Console, &[master.as_raw_fd(), peer.as_raw_fd()])?;
     drop((master, peer));
     nix::unistd::sethostname(&spec.name).ctx(|| "sethostname".into())?;
     loopback_up()?;

@@ -3,13 +3,12 @@
 //! `/dev/console`, the master handed to the monitor over a socketpair, which logs what the
 //! container writes to `console.log` and lets `lxr console` attach through a unix socket.
 
-use std::io::{IoSlice, IoSliceMut, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{open, OFlag};
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use nix::sys::stat::Mode;
 
 use crate::error::{Context, Error, Result};
@@ -64,49 +63,6 @@ pub fn take_console() -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Send descriptors over a unix socket (the console pty's master and peer, to the monitor).
-pub fn send_fds(sock: &OwnedFd, fds: &[RawFd]) -> Result<()> {
-    sendmsg::<()>(
-        sock.as_raw_fd(),
-        &[IoSlice::new(b"c")],
-        &[ControlMessage::ScmRights(fds)],
-        MsgFlags::empty(),
-        None,
-    )
-    .ctx(|| "send the console to the monitor".into())?;
-    Ok(())
-}
-
-/// Receive the console's master and peer sent with [`send_fds`] (`None` if the sender closed
-/// first).
-pub fn recv_fds(sock: &OwnedFd) -> Result<Option<(OwnedFd, OwnedFd)>> {
-    let mut b = [0u8; 1];
-    let mut iov = [IoSliceMut::new(&mut b)];
-    let mut space = nix::cmsg_space!([RawFd; 2]);
-    let msg = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .ctx(|| "receive the console".into())?;
-    let mut got = Vec::new();
-    for c in msg.cmsgs().ctx(|| "console message".into())? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            // SAFETY: the kernel just installed these descriptors for us.
-            got.extend(
-                fds.into_iter()
-                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-            );
-        }
-    }
-    let mut got = got.into_iter();
-    Ok(match (got.next(), got.next()) {
-        (Some(master), Some(peer)) => Some((master, peer)),
-        _ => None,
-    })
 }
 
 /// A served console. The monitor holds the pty's peer open while the container's init lives:

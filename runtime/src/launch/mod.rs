@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use nix::sys::wait::waitpid;
 use nix::unistd::{fork, ForkResult};
 
+use crate::channel::{self, Msg};
 use crate::container::State;
 use crate::error::{Context, Error, Result};
 use crate::idmap::IdMaps;
@@ -63,55 +64,47 @@ pub struct Spec {
 pub fn start(spec: &Spec) -> Result<State> {
     std::fs::create_dir_all(&spec.state_dir)
         .ctx(|| format!("create {}", spec.state_dir.display()))?;
-    let (report_r, report_w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
+    let (report, monitor_end) = channel::pair()?;
     // SAFETY: single-threaded caller (documented); the child runs the monitor and _exits.
     match unsafe { fork() }.ctx(|| "fork".into())? {
         ForkResult::Child => {
-            drop(report_r);
+            drop(report);
             let _ = nix::unistd::setsid();
             // Detach from the caller's terminal and pipes: `lxr launch` must be able to return
             // (a caller reading its output waits for every holder of the pipe to close it),
             // and nothing of the caller's may reach the container. The monitor keeps only
-            // its report pipe and the container's lock.
+            // its end of the channel and the container's lock.
             detach_stdio(&spec.state_dir.join("monitor.log"));
-            let mut keep = vec![report_w.as_raw_fd()];
+            let mut keep = vec![monitor_end.raw_fd()];
             keep.extend(spec.lock_fd);
             crate::fds::keep_only(&keep);
-            let code = monitor::monitor(spec, report_w);
+            let code = monitor::monitor(spec, monitor_end);
             // SAFETY: end the forked monitor without the parent's atexit handlers.
             unsafe { libc::_exit(code) }
         }
         ForkResult::Parent { child } => {
-            drop(report_w);
-            // One line, not to EOF: the container's processes inherit the pipe's write end.
-            let mut msg = String::new();
-            let _ = std::io::BufRead::read_line(
-                &mut std::io::BufReader::new(std::fs::File::from(report_r)),
-                &mut msg,
-            );
-            let msg = msg.trim();
-            if let Some(rest) = msg.strip_prefix("ok ") {
-                let _ = child;
+            drop(monitor_end);
+            // One message: Started, or Failed with why.
+            let msg = report.recv();
+            if let Ok(Some((Msg::Started(pid), _))) = msg {
                 return State::load(&spec.state_dir).and_then(|s| {
-                    s.ok_or_else(|| Error::Setup(format!("no state after start ({rest})")))
+                    s.ok_or_else(|| Error::Setup(format!("no state after start (pid {pid})")))
                 });
             }
             // Reap the monitor (it exits after a failed start).
             let _ = waitpid(child, None);
-            let why = msg.strip_prefix("err ").unwrap_or(if msg.is_empty() {
-                "the monitor died"
-            } else {
-                msg
-            });
-            Err(Error::from_child(&why.replace('\u{1e}', "\n")))
+            Err(match msg {
+                Ok(Some((Msg::Failed(why), _))) => Error::from_child(&why),
+                Ok(Some((m, _))) => Error::Setup(format!("the monitor said {m:?}")),
+                Ok(None) => Error::Setup("the monitor died".into()),
+                Err(e) => e,
+            })
         }
     }
 }
 
 /// stdin from /dev/null, stdout and stderr to `log`.
 fn detach_stdio(log: &Path) {
-    use std::os::fd::AsRawFd;
     let null = std::fs::File::open("/dev/null");
     let out = std::fs::OpenOptions::new()
         .create(true)

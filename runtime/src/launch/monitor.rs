@@ -5,19 +5,17 @@
 //! exits as soon as it has forked init, so that no lxr process stays in the container's
 //! cgroup) — reaps it, starts it again after a `reboot` inside, and cleans up after it.
 
-use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
 use super::boot::{self, Booted, InitKind, Notify};
 use super::{child, console, Spec};
+use crate::channel::{self, End, Msg};
 use crate::container::State;
 use crate::error::{Context, Error, Result};
-use crate::userns::Sync;
 
 /// What is recorded of the init's end, for `info`.
 pub const LAST_EXIT: &str = "last-exit";
@@ -38,13 +36,13 @@ fn ended(status: &WaitStatus) -> String {
     }
 }
 
-/// The monitor's life: returns its exit code. `report` gets `ok <pid>` once the (first) start
+/// The monitor's life: returns its exit code. `report` gets [`Msg::Started`] once the (first) start
 /// is done, or `err <why>`.
-pub fn monitor(spec: &Spec, report: OwnedFd) -> i32 {
+pub fn monitor(spec: &Spec, report: End) -> i32 {
     // The init's parent exits right after forking it: the init becomes this process's child.
     // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer; no pointers.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    let mut report = Some(std::fs::File::from(report));
+    let mut report = Some(report);
     // SAFETY: the lock's fd was inherited from `lxr` through the fork; this process owns its
     // copy and nothing else here uses the number.
     let mut lock = spec
@@ -61,8 +59,8 @@ pub fn monitor(spec: &Spec, report: OwnedFd) -> i32 {
                 init,
                 console,
             }) => {
-                if let Some(mut r) = report.take() {
-                    let _ = writeln!(r, "ok {}", state.init_pid);
+                if let Some(r) = report.take() {
+                    let _ = r.send(&Msg::Started(state.init_pid));
                 }
                 let status = waitpid(init, None);
                 drop(console);
@@ -92,9 +90,8 @@ pub fn monitor(spec: &Spec, report: OwnedFd) -> i32 {
             }
             Err(e) => {
                 eprintln!("start failed: {e}");
-                if let Some(mut r) = report.take() {
-                    // One line: the caller reads up to a newline.
-                    let _ = writeln!(r, "err {}", e.to_string().replace('\n', "\u{1e}"));
+                if let Some(r) = report.take() {
+                    r.fail(&e);
                 }
                 let _ = State::clear(&spec.state_dir);
                 return 1;
@@ -113,16 +110,7 @@ struct Running {
 
 /// One start: the intermediate child, then init, then the wait for its boot.
 fn run(spec: &Spec, lock_fd: Option<std::os::fd::RawFd>) -> Result<Running> {
-    let (mut ready, mut go) = (Sync::new()?, Sync::new()?);
-    let (pid_r, pid_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
-    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
-    let (con_mon, con_init) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .ctx(|| "socketpair".into())?;
+    let (chan, child_end) = channel::pair()?;
     let notify = match boot::init_kind(&spec.rootfs) {
         InitKind::Systemd => Some(Notify::create(&spec.state_dir)?),
         InitKind::Other => None,
@@ -132,7 +120,7 @@ fn run(spec: &Spec, lock_fd: Option<std::os::fd::RawFd>) -> Result<Running> {
     // hold no locks the child needs; the child execs or _exits.
     match unsafe { fork() }.ctx(|| "fork".into())? {
         ForkResult::Child => {
-            drop((pid_r, err_r, con_mon));
+            drop(chan);
             // The intermediate child must not keep the container lock.
             if let Some(fd) = lock_fd {
                 let _ = nix::unistd::close(fd);
@@ -140,24 +128,12 @@ fn run(spec: &Spec, lock_fd: Option<std::os::fd::RawFd>) -> Result<Running> {
             // Die with the monitor: without it nobody maps or confines this container.
             // SAFETY: PR_SET_PDEATHSIG takes a signal number; no pointers.
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-            let code = child::intermediate(
-                spec,
-                &mut ready,
-                &mut go,
-                child::Pipes {
-                    pid: pid_w,
-                    err: err_w,
-                    console: con_init,
-                },
-                notify_path.as_deref(),
-            );
+            let code = child::intermediate(spec, &child_end, notify_path.as_deref());
             // SAFETY: end the forked child.
             unsafe { libc::_exit(code) }
         }
         ForkResult::Parent { child } => {
-            drop((pid_w, err_w, con_init));
-            ready.close_write();
-            go.close_read();
+            drop(child_end);
             let fail = |e: Error| {
                 let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
                 let _ = waitpid(child, None);
@@ -165,12 +141,20 @@ fn run(spec: &Spec, lock_fd: Option<std::os::fd::RawFd>) -> Result<Running> {
             };
             // The cgroups are made while the child creates its user namespace.
             let prepared = crate::cgroup::prepare(&spec.name, &spec.keys).map_err(fail)?;
-            if !ready.wait() {
-                prepared.abandon();
-                return Err(fail(Error::Setup(
-                    "could not create a user namespace (are unprivileged user namespaces enabled?)"
-                        .into(),
-                )));
+            match chan.expect(&Msg::Unshared) {
+                Ok(true) => {}
+                Ok(false) => {
+                    prepared.abandon();
+                    return Err(fail(Error::Setup(
+                        "could not create a user namespace (are unprivileged user namespaces \
+                         enabled?)"
+                            .into(),
+                    )));
+                }
+                Err(e) => {
+                    prepared.abandon();
+                    return Err(fail(e));
+                }
             }
             let pid = child.as_raw() as u32;
             // The id-map helpers run while cgmanager moves the child, whose first cgroup.procs
@@ -188,13 +172,25 @@ fn run(spec: &Spec, lock_fd: Option<std::os::fd::RawFd>) -> Result<Running> {
             mapped.map_err(fail)?;
             // The cgroups become the container root's, for an init that manages its own.
             crate::cgroup::hand_over(&placement, &spec.maps).map_err(fail)?;
-            go.signal()
-                .ctx(|| "signal the child".into())
-                .map_err(fail)?;
-            let mut pid_buf = String::new();
-            let _ = std::fs::File::from(pid_r).read_to_string(&mut pid_buf);
-            let mut err = String::new();
-            let _ = std::fs::File::from(err_r).read_to_string(&mut err);
+            chan.send(&Msg::Go).map_err(fail)?;
+            // Until the intermediate has exited and init has exec'd (or died): init's pid, its
+            // console, and the first error of either.
+            let (mut init_pid, mut console_fds, mut err) = (None, None, None);
+            while let Some((m, fds)) = chan.recv().map_err(fail)? {
+                match m {
+                    Msg::Init(p) => init_pid = Some(p),
+                    Msg::Console => {
+                        let mut fds = fds.into_iter();
+                        if let (Some(master), Some(peer)) = (fds.next(), fds.next()) {
+                            console_fds = Some((master, peer));
+                        }
+                    }
+                    Msg::Failed(why) => {
+                        err.get_or_insert(why);
+                    }
+                    _ => {}
+                }
+            }
             // The intermediate exits once init is forked; init is this process's child now.
             // (From here on `child` is reaped: its pid is never signalled again.)
             let _ = waitpid(child, None);
@@ -202,8 +198,7 @@ fn run(spec: &Spec, lock_fd: Option<std::os::fd::RawFd>) -> Result<Running> {
                 let _ = crate::cgroup::remove(&placement);
                 e
             };
-            let init_pid: Option<u32> = pid_buf.trim().parse().ok();
-            if !err.is_empty() {
+            if let Some(err) = err {
                 if let Some(p) = init_pid {
                     let _ = waitpid(Pid::from_raw(p as i32), None);
                 }
@@ -213,15 +208,14 @@ fn run(spec: &Spec, lock_fd: Option<std::os::fd::RawFd>) -> Result<Running> {
                 init_pid.ok_or_else(|| fail(Error::Setup("init did not start".into())))?;
             let init = Pid::from_raw(init_pid as i32);
             let console_log = spec.state_dir.join("console.log");
-            let console = match console::recv_fds(&con_mon) {
-                Ok(Some((master, peer))) => Some(console::serve(
+            let console = console_fds.map(|(master, peer)| {
+                console::serve(
                     master,
                     peer,
                     console::Log::new(console_log.clone(), console::log_size(&spec.keys)),
                     spec.state_dir.join("console.sock"),
-                )),
-                _ => None,
-            };
+                )
+            });
             let pidfd = cgroups::process::Pidfd::open(init_pid).map_err(|e| Error::Os {
                 what: "open the init".into(),
                 source: e,
