@@ -4,7 +4,8 @@
 //! delegation the container runs unconfined and says so.
 //!
 //! Where cgmanager is: `$LXR_CGMANAGER` (`unix:path=…` for its socket, `bus:ADDRESS` for a
-//! bus), else `/run/cgmanager/sock`.
+//! bus), else `/run/cgmanager/sock`. A command talks to it over one connection, [`Cgm`], opened
+//! when first needed (a helper namespace, being another process, has its own).
 
 use std::collections::BTreeMap;
 
@@ -65,6 +66,30 @@ impl Client {
         })?;
         Ok(Client { rt, m, d })
     }
+
+    fn remove(&self, p: &Placement) -> Result<()> {
+        self.rt.block_on(async {
+            for (h, path) in &p.cgroups {
+                let mut tries = 0;
+                loop {
+                    match self.m.remove(h, path, 1).await {
+                        Ok(_) => break,
+                        Err(cgmanager_dbus::Error::Busy(_)) if tries < 100 => {
+                            tries += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        }
+                        Err(e) => return Err(dbus(&format!("remove {h}:{path}"), e)),
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Remove a container's cgroups over a connection of its own ([`Cgm::remove`]).
+pub fn remove(p: &Placement) -> Result<()> {
+    Cgm::new().remove(p)
 }
 
 fn dbus(what: &str, e: cgmanager_dbus::Error) -> Error {
@@ -121,7 +146,7 @@ pub fn prepare(name: &str, keys: &BTreeMap<String, String>) -> Result<Prepared> 
         apply_limits(&c.m, &out, keys).await
     });
     if let Err(e) = made {
-        let _ = remove(&out);
+        let _ = c.remove(&out);
         return Err(e);
     }
     Ok(Prepared {
@@ -134,7 +159,9 @@ pub fn prepare(name: &str, keys: &BTreeMap<String, String>) -> Result<Prepared> 
 impl Prepared {
     /// Give the cgroups up (the start failed before anything entered them).
     pub fn abandon(self) {
-        let _ = remove(&self.placement);
+        if let Some(c) = &self.client {
+            let _ = c.remove(&self.placement);
+        }
     }
 
     /// Move `pid` (a host pid of the user's) into the cgroups; the placement.
@@ -149,7 +176,7 @@ impl Prepared {
                 .map_err(|e| dbus(&format!("move the container into {rel}"), e))
         });
         if let Err(e) = entered {
-            let _ = remove(&self.placement);
+            let _ = c.remove(&self.placement);
             return Err(e);
         }
         Ok(self.placement)
@@ -213,40 +240,139 @@ async fn apply_limits(
     Ok(())
 }
 
-/// Apply `limits.*` keys to a running container's cgroups.
-pub fn apply(p: &Placement, keys: &BTreeMap<String, String>) -> Result<()> {
-    if p.cgroups.is_empty() {
-        return Err(Error::Host(format!(
-            "the container has no cgroup ({}); limits cannot be applied",
-            p.unconfined.as_deref().unwrap_or("unconfined")
-        )));
-    }
-    let c = Client::open()?;
-    c.rt.block_on(apply_limits(&c.m, p, keys))
+/// The leaf an `lxr exec`'d process joins where cgroup v2 keeps processes out of the
+/// container's top cgroup (as LXC's `.lxc`).
+pub const EXEC_LEAF: &str = ".lxr";
+
+/// One connection to cgmanager for a whole command, opened when first needed; a command that
+/// never needs it (every container stopped, say) never connects.
+#[derive(Default)]
+pub struct Cgm {
+    client: std::cell::OnceCell<std::result::Result<Client, String>>,
 }
 
-/// Write one file in the hierarchy carrying `controller` (`v1` name there, `v2` on cgroup2).
-/// Returns false if no hierarchy of the container has the controller.
-pub fn set(p: &Placement, controller: &str, v1: (&str, &str), v2: (&str, &str)) -> Result<bool> {
-    let c = Client::open()?;
-    let m = &c.m;
-    c.rt.block_on(async {
-        for (h, path) in &p.cgroups {
-            let (file, value) = if h.split(',').any(|c| c == controller) {
-                v1
-            } else if h == "unified" {
-                v2
-            } else {
-                continue;
-            };
-            match m.set_value(h, path, file, value).await {
-                Ok(()) => return Ok(true),
-                Err(cgmanager_dbus::Error::NotFound(_)) if h == "unified" => {}
-                Err(e) => return Err(dbus(&format!("write {file}"), e)),
-            }
+impl Cgm {
+    /// Not connected yet.
+    pub fn new() -> Cgm {
+        Cgm::default()
+    }
+
+    fn client(&self) -> Result<&Client> {
+        self.client
+            .get_or_init(|| Client::open().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| Error::Host(e.clone()))
+    }
+
+    /// Apply `limits.*` keys to a running container's cgroups.
+    pub fn apply(&self, p: &Placement, keys: &BTreeMap<String, String>) -> Result<()> {
+        if p.cgroups.is_empty() {
+            return Err(Error::Host(format!(
+                "the container has no cgroup ({}); limits cannot be applied",
+                p.unconfined.as_deref().unwrap_or("unconfined")
+            )));
         }
-        Ok(false)
-    })
+        let c = self.client()?;
+        c.rt.block_on(apply_limits(&c.m, p, keys))
+    }
+
+    /// Write one file in the hierarchy carrying `controller` (`v1` name there, `v2` on
+    /// cgroup2). Returns false if no hierarchy of the container has the controller.
+    pub fn set(
+        &self,
+        p: &Placement,
+        controller: &str,
+        v1: (&str, &str),
+        v2: (&str, &str),
+    ) -> Result<bool> {
+        if p.cgroups.is_empty() {
+            return Ok(false);
+        }
+        let c = self.client()?;
+        c.rt.block_on(async {
+            for (h, path) in &p.cgroups {
+                let (file, value) = if h.split(',').any(|c| c == controller) {
+                    v1
+                } else if h == "unified" {
+                    v2
+                } else {
+                    continue;
+                };
+                match c.m.set_value(h, path, file, value).await {
+                    Ok(()) => return Ok(true),
+                    Err(cgmanager_dbus::Error::NotFound(_)) if h == "unified" => {}
+                    Err(e) => return Err(dbus(&format!("write {file}"), e)),
+                }
+            }
+            Ok(false)
+        })
+    }
+
+    /// Read one file of the container's cgroup in the hierarchy carrying `controller`.
+    pub fn get(&self, p: &Placement, controller: &str, v1: &str, v2: &str) -> Option<String> {
+        if p.cgroups.is_empty() {
+            return None;
+        }
+        let c = self.client().ok()?;
+        c.rt.block_on(async {
+            for (h, path) in &p.cgroups {
+                let file = if h == "unified" {
+                    v2
+                } else if h.split(',').any(|c| c == controller) {
+                    v1
+                } else {
+                    continue;
+                };
+                if let Ok(v) = c.m.get_value(h, path, file).await {
+                    return Some(v);
+                }
+            }
+            None
+        })
+    }
+
+    /// Move `pid` (one of the user's processes) into the running container's cgroups: its top
+    /// cgroup in each hierarchy, or — where that is refused as Busy, cgroup v2's
+    /// no-internal-process rule once an init such as systemd has enabled controllers for its
+    /// own children there — the leaf [`EXEC_LEAF`] below it.
+    pub fn enter(&self, name: &str, pid: u32) -> Result<()> {
+        let c = self.client()?;
+        let top = format!("lxr/{name}");
+        c.rt.block_on(async {
+            match c.d.enter("all", &top, pid as i32).await {
+                Ok(()) => return Ok(()),
+                Err(cgmanager_dbus::Error::Busy(_)) => {}
+                Err(e) => return Err(dbus("join the container's cgroup", e)),
+            }
+            let ds =
+                c.d.delegate("all")
+                    .await
+                    .map_err(|e| dbus("ask cgmanager for the delegation", e))?;
+            let leaf = format!("{top}/{EXEC_LEAF}");
+            for (h, _) in ds {
+                match c.d.enter(&h, &top, pid as i32).await {
+                    Ok(()) => {}
+                    Err(cgmanager_dbus::Error::Busy(_)) => {
+                        c.d.enter(&h, &leaf, pid as i32)
+                            .await
+                            .map_err(|e| dbus(&format!("join {h}:{leaf}"), e))?
+                    }
+                    Err(e) => return Err(dbus(&format!("join {h}:{top}"), e)),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Remove the container's cgroups (after its init exited). Processes of the container
+    /// may still be on their way out — init's parent, the intermediate child, exits just after
+    /// init — so a busy cgroup is retried for a moment.
+    pub fn remove(&self, p: &Placement) -> Result<()> {
+        if p.cgroups.is_empty() {
+            return Ok(());
+        }
+        self.client()?.remove(p)
+    }
 }
 
 /// Give the container's cgroups to its root (container uid and gid 0), so that an init such as
@@ -269,91 +395,5 @@ pub fn hand_over(p: &Placement, maps: &crate::idmap::IdMaps) -> Result<()> {
             }
             Ok(())
         })
-    })
-}
-
-/// The leaf an `lxr exec`'d process joins where cgroup v2 keeps processes out of the
-/// container's top cgroup (as LXC's `.lxc`).
-pub const EXEC_LEAF: &str = ".lxr";
-
-/// Move `pid` (one of the user's processes) into the running container's cgroups: its top
-/// cgroup in each hierarchy, or — where that is refused as Busy, cgroup v2's no-internal-process
-/// rule once an init such as systemd has enabled controllers for its own children there — the
-/// leaf [`EXEC_LEAF`] below it.
-pub fn enter(name: &str, pid: u32) -> Result<()> {
-    let c = Client::open()?;
-    let top = format!("lxr/{name}");
-    c.rt.block_on(async {
-        match c.d.enter("all", &top, pid as i32).await {
-            Ok(()) => return Ok(()),
-            Err(cgmanager_dbus::Error::Busy(_)) => {}
-            Err(e) => return Err(dbus("join the container's cgroup", e)),
-        }
-        let ds =
-            c.d.delegate("all")
-                .await
-                .map_err(|e| dbus("ask cgmanager for the delegation", e))?;
-        let leaf = format!("{top}/{EXEC_LEAF}");
-        for (h, _) in ds {
-            match c.d.enter(&h, &top, pid as i32).await {
-                Ok(()) => {}
-                Err(cgmanager_dbus::Error::Busy(_)) => {
-                    c.d.enter(&h, &leaf, pid as i32)
-                        .await
-                        .map_err(|e| dbus(&format!("join {h}:{leaf}"), e))?
-                }
-                Err(e) => return Err(dbus(&format!("join {h}:{top}"), e)),
-            }
-        }
-        Ok(())
-    })
-}
-
-/// Remove the container's cgroups (after its init exited). Processes of the container may
-/// still be on their way out — init's parent, the intermediate child, exits just after init —
-/// so a busy cgroup is retried for a moment.
-pub fn remove(p: &Placement) -> Result<()> {
-    if p.cgroups.is_empty() {
-        return Ok(());
-    }
-    let c = Client::open()?;
-    c.rt.block_on(async {
-        for (h, path) in &p.cgroups {
-            let mut tries = 0;
-            loop {
-                match c.m.remove(h, path, 1).await {
-                    Ok(_) => break,
-                    Err(cgmanager_dbus::Error::Busy(_)) if tries < 100 => {
-                        tries += 1;
-                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    }
-                    Err(e) => return Err(dbus(&format!("remove {h}:{path}"), e)),
-                }
-            }
-        }
-        Ok(())
-    })
-}
-
-/// Read one file of the container's cgroup in the hierarchy carrying `controller`.
-pub fn get(p: &Placement, controller: &str, v1: &str, v2: &str) -> Option<String> {
-    if p.cgroups.is_empty() {
-        return None;
-    }
-    let c = Client::open().ok()?;
-    c.rt.block_on(async {
-        for (h, path) in &p.cgroups {
-            let file = if h == "unified" {
-                v2
-            } else if h.split(',').any(|c| c == controller) {
-                v1
-            } else {
-                continue;
-            };
-            if let Ok(v) = c.m.get_value(h, path, file).await {
-                return Some(v);
-            }
-        }
-        None
     })
 }

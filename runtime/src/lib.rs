@@ -21,6 +21,7 @@ pub mod fds;
 pub mod idmap;
 pub mod image;
 pub mod launch;
+pub mod lifecycle;
 pub mod limits;
 pub mod lock;
 pub mod paths;

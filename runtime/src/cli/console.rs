@@ -3,12 +3,10 @@
 //! piped in is typed, and output is shown until a second after the input ends.
 
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use crate::container::{check_name, State};
-use crate::error::{Context, Error, Result};
-use crate::paths::Paths;
+use crate::error::{Context, Result};
+use crate::lifecycle::Containers;
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
@@ -21,28 +19,12 @@ pub struct Args {
 }
 
 /// Run.
-pub fn run(paths: &Paths, a: Args) -> Result<i32> {
-    check_name(&a.name)?;
-    let dir = paths.state(&a.name);
+pub fn run(c: &Containers, a: Args) -> Result<i32> {
     if a.show_log {
-        let mut out = std::io::stdout();
-        let mut any = false;
-        for f in ["console.log.1", "console.log"] {
-            if let Ok(b) = std::fs::read(dir.join(f)) {
-                any = true;
-                let _ = out.write_all(&b);
-            }
-        }
-        if !any && !paths.container(&a.name).exists() {
-            return Err(Error::NotFound(format!("no container {}", a.name)));
-        }
+        let _ = std::io::stdout().write_all(&c.console_log(&a.name)?);
         return Ok(0);
     }
-    if State::load(&dir)?.is_none() {
-        return Err(Error::Usage(format!("{} is not running", a.name)));
-    }
-    let sock = UnixStream::connect(dir.join("console.sock"))
-        .ctx(|| format!("attach to the console of {}", a.name))?;
+    let sock = c.console(&a.name)?;
     let tty = crate::term::stdin_is_tty();
     let _raw = crate::term::raw()?;
     if tty {

@@ -1,9 +1,8 @@
-//! `lxr info NAME`: state, pid, cgroups, limits, usage, and whether lxcfs and a delegated
-//! cgroup are in use.
+//! `lxr info NAME` ([`Containers::status`]): state, pid, cgroups, limits, usage, how the last
+//! run ended, and whether lxcfs and a delegated cgroup are in use.
 
-use crate::container::{check_name, Config, State};
-use crate::error::{Error, Result};
-use crate::paths::Paths;
+use crate::error::Result;
+use crate::lifecycle::Containers;
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
@@ -13,21 +12,15 @@ pub struct Args {
 }
 
 /// Run.
-pub fn run(paths: &Paths, a: Args) -> Result<i32> {
-    check_name(&a.name)?;
-    let dir = paths.container(&a.name);
-    if !dir.exists() {
-        return Err(Error::NotFound(format!("no container {}", a.name)));
-    }
-    let cfg = Config::load(&dir.join("config.yaml"))?;
-    println!("Name: {}", a.name);
-    println!("Image: {}", cfg.image);
-    let st = State::load(&paths.state(&a.name))?;
-    match &st {
+pub fn run(c: &Containers, a: Args) -> Result<i32> {
+    let st = c.status(&a.name, true)?;
+    println!("Name: {}", st.name);
+    println!("Image: {}", st.config.image);
+    match &st.running {
         None => {
             println!("Status: STOPPED");
-            if let Some(last) = crate::launch::monitor::last_exit(&paths.state(&a.name)) {
-                println!("Last exit: init {}", last.trim());
+            if let Some(last) = &st.last_exit {
+                println!("Last exit: init {last}");
             }
         }
         Some(s) => {
@@ -38,8 +31,8 @@ pub fn run(paths: &Paths, a: Args) -> Result<i32> {
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
             println!("Uptime: {}s", now.saturating_sub(s.started));
-            if let Some(last) = crate::launch::monitor::last_exit(&paths.state(&a.name)) {
-                println!("Previous run: init {}", last.trim());
+            if let Some(last) = &st.last_exit {
+                println!("Previous run: init {last}");
             }
             println!("lxcfs: {}", if s.lxcfs { "yes" } else { "no" });
             match &s.cgroup.unconfined {
@@ -51,22 +44,20 @@ pub fn run(paths: &Paths, a: Args) -> Result<i32> {
                     }
                 }
             }
-            let get = |c: &str, v1: &str, v2: &str| crate::cgroup::get(&s.cgroup, c, v1, v2);
-            if let Some(m) = get("memory", "memory.usage_in_bytes", "memory.current") {
-                println!("Memory usage: {} bytes", m.trim());
+            if let Some(m) = st.usage.memory {
+                println!("Memory usage: {m} bytes");
             }
-            if let Some(p) = get("pids", "pids.current", "pids.current") {
-                println!("Processes: {}", p.trim());
+            if let Some(p) = st.usage.processes {
+                println!("Processes: {p}");
             }
-            if let Some(f) = get("freezer", "freezer.state", "cgroup.freeze") {
-                let frozen = matches!(f.trim(), "FROZEN" | "1");
-                println!("Frozen: {}", if frozen { "yes" } else { "no" });
+            if let Some(f) = st.usage.frozen {
+                println!("Frozen: {}", if f { "yes" } else { "no" });
             }
         }
     }
-    if !cfg.keys.is_empty() {
+    if !st.config.keys.is_empty() {
         println!("Config:");
-        for (k, v) in &cfg.keys {
+        for (k, v) in &st.config.keys {
             println!("  {k}: {v}");
         }
     }

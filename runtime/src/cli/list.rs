@@ -1,10 +1,10 @@
-//! `lxr list [--format table|json|yaml|csv]`: name, state, pid, memory use, limits.
+//! `lxr list [--format table|json|yaml|csv]` ([`Containers::list`]): name, state, pid, memory
+//! use, limits.
 
 use serde::Serialize;
 
-use crate::container::{Config, State};
-use crate::error::{Context, Result};
-use crate::paths::Paths;
+use crate::error::Result;
+use crate::lifecycle::Containers;
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
@@ -32,43 +32,29 @@ pub struct Row {
 }
 
 /// Every container, sorted by name.
-pub fn rows(paths: &Paths) -> Result<Vec<Row>> {
-    let dir = paths.data.join("containers");
-    let mut out = Vec::new();
-    let rd = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e).ctx(|| format!("read {}", dir.display())),
-    };
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
-        let cfg = Config::load(&e.path().join("config.yaml")).unwrap_or_default();
-        let st = State::load(&paths.state(&name)).ok().flatten();
-        let memory = st.as_ref().and_then(|s| {
-            crate::cgroup::get(
-                &s.cgroup,
-                "memory",
-                "memory.usage_in_bytes",
-                "memory.current",
-            )
-            .and_then(|v| v.trim().parse().ok())
-        });
-        out.push(Row {
-            name,
-            state: if st.is_some() { "RUNNING" } else { "STOPPED" }.into(),
-            pid: st.map(|s| s.init_pid),
-            memory,
-            image: cfg.image,
-            limits: cfg
+pub fn rows(c: &Containers) -> Result<Vec<Row>> {
+    Ok(c.list()?
+        .into_iter()
+        .map(|s| Row {
+            state: if s.running.is_some() {
+                "RUNNING"
+            } else {
+                "STOPPED"
+            }
+            .into(),
+            pid: s.running.as_ref().map(|r| r.init_pid),
+            memory: s.usage.memory,
+            limits: s
+                .config
                 .keys
                 .iter()
                 .filter(|(k, _)| k.starts_with("limits."))
                 .map(|(k, v)| format!("{}={v}", k.trim_start_matches("limits.")))
                 .collect(),
-        });
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
+            image: s.config.image,
+            name: s.name,
+        })
+        .collect())
 }
 
 fn mib(b: Option<u64>) -> String {
@@ -77,8 +63,8 @@ fn mib(b: Option<u64>) -> String {
 }
 
 /// Run.
-pub fn run(paths: &Paths, a: Args) -> Result<i32> {
-    let rows = rows(paths)?;
+pub fn run(c: &Containers, a: Args) -> Result<i32> {
+    let rows = rows(c)?;
     match a.format.as_str() {
         "json" => println!("{}", serde_json::to_string(&rows).unwrap_or_default()),
         "yaml" => print!("{}", serde_yaml_ng::to_string(&rows).unwrap_or_default()),

@@ -1,4 +1,5 @@
-//! The `lxr` command line (LXD-style), one module per subcommand.
+//! The `lxr` command line (LXD-style), one module per subcommand: each parses its arguments,
+//! calls [`crate::lifecycle::Containers`] (or the image store) and prints the answer.
 
 mod config;
 mod console;
@@ -17,7 +18,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::container::State;
 use crate::error::Result;
+use crate::lifecycle::Containers;
 use crate::paths::Paths;
 
 /// lxr: run system containers as an ordinary user.
@@ -58,6 +61,13 @@ enum Cmd {
     Image(image::Args),
 }
 
+/// The warning `start`/`launch` print for a container without a delegated cgroup.
+fn warn_unconfined(name: &str, s: &State) {
+    if let Some(why) = &s.cgroup.unconfined {
+        eprintln!("lxr: warning: {name} runs unconfined: {why}");
+    }
+}
+
 /// Entry point of the `lxr` binary.
 pub fn main() -> ExitCode {
     // What lxr makes for itself is the user's alone; container content gets its modes
@@ -67,21 +77,21 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let run = || -> Result<i32> {
         crate::fds::cloexec_inherited()?;
-        let paths = Paths::from_env()?;
+        let c = Containers::new(Paths::from_env()?);
         match cli.cmd {
-            Cmd::Launch(a) => launch::run(&paths, a),
-            Cmd::Start(a) => start::run(&paths, a),
-            Cmd::Stop(a) => stop::run(&paths, a),
-            Cmd::List(a) => list::run(&paths, a),
-            Cmd::Exec(a) => exec::run(&paths, a),
-            Cmd::Delete(a) => delete::run(&paths, a),
-            Cmd::Restart(a) => restart::run(&paths, a),
-            Cmd::Info(a) => info::run(&paths, a),
-            Cmd::Freeze(a) => freeze::run(&paths, a),
-            Cmd::Unfreeze(a) => freeze::run_thaw(&paths, a),
-            Cmd::Config(a) => config::run(&paths, a),
-            Cmd::Console(a) => console::run(&paths, a),
-            Cmd::Image(a) => image::run(&paths, a),
+            Cmd::Launch(a) => launch::run(&c, a),
+            Cmd::Start(a) => start::run(&c, a),
+            Cmd::Stop(a) => stop::run(&c, a),
+            Cmd::List(a) => list::run(&c, a),
+            Cmd::Exec(a) => exec::run(&c, a),
+            Cmd::Delete(a) => delete::run(&c, a),
+            Cmd::Restart(a) => restart::run(&c, a),
+            Cmd::Info(a) => info::run(&c, a),
+            Cmd::Freeze(a) => freeze::run(&c, a),
+            Cmd::Unfreeze(a) => freeze::run_thaw(&c, a),
+            Cmd::Config(a) => config::run(&c, a),
+            Cmd::Console(a) => console::run(&c, a),
+            Cmd::Image(a) => image::run(c.paths(), a),
         }
     };
     match run() {

@@ -33,16 +33,16 @@ impl State {
     }
 
     /// After a monitor died (`kill -9`) its container's state and cgroups stay behind:
-    /// when neither the init nor the monitor runs any more, remove them. Returns true if
-    /// something stale was cleaned up.
-    pub fn reap_stale(dir: &Path) -> Result<bool> {
+    /// when neither the init nor the monitor runs any more, remove them (over `cgm`). Returns
+    /// true if something stale was cleaned up.
+    pub fn reap_stale(dir: &Path, cgm: &crate::cgroup::Cgm) -> Result<bool> {
         let Some(s) = Self::load_raw(dir)? else {
             return Ok(false);
         };
         if s.init_alive() || s.monitor_alive() {
             return Ok(false);
         }
-        crate::cgroup::remove(&s.cgroup)?;
+        cgm.remove(&s.cgroup)?;
         State::clear(dir)?;
         let _ = std::fs::remove_file(dir.join("stopping"));
         Ok(true)

@@ -1,0 +1,63 @@
+//! What can happen to a user's containers, as a library: [`Containers`] creates, starts, stops,
+//! restarts, deletes, freezes, configures, describes and enters them. The command line
+//! ([`crate::cli`]) only parses arguments, calls one method here and prints what it returns;
+//! nothing here prints, so other front ends (tests, a future API) get the same behaviour.
+//!
+//! One file per step: [`create`](Containers::create) and [`launch`](Containers::launch) in
+//! `create.rs`, `start.rs`, `stop.rs` (stop, restart), `delete.rs`, `freeze.rs`, `settings.rs`
+//! (config keys, applied live), `status.rs` (info, list), `exec.rs`, `console.rs`. The start
+//! itself — monitor, intermediate, init — is [`crate::launch`].
+//!
+//! A `Containers` holds the command's one connection to cgmanager ([`Cgm`]), opened when a
+//! step first needs it.
+
+mod console;
+mod create;
+mod delete;
+mod exec;
+mod freeze;
+mod settings;
+mod start;
+mod status;
+mod stop;
+
+pub use exec::Exec;
+pub use status::{Status, Usage};
+pub use stop::Halt;
+
+use crate::cgroup::Cgm;
+use crate::container::check_name;
+use crate::error::{Error, Result};
+use crate::paths::Paths;
+
+/// The containers of the user running lxr.
+pub struct Containers {
+    paths: Paths,
+    cgm: Cgm,
+}
+
+impl Containers {
+    /// The user's containers under `paths`.
+    pub fn new(paths: Paths) -> Containers {
+        Containers {
+            paths,
+            cgm: Cgm::new(),
+        }
+    }
+
+    /// Where they live.
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    /// `name` checked, and the container must exist.
+    fn existing(&self, name: &str) -> Result<()> {
+        check_name(name)?;
+        if !self.paths.container(name).exists() {
+            return Err(Error::NotFound(format!(
+                "no container {name} (lxr list shows them)"
+            )));
+        }
+        Ok(())
+    }
+}

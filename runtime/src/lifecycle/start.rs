@@ -1,0 +1,51 @@
+//! Starting a created container: the checks, then [`crate::launch::start`] with its spec.
+
+use super::Containers;
+use crate::container::{check_name, Config, State};
+use crate::error::{Error, Result};
+use crate::idmap::IdMaps;
+use crate::launch::{self, Spec};
+use crate::lock::Lock;
+
+impl Containers {
+    /// Start `name`; returns once its init runs (and, for systemd, reported ready).
+    pub fn start(&self, name: &str) -> Result<State> {
+        check_name(name)?;
+        let lock = Lock::container(&self.paths, name)?;
+        self.start_locked(name, &lock)
+    }
+
+    /// Start `name`; the caller holds its [`Lock`], which the monitor keeps until the start is
+    /// over.
+    pub(super) fn start_locked(&self, name: &str, lock: &Lock) -> Result<State> {
+        let dir = self.paths.container(name);
+        if !dir.join("rootfs").is_dir() {
+            return Err(Error::NotFound(format!(
+                "no container {name} (lxr list shows them)"
+            )));
+        }
+        self.paths.ensure()?;
+        let state_dir = self.paths.state(name);
+        State::reap_stale(&state_dir, &self.cgm)?;
+        if let Some(s) = State::load(&state_dir)? {
+            return Err(Error::Usage(format!(
+                "{name} is already running (pid {})",
+                s.init_pid
+            )));
+        }
+        // $LXR_LXCFS overrides where lxcfs is looked for (tests mount one elsewhere).
+        let lxcfs = std::env::var_os("LXR_LXCFS")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::PathBuf::from(crate::LXCFS_MOUNT));
+        let spec = Spec {
+            name: name.to_string(),
+            rootfs: dir.join("rootfs"),
+            maps: IdMaps::for_current_user()?,
+            state_dir,
+            lxcfs: launch::mounts::lxcfs_mounted(&lxcfs).then_some(lxcfs),
+            keys: Config::load(&dir.join("config.yaml"))?.keys,
+            lock_fd: Some(lock.raw_fd()),
+        };
+        launch::start(&spec)
+    }
+}

@@ -1,0 +1,85 @@
+//! What a container is and does: its settings, whether it runs, how its last run ended, and
+//! its usage from its cgroups — for `info` (one) and `list` (all).
+
+use super::Containers;
+use crate::container::{Config, State};
+use crate::error::{Context, Result};
+
+/// A container's usage, read from its cgroups (absent where it has none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Memory in use, bytes.
+    pub memory: Option<u64>,
+    /// Processes (tasks).
+    pub processes: Option<u64>,
+    /// Frozen by the freezer.
+    pub frozen: Option<bool>,
+}
+
+/// One container.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// Its name.
+    pub name: String,
+    /// Its image and settings.
+    pub config: Config,
+    /// Its runtime state, when it runs.
+    pub running: Option<State>,
+    /// How its init last ended ("halted (…)", "exited with status 1", …), if it ever did.
+    pub last_exit: Option<String>,
+    /// Its usage, when it runs.
+    pub usage: Usage,
+}
+
+impl Containers {
+    /// The status of `name`; `full` reads every usage figure (`info`), else memory only.
+    pub fn status(&self, name: &str, full: bool) -> Result<Status> {
+        self.existing(name)?;
+        let config = Config::load(&self.paths.container(name).join("config.yaml"))?;
+        Ok(self.status_of(name, config, full))
+    }
+
+    fn status_of(&self, name: &str, config: Config, full: bool) -> Status {
+        let state_dir = self.paths.state(name);
+        let running = State::load(&state_dir).ok().flatten();
+        let mut usage = Usage::default();
+        if let Some(s) = &running {
+            let get = |c: &str, v1: &str, v2: &str| self.cgm.get(&s.cgroup, c, v1, v2);
+            usage.memory = get("memory", "memory.usage_in_bytes", "memory.current")
+                .and_then(|v| v.trim().parse().ok());
+            if full {
+                usage.processes =
+                    get("pids", "pids.current", "pids.current").and_then(|v| v.trim().parse().ok());
+                usage.frozen = get("freezer", "freezer.state", "cgroup.freeze")
+                    .map(|f| matches!(f.trim(), "FROZEN" | "1"));
+            }
+        }
+        Status {
+            name: name.to_string(),
+            config,
+            running,
+            last_exit: crate::launch::monitor::last_exit(&state_dir).map(|l| l.trim().to_string()),
+            usage,
+        }
+    }
+
+    /// Every container, sorted by name (memory usage only).
+    pub fn list(&self) -> Result<Vec<Status>> {
+        let dir = self.paths.data.join("containers");
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).ctx(|| format!("read {}", dir.display())),
+        };
+        let mut out: Vec<Status> = rd
+            .flatten()
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                let config = Config::load(&e.path().join("config.yaml")).unwrap_or_default();
+                self.status_of(&name, config, false)
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}

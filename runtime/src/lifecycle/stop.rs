@@ -1,0 +1,95 @@
+//! Stopping: the init's own halt signal (SIGRTMIN+3 for systemd, SIGUSR1 for busybox init),
+//! SIGKILL after a timeout; then the monitor removes the cgroups and the state. Restart is
+//! stop then start under the container's lock.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use super::Containers;
+use crate::container::{check_name, State};
+use crate::error::{Error, Result};
+use crate::launch::boot::{init_kind, InitKind};
+use crate::lock::Lock;
+
+/// How to stop.
+#[derive(Debug, Clone, Copy)]
+pub struct Halt {
+    /// SIGKILL at once.
+    pub force: bool,
+    /// How long a clean halt may take before SIGKILL.
+    pub timeout: Duration,
+}
+
+/// The signal that halts the container's init.
+fn halt_signal(rootfs: &std::path::Path) -> libc::c_int {
+    match init_kind(rootfs) {
+        InitKind::Systemd => libc::SIGRTMIN() + 3,
+        InitKind::Other => libc::SIGUSR1,
+    }
+}
+
+fn signal(pid: u32, sig: libc::c_int) -> Result<()> {
+    let fd = cgroups::process::Pidfd::open(pid).map_err(|e| Error::Os {
+        what: format!("open pid {pid}"),
+        source: e,
+    })?;
+    fd.send_signal(sig).map_err(|e| Error::Os {
+        what: format!("signal {pid}"),
+        source: e,
+    })?;
+    Ok(())
+}
+
+impl Containers {
+    /// Stop `name`; returns when its init is gone and its monitor has cleaned up.
+    pub fn stop(&self, name: &str, how: Halt) -> Result<()> {
+        check_name(name)?;
+        let dir = self.paths.state(name);
+        let Some(s) = State::load(&dir)? else {
+            State::reap_stale(&dir, &self.cgm)?;
+            return Err(Error::Usage(format!("{name} is not running")));
+        };
+        let sig = if how.force {
+            Signal::SIGKILL as libc::c_int
+        } else {
+            halt_signal(&self.paths.container(name).join("rootfs"))
+        };
+        // Tell the monitor this exit is a stop, so a SIGHUP-style end is not taken for a reboot.
+        let _ = std::fs::write(dir.join("stopping"), b"");
+        let init = cgroups::process::Pidfd::open(s.init_pid).map_err(|e| Error::Os {
+            what: format!("open pid {}", s.init_pid),
+            source: e,
+        })?;
+        let monitor = s
+            .monitor_alive()
+            .then(|| cgroups::process::Pidfd::open(s.monitor_pid).ok())
+            .flatten();
+        signal(s.init_pid, sig)?;
+        if !init.wait_exit(how.timeout) {
+            if how.force {
+                return Err(Error::Setup(format!("{name} did not stop")));
+            }
+            signal(s.init_pid, Signal::SIGKILL as libc::c_int)?;
+            if !init.wait_exit(Duration::from_secs(10)) {
+                return Err(Error::Setup(format!("{name} did not stop")));
+            }
+        }
+        // The monitor then removes the cgroups and the state, and exits: wait for that too, so
+        // nothing of the container is left when stop returns.
+        if let Some(m) = monitor {
+            m.wait_exit(Duration::from_secs(5));
+        }
+        // A monitor that was killed cleaned nothing up: do it here.
+        State::reap_stale(&dir, &self.cgm)?;
+        Ok(())
+    }
+
+    /// Stop `name`, then start it again.
+    pub fn restart(&self, name: &str, how: Halt) -> Result<State> {
+        check_name(name)?;
+        let lock = Lock::container(&self.paths, name)?;
+        self.stop(name, how)?;
+        self.start_locked(name, &lock)
+    }
+}
