@@ -79,6 +79,23 @@ fn launch_exec_stop_start_delete_as_a_user() {
         128 * 1024,
         "{meminfo}"
     );
+    // Every entry lxcfs offers under proc/ is bound, /proc/pressure included (lxr once kept
+    // its own list of files and left the host's pressure figures in the container).
+    let mounts = lxr.ok(&["exec", "t1", "--", "cat", "/proc/self/mountinfo"]);
+    let lxcfs_targets: Vec<&str> = mounts
+        .lines()
+        .filter(|l| l.contains(" - fuse.lxcfs "))
+        .filter_map(|l| l.split(' ').nth(4))
+        .collect();
+    for f in std::fs::read_dir(mnt.join("proc")).unwrap() {
+        let name = f.unwrap().file_name().to_string_lossy().to_string();
+        let target = format!("/proc/{name}");
+        assert!(lxcfs_targets.contains(&target.as_str()), "{target}: {mounts}");
+    }
+    assert!(
+        lxcfs_targets.contains(&"/proc/pressure"),
+        "the host has PSI and lxcfs serves it: {mounts}"
+    );
     assert_eq!(lxr.ok(&["exec", "t1", "--", "nproc"]), "1");
     assert_eq!(
         lxr.ok(&["exec", "t1", "--", "getconf", "_NPROCESSORS_ONLN"]),

@@ -20,17 +20,6 @@ const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 /// namespace: FUSE mounts, and tun devices in the container's own network namespace).
 const OPTIONAL_DEVICES: &[&str] = &["fuse", "net/tun"];
 
-/// `/proc` files lxcfs virtualises, bound over the container's `/proc`.
-pub const LXCFS_PROC: &[&str] = &[
-    "cpuinfo",
-    "diskstats",
-    "loadavg",
-    "meminfo",
-    "slabinfo",
-    "stat",
-    "swaps",
-    "uptime",
-];
 
 fn mnt(
     src: Option<&str>,
@@ -204,10 +193,12 @@ pub fn setup(root: &Path, lxcfs: Option<&Path>) -> Result<()> {
         .ctx(|| "write /run/systemd/container".into())?;
     boot_id(root)?;
     if let Some(l) = lxcfs {
-        for f in LXCFS_PROC {
-            let src = l.join("proc").join(f);
-            if src.exists() {
-                bind(&src, &root.join("proc").join(f), MsFlags::empty())?;
+        // What lxcfs offers, as LXC's hook binds it: every entry of its `proc/` (files such as
+        // `meminfo`, the `pressure/` directory) over the container's own where that exists.
+        for name in lxcfs_entries(&l.join("proc")) {
+            let target = root.join("proc").join(&name);
+            if target.exists() {
+                bind(&l.join("proc").join(&name), &target, MsFlags::empty())?;
             }
         }
         let cpu = l.join("sys/devices/system/cpu");
@@ -217,6 +208,15 @@ pub fn setup(root: &Path, lxcfs: Option<&Path>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The names in an lxcfs directory (none if it cannot be read).
+fn lxcfs_entries(dir: &Path) -> Vec<std::ffi::OsString> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 /// A fresh boot id for every start (the host's would make every boot of every container the
