@@ -10,7 +10,7 @@ N=${N:-20}
 
 bash scripts/setup.sh >/dev/null
 bash scripts/test-users.sh
-cargo build --release -p runtime -p cgmanager
+cargo build --release -p lxr -p cgmanager
 U=lxrtest1
 UID_=$(id -u $U) GID_=$(id -g $U)
 SUB=$(awk -F: -v u=$U '$1==u {print $2; exit}' /etc/subuid)

@@ -27,7 +27,7 @@ bash scripts/setup.sh >/dev/null
 bash scripts/test-users.sh
 mapfile -t IMAGE < <(bash scripts/build-image.sh debian12)
 META=${IMAGE[0]} ROOTFS=${IMAGE[1]}
-cargo build --release -p runtime -p cgmanager
+cargo build --release -p lxr -p cgmanager
 U=lxrtest1
 UID_=$(id -u $U) GID_=$(id -g $U)
 SUB=$(awk -F: -v u=$U '$1==u {print $2; exit}' /etc/subuid)

@@ -49,7 +49,7 @@ if [ "${1:-}" = "--stop" ]; then
 fi
 
 bash scripts/setup.sh
-cargo build --release -p lxcfs -p cgmanager -p runtime
+cargo build --release -p lxcfs -p cgmanager -p lxr
 install -m 0755 target/release/lxcfs target/release/cgmanager target/release/cgm target/release/lxr "$BIN/"
 mkdir -p "$RUN"
 

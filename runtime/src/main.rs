@@ -1,5 +1,5 @@
 //! `lxr`: run system containers as an ordinary user.
 
 fn main() -> std::process::ExitCode {
-    runtime::cli::main()
+    lxr::cli::main()
 }
