@@ -1,12 +1,15 @@
 //! lxr: the runtime an ordinary user runs to launch system containers — a real init as PID 1,
 //! ids mapped from the user's subordinate ranges, a private root, `/proc` honest through lxcfs.
 //!
-//! * [`cli`]: one module per subcommand; [`launch`]: the start sequence (monitor,
-//!   intermediate, init) with [`launch::mounts`] and [`launch::console`];
+//! * [`lifecycle`]: what can happen to a container (create, start, stop, delete, exec, …), as
+//!   a library; [`cli`]: one module per subcommand, parsing and printing around it;
+//! * [`launch`]: the start sequence (monitor, intermediate, init) with [`launch::mounts`],
+//!   [`launch::console`], [`launch::boot`]; its processes talk over one [`channel`];
 //! * [`userns`] + [`idmap`]: user namespaces mapped with newuidmap/newgidmap;
 //! * [`cgroup`] + [`limits`]: the container's cgroup from cgmanager, LXD's limit keys;
 //! * [`image`]: the built-in busybox image and imported LXD/Incus images; [`container`]:
-//!   config and runtime state on disk; [`paths`]: where they live;
+//!   config and runtime state on disk; [`paths`]: where they live; [`lock`]: who may change
+//!   them now;
 //! * the defences (`SECURITY.md`): [`fds`] (no host descriptor reaches a container),
 //!   [`relay`] (no host terminal does), [`beneath`] (no symlink is followed on an image's
 //!   behalf), [`text`] (no image text reaches the terminal raw).

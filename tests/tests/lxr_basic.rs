@@ -90,7 +90,10 @@ fn launch_exec_stop_start_delete_as_a_user() {
     for f in std::fs::read_dir(mnt.join("proc")).unwrap() {
         let name = f.unwrap().file_name().to_string_lossy().to_string();
         let target = format!("/proc/{name}");
-        assert!(lxcfs_targets.contains(&target.as_str()), "{target}: {mounts}");
+        assert!(
+            lxcfs_targets.contains(&target.as_str()),
+            "{target}: {mounts}"
+        );
     }
     assert!(
         lxcfs_targets.contains(&"/proc/pressure"),

@@ -3,7 +3,7 @@
 //! * the **monitor** ([`monitor`], forked from `lxr`, detached with `setsid`) stays on the
 //!   host: it makes the cgroups, writes the user namespace's maps, waits for the boot
 //!   ([`boot`]), records the state, serves the console, and reaps and cleans up after init;
-//! * the **intermediate** child ([`child`]) enters a new user namespace (mapped by the monitor
+//! * the **intermediate** child (`child.rs`) enters a new user namespace (mapped by the monitor
 //!   through newuidmap/newgidmap), unshares mount/uts/ipc/net/cgroup/pid namespaces, enters the
 //!   rootfs, becomes root there, forks init and exits;
 //! * **init** is PID 1 of the new pid namespace: it builds the mounts ([`mounts`]), the
@@ -55,7 +55,7 @@ pub struct Spec {
     /// The container's settings (`limits.*`).
     pub keys: std::collections::BTreeMap<String, String>,
     /// The container lock's fd, inherited by the monitor, which closes it once the start is
-    /// done (see [`crate::container::Lock`]).
+    /// done (see [`crate::lock::Lock`]).
     pub lock_fd: Option<std::os::fd::RawFd>,
 }
 

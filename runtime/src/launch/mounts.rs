@@ -20,7 +20,6 @@ const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 /// namespace: FUSE mounts, and tun devices in the container's own network namespace).
 const OPTIONAL_DEVICES: &[&str] = &["fuse", "net/tun"];
 
-
 fn mnt(
     src: Option<&str>,
     target: &Path,
