@@ -35,3 +35,4 @@ pub mod cpuset;
 pub mod fixture;
 pub mod pids;
 pub mod psi;
+pub mod size;

@@ -35,28 +35,9 @@ pub const KEYS: &[&str] = &[
     "limits.processes",
 ];
 
-/// `256MiB`, `1GiB`, `512MB`, `100kB`, `1048576` → bytes.
+/// A size in the one grammar of [`cgroups::size`] (`256MiB`, `2G`, `1GB`, `1048576`) → bytes.
 pub fn parse_bytes(s: &str) -> Result<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| Error::Usage(format!("{s:?} is not a size (e.g. 256MiB)")))?;
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "kB" | "KB" => 1000,
-        "MB" => 1000 * 1000,
-        "GB" => 1000 * 1000 * 1000,
-        "TB" => 1000u64.pow(4),
-        "KiB" | "K" => 1 << 10,
-        "MiB" | "M" => 1 << 20,
-        "GiB" | "G" => 1 << 30,
-        "TiB" | "T" => 1 << 40,
-        u => return Err(Error::Usage(format!("unknown size unit {u:?} in {s:?}"))),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| Error::Usage(format!("{s:?} is too large")))
+    cgroups::size::parse(s).map_err(|e| Error::Usage(e.to_string()))
 }
 
 /// The CPUs for `limits.cpu` given the CPUs available (a cpuset list like `0-3`).
