@@ -77,33 +77,16 @@ impl Layout {
     /// Parse mountinfo text. Fails if a cgroup line is malformed or there is no cgroup mount.
     pub fn from_mountinfo(path: &Path, text: &str) -> Result<Layout> {
         let mut hierarchies: Vec<Hierarchy> = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let fields: Vec<&str> = line.split(' ').collect();
-            let Some(sep) = fields.iter().position(|f| *f == "-") else {
-                return Err(Error::parse(
-                    path,
-                    format!("line {}: no \" - \" separator", n + 1),
-                ));
-            };
-            if sep < 6 || fields.len() < sep + 3 {
-                return Err(Error::parse(
-                    path,
-                    format!("line {}: too few fields", n + 1),
-                ));
-            }
-            let fstype = fields[sep + 1];
-            let version = match fstype {
+        for m in crate::mountinfo::parse(path, text)? {
+            let version = match m.fstype.as_str() {
                 "cgroup" => Version::V1,
                 "cgroup2" => Version::V2,
                 _ => continue,
             };
-            let mount_root = unescape(fields[3]);
-            let mount_point = PathBuf::from(unescape(fields[4]));
+            let (mount_root, mount_point) = (m.root, m.mount_point);
             let controllers: Vec<String> = match version {
-                Version::V1 => fields[sep + 3]
+                Version::V1 => m
+                    .super_options
                     .split(',')
                     .filter(|o| is_v1_controller_option(o))
                     .map(str::to_string)
@@ -193,30 +176,6 @@ fn is_v1_controller_option(opt: &str) -> bool {
         opt,
         "rw" | "ro" | "noprefix" | "clone_children" | "xattr" | "cpuset_v2_mode" | "favordynmods"
     ) && !opt.starts_with("release_agent=")
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> String {
-    if !s.contains('\\') {
-        return s.to_string();
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -1,12 +1,13 @@
 //! The host's cgroup model, shared by lxcfs, cgmanager and lxr.
 //!
 //! * [`Layout`]: which hierarchies exist (legacy / hybrid / unified) and where, from
-//!   `/proc/self/mountinfo`.
+//!   `/proc/self/mountinfo` ([`mountinfo`], the one parser of it).
 //! * [`process`]: a process's ids, namespaces, id maps, and a pidfd that pins it.
 //! * [`ProcCgroups`]: a process's cgroup per hierarchy, from `/proc/<pid>/cgroup`.
 //! * [`Cgroup`]: one cgroup directory, with the walk up to the root.
 //! * [`manage`]: changes — create, remove, write, move processes, chown/chmod, delegation.
 //! * Typed readers: [`memory`], [`cpu`], [`cpuacct`], [`cpuset`], [`blkio`], [`pids`], [`psi`].
+//! * [`size`]: the one grammar of sizes (`256MiB`, `2G`, `1GB`) for limits and policies.
 //!
 //! Every reader takes paths (a `Cgroup` carries its mount point, `Layout::detect` takes a
 //! procfs root), so tests run against fixture trees shaped like real v1 and v2 mounts
@@ -17,6 +18,7 @@ pub mod cgroup;
 pub mod error;
 pub mod layout;
 pub mod manage;
+pub mod mountinfo;
 pub mod parse;
 pub mod proc_cgroup;
 pub mod process;

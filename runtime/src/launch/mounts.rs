@@ -50,14 +50,9 @@ fn bind(src: &Path, target: &Path, extra: MsFlags) -> Result<()> {
 
 /// Is an lxcfs (ours or lxcfs 5.x) mounted at `mount_point`?
 pub fn lxcfs_mounted(mount_point: &Path) -> bool {
-    let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = mount_point.to_string_lossy();
-    mi.lines().any(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        let sep = f.iter().position(|x| *x == "-");
-        matches!(sep, Some(s) if f.len() > s + 1 && f.get(4) == Some(&want.as_ref()) && f[s + 1] == "fuse.lxcfs")
+    cgroups::mountinfo::read(Path::new("/proc")).is_ok_and(|ms| {
+        ms.iter()
+            .any(|m| m.mount_point == mount_point && m.fstype == "fuse.lxcfs")
     })
 }
 
