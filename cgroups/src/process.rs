@@ -108,9 +108,18 @@ impl Pidfd {
     }
 }
 
-/// The id lines of `/proc/<pid>/status`, as seen from the reader's user namespace.
+/// `/proc/<pid>/status`, as seen from the reader's user and pid namespaces: the one parser of
+/// it. The id and namespace lines must be there; the others are read when present.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
+    /// The command name (`Name:`).
+    pub name: String,
+    /// The state letter (`State:`, e.g. `R`, `S`, `Z`), if given.
+    pub state: Option<char>,
+    /// The thread group (process) id (`Tgid:`), if given.
+    pub tgid: Option<u32>,
+    /// The parent's pid (`PPid:`), if given.
+    pub ppid: Option<u32>,
     /// Real, effective, saved, filesystem uid.
     pub uids: [u32; 4],
     /// Real, effective, saved, filesystem gid.
@@ -119,6 +128,8 @@ pub struct Status {
     pub groups: Vec<u32>,
     /// The pid in each pid namespace from the reader's down to the process's own (`NSpid:`).
     pub nspid: Vec<u32>,
+    /// Effective capabilities (`CapEff:`; none when absent).
+    pub cap_eff: u64,
 }
 
 impl Status {
@@ -128,7 +139,7 @@ impl Status {
         Status::parse(&path, &read_to_string(&path)?)
     }
 
-    /// Parse status text (only the lines we need; all four of them must be there).
+    /// Parse status text (Uid, Gid, Groups and NSpid must be there).
     pub fn parse(path: &Path, text: &str) -> Result<Status> {
         let list = |v: &str| -> Result<Vec<u32>> {
             v.split_ascii_whitespace()
@@ -142,30 +153,60 @@ impl Status {
             let ids = list(v)?;
             <[u32; 4]>::try_from(ids).map_err(|_| Error::parse(path, "expected four ids"))
         };
+        let one = |k: &str, v: &str| -> Result<u32> {
+            v.trim()
+                .parse()
+                .map_err(|_| Error::parse(path, format!("bad {k} {v:?}")))
+        };
         let (mut uids, mut gids, mut groups, mut nspid) = (None, None, None, None);
+        let (mut name, mut state, mut tgid, mut ppid, mut cap_eff) =
+            (String::new(), None, None, None, 0);
         for line in text.lines() {
             let Some((k, v)) = line.split_once(':') else {
                 continue;
             };
             match k {
+                "Name" => name = v.trim().to_string(),
+                "State" => state = v.trim().chars().next(),
+                "Tgid" => tgid = Some(one(k, v)?),
+                "PPid" => ppid = Some(one(k, v)?),
                 "Uid" => uids = Some(four(v)?),
                 "Gid" => gids = Some(four(v)?),
                 "Groups" => groups = Some(list(v)?),
                 "NSpid" => nspid = Some(list(v)?),
+                "CapEff" => {
+                    cap_eff = u64::from_str_radix(v.trim(), 16)
+                        .map_err(|_| Error::parse(path, format!("bad CapEff {v:?}")))?
+                }
                 _ => {}
             }
         }
         match (uids, gids, groups, nspid) {
             (Some(uids), Some(gids), Some(groups), Some(nspid)) if !nspid.is_empty() => {
                 Ok(Status {
+                    name,
+                    state,
+                    tgid,
+                    ppid,
                     uids,
                     gids,
                     groups,
                     nspid,
+                    cap_eff,
                 })
             }
             _ => Err(Error::parse(path, "missing Uid/Gid/Groups/NSpid")),
         }
+    }
+
+    /// The pid in the process's own (innermost) pid namespace.
+    pub fn pid_inside(&self) -> u32 {
+        self.nspid.last().copied().unwrap_or(0)
+    }
+
+    /// Has it capability `cap` (e.g. 21, `CAP_SYS_ADMIN`) in effect?
+    pub fn has_cap(&self, cap: u32) -> bool {
+        cap < 64 && self.cap_eff & (1u64 << cap) != 0
     }
 }
 
@@ -242,6 +283,23 @@ mod tests {
         assert_eq!(s.nspid, vec![4242, 1]);
         assert!(Status::parse(Path::new("s"), "Uid:\t1 2 3\n").is_err());
         assert!(Status::parse(Path::new("s"), "Uid:\t1 2 3 x\n").is_err());
+        assert_eq!((s.name.as_str(), s.state, s.tgid), ("x", None, None));
+        assert_eq!(s.pid_inside(), 1);
+        assert!(!s.has_cap(21));
+    }
+
+    #[test]
+    fn the_rest_of_a_real_status_file() {
+        let s = Status::read(Path::new("/proc"), std::process::id()).unwrap();
+        assert_eq!(s.tgid, Some(std::process::id()));
+        assert!(matches!(s.state, Some('R' | 'S')));
+        assert!(s.ppid.is_some());
+        let t = "Name:\tsystemd\nState:\tS (sleeping)\nTgid:\t7\nPPid:\t1\nUid:\t0 0 0 0\n\
+                 Gid:\t0 0 0 0\nGroups:\t\nNSpid:\t7\nCapEff:\t000001ffffffffff\n";
+        let s = Status::parse(Path::new("s"), t).unwrap();
+        assert_eq!((s.state, s.tgid, s.ppid), (Some('S'), Some(7), Some(1)));
+        assert!(s.has_cap(21) && !s.has_cap(41) && !s.has_cap(99));
+        assert!(Status::parse(Path::new("s"), &t.replace("CapEff:\t0", "CapEff:\tz")).is_err());
     }
 
     #[test]

@@ -51,16 +51,8 @@ impl State {
     /// Is the recorded monitor still a running lxr process (an exited one waiting to be
     /// reaped by whoever adopted it does not count)?
     pub fn monitor_alive(&self) -> bool {
-        let Ok(st) = std::fs::read_to_string(format!("/proc/{}/status", self.monitor_pid)) else {
-            return false;
-        };
-        let field = |k: &str| {
-            st.lines()
-                .find_map(|l| l.strip_prefix(k))
-                .map(|v| v.trim().to_string())
-                .unwrap_or_default()
-        };
-        field("Name:") == "lxr" && !field("State:").starts_with('Z')
+        cgroups::process::Status::read(Path::new("/proc"), self.monitor_pid)
+            .is_ok_and(|st| st.name == "lxr" && st.state != Some('Z'))
     }
 
     fn load_raw(dir: &Path) -> Result<Option<State>> {
@@ -94,17 +86,7 @@ impl State {
 
     /// Is the recorded init still the init of a pid namespace (not a reused pid)?
     pub fn init_alive(&self) -> bool {
-        let proc = Path::new("/proc");
-        let Ok(st) = cgroups::process::Status::read(proc, self.init_pid) else {
-            return false;
-        };
-        let zombie = std::fs::read_to_string(proc.join(self.init_pid.to_string()).join("stat"))
-            .ok()
-            .and_then(|t| {
-                t.rsplit_once(')')
-                    .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-            })
-            .unwrap_or(false);
-        st.nspid.len() >= 2 && st.nspid.last() == Some(&1) && !zombie
+        cgroups::process::Status::read(Path::new("/proc"), self.init_pid)
+            .is_ok_and(|st| st.nspid.len() >= 2 && st.pid_inside() == 1 && st.state != Some('Z'))
     }
 }
