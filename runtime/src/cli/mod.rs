@@ -72,8 +72,7 @@ fn warn_unconfined(name: &str, s: &State) {
 pub fn main() -> ExitCode {
     // What lxr makes for itself is the user's alone; container content gets its modes
     // explicitly (and its processes a 022 umask, see `launch::exec_into`).
-    // SAFETY: umask has no preconditions.
-    unsafe { libc::umask(0o077) };
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let cli = Cli::parse();
     let run = || -> Result<i32> {
         crate::fds::cloexec_inherited()?;
