@@ -9,11 +9,16 @@
 
 use std::ffi::CString;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use crate::error::{Error, Result};
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{FchmodatFlags, Mode};
+use nix::unistd::UnlinkatFlags;
+
+use crate::error::{Context, Error, Result};
 
 /// A directory every path of which is resolved beneath it.
 #[derive(Debug)]
@@ -70,21 +75,12 @@ impl Dir {
     /// component must not be a symlink.
     pub fn open(path: &Path) -> Result<Dir> {
         let c = cstr(path)?;
-        // SAFETY: open with a valid C string; the result is checked.
-        let fd = unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(Error::Os {
-                what: format!("open {}", path.display()),
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        // SAFETY: the kernel just gave us this descriptor.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = nix::fcntl::open(
+            c.as_c_str(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open {}", path.display()))?;
         Ok(Dir {
             fd,
             name: path.to_path_buf(),
@@ -100,10 +96,8 @@ impl Dir {
         self.name.join(rel).display().to_string()
     }
 
-    fn os(&self, op: &str, rel: &Path) -> Error {
-        let source = std::io::Error::last_os_error();
-        if source.raw_os_error() == Some(libc::ELOOP) || source.raw_os_error() == Some(libc::EXDEV)
-        {
+    fn os(&self, op: &str, rel: &Path, e: Errno) -> Error {
+        if e == Errno::ELOOP || e == Errno::EXDEV {
             return Error::Usage(format!(
                 "{op} {}: refused, a symlink (or a path leaving the directory) is in the way",
                 self.what(rel)
@@ -111,61 +105,48 @@ impl Dir {
         }
         Error::Os {
             what: format!("{op} {}", self.what(rel)),
-            source,
+            source: e.into(),
         }
     }
 
     /// openat2 beneath this directory.
-    fn openat2(&self, rel: &Path, flags: libc::c_int, mode: u32) -> Result<OwnedFd> {
+    fn openat2(&self, rel: &Path, flags: OFlag, mode: u32) -> Result<OwnedFd> {
         self.openat2_resolving(
             rel,
             flags,
             mode,
-            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS,
         )
     }
 
     fn openat2_resolving(
         &self,
         rel: &Path,
-        flags: libc::c_int,
+        flags: OFlag,
         mode: u32,
-        resolve: u64,
+        resolve: ResolveFlag,
     ) -> Result<OwnedFd> {
         check_rel(rel)?;
         let c = cstr(rel)?;
-        // SAFETY: open_how is plain data; zeroed is valid (it is non-exhaustive, so it is
-        // built field by field).
-        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-        how.flags = (flags | libc::O_CLOEXEC) as u64;
-        how.mode = if flags & libc::O_CREAT != 0 {
-            u64::from(mode)
+        // A mode only with O_CREAT (the kernel refuses one otherwise).
+        let mode = if flags.contains(OFlag::O_CREAT) {
+            Mode::from_bits_retain(mode)
         } else {
-            0
+            Mode::empty()
         };
-        how.resolve = resolve;
-        // SAFETY: openat2 with our directory fd, a valid C string and a valid open_how of the
-        // size we pass; the result is checked.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                self.fd.as_raw_fd(),
-                c.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        };
-        if fd < 0 {
-            return Err(self.os("open", rel));
-        }
-        // SAFETY: the kernel just gave us this descriptor.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+        let how = OpenHow::new()
+            .flags(flags | OFlag::O_CLOEXEC)
+            .mode(mode)
+            .resolve(resolve);
+        nix::fcntl::openat2(&self.fd, c.as_c_str(), how).map_err(|e| self.os("open", rel, e))
     }
 
     /// The directory `rel` below this one.
     pub fn open_dir(&self, rel: impl AsRef<Path>) -> Result<Dir> {
         let rel = rel.as_ref();
-        let fd = self.openat2(rel, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        let fd = self.openat2(rel, OFlag::O_PATH | OFlag::O_DIRECTORY, 0)?;
         Ok(Dir {
             fd,
             name: self.name.join(rel),
@@ -180,9 +161,9 @@ impl Dir {
         let rel = rel.as_ref();
         let fd = self.openat2_resolving(
             rel,
-            libc::O_PATH | libc::O_DIRECTORY,
+            OFlag::O_PATH | OFlag::O_DIRECTORY,
             0,
-            libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+            ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS,
         )?;
         Ok(Dir {
             fd,
@@ -196,27 +177,15 @@ impl Dir {
         check_rel(rel)?;
         let (parent, name) = self.parent_of(rel)?;
         let c = cstr(Path::new(&name))?;
-        // SAFETY: stat is plain data, filled by the kernel.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: fstatat on our directory with a valid name and a stat we own.
-        let r = unsafe {
-            libc::fstatat(
-                parent.fd.as_raw_fd(),
-                c.as_ptr(),
-                &mut st,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
+        let st = match nix::sys::stat::fstatat(
+            &parent.fd,
+            c.as_c_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(e) => return Err(e).ctx(|| format!("stat {}", self.what(rel))),
         };
-        if r != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::ENOENT) {
-                return Ok(None);
-            }
-            return Err(Error::Os {
-                what: format!("stat {}", self.what(rel)),
-                source: e,
-            });
-        }
         Ok(Some(match st.st_mode & libc::S_IFMT {
             libc::S_IFREG => Kind::File,
             libc::S_IFDIR => Kind::Dir,
@@ -255,21 +224,9 @@ impl Dir {
         check_rel(rel)?;
         let (parent, name) = self.parent_of(rel)?;
         let c = cstr(Path::new(&name))?;
-        let mut buf = vec![0u8; 4096];
-        // SAFETY: readlinkat on our directory with a valid name into a buffer of its length.
-        let n = unsafe {
-            libc::readlinkat(
-                parent.fd.as_raw_fd(),
-                c.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        if n < 0 {
-            return Err(self.os("readlink", rel));
-        }
-        buf.truncate(n as usize);
-        Ok(PathBuf::from(std::ffi::OsString::from_vec(buf)))
+        nix::fcntl::readlinkat(&parent.fd, c.as_c_str())
+            .map(PathBuf::from)
+            .map_err(|e| self.os("readlink", rel, e))
     }
 
     /// The metadata of the open file `f` (`rel`), which must be a regular file.
@@ -291,7 +248,11 @@ impl Dir {
     pub fn read(&self, rel: impl AsRef<Path>, limit: u64) -> Result<Vec<u8>> {
         let rel = rel.as_ref();
         // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
-        let fd = self.openat2(rel, libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK, 0)?;
+        let fd = self.openat2(
+            rel,
+            OFlag::O_RDONLY | OFlag::O_NOCTTY | OFlag::O_NONBLOCK,
+            0,
+        )?;
         let f = std::fs::File::from(fd);
         let md = self.regular(&f, rel)?;
         if md.len() > limit {
@@ -330,7 +291,7 @@ impl Dir {
         let rel = rel.as_ref();
         let fd = self.openat2(
             rel,
-            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOCTTY | libc::O_NONBLOCK,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK,
             mode,
         )?;
         let mut f = std::fs::File::from(fd);
@@ -349,7 +310,7 @@ impl Dir {
         let _ = self.unlink(&tmp);
         let fd = self.openat2(
             Path::new(&tmp),
-            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
             mode,
         )?;
         let written = std::fs::File::from(fd)
@@ -369,21 +330,16 @@ impl Dir {
     pub fn unlink(&self, name: &str) -> Result<()> {
         check_name(name)?;
         let c = cstr(Path::new(name))?;
-        // SAFETY: unlinkat on our directory with a valid name.
-        if unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), 0) } != 0 {
-            return Err(self.os("remove", Path::new(name)));
-        }
-        Ok(())
+        nix::unistd::unlinkat(&self.fd, c.as_c_str(), UnlinkatFlags::NoRemoveDir)
+            .map_err(|e| self.os("remove", Path::new(name), e))
     }
 
     /// Make the directory `name` in this directory (fails if anything has that name).
     pub fn mkdir(&self, name: &str, mode: u32) -> Result<Dir> {
         check_name(name)?;
         let c = cstr(Path::new(name))?;
-        // SAFETY: mkdirat on our directory with a valid name.
-        if unsafe { libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), mode) } != 0 {
-            return Err(self.os("mkdir", Path::new(name)));
-        }
+        nix::sys::stat::mkdirat(&self.fd, c.as_c_str(), Mode::from_bits_retain(mode))
+            .map_err(|e| self.os("mkdir", Path::new(name), e))?;
         self.open_dir(name)
     }
 
@@ -421,39 +377,22 @@ impl Dir {
         check_name(from)?;
         check_name(to)?;
         let (f, t) = (cstr(Path::new(from))?, cstr(Path::new(to))?);
-        // SAFETY: renameat on two directory fds with valid names; symlinks are renamed, not
-        // followed.
-        let r = unsafe {
-            libc::renameat(
-                self.fd.as_raw_fd(),
-                f.as_ptr(),
-                to_dir.fd.as_raw_fd(),
-                t.as_ptr(),
-            )
-        };
-        if r != 0 {
-            return Err(self.os("rename", Path::new(from)));
-        }
-        Ok(())
+        // Symlinks are renamed, not followed.
+        nix::fcntl::renameat(&self.fd, f.as_c_str(), &to_dir.fd, t.as_c_str())
+            .map_err(|e| self.os("rename", Path::new(from), e))
     }
 
     /// Change the owner of `name` in this directory (not following a symlink).
     pub fn chown(&self, name: &str, uid: u32, gid: u32) -> Result<()> {
         let c = cstr(Path::new(name))?;
-        // SAFETY: fchownat on our directory with a valid name.
-        let r = unsafe {
-            libc::fchownat(
-                self.fd.as_raw_fd(),
-                c.as_ptr(),
-                uid,
-                gid,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        if r != 0 {
-            return Err(self.os("chown", Path::new(name)));
-        }
-        Ok(())
+        nix::unistd::fchownat(
+            &self.fd,
+            c.as_c_str(),
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| self.os("chown", Path::new(name), e))
     }
 
     /// Change the mode of `name` in this directory (which must not be a symlink).
@@ -465,11 +404,13 @@ impl Dir {
             )));
         }
         let c = cstr(Path::new(name))?;
-        // SAFETY: fchmodat on our directory with a valid name.
-        if unsafe { libc::fchmodat(self.fd.as_raw_fd(), c.as_ptr(), mode, 0) } != 0 {
-            return Err(self.os("chmod", Path::new(name)));
-        }
-        Ok(())
+        nix::sys::stat::fchmodat(
+            &self.fd,
+            c.as_c_str(),
+            Mode::from_bits_retain(mode),
+            FchmodatFlags::FollowSymlink,
+        )
+        .map_err(|e| self.os("chmod", Path::new(name), e))
     }
 
     /// Clear the set-user-id and set-group-id bits of the regular file `name` if `owner` owns
@@ -477,7 +418,7 @@ impl Dir {
     /// a symlink swapped in meanwhile is never followed.
     pub fn clear_setid(&self, name: &str, owner: u32) -> Result<bool> {
         check_name(name)?;
-        let fd = self.openat2(Path::new(name), libc::O_PATH, 0)?;
+        let fd = self.openat2(Path::new(name), OFlag::O_PATH, 0)?;
         let st = nix::sys::stat::fstat(&fd).map_err(|e| Error::Os {
             what: format!("stat {}", self.what(Path::new(name))),
             source: e.into(),
@@ -502,7 +443,7 @@ impl Dir {
 
     /// Names in this directory (not `.`/`..`).
     pub fn entries(&self) -> Result<Vec<String>> {
-        let fd = self.openat2(Path::new("."), libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+        let fd = self.openat2(Path::new("."), OFlag::O_RDONLY | OFlag::O_DIRECTORY, 0)?;
         // `/proc/self/fd/N` of a descriptor we hold: read_dir needs a path.
         let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
         let rd = std::fs::read_dir(&path).map_err(|e| Error::Os {
@@ -523,26 +464,17 @@ impl Dir {
 
     /// Make this process's working directory this one.
     pub fn chdir(&self) -> Result<()> {
-        // SAFETY: fchdir on our directory fd.
-        if unsafe { libc::fchdir(self.fd.as_raw_fd()) } != 0 {
-            return Err(Error::Os {
-                what: format!("chdir {}", self.name.display()),
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        Ok(())
+        nix::unistd::fchdir(&self.fd).ctx(|| format!("chdir {}", self.name.display()))
     }
 
     /// Keep the descriptor across an exec (for a child that uses [`Dir::proc_path`]).
     pub fn inheritable(&self) -> Result<()> {
-        // SAFETY: F_SETFD on our own descriptor.
-        if unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_SETFD, 0) } != 0 {
-            return Err(Error::Os {
-                what: format!("pass {}", self.name.display()),
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        Ok(())
+        nix::fcntl::fcntl(
+            &self.fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .map(drop)
+        .ctx(|| format!("pass {}", self.name.display()))
     }
 }
 

@@ -13,7 +13,7 @@
 //! [`not_dumpable`] closes the window between `setns` and exec, when a process that holds the
 //! user's descriptors already lives in the container's namespaces.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, RawFd};
 
 use crate::error::{Error, Result};
 
@@ -21,7 +21,7 @@ const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
 
 fn close_range(first: u32, last: u32, flags: libc::c_uint) -> std::io::Result<()> {
     // SAFETY: close_range takes plain integers; it only closes or flags descriptors of this
-    // process, which every caller here means to.
+    // process, which every caller here means to (nix has no close_range).
     let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) };
     if r == 0 {
         Ok(())
@@ -48,7 +48,9 @@ fn cloexec_from(first: RawFd) -> Result<()> {
         return Ok(());
     }
     for fd in open_fds().into_iter().filter(|fd| *fd >= first as RawFd) {
-        // SAFETY: F_SETFD on a descriptor number; an already closed one just fails (EBADF).
+        // SAFETY: F_SETFD on a bare descriptor number (nix's fcntl wants a borrowed fd, which
+        // only an unsafe `borrow_raw` could make of it); it only sets a flag, and an already
+        // closed number just fails (EBADF).
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
     Ok(())
@@ -83,35 +85,50 @@ pub fn keep_only(keep: &[RawFd]) {
     if !ok {
         for fd in open_fds() {
             if fd > 2 && !keep.contains(&fd) {
-                // SAFETY: closing a descriptor number of this process that nothing here uses.
-                unsafe { libc::close(fd) };
+                // A descriptor number of this process that nothing here uses (the caller
+                // keeps only `keep`); one already gone just fails.
+                let _ = nix::unistd::close(fd);
             }
         }
     }
+}
+
+/// This process's stdin, stdout and stderr become copies of these descriptors.
+pub fn onto_stdio(stdin: impl AsFd, stdout: impl AsFd, stderr: impl AsFd) -> nix::Result<()> {
+    nix::unistd::dup2_stdin(stdin)?;
+    nix::unistd::dup2_stdout(stdout)?;
+    nix::unistd::dup2_stderr(stderr)
+}
+
+/// Whether poll reported anything for `p` (bits nix does not name count too).
+pub fn ready(p: &nix::poll::PollFd<'_>) -> bool {
+    p.revents().is_none_or(|r| !r.is_empty())
 }
 
 /// Make this process non-dumpable: until it execs, neither ptrace nor `/proc/<pid>/fd` reach it
 /// from inside a user namespace it joins (its memory belongs to the user namespace it was
 /// started in, where container root has no capabilities).
 pub fn not_dumpable() -> Result<()> {
-    // SAFETY: PR_SET_DUMPABLE takes an integer; no pointers.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-        return Err(Error::Os {
-            what: "make lxr non-dumpable".into(),
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    Ok(())
+    nix::sys::prctl::set_dumpable(false).map_err(|e| Error::Os {
+        what: "make lxr non-dumpable".into(),
+        source: e.into(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::{fork, ForkResult};
     use std::os::fd::AsRawFd;
 
-    fn flags(fd: RawFd) -> libc::c_int {
-        // SAFETY: F_GETFD on a descriptor number.
-        unsafe { libc::fcntl(fd, libc::F_GETFD) }
+    /// Whether `fd` is close-on-exec, as the kernel reports it (`/proc/self/fdinfo`); `None`
+    /// when it is not open.
+    fn cloexec(fd: RawFd) -> Option<bool> {
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
+        let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
+        let flags = u32::from_str_radix(flags.trim(), 8).ok()?;
+        Some(flags & libc::O_CLOEXEC as u32 != 0)
     }
 
     /// In a forked child: an inherited descriptor without CLOEXEC gets it; keep_only closes
@@ -119,28 +136,25 @@ mod tests {
     #[test]
     fn inherited_descriptors_are_sealed_and_closed() {
         let dir = std::fs::File::open("/").unwrap();
-        // SAFETY: dup of a valid descriptor; the copy has no CLOEXEC, as an inherited one.
-        let leaked = unsafe { libc::dup(dir.as_raw_fd()) };
+        // The copy has no CLOEXEC, as an inherited one.
+        let leaked = nix::unistd::dup(&dir).unwrap();
+        let (leaked_fd, dir_fd) = (leaked.as_raw_fd(), dir.as_raw_fd());
         let kept = std::fs::File::open("/").unwrap();
         // SAFETY: the child only makes plain calls and _exits.
-        match unsafe { libc::fork() } {
-            0 => {
-                let before = flags(leaked) & libc::FD_CLOEXEC == 0;
-                let sealed = seal().is_ok() && flags(leaked) & libc::FD_CLOEXEC != 0;
+        match unsafe { fork() }.unwrap() {
+            ForkResult::Child => {
+                let before = cloexec(leaked_fd) == Some(false);
+                let sealed = seal().is_ok() && cloexec(leaked_fd) == Some(true);
                 keep_only(&[kept.as_raw_fd()]);
-                let closed = flags(leaked) == -1 && flags(dir.as_raw_fd()) == -1;
-                let still = flags(kept.as_raw_fd()) != -1 && flags(1) != -1;
+                let closed = cloexec(leaked_fd).is_none() && cloexec(dir_fd).is_none();
+                let still = cloexec(kept.as_raw_fd()).is_some() && cloexec(1).is_some();
                 let good = before && sealed && closed && still;
-                // SAFETY: end the child.
-                unsafe { libc::_exit(if good { 0 } else { 1 }) }
+                crate::launch::exit_forked(if good { 0 } else { 1 })
             }
-            pid => {
-                let mut st = 0;
-                // SAFETY: waiting for our child.
-                unsafe { libc::waitpid(pid, &mut st, 0) };
-                // SAFETY: closing our own dup.
-                unsafe { libc::close(leaked) };
-                assert!(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0);
+            ForkResult::Parent { child } => {
+                let st = waitpid(child, None).unwrap();
+                drop(leaked);
+                assert_eq!(st, WaitStatus::Exited(child, 0));
             }
         }
     }

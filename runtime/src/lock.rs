@@ -31,8 +31,10 @@ impl Lock {
             .ctx(|| format!("open {}", path.display()))?;
         let t = Instant::now();
         loop {
-            // SAFETY: flock on an fd we own; no pointers.
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            // flock(LOCK_EX | LOCK_NB); nothing unlocks it on drop but the last close, so
+            // the monitor's inherited copy keeps holding it (unlike nix's `Flock`, whose drop
+            // would unlock every copy).
+            if f.try_lock().is_ok() {
                 return Ok(Lock(f));
             }
             if t.elapsed() >= wait {

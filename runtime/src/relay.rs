@@ -13,8 +13,14 @@
 //! nothing in the container can reach it. Signals lxr receives (`SIGINT`, `SIGTERM`, `SIGHUP`,
 //! `SIGQUIT`, `SIGUSR1`, `SIGUSR2`) are passed on to the command.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::IsTerminal;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::error::{Context, Error, Result};
 
@@ -27,16 +33,16 @@ pub enum Mode {
     Pipes,
 }
 
-fn isatty(fd: RawFd) -> bool {
-    // SAFETY: isatty on a descriptor number; a closed one answers false.
-    unsafe { libc::isatty(fd) == 1 }
-}
-
 /// The mode for `-t` (`force`) / `-T` (`forbid`) and this process's stdio.
 pub fn mode(force: bool, forbid: bool) -> Mode {
+    let any_terminal = || {
+        std::io::stdin().is_terminal()
+            || std::io::stdout().is_terminal()
+            || std::io::stderr().is_terminal()
+    };
     if forbid {
         Mode::Pipes
-    } else if force || (0..3).any(isatty) {
+    } else if force || any_terminal() {
         Mode::Pty
     } else {
         Mode::Pipes
@@ -44,13 +50,13 @@ pub fn mode(force: bool, forbid: bool) -> Mode {
 }
 
 /// Signals passed on to the command.
-const FORWARDED: [libc::c_int; 6] = [
-    libc::SIGINT,
-    libc::SIGTERM,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
+const FORWARDED: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
 ];
 
 /// Both ends of the command's stdio, made before the fork.
@@ -77,25 +83,15 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())
 }
 
-fn dup2(fd: RawFd, to: RawFd) -> Result<()> {
-    // SAFETY: dup2 onto one of this process's standard descriptors.
-    if unsafe { libc::dup2(fd, to) } < 0 {
-        return Err(Error::Os {
-            what: format!("dup2 onto {to}"),
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    Ok(())
-}
-
-fn nonblocking(fd: RawFd) {
-    // SAFETY: F_GETFL/F_SETFL on a descriptor lxr made itself (never one of the user's: that
-    // would change the user's terminal for every program sharing it).
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        if fl >= 0 {
-            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-        }
+/// Only ever on a descriptor lxr made itself, never one of the user's: that would change the
+/// user's terminal for every program sharing it.
+fn nonblocking(fd: BorrowedFd<'_>) {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    if let Ok(fl) = fcntl(fd, FcntlArg::F_GETFL) {
+        let _ = fcntl(
+            fd,
+            FcntlArg::F_SETFL(OFlag::from_bits_retain(fl) | OFlag::O_NONBLOCK),
+        );
     }
 }
 
@@ -119,13 +115,9 @@ impl Streams {
     /// In the forked command, before its exec: its side becomes stdin, stdout and stderr
     /// (every other descriptor is closed by the exec, see [`crate::launch::before_exec`]).
     pub fn into_child(self) -> Result<()> {
-        // SAFETY: an empty set, then unblock everything: lxr blocked the signals it relays,
-        // and a blocked mask survives exec.
-        unsafe {
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-        }
+        // Unblock everything: lxr blocked the signals it relays, and a blocked mask survives
+        // exec.
+        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
         match self {
             Streams::Pty { master, peer } => {
                 drop(master);
@@ -135,16 +127,9 @@ impl Streams {
                     .write(true)
                     .open(&peer)
                     .ctx(|| format!("open {}", peer.display()))?;
-                // SAFETY: TIOCSCTTY takes an int (0: do not steal).
-                if unsafe { libc::ioctl(f.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
-                    return Err(Error::Os {
-                        what: "set the controlling terminal".into(),
-                        source: std::io::Error::last_os_error(),
-                    });
-                }
-                for t in 0..3 {
-                    dup2(f.as_raw_fd(), t)?;
-                }
+                crate::term::set_controlling(f.as_fd())
+                    .ctx(|| "set the controlling terminal".into())?;
+                crate::fds::onto_stdio(&f, &f, &f).ctx(|| "dup2 onto stdio".into())?;
             }
             Streams::Pipes {
                 stdin,
@@ -157,9 +142,8 @@ impl Streams {
                     nix::unistd::Pid::from_raw(0),
                     nix::unistd::Pid::from_raw(0),
                 );
-                dup2(stdin.0.as_raw_fd(), 0)?;
-                dup2(stdout.1.as_raw_fd(), 1)?;
-                dup2(stderr.1.as_raw_fd(), 2)?;
+                crate::fds::onto_stdio(&stdin.0, &stdout.1, &stderr.1)
+                    .ctx(|| "dup2 onto stdio".into())?;
             }
         }
         Ok(())
@@ -169,20 +153,23 @@ impl Streams {
     /// pidfd) exits, then what it left in the pipe or pty.
     pub fn relay(self, child: &cgroups::process::Pidfd) -> Result<()> {
         let signals = Signals::block(matches!(self, Streams::Pty { .. }))?;
+        let user = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+        let (user_in, user_out, user_err) = (user.0.as_fd(), user.1.as_fd(), user.2.as_fd());
         match self {
             Streams::Pty { master, .. } => {
                 let raw = crate::term::raw()?;
                 if raw.is_none() {
                     plain(&master);
                 }
-                let m = master.as_raw_fd();
+                let m = master.as_fd();
                 resize(m);
                 nonblocking(m);
                 let mut flows = vec![
-                    Flow::new(0, m, true, OnEof::SendEof),
-                    Flow::new(m, 1, false, OnEof::Nothing),
+                    Flow::new(user_in, To::Fd(m), true, OnEof::SendEof),
+                    Flow::new(m, To::Fd(user_out), false, OnEof::Nothing),
                 ];
                 run(&mut flows, child, &signals, Some(m))?;
+                drop(flows);
                 drop(master);
             }
             Streams::Pipes {
@@ -195,15 +182,13 @@ impl Streams {
                 let (r_out, child_out) = stdout;
                 let (r_err, child_err) = stderr;
                 drop((child_in, child_out, child_err));
-                for fd in [w_in.as_raw_fd(), r_out.as_raw_fd(), r_err.as_raw_fd()] {
+                for fd in [w_in.as_fd(), r_out.as_fd(), r_err.as_fd()] {
                     nonblocking(fd);
                 }
-                let mut input = Flow::new(0, w_in.as_raw_fd(), true, OnEof::Close);
-                input.owned = Some(w_in);
                 let mut flows = vec![
-                    input,
-                    Flow::new(r_out.as_raw_fd(), 1, false, OnEof::Nothing),
-                    Flow::new(r_err.as_raw_fd(), 2, false, OnEof::Nothing),
+                    Flow::new(user_in, To::Pipe(w_in), true, OnEof::Close),
+                    Flow::new(r_out.as_fd(), To::Fd(user_out), false, OnEof::Nothing),
+                    Flow::new(r_err.as_fd(), To::Fd(user_err), false, OnEof::Nothing),
                 ];
                 run(&mut flows, child, &signals, None)?;
             }
@@ -227,13 +212,14 @@ fn plain(master: &OwnedFd) {
 }
 
 /// Copy the user's window size (from whichever stdio is a terminal) onto the pty.
-fn resize(master: RawFd) {
+fn resize(master: BorrowedFd<'_>) {
     for fd in 0..3 {
-        // SAFETY: winsize is plain data; TIOCGWINSZ fills it, TIOCSWINSZ reads it.
+        // SAFETY: winsize is plain data; TIOCGWINSZ fills it, TIOCSWINSZ reads it (nix has no
+        // safe call for either).
         unsafe {
             let mut ws: libc::winsize = std::mem::zeroed();
             if libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) == 0 {
-                libc::ioctl(master, libc::TIOCSWINSZ, &ws);
+                libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
                 return;
             }
         }
@@ -252,63 +238,80 @@ enum OnEof {
     Nothing,
 }
 
+/// Where a flow writes.
+enum To<'a> {
+    /// A descriptor that outlives the relay (the user's stdout/stderr, the pty's master).
+    Fd(BorrowedFd<'a>),
+    /// The command's stdin pipe: closing it is how its end is told ([`OnEof::Close`]).
+    Pipe(OwnedFd),
+    /// The pipe, closed.
+    Closed,
+}
+
+impl To<'_> {
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        match self {
+            To::Fd(fd) => Some(*fd),
+            To::Pipe(fd) => Some(fd.as_fd()),
+            To::Closed => None,
+        }
+    }
+}
+
 /// One direction: bytes from `from` to `to`. The container's side is non-blocking (lxr must
 /// never wait on the command while the command waits on lxr); the user's side is written
 /// blocking (lxr waits for a slow reader of its output, as `cat` would).
-struct Flow {
-    from: RawFd,
-    to: RawFd,
+struct Flow<'a> {
+    from: BorrowedFd<'a>,
+    to: To<'a>,
     to_container: bool,
     buf: Vec<u8>,
     open: bool,
     on_eof: OnEof,
     last: u8,
-    /// The destination, when closing it is how its end is told ([`OnEof::Close`]).
-    owned: Option<OwnedFd>,
 }
 
-impl Flow {
-    fn new(from: RawFd, to: RawFd, to_container: bool, on_eof: OnEof) -> Flow {
+impl<'a> Flow<'a> {
+    fn new(from: BorrowedFd<'a>, to: To<'a>, to_container: bool, on_eof: OnEof) -> Flow<'a> {
         Flow {
             from,
             to,
             to_container,
             buf: Vec::new(),
-            open: to >= 0,
+            open: true,
             on_eof,
             last: b'\n',
-            owned: None,
         }
     }
 
     /// Read what is there (once); false at end of file.
     fn fill(&mut self) -> bool {
         let mut chunk = [0u8; 16384];
-        // SAFETY: read into a buffer we own, of its length.
-        let n = unsafe { libc::read(self.from, chunk.as_mut_ptr().cast(), chunk.len()) };
-        if n > 0 {
-            let n = n as usize;
-            self.last = chunk[n - 1];
-            self.buf.extend_from_slice(&chunk[..n]);
-            return true;
+        match nix::unistd::read(self.from, &mut chunk) {
+            Ok(n) if n > 0 => {
+                self.last = chunk[n - 1];
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            Ok(_) => false,
+            Err(e) => matches!(e, Errno::EAGAIN | Errno::EINTR),
         }
-        let e = std::io::Error::last_os_error().raw_os_error();
-        n < 0 && matches!(e, Some(libc::EAGAIN) | Some(libc::EINTR))
     }
 
     /// Write what is buffered (all of it towards the user; what fits towards the container).
     fn flush(&mut self) {
         while !self.buf.is_empty() {
-            // SAFETY: write from a buffer we own, of its length.
-            let n = unsafe { libc::write(self.to, self.buf.as_ptr().cast(), self.buf.len()) };
-            if n > 0 {
-                self.buf.drain(..n as usize);
-                continue;
-            }
-            let e = std::io::Error::last_os_error().raw_os_error();
-            match e {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) if self.to_container => return,
+            let written = match self.to.fd() {
+                Some(to) => nix::unistd::write(to, &self.buf),
+                None => Err(Errno::EBADF),
+            };
+            match written {
+                Ok(n) if n > 0 => {
+                    self.buf.drain(..n);
+                    continue;
+                }
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) if self.to_container => return,
                 // The reader went away (EPIPE, EIO): drop what it would not take.
                 _ => {
                     self.buf.clear();
@@ -325,7 +328,7 @@ impl Flow {
         self.open = false;
         if self.on_eof == OnEof::Close {
             self.buf.clear();
-            self.owned = None;
+            self.to = To::Closed;
         }
         if self.on_eof == OnEof::SendEof && !terminal_in {
             let eof = if self.last == b'\n' {
@@ -341,42 +344,42 @@ impl Flow {
 
 /// The relay loop.
 fn run(
-    flows: &mut [Flow],
+    flows: &mut [Flow<'_>],
     child: &cgroups::process::Pidfd,
     signals: &Signals,
-    pty: Option<RawFd>,
+    pty: Option<BorrowedFd<'_>>,
 ) -> Result<()> {
-    use std::os::fd::AsFd;
-    let child_fd = child.as_fd().as_raw_fd();
-    let terminal_in = isatty(0);
+    let terminal_in = crate::term::stdin_is_tty();
     loop {
-        let mut fds = vec![
-            pollfd(child_fd, libc::POLLIN),
-            pollfd(signals.fd.as_raw_fd(), libc::POLLIN),
-        ];
         let mut slots = Vec::new();
-        for (i, f) in flows.iter().enumerate() {
-            if !f.buf.is_empty() && f.to_container {
-                slots.push((i, true));
-                fds.push(pollfd(f.to, libc::POLLOUT));
-            } else if f.open && f.buf.is_empty() {
-                slots.push((i, false));
-                fds.push(pollfd(f.from, libc::POLLIN));
+        let ready: Vec<bool> = {
+            let mut fds = vec![
+                PollFd::new(child.as_fd(), PollFlags::POLLIN),
+                PollFd::new(signals.fd.as_fd(), PollFlags::POLLIN),
+            ];
+            for (i, f) in flows.iter().enumerate() {
+                if !f.buf.is_empty() && f.to_container {
+                    if let Some(to) = f.to.fd() {
+                        slots.push((i, true));
+                        fds.push(PollFd::new(to, PollFlags::POLLOUT));
+                    }
+                } else if f.open && f.buf.is_empty() {
+                    slots.push((i, false));
+                    fds.push(PollFd::new(f.from, PollFlags::POLLIN));
+                }
             }
-        }
-        // SAFETY: a vector of valid pollfds for the duration of the call.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
+            match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => fds.iter().map(crate::fds::ready).collect(),
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    return Err(Error::Os {
+                        what: "poll".into(),
+                        source: e.into(),
+                    })
+                }
             }
-            return Err(Error::Os {
-                what: "poll".into(),
-                source: e,
-            });
-        }
-        if fds[1].revents != 0 {
+        };
+        if ready[1] {
             for sig in signals.read() {
                 if sig == libc::SIGWINCH {
                     if let Some(m) = pty {
@@ -388,8 +391,7 @@ fn run(
             }
         }
         for (k, (i, out)) in slots.iter().enumerate() {
-            let ev = fds[k + 2].revents;
-            if ev == 0 {
+            if !ready[k + 2] {
                 continue;
             }
             let f = &mut flows[*i];
@@ -400,7 +402,7 @@ fn run(
                 f.eof(terminal_in);
             }
         }
-        if fds[0].revents != 0 {
+        if ready[0] {
             // The command ended: what it wrote is in the pipes or the pty; take it.
             for f in flows.iter_mut().filter(|f| !f.to_container && f.open) {
                 while f.fill() && !f.buf.is_empty() {
@@ -413,78 +415,50 @@ fn run(
     }
 }
 
-fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    }
-}
-
 /// The relayed signals, blocked and read from a signalfd while the relay runs; unblocked again
 /// when dropped.
 struct Signals {
-    fd: OwnedFd,
-    old: libc::sigset_t,
+    fd: SignalFd,
+    old: SigSet,
 }
 
 impl Signals {
     fn block(winch: bool) -> Result<Signals> {
-        // SAFETY: sigset_t is plain data initialised by sigemptyset/sigaddset; sigprocmask and
-        // signalfd read it; the descriptor is checked.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for s in FORWARDED {
-                libc::sigaddset(&mut set, s);
-            }
-            if winch {
-                libc::sigaddset(&mut set, libc::SIGWINCH);
-            }
-            libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
-            let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
-            if fd < 0 {
-                let e = std::io::Error::last_os_error();
-                libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-                return Err(Error::Os {
+        let mut set = SigSet::empty();
+        for s in FORWARDED {
+            set.add(s);
+        }
+        if winch {
+            set.add(Signal::SIGWINCH);
+        }
+        let mut old = SigSet::empty();
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old))
+            .ctx(|| "block the relayed signals".into())?;
+        match SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
+            Ok(fd) => Ok(Signals { fd, old }),
+            Err(e) => {
+                let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+                Err(Error::Os {
                     what: "signalfd".into(),
-                    source: e,
-                });
+                    source: e.into(),
+                })
             }
-            Ok(Signals {
-                fd: OwnedFd::from_raw_fd(fd),
-                old,
-            })
         }
     }
 
     /// The signals that arrived.
     fn read(&self) -> Vec<libc::c_int> {
         let mut out = Vec::new();
-        loop {
-            // SAFETY: signalfd_siginfo is plain data; read fills at most its size.
-            let mut si: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-            let size = std::mem::size_of::<libc::signalfd_siginfo>();
-            // SAFETY: reading into the struct we own, of its size.
-            let n = unsafe {
-                libc::read(
-                    self.fd.as_raw_fd(),
-                    (&mut si as *mut libc::signalfd_siginfo).cast(),
-                    size,
-                )
-            };
-            if n as usize != size {
-                return out;
-            }
+        while let Ok(Some(si)) = self.fd.read_signal() {
             out.push(si.ssi_signo as libc::c_int);
         }
+        out
     }
 }
 
 impl Drop for Signals {
     fn drop(&mut self) {
-        // SAFETY: restoring the mask saved in `block`.
-        unsafe { libc::sigprocmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+        // The mask saved in `block`.
+        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old), None);
     }
 }

@@ -30,3 +30,15 @@ pub fn raw() -> Result<Option<Raw>> {
     termios::tcsetattr(&stdin, SetArg::TCSANOW, &raw).ctx(|| "raw terminal".into())?;
     Ok(Some(Raw(stdin, saved)))
 }
+
+/// Make the terminal `fd` the controlling terminal of this process (a session leader without
+/// one), without stealing it from another session.
+pub fn set_controlling(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: TIOCSCTTY takes an int argument (0: do not steal), no pointer; nix has no safe
+    // call for it.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -59,21 +59,18 @@ where
             drop(parent);
             // Die with lxr: a half-built or half-removed tree must not keep changing behind
             // a `lxr delete` that cleans up after a killed `lxr launch`.
-            // SAFETY: PR_SET_PDEATHSIG takes a signal number; no pointers.
-            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+            let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
             if nix::unistd::getppid().as_raw() == 1 {
-                // SAFETY: the parent is already gone; end at once.
-                unsafe { libc::_exit(1) }
+                // The parent is already gone; end at once.
+                crate::launch::exit_forked(1)
             }
             // What the child makes is the container's content: the usual modes, not lxr's 077.
-            // SAFETY: umask has no preconditions.
-            unsafe { libc::umask(0o022) };
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
             // The programs it runs read hostile archives: a new session (no controlling
             // terminal to type into) and nothing to read from the user's terminal.
             let _ = nix::unistd::setsid();
             if let Ok(null) = std::fs::File::open("/dev/null") {
-                // SAFETY: dup2 onto this process's stdin.
-                unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0) };
+                let _ = nix::unistd::dup2_stdin(&null);
             }
             let code = match child_enter(&child_end).and_then(|()| f()) {
                 Ok(()) => 0,
@@ -82,8 +79,7 @@ where
                     1
                 }
             };
-            // SAFETY: ends the forked child without running the parent's atexit handlers.
-            unsafe { libc::_exit(code) }
+            crate::launch::exit_forked(code)
         }
         ForkResult::Parent { child } => {
             drop(child_end);

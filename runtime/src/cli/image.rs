@@ -174,20 +174,27 @@ fn list(store: &Store, format: &str) -> Result<()> {
     match format {
         "json" => println!("{}", serde_json::to_string(&rows).unwrap_or_default()),
         "yaml" => print!("{}", serde_yaml_ng::to_string(&rows).unwrap_or_default()),
-        "csv" => {
-            println!("aliases,fingerprint,description,architecture,size,imported_at");
-            for r in &rows {
-                println!(
-                    "{},{},\"{}\",{},{},{}",
+        "csv" => print!(
+            "{}",
+            super::csv(
+                [
+                    "aliases",
+                    "fingerprint",
+                    "description",
+                    "architecture",
+                    "size",
+                    "imported_at"
+                ],
+                rows.iter().map(|r| [
                     r.aliases.join(" "),
-                    r.fingerprint,
-                    r.description.replace('"', "\"\""),
-                    r.architecture,
-                    r.size,
-                    r.imported_at
-                );
-            }
-        }
+                    r.fingerprint.clone(),
+                    r.description.clone(),
+                    r.architecture.clone(),
+                    r.size.to_string(),
+                    r.imported_at.to_string(),
+                ]),
+            )
+        ),
         _ => {
             println!(
                 "{:<20} {:<12} {:<10} {:>10}  DESCRIPTION",

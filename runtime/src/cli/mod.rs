@@ -61,6 +61,19 @@ enum Cmd {
     Image(image::Args),
 }
 
+/// `header` and `rows` as CSV for `--format csv` (RFC 4180, by the `csv` crate: a field with
+/// a comma, a quote or a line break is quoted, its quotes doubled — `limits.cpu=0,1` stays one
+/// field).
+fn csv<const N: usize>(header: [&str; N], rows: impl IntoIterator<Item = [String; N]>) -> String {
+    let mut w = ::csv::Writer::from_writer(Vec::new());
+    // Writing into a Vec cannot fail, and every record has the header's length.
+    let _ = w.write_record(header);
+    for r in rows {
+        let _ = w.write_record(&r);
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
 /// The warning `start`/`launch` print for a container without a delegated cgroup.
 fn warn_unconfined(name: &str, s: &State) {
     if let Some(why) = &s.cgroup.unconfined {
@@ -72,8 +85,7 @@ fn warn_unconfined(name: &str, s: &State) {
 pub fn main() -> ExitCode {
     // What lxr makes for itself is the user's alone; container content gets its modes
     // explicitly (and its processes a 022 umask, see `launch::exec_into`).
-    // SAFETY: umask has no preconditions.
-    unsafe { libc::umask(0o077) };
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let cli = Cli::parse();
     let run = || -> Result<i32> {
         crate::fds::cloexec_inherited()?;

@@ -10,10 +10,12 @@
 //! * any other init is watched for [`WINDOW`] after it starts: one that dies that soon fails
 //!   the start.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use crate::beneath::Dir;
 use crate::error::{Context, Result};
@@ -118,28 +120,24 @@ pub fn wait(init: &impl AsFd, notify: Option<&Notify>) -> Booted {
                 Booted::Ready
             };
         }
-        let mut fds = vec![libc::pollfd {
-            fd: init.as_fd().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
+        let mut fds = vec![PollFd::new(init.as_fd(), PollFlags::POLLIN)];
         if let Some(n) = notify {
-            fds.push(libc::pollfd {
-                fd: n.sock.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
+            fds.push(PollFd::new(n.sock.as_fd(), PollFlags::POLLIN));
         }
-        let ms = left.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: a vector of valid pollfds for the duration of the call.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms.max(1)) };
-        if r < 0 {
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+        if nix::poll::poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        )
+        .is_err()
+        {
             continue;
         }
-        if fds[0].revents != 0 {
+        let ready: Vec<bool> = fds.iter().map(crate::fds::ready).collect();
+        if ready[0] {
             return Booted::Died;
         }
-        if notify.is_some_and(|n| fds[1].revents != 0 && n.ready()) {
+        if notify.is_some_and(|n| ready[1] && n.ready()) {
             return Booted::Ready;
         }
     }

@@ -71,8 +71,7 @@ pub fn intermediate(spec: &Spec, chan: &End, notify: Option<&Path>) -> i32 {
                 .err()
                 .unwrap_or_else(|| Error::Setup("exec returned".into()));
             chan.fail(&e);
-            // SAFETY: end the failed init.
-            unsafe { libc::_exit(1) }
+            super::exit_forked(1)
         }
         Ok(ForkResult::Parent { child }) => match chan.send(&Msg::Init(child.as_raw() as u32)) {
             Ok(()) => 0,
@@ -88,8 +87,7 @@ fn init(spec: &Spec, chan: &End, notify: Option<&std::os::fd::OwnedFd>) -> Resul
     // What is made from here on (`/dev`'s directories, `/run/systemd`, mount points) belongs
     // to the container and is read by its unprivileged users (dbus-daemon as `messagebus`
     // sends READY=1 to `/run/systemd/notify`): the usual 022, not lxr's own 077.
-    // SAFETY: umask has no preconditions.
-    unsafe { libc::umask(0o022) };
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     mounts::setup(root, spec.lxcfs.as_deref())?;
     if let Some(n) = notify {
         mounts::bind_notify(root, n, boot::NOTIFY_PATH)?;
@@ -109,10 +107,13 @@ fn init(spec: &Spec, chan: &End, notify: Option<&std::os::fd::OwnedFd>) -> Resul
     mounts::pivot(root)?;
     console::take_console()?;
     for cap in DROP_CAPS {
-        // SAFETY: PR_CAPBSET_DROP takes a capability number; no pointers.
-        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, *cap as libc::c_ulong, 0, 0, 0) } != 0 {
-            return Err(os("drop a capability from the bounding set"));
-        }
+        caps::drop(None, caps::CapSet::Bounding, *cap).map_err(|e| {
+            Error::Setup(format!(
+                "drop {cap} from the bounding set: {}",
+                e.to_string()
+                    .trim_start_matches("PR_CAPBSET_DROP failure: ")
+            ))
+        })?;
     }
     seccomp::install()?;
     let prog = CString::new("/sbin/init").map_err(|_| Error::Setup("init path".into()))?;
@@ -150,7 +151,8 @@ fn loopback_up() -> Result<()> {
     for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
         *d = *s as libc::c_char;
     }
-    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own.
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own (nix has no call for
+    // an interface's flags).
     unsafe {
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) != 0 {
             return Err(os("read lo's flags"));

@@ -4,7 +4,7 @@
 //! container writes to `console.log` and lets `lxr console` attach through a unix socket.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -26,7 +26,8 @@ pub fn open_pty(root: &Path) -> Result<(OwnedFd, PathBuf)> {
     let unlock: libc::c_int = 0;
     let mut n: libc::c_uint = 0;
     // SAFETY: TIOCSPTLCK reads an int, TIOCGPTN writes an unsigned int; both pointers are
-    // valid for the call.
+    // valid for the call. (nix's unlockpt/ptsname want a `PtyMaster`, which only its
+    // posix_openpt of the host's /dev/ptmx makes safely; this is the container's devpts.)
     let ok = unsafe {
         libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) == 0
             && libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) == 0
@@ -46,23 +47,9 @@ pub fn take_console() -> Result<()> {
     let fd =
         open("/dev/console", OFlag::O_RDWR, Mode::empty()).ctx(|| "open /dev/console".into())?;
     nix::unistd::setsid().ctx(|| "setsid".into())?;
-    // SAFETY: TIOCSCTTY takes an int argument (0: do not steal).
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
-        return Err(Error::Os {
-            what: "make /dev/console the controlling terminal".into(),
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    for target in 0..3 {
-        // SAFETY: dup2 onto the standard descriptors of this process.
-        if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
-            return Err(Error::Os {
-                what: "dup2 console".into(),
-                source: std::io::Error::last_os_error(),
-            });
-        }
-    }
-    Ok(())
+    crate::term::set_controlling(fd.as_fd())
+        .ctx(|| "make /dev/console the controlling terminal".into())?;
+    crate::fds::onto_stdio(&fd, &fd, &fd).ctx(|| "dup2 console".into())
 }
 
 /// A served console. The monitor holds the pty's peer open while the container's init lives:

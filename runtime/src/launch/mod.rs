@@ -19,7 +19,6 @@ pub mod monitor;
 pub mod mounts;
 pub mod seccomp;
 
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use nix::sys::wait::waitpid;
@@ -31,12 +30,12 @@ use crate::error::{Context, Error, Result};
 use crate::idmap::IdMaps;
 
 /// Capabilities dropped from the container's bounding set (as LXC's common.conf does).
-pub(crate) const DROP_CAPS: &[u32] = &[
-    16, // CAP_SYS_MODULE
-    17, // CAP_SYS_RAWIO
-    25, // CAP_SYS_TIME
-    32, // CAP_MAC_OVERRIDE
-    33, // CAP_MAC_ADMIN
+pub(crate) const DROP_CAPS: &[caps::Capability] = &[
+    caps::Capability::CAP_SYS_MODULE,
+    caps::Capability::CAP_SYS_RAWIO,
+    caps::Capability::CAP_SYS_TIME,
+    caps::Capability::CAP_MAC_OVERRIDE,
+    caps::Capability::CAP_MAC_ADMIN,
 ];
 
 /// What to start.
@@ -79,8 +78,7 @@ pub fn start(spec: &Spec) -> Result<State> {
             keep.extend(spec.lock_fd);
             crate::fds::keep_only(&keep);
             let code = monitor::monitor(spec, monitor_end);
-            // SAFETY: end the forked monitor without the parent's atexit handlers.
-            unsafe { libc::_exit(code) }
+            exit_forked(code)
         }
         ForkResult::Parent { child } => {
             drop(monitor_end);
@@ -111,20 +109,26 @@ fn detach_stdio(log: &Path) {
         .append(true)
         .open(log);
     if let (Ok(null), Ok(out)) = (null, out) {
-        // SAFETY: dup2 onto this process's standard descriptors.
-        unsafe {
-            libc::dup2(null.as_raw_fd(), 0);
-            libc::dup2(out.as_raw_fd(), 1);
-            libc::dup2(out.as_raw_fd(), 2);
-        }
+        // Each on its own: one failing must not keep the others on the caller's.
+        let _ = nix::unistd::dup2_stdin(&null);
+        let _ = nix::unistd::dup2_stdout(&out);
+        let _ = nix::unistd::dup2_stderr(&out);
     }
+}
+
+/// The end of a forked process that did not exec (the monitor, the intermediate, a failed
+/// init or command, a helper): `_exit`, so neither the parent's atexit handlers nor its
+/// buffered stdio run a second time in the copy.
+pub fn exit_forked(code: i32) -> ! {
+    // SAFETY: _exit takes an integer and ends the process; it has no precondition (it is
+    // unsafe only as a foreign function, and std and nix have no safe `_exit`).
+    unsafe { libc::_exit(code) }
 }
 
 /// The last step before a program of the container's runs (its init, `lxr exec`'s command):
 /// no descriptor above stdio crosses the exec ([`crate::fds::seal`]), and the program starts
 /// with the usual 022 umask rather than lxr's own 077.
 pub fn before_exec() -> Result<()> {
-    // SAFETY: umask has no preconditions.
-    unsafe { libc::umask(0o022) };
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     crate::fds::seal()
 }

@@ -40,8 +40,7 @@ fn ended(status: &WaitStatus) -> String {
 /// is done, or `err <why>`.
 pub fn monitor(spec: &Spec, report: End) -> i32 {
     // The init's parent exits right after forking it: the init becomes this process's child.
-    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer; no pointers.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let _ = nix::sys::prctl::set_child_subreaper(true);
     let mut report = Some(report);
     // SAFETY: the lock's fd was inherited from `lxr` through the fork; this process owns its
     // copy and nothing else here uses the number.
@@ -126,11 +125,9 @@ fn run(spec: &Spec, lock_fd: Option<std::os::fd::RawFd>) -> Result<Running> {
                 let _ = nix::unistd::close(fd);
             }
             // Die with the monitor: without it nobody maps or confines this container.
-            // SAFETY: PR_SET_PDEATHSIG takes a signal number; no pointers.
-            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+            let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
             let code = child::intermediate(spec, &child_end, notify_path.as_deref());
-            // SAFETY: end the forked child.
-            unsafe { libc::_exit(code) }
+            super::exit_forked(code)
         }
         ForkResult::Parent { child } => {
             drop(child_end);

@@ -163,49 +163,36 @@ mod tests {
     /// an allowed one works.
     #[test]
     fn denies_what_it_lists() {
-        // SAFETY: the test process forks a child that only makes raw syscalls and _exits.
-        match unsafe { libc::fork() } {
-            0 => {
+        use nix::errno::Errno;
+        use nix::sys::wait::{waitpid, WaitStatus};
+        use nix::unistd::{fork, ForkResult};
+        // SAFETY: the test process forks a child that only makes plain calls and _exits.
+        match unsafe { fork() }.unwrap() {
+            ForkResult::Child => {
                 // Unprivileged filter install needs no_new_privs in the test (no userns here).
-                // SAFETY: plain prctl calls.
-                unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+                let _ = nix::sys::prctl::set_no_new_privs();
                 let ok = install().is_ok();
-                // SAFETY: raw syscalls with harmless arguments.
-                let (r1, e1) = unsafe {
-                    let r = libc::syscall(libc::SYS_delete_module, c"nonexistent".as_ptr(), 0);
-                    (r, *libc::__errno_location())
-                };
-                // SAFETY: as above; MNT_FORCE on a path that is no mount.
-                let (r2, e2) = unsafe {
-                    let r = libc::syscall(libc::SYS_umount2, c"/nonexistent".as_ptr(), 1);
-                    (r, *libc::__errno_location())
-                };
-                // SAFETY: keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0): no pointers.
-                let (r3, e3) = unsafe {
-                    let r = libc::syscall(libc::SYS_keyctl, 0, -3, 0);
-                    (r, *libc::__errno_location())
-                };
-                // SAFETY: getpid has no preconditions.
-                let allowed = unsafe { libc::getpid() } > 0;
+                // SAFETY: delete_module with a C string literal naming no module (nix's
+                // wrapper needs its `kmod` feature, which the workspace does not enable).
+                let r1 = Errno::result(unsafe {
+                    libc::syscall(libc::SYS_delete_module, c"nonexistent".as_ptr(), 0)
+                });
+                // MNT_FORCE on a path that is no mount.
+                let r2 = nix::mount::umount2("/nonexistent", nix::mount::MntFlags::MNT_FORCE);
+                // SAFETY: keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0): no
+                // pointers (nix has no keyctl).
+                let r3 = Errno::result(unsafe { libc::syscall(libc::SYS_keyctl, 0, -3, 0) });
+                let allowed = nix::unistd::getpid().as_raw() > 0;
                 let good = ok
-                    && r1 == -1
-                    && e1 == libc::EPERM
-                    && r2 == -1
-                    && e2 == libc::EPERM
-                    && r3 == -1
-                    && e3 == libc::ENOSYS
+                    && r1 == Err(Errno::EPERM)
+                    && r2 == Err(Errno::EPERM)
+                    && r3 == Err(Errno::ENOSYS)
                     && allowed;
-                // SAFETY: end the child.
-                unsafe { libc::_exit(if good { 0 } else { 1 }) }
+                crate::launch::exit_forked(if good { 0 } else { 1 })
             }
-            pid => {
-                let mut st = 0;
-                // SAFETY: waiting for our child.
-                unsafe { libc::waitpid(pid, &mut st, 0) };
-                assert!(
-                    libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,
-                    "status {st}"
-                );
+            ForkResult::Parent { child } => {
+                let st = waitpid(child, None).unwrap();
+                assert_eq!(st, WaitStatus::Exited(child, 0));
             }
         }
     }

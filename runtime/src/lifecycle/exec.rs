@@ -91,8 +91,7 @@ fn enter_and_run(pidfd: &cgroups::process::Pidfd, name: &str, a: &Exec) -> Resul
         ForkResult::Child => {
             if let Err(e) = streams.into_child() {
                 eprintln!("lxr: {e}");
-                // SAFETY: end the child.
-                unsafe { libc::_exit(126) }
+                crate::launch::exit_forked(126)
             }
             if nix::unistd::chdir(a.cwd.as_str()).is_err() {
                 let _ = nix::unistd::chdir("/");
@@ -101,8 +100,8 @@ fn enter_and_run(pidfd: &cgroups::process::Pidfd, name: &str, a: &Exec) -> Resul
                 crate::launch::seccomp::install().and_then(|()| crate::launch::before_exec())
             {
                 eprintln!("lxr: {e}");
-                // SAFETY: end the child; nothing runs unfiltered.
-                unsafe { libc::_exit(126) }
+                // Nothing runs unfiltered.
+                crate::launch::exit_forked(126)
             }
             let e = nix::unistd::execvpe(&argv[0], &argv, &envp);
             eprintln!(
@@ -110,8 +109,7 @@ fn enter_and_run(pidfd: &cgroups::process::Pidfd, name: &str, a: &Exec) -> Resul
                 a.cmd[0],
                 e.map(|_| ()).err().map(|e| e.desc()).unwrap_or("")
             );
-            // SAFETY: end the child after a failed exec.
-            unsafe { libc::_exit(127) }
+            crate::launch::exit_forked(127)
         }
         ForkResult::Parent { child } => {
             let relayed = cgroups::process::Pidfd::open(child.as_raw() as u32)
