@@ -1,5 +1,6 @@
 //! The one channel between the processes of a start — `lxr`, the monitor, the intermediate
-//! child, init — and between a helper namespace's parent and child: a `SOCK_SEQPACKET` socket
+//! child, init — of an `lxr exec` (`lxr` and the helper that forks the command in the
+//! container), and between a helper namespace's parent and child: a `SOCK_SEQPACKET` socket
 //! pair carrying [`Msg`] values (JSON, one per packet) with descriptors attached.
 //!
 //! Both ends are close-on-exec and every process closes the end it does not use, so a peer that
@@ -37,6 +38,10 @@ pub enum Msg {
     Failed(String),
     /// Monitor → `lxr`: the start is over and init runs, with this pid.
     Started(u32),
+    /// `lxr exec`'s helper → `lxr`: the command's stdio, lxr's ends attached.
+    Stdio,
+    /// `lxr exec`'s helper → `lxr`: the command ended with this code (128 + signal if killed).
+    Exited(i32),
 }
 
 /// One end of a channel.
@@ -149,6 +154,8 @@ fn name(m: &Msg) -> &'static str {
         Msg::Console => "Console",
         Msg::Failed(_) => "Failed",
         Msg::Started(_) => "Started",
+        Msg::Stdio => "Stdio",
+        Msg::Exited(_) => "Exited",
     }
 }
 

@@ -8,10 +8,11 @@
 //!   `SIGWINCH`; or
 //! * three **pipes** (`-T`, or when none is a terminal),
 //!
-//! and lxr copies between them and its own stdio until the command exits. lxr itself has
-//! joined the container's namespaces but not its pid namespace, and is not dumpable, so
-//! nothing in the container can reach it. Signals lxr receives (`SIGINT`, `SIGTERM`, `SIGHUP`,
-//! `SIGQUIT`, `SIGUSR1`, `SIGUSR2`) are passed on to the command.
+//! and lxr copies between them and its own stdio until the command exits. The stdio is made in
+//! the container by the helper that forks the command ([`make`]), which never held anything of
+//! the user's; lxr gets its [`Ends`] over the channel and stays on the host. Signals lxr
+//! receives (`SIGINT`, `SIGTERM`, `SIGHUP`, `SIGQUIT`, `SIGUSR1`, `SIGUSR2`) are passed on to
+//! the command.
 
 use std::io::IsTerminal;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -59,23 +60,65 @@ const FORWARDED: [Signal; 6] = [
     Signal::SIGUSR2,
 ];
 
-/// Both ends of the command's stdio, made before the fork.
-pub enum Streams {
-    /// The pty's master (lxr's) and the path of its peer (the command's).
+/// The command's stdio, made in the container (a pty from its devpts, or pipes) by the helper
+/// that forks the command: [`Ends`] go to lxr over the channel, [`CommandEnds`] to the command.
+pub fn make(mode: Mode, root: &Path) -> Result<(Ends, CommandEnds)> {
+    Ok(match mode {
+        Mode::Pty => {
+            let (master, peer) = crate::launch::console::open_pty(root)?;
+            (Ends::Pty { master }, CommandEnds::Pty { peer })
+        }
+        Mode::Pipes => {
+            let (stdin, stdout, stderr) = (pipe()?, pipe()?, pipe()?);
+            (
+                Ends::Pipes {
+                    stdin: stdin.1,
+                    stdout: stdout.0,
+                    stderr: stderr.0,
+                },
+                CommandEnds::Pipes {
+                    stdin: stdin.0,
+                    stdout: stdout.1,
+                    stderr: stderr.1,
+                },
+            )
+        }
+    })
+}
+
+/// lxr's ends of the command's stdio.
+pub enum Ends {
+    /// The pty's master.
     Pty {
-        /// lxr's side.
+        /// Its descriptor.
         master: OwnedFd,
-        /// The command's side, opened by the command.
+    },
+    /// The pipes' other ends.
+    Pipes {
+        /// Write end of the command's stdin.
+        stdin: OwnedFd,
+        /// Read end of its stdout.
+        stdout: OwnedFd,
+        /// Read end of its stderr.
+        stderr: OwnedFd,
+    },
+}
+
+/// The command's ends.
+pub enum CommandEnds {
+    /// The path of the pty's peer (opened by the command, which makes it its terminal).
+    Pty {
+        /// In the container's devpts.
         peer: PathBuf,
     },
-    /// (read end, write end) of each pipe.
+    /// The pipes' command ends.
     Pipes {
-        /// Into the command.
-        stdin: (OwnedFd, OwnedFd),
-        /// Out of it.
-        stdout: (OwnedFd, OwnedFd),
-        /// Out of it.
-        stderr: (OwnedFd, OwnedFd),
+        /// Read end of its stdin.
+        stdin: OwnedFd,
+        /// Write end of its stdout.
+        stdout: OwnedFd,
+        /// Write end of its stderr.
+        stderr: OwnedFd,
     },
 }
 
@@ -95,32 +138,14 @@ fn nonblocking(fd: BorrowedFd<'_>) {
     }
 }
 
-impl Streams {
-    /// Make them; a pty comes from the devpts at `<root>/dev/pts` (the container's, once lxr
-    /// has joined its mount namespace).
-    pub fn new(mode: Mode, root: &Path) -> Result<Streams> {
-        Ok(match mode {
-            Mode::Pty => {
-                let (master, peer) = crate::launch::console::open_pty(root)?;
-                Streams::Pty { master, peer }
-            }
-            Mode::Pipes => Streams::Pipes {
-                stdin: pipe()?,
-                stdout: pipe()?,
-                stderr: pipe()?,
-            },
-        })
-    }
-
-    /// In the forked command, before its exec: its side becomes stdin, stdout and stderr
+impl CommandEnds {
+    /// In the forked command, before its exec: its ends become stdin, stdout and stderr
     /// (every other descriptor is closed by the exec, see [`crate::launch::before_exec`]).
-    pub fn into_child(self) -> Result<()> {
-        // Unblock everything: lxr blocked the signals it relays, and a blocked mask survives
-        // exec.
+    pub fn into_stdio(self) -> Result<()> {
+        // Unblock everything: a blocked mask survives exec.
         let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
         match self {
-            Streams::Pty { master, peer } => {
-                drop(master);
+            CommandEnds::Pty { peer } => {
                 nix::unistd::setsid().ctx(|| "setsid".into())?;
                 let f = std::fs::OpenOptions::new()
                     .read(true)
@@ -131,7 +156,7 @@ impl Streams {
                     .ctx(|| "set the controlling terminal".into())?;
                 crate::fds::onto_stdio(&f, &f, &f).ctx(|| "dup2 onto stdio".into())?;
             }
-            Streams::Pipes {
+            CommandEnds::Pipes {
                 stdin,
                 stdout,
                 stderr,
@@ -142,21 +167,51 @@ impl Streams {
                     nix::unistd::Pid::from_raw(0),
                     nix::unistd::Pid::from_raw(0),
                 );
-                crate::fds::onto_stdio(&stdin.0, &stdout.1, &stderr.1)
+                crate::fds::onto_stdio(&stdin, &stdout, &stderr)
                     .ctx(|| "dup2 onto stdio".into())?;
             }
         }
         Ok(())
     }
+}
+
+impl Ends {
+    /// The descriptors, to send them (a pty's master, or stdin, stdout, stderr).
+    pub fn fds(&self) -> Vec<std::os::fd::RawFd> {
+        match self {
+            Ends::Pty { master } => vec![master.as_raw_fd()],
+            Ends::Pipes {
+                stdin,
+                stdout,
+                stderr,
+            } => vec![stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()],
+        }
+    }
+
+    /// The ends again from received descriptors ([`Ends::fds`]'s order).
+    pub fn from_fds(mode: Mode, fds: Vec<OwnedFd>) -> Result<Ends> {
+        let mut it = fds.into_iter();
+        let bad = || Error::Setup("the command's stdio did not arrive".into());
+        Ok(match mode {
+            Mode::Pty => Ends::Pty {
+                master: it.next().ok_or_else(bad)?,
+            },
+            Mode::Pipes => Ends::Pipes {
+                stdin: it.next().ok_or_else(bad)?,
+                stdout: it.next().ok_or_else(bad)?,
+                stderr: it.next().ok_or_else(bad)?,
+            },
+        })
+    }
 
     /// In lxr: copy between the user's stdio and the command until the command (`child`, a
-    /// pidfd) exits, then what it left in the pipe or pty.
+    /// pidfd) exits, then what it left in the pipe or pty. Signals lxr gets are passed on.
     pub fn relay(self, child: &cgroups::process::Pidfd) -> Result<()> {
-        let signals = Signals::block(matches!(self, Streams::Pty { .. }))?;
+        let signals = Signals::block(matches!(self, Ends::Pty { .. }))?;
         let user = (std::io::stdin(), std::io::stdout(), std::io::stderr());
         let (user_in, user_out, user_err) = (user.0.as_fd(), user.1.as_fd(), user.2.as_fd());
         match self {
-            Streams::Pty { master, .. } => {
+            Ends::Pty { master } => {
                 let raw = crate::term::raw()?;
                 if raw.is_none() {
                     plain(&master);
@@ -172,23 +227,18 @@ impl Streams {
                 drop(flows);
                 drop(master);
             }
-            Streams::Pipes {
+            Ends::Pipes {
                 stdin,
                 stdout,
                 stderr,
             } => {
-                // The command's ends are the command's: without them here, its exit is seen.
-                let (child_in, w_in) = stdin;
-                let (r_out, child_out) = stdout;
-                let (r_err, child_err) = stderr;
-                drop((child_in, child_out, child_err));
-                for fd in [w_in.as_fd(), r_out.as_fd(), r_err.as_fd()] {
+                for fd in [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()] {
                     nonblocking(fd);
                 }
                 let mut flows = vec![
-                    Flow::new(user_in, To::Pipe(w_in), true, OnEof::Close),
-                    Flow::new(r_out.as_fd(), To::Fd(user_out), false, OnEof::Nothing),
-                    Flow::new(r_err.as_fd(), To::Fd(user_err), false, OnEof::Nothing),
+                    Flow::new(user_in, To::Pipe(stdin), true, OnEof::Close),
+                    Flow::new(stdout.as_fd(), To::Fd(user_out), false, OnEof::Nothing),
+                    Flow::new(stderr.as_fd(), To::Fd(user_err), false, OnEof::Nothing),
                 ];
                 run(&mut flows, child, &signals, None)?;
             }
