@@ -26,8 +26,6 @@ pub mod manager;
 pub mod ops;
 pub mod p2p;
 pub mod policy;
-pub mod scm;
-pub mod served;
 pub mod server;
 pub mod service;
 pub mod target;

@@ -11,7 +11,7 @@ use cgroups::{Cgroup, Hierarchy, Layout, ProcCgroups, Version};
 use crate::access::{may_access, X};
 use crate::caller::{Caller, HostNs};
 use crate::controllers::{select, Arity};
-use crate::errors::{from_cgroups, Error, Result};
+use crate::errors::{from_cgroups, Error, Kind, Result};
 use crate::policy::Policy;
 use crate::target;
 
@@ -70,7 +70,7 @@ impl Manager {
         select(&self.layout, controller, Arity::One)?
             .into_iter()
             .next()
-            .ok_or_else(|| Error::NoSuchController(controller.into()))
+            .ok_or_else(|| Error::new(Kind::NoSuchController, controller))
     }
 
     /// Run `f` for every hierarchy a controller list names. With more than one hierarchy, a
@@ -88,7 +88,7 @@ impl Manager {
         for h in hs {
             match f(h) {
                 Ok(v) => out.push(v),
-                Err(e @ (Error::PermissionDenied(_) | Error::NotFound(_))) if multi => {
+                Err(e) if multi && matches!(e.kind(), Kind::PermissionDenied | Kind::NotFound) => {
                     tracing::debug!("skipping {}: {e:?}", h.mount_point.display());
                     skipped.get_or_insert(e);
                 }
@@ -112,16 +112,22 @@ impl Manager {
             Version::V2 => procs.unified_path(),
         }
         .ok_or_else(|| {
-            Error::NoSuchController(format!(
-                "the process is not in hierarchy {}",
-                h.mount_point.display()
-            ))
+            Error::new(
+                Kind::NoSuchController,
+                format!(
+                    "the process is not in hierarchy {}",
+                    h.mount_point.display()
+                ),
+            )
         })?;
         Cgroup::in_hierarchy(h, path).map_err(|_| {
-            Error::OutsideSubtree(format!(
-                "cgroup {path} is outside what the daemon can see of {}",
-                h.mount_point.display()
-            ))
+            Error::new(
+                Kind::OutsideSubtree,
+                format!(
+                    "cgroup {path} is outside what the daemon can see of {}",
+                    h.mount_point.display()
+                ),
+            )
         })
     }
 
@@ -151,13 +157,13 @@ impl Manager {
                 self.check_reach(c, base, &cg)?;
                 Ok(cg)
             }
-            Err(Error::OutsideSubtree(m)) if arg.starts_with('/') => {
+            Err(e) if e.is(Kind::OutsideSubtree) && arg.starts_with('/') => {
                 let root = Cgroup::new(base.version, &base.mount_point, "")
                     .map_err(|e| from_cgroups(&e))?;
                 let Some(d) = self.delegated_root(c, &root) else {
-                    return Err(Error::OutsideSubtree(m));
+                    return Err(e);
                 };
-                let cg = target::resolve(&d, arg).map_err(|_| Error::OutsideSubtree(m))?;
+                let cg = target::resolve(&d, arg).map_err(|_| e)?;
                 self.check_reach(c, &d, &cg)?;
                 Ok(cg)
             }
@@ -204,14 +210,14 @@ impl Manager {
         {
             match target::stat_beneath(&dir, None) {
                 Ok(md) if !may_access(c, &md, X) => {
-                    return Err(Error::PermissionDenied(format!(
-                        "uid {} may not search {}",
-                        c.uid,
-                        dir.abs_path()
-                    )))
+                    return Err(Error::new(
+                        Kind::PermissionDenied,
+                        format!("uid {} may not search {}", c.uid, dir.abs_path()),
+                    ))
                 }
                 // Missing directories are reported by the operation itself.
-                Ok(_) | Err(Error::NotFound(_)) => {}
+                Ok(_) => {}
+                Err(e) if e.is(Kind::NotFound) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -236,11 +242,14 @@ impl Manager {
         if may_access(c, &md, want) {
             Ok(f)
         } else {
-            Err(Error::PermissionDenied(format!(
-                "uid {} may not {verb} {}/{file}",
-                c.uid,
-                cg.abs_path().trim_end_matches('/')
-            )))
+            Err(Error::new(
+                Kind::PermissionDenied,
+                format!(
+                    "uid {} may not {verb} {}/{file}",
+                    c.uid,
+                    cg.abs_path().trim_end_matches('/')
+                ),
+            ))
         }
     }
 
@@ -261,10 +270,10 @@ impl Manager {
                 Some(f) => format!("{}/{f}", cg.abs_path().trim_end_matches('/')),
                 None => cg.abs_path(),
             };
-            Err(Error::PermissionDenied(format!(
-                "uid {} may not {verb} {what}",
-                c.uid
-            )))
+            Err(Error::new(
+                Kind::PermissionDenied,
+                format!("uid {} may not {verb} {what}", c.uid),
+            ))
         }
     }
 }

@@ -11,3 +11,9 @@ mod value;
 pub mod watch;
 
 pub use delegation::Delegation;
+pub use query::{Key, Pids};
+
+/// Create and Remove: whether the cgroup existed (Create: in every hierarchy named; Remove: in
+/// any of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Existed(pub bool);

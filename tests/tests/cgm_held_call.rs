@@ -1,0 +1,231 @@
+//! Regression for issue 16: one call held in the kernel stalled every other client.
+//!
+//! The daemon's core is synchronous (cgroupfs, procfs and NSS calls). It ran on the async
+//! threads — by default one thread for every client — and on a bus every sender shares one
+//! connection whose calls zbus answered one at a time: a call that waited in the kernel held up
+//! every other client until it returned.
+//!
+//! The wait here is one the test controls: in the daemon's own mount namespace `/etc/passwd` is
+//! a FIFO, so the user lookup the delegation methods make waits in `open(2)` (the kernel's
+//! `wait_for_partner`) until the test opens the other end — as it would on a host whose NSS
+//! goes to an unreachable directory server, or as a cgroupfs write waits for an RCU grace period.
+//! While it is held, other clients' Ping and GetValue must be answered at once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use e2e::cgm::{bin, CgmDaemon, CgmResult, PrivateBus, Scratch};
+
+/// How long an answer may take while another client's call is held.
+const PROMPT: Duration = Duration::from_secs(5);
+
+/// `/etc/passwd` as the daemon sees it: a FIFO the test holds shut, then feeds the host's file
+/// through, once per open, after [`Gate::open`].
+struct Gate {
+    _dir: tempfile::TempDir,
+    fifo: PathBuf,
+    stop: Arc<AtomicBool>,
+    feeder: Option<JoinHandle<()>>,
+}
+
+impl Gate {
+    fn new() -> Gate {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("passwd");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        Gate {
+            _dir: dir,
+            fifo,
+            stop: Arc::new(AtomicBool::new(false)),
+            feeder: None,
+        }
+    }
+
+    /// A wrapper for [`CgmDaemon::start_under`]: a private mount namespace with the FIFO on
+    /// `/etc/passwd`.
+    fn wrapper(&self) -> Vec<String> {
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount --bind \"$0\" /etc/passwd && exec \"$@\"",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([self.fifo.display().to_string()])
+        .collect()
+    }
+
+    /// Let lookups through from now on.
+    fn open(&mut self) {
+        let (fifo, stop) = (self.fifo.clone(), self.stop.clone());
+        let passwd = std::fs::read("/etc/passwd").unwrap();
+        self.feeder = Some(std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                // Blocks until the daemon opens its end (or Drop opens one to end this).
+                let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&fifo) else {
+                    return;
+                };
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let _ = f.write_all(&passwd);
+            }
+        }));
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Release whichever end waits: the feeder for a reader, the daemon for a writer.
+        let ends: Vec<_> = [libc::O_RDONLY, libc::O_WRONLY]
+            .into_iter()
+            .filter_map(|mode| {
+                std::fs::OpenOptions::new()
+                    .read(mode == libc::O_RDONLY)
+                    .write(mode == libc::O_WRONLY)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(&self.fifo)
+                    .ok()
+            })
+            .collect();
+        if let Some(f) = self.feeder.take() {
+            let _ = f.join();
+        }
+        drop(ends);
+    }
+}
+
+/// The daemon with its lookups behind the gate; the gate goes first when dropped, so that a
+/// failing test does not leave the daemon waiting on it.
+struct Held {
+    gate: Gate,
+    d: CgmDaemon,
+}
+
+impl Held {
+    fn start(extra: &[&str]) -> Held {
+        let gate = Gate::new();
+        let wrapper = gate.wrapper();
+        let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+        let d = CgmDaemon::start_under(&wrapper, "", extra);
+        Held { gate, d }
+    }
+
+    /// Wait until one of the daemon's threads sleeps on the FIFO.
+    fn wait_held(&self, a: &mut Child) {
+        let t0 = Instant::now();
+        while !threads_waiting_on_fifo(self.d.pid()) {
+            assert!(a.try_wait().unwrap().is_none(), "the held call returned");
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "the daemon never waited on the FIFO: {}",
+                self.d.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn threads_waiting_on_fifo(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|rd| {
+            rd.flatten().any(|t| {
+                std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default()
+                    == "wait_for_partner"
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// `cgm <transport> args…` as root, started now.
+fn cgm(transport: &[&str], args: &[&str]) -> Child {
+    Command::new(bin("cgm"))
+        .args(transport)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait for a client to finish within `limit`; kill it (we started it) if it does not.
+fn finish(mut c: Child, limit: Duration, what: &str) -> (CgmResult, Duration) {
+    let t0 = Instant::now();
+    while c.try_wait().unwrap().is_none() {
+        if t0.elapsed() > limit {
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!("{what} got no answer within {limit:?} while another client's call was held");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (CgmResult::of(&c.wait_with_output().unwrap()), t0.elapsed())
+}
+
+/// Hold one client's Delegate in the kernel; another client's Ping and GetValue are answered
+/// meanwhile; once released, the held call completes normally.
+fn held_call_stalls_no_one(h: &mut Held, transport: &[&str], s: &Scratch) {
+    let mut a = cgm(transport, &["delegate", "memory"]);
+    h.wait_held(&mut a);
+    let (ping, t_ping) = finish(cgm(transport, &["ping"]), PROMPT, "Ping");
+    assert!(ping.ok, "{}", ping.err);
+    let key = "memory.limit_in_bytes";
+    let (get, t_get) = finish(
+        cgm(transport, &["getvalue", "memory", &s.rel(""), key]),
+        PROMPT,
+        "GetValue",
+    );
+    assert!(get.ok, "{}", get.err);
+    assert!(
+        a.try_wait().unwrap().is_none(),
+        "the held call must still be waiting"
+    );
+    eprintln!("while one call was held: Ping {t_ping:?}, GetValue {t_get:?}");
+    h.gate.open();
+    let (held, _) = finish(a, Duration::from_secs(20), "the released call");
+    // Root has no delegation in an empty policy: the answer the call gives unheld.
+    assert_eq!(held.kind(), Some("NotDelegated"), "{}", held.err);
+}
+
+#[test]
+fn a_call_held_in_the_kernel_stalls_no_other_client_on_the_socket() {
+    let s = Scratch::new("held");
+    let mut h = Held::start(&[]);
+    let sock = h.d.socket.display().to_string();
+    held_call_stalls_no_one(&mut h, &["--socket", &sock], &s);
+}
+
+#[test]
+fn a_call_held_in_the_kernel_stalls_no_other_sender_on_a_bus() {
+    let s = Scratch::new("held-bus");
+    let bus = PrivateBus::start();
+    let mut h = Held::start(&["--bus", &bus.address]);
+    let transport = ["--bus", bus.address.as_str()];
+    wait_on_bus(&transport);
+    held_call_stalls_no_one(&mut h, &transport, &s);
+}
+
+fn wait_on_bus(transport: &[&str]) {
+    let t0 = Instant::now();
+    loop {
+        let (r, _) = finish(cgm(transport, &["ping"]), PROMPT, "Ping");
+        if r.ok {
+            return;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{}", r.err);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
