@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use cgroups::{Cgroup, Hierarchy, Layout, ProcCgroups, Version};
 
-use crate::access::{may_access, X};
+use crate::access::{may_access, Inode, X};
 use crate::caller::{Caller, HostNs};
 use crate::controllers::{select, Arity};
 use crate::errors::{from_cgroups, Error, Kind, Result};
@@ -209,7 +209,7 @@ impl Manager {
             .take_while(|d| d.is_within(base))
         {
             match target::stat_beneath(&dir, None) {
-                Ok(md) if !may_access(c, &md, X) => {
+                Ok(md) if !may_access(c, &Inode::from(&md), X) => {
                     return Err(Error::new(
                         Kind::PermissionDenied,
                         format!("uid {} may not search {}", c.uid, dir.abs_path()),
@@ -239,7 +239,7 @@ impl Manager {
         let md = f
             .metadata()
             .map_err(|e| crate::errors::from_io(&e, "stat"))?;
-        if may_access(c, &md, want) {
+        if may_access(c, &Inode::from(&md), want) {
             Ok(f)
         } else {
             Err(Error::new(
@@ -263,7 +263,7 @@ impl Manager {
         verb: &str,
     ) -> Result<std::fs::Metadata> {
         let md = target::stat_beneath(cg, file)?;
-        if may_access(c, &md, want) {
+        if may_access(c, &Inode::from(&md), want) {
             Ok(md)
         } else {
             let what = match file {

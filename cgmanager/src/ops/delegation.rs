@@ -8,7 +8,7 @@
 use cgroups::{Cgroup, Hierarchy, Version};
 use nix::unistd::{Gid, Group, Uid, User};
 
-use crate::access::may_access;
+use crate::access::{may_access, Inode, W};
 use crate::caller::{Caller, Victim};
 use crate::controllers::{hierarchy_name, select, Arity};
 use crate::errors::{from_cgroups, Error, Kind, Result};
@@ -181,7 +181,7 @@ impl Manager {
                     format!("{} does not exist yet; call Delegate first", d.abs_path()),
                 )
             })?;
-            if !may_access(c, &md, crate::access::W) {
+            if !may_access(c, &Inode::from(&md), W) {
                 return Err(Error::new(
                     Kind::NotDelegated,
                     format!(

@@ -7,6 +7,8 @@ mod move_pid;
 mod ownership;
 mod query;
 mod remove;
+#[cfg(test)]
+mod tests;
 mod value;
 pub mod watch;
 

@@ -3,7 +3,7 @@
 
 use nix::sys::stat::Mode;
 
-use crate::access::{may_own, R, W, X};
+use crate::access::{may_own, Inode, R, W, X};
 use crate::caller::Caller;
 use crate::errors::{from_cgroups, Error, Kind, Result};
 use crate::manager::Manager;
@@ -31,7 +31,7 @@ impl Manager {
             let base = self.base(c, h)?;
             let cg = self.resolve(c, &base, cgroup)?;
             let md = self.need(c, &cg, None, R | W | X, "chown")?;
-            if !may_own(c, &md) {
+            if !may_own(c, &Inode::from(&md)) {
                 return Err(Error::new(
                     Kind::PermissionDenied,
                     format!("uid {} has no privilege over {}", c.uid, cg.abs_path()),
@@ -76,7 +76,7 @@ impl Manager {
             let base = self.base(c, h)?;
             let cg = self.resolve(c, &base, cgroup)?;
             let md = target::stat_beneath(&cg, file)?;
-            if !may_own(c, &md) {
+            if !may_own(c, &Inode::from(&md)) {
                 return Err(Error::new(
                     Kind::PermissionDenied,
                     format!(
