@@ -1,7 +1,8 @@
 //! The daemon's core, independent of D-Bus: the host's hierarchies, the admin's policy, and
 //! the operations (in [`crate::ops`]) that each take a [`Caller`] and return a value or a
-//! named refusal. The D-Bus layer ([`crate::service`]) only finds the caller and converts
-//! arguments.
+//! refusal ([`crate::errors::Error`]). The D-Bus layer ([`crate::service`]) only finds the
+//! caller, converts arguments and encodes the answer. The core is synchronous (it waits in
+//! cgroupfs, procfs and NSS); the D-Bus layer runs it on tokio's blocking pool.
 
 use std::path::PathBuf;
 use std::sync::Arc;

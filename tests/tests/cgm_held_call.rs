@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use cgmanager_dbus::{connect, Transport};
 use e2e::cgm::{bin, CgmDaemon, CgmResult, PrivateBus, Scratch};
 
 /// How long an answer may take while another client's call is held.
@@ -124,11 +125,14 @@ impl Held {
         Held { gate, d }
     }
 
-    /// Wait until one of the daemon's threads sleeps on the FIFO.
-    fn wait_held(&self, a: &mut Child) {
+    /// Wait until one of the daemon's threads sleeps on the FIFO (`a`: the client whose call
+    /// that is, if it is a process of ours).
+    fn wait_held(&self, mut a: Option<&mut Child>) {
         let t0 = Instant::now();
         while !threads_waiting_on_fifo(self.d.pid()) {
-            assert!(a.try_wait().unwrap().is_none(), "the held call returned");
+            if let Some(a) = a.as_mut() {
+                assert!(a.try_wait().unwrap().is_none(), "the held call returned");
+            }
             assert!(
                 t0.elapsed() < Duration::from_secs(10),
                 "the daemon never waited on the FIFO: {}",
@@ -179,7 +183,7 @@ fn finish(mut c: Child, limit: Duration, what: &str) -> (CgmResult, Duration) {
 /// meanwhile; once released, the held call completes normally.
 fn held_call_stalls_no_one(h: &mut Held, transport: &[&str], s: &Scratch) {
     let mut a = cgm(transport, &["delegate", "memory"]);
-    h.wait_held(&mut a);
+    h.wait_held(Some(&mut a));
     let (ping, t_ping) = finish(cgm(transport, &["ping"]), PROMPT, "Ping");
     assert!(ping.ok, "{}", ping.err);
     let key = "memory.limit_in_bytes";
@@ -205,6 +209,7 @@ fn a_call_held_in_the_kernel_stalls_no_other_client_on_the_socket() {
     let s = Scratch::new("held");
     let mut h = Held::start(&[]);
     let sock = h.d.socket.display().to_string();
+    wait_answering(&["--socket", &sock]);
     held_call_stalls_no_one(&mut h, &["--socket", &sock], &s);
 }
 
@@ -214,11 +219,13 @@ fn a_call_held_in_the_kernel_stalls_no_other_sender_on_a_bus() {
     let bus = PrivateBus::start();
     let mut h = Held::start(&["--bus", &bus.address]);
     let transport = ["--bus", bus.address.as_str()];
-    wait_on_bus(&transport);
+    wait_answering(&transport);
     held_call_stalls_no_one(&mut h, &transport, &s);
 }
 
-fn wait_on_bus(transport: &[&str]) {
+/// Wait until the daemon answers on `transport` (its socket file appears at `bind`, before it
+/// listens).
+fn wait_answering(transport: &[&str]) {
     let t0 = Instant::now();
     loop {
         let (r, _) = finish(cgm(transport, &["ping"]), PROMPT, "Ping");
@@ -228,4 +235,70 @@ fn wait_on_bus(transport: &[&str]) {
         assert!(t0.elapsed() < Duration::from_secs(10), "{}", r.err);
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// While one call of a client is held, its next call waits for it: a client's calls run in the
+/// order it sent them, on the socket (a connection per client, answered in order) and on a bus
+/// (a task per call, queued per sender). Calls are sent without waiting for answers.
+fn a_clients_next_call_waits_for_its_held_one(h: &mut Held, t: Transport, s: &Scratch) {
+    let key = "memory.soft_limit_in_bytes";
+    let file = s.dir("memory", "").join(key);
+    let value = "268435456";
+    let read = || std::fs::read_to_string(&file).unwrap().trim().to_string();
+    assert_ne!(read(), value);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let conn = rt.block_on(connect(&t)).unwrap();
+    let msg = |iface: &str, member: &str| {
+        zbus::Message::method_call(cgmanager_dbus::OBJECT_PATH, member.to_string())
+            .destination(cgmanager_dbus::BUS_NAME)
+            .interface(iface.to_string())
+    };
+    let delegate = msg(cgmanager_dbus::INTERFACE_V1, "Delegate")
+        .build(&("memory",))
+        .unwrap();
+    let cg = s.rel("");
+    let set = msg(cgmanager_dbus::INTERFACE, "SetValue")
+        .build(&("memory", cg.as_str(), key, value))
+        .unwrap();
+    rt.block_on(conn.send(&delegate)).unwrap();
+    h.wait_held(None);
+    rt.block_on(conn.send(&set)).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_ne!(
+        read(),
+        value,
+        "the second call ran while the first was held"
+    );
+    h.gate.open();
+    let t0 = Instant::now();
+    while read() != value {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the second call never ran"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_clients_calls_run_in_order_on_the_socket() {
+    let s = Scratch::new("held-order");
+    let mut h = Held::start(&[]);
+    let sock = h.d.socket.display().to_string();
+    wait_answering(&["--socket", &sock]);
+    let t = Transport::Peer(sock);
+    a_clients_next_call_waits_for_its_held_one(&mut h, t, &s);
+}
+
+#[test]
+fn a_senders_calls_run_in_order_on_a_bus() {
+    let s = Scratch::new("held-order-bus");
+    let bus = PrivateBus::start();
+    let mut h = Held::start(&["--bus", &bus.address]);
+    wait_answering(&["--bus", bus.address.as_str()]);
+    let t = Transport::Bus(Some(bus.address.clone()));
+    a_clients_next_call_waits_for_its_held_one(&mut h, t, &s);
 }

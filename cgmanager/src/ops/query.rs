@@ -15,19 +15,10 @@ use crate::target;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pids(pub Vec<u32>);
 
-/// A file of a cgroup as ListKeys tells it: ids as the caller's user namespace sees them
-/// (unmapped ones as 4294967295, like CGManager), the whole `st_mode` (33188 for 0644).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Key {
-    /// File name.
-    pub name: String,
-    /// Owner.
-    pub uid: u32,
-    /// Group.
-    pub gid: u32,
-    /// `st_mode`.
-    pub mode: u32,
-}
+/// A file of a cgroup as ListKeys tells it, CGManager's tuple: (name, uid, gid, mode), ids as
+/// the caller's user namespace sees them (unmapped ones as 4294967295, like CGManager), mode the
+/// whole `st_mode` (33188 for 0644).
+pub type Key = (String, u32, u32, u32);
 
 /// Largest value GetValue returns (cgroup files are far smaller; this bounds a hostile tree).
 const MAX_VALUE: u64 = 1 << 20;
@@ -148,12 +139,10 @@ impl Manager {
         let keys = cg.keys().map_err(|e| from_cgroups(&e))?;
         Ok(keys
             .into_iter()
-            .map(|k| Key {
-                uid: c.uid_map.to_inside(k.uid).unwrap_or(u32::MAX),
-                gid: c.gid_map.to_inside(k.gid).unwrap_or(u32::MAX),
-                // The whole st_mode, as CGManager sent it.
-                mode: libc::S_IFREG | k.mode,
-                name: k.name,
+            .map(|k| {
+                let uid = c.uid_map.to_inside(k.uid).unwrap_or(u32::MAX);
+                let gid = c.gid_map.to_inside(k.gid).unwrap_or(u32::MAX);
+                (k.name, uid, gid, libc::S_IFREG | k.mode)
             })
             .collect())
     }

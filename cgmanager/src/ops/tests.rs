@@ -215,12 +215,11 @@ fn chmod_takes_ownership_and_permission_bits_only() {
         kind(h.mgr.chmod(&alice, "memory", "a", LIMIT, 0o600)),
         Kind::PermissionDenied
     );
+    let perm = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o7777;
     h.mgr.chmod(&owner, "memory", "a", LIMIT, 0o600).unwrap();
-    let md = std::fs::metadata(h.cg("user/a").file(LIMIT)).unwrap();
-    assert_eq!(md.mode() & 0o7777, 0o600);
+    assert_eq!(perm(&h.cg("user/a").file(LIMIT)), 0o600);
     h.mgr.chmod(&owner, "memory", "a", "", 0o750).unwrap();
-    let md = std::fs::metadata(h.cg("user/a").dir()).unwrap();
-    assert_eq!(md.mode() & 0o7777, 0o750);
+    assert_eq!(perm(&h.cg("user/a").dir()), 0o750);
     assert_eq!(
         kind(h.mgr.chmod(&owner, "memory", "a", "", 0o4755)),
         Kind::InvalidArgument
@@ -288,9 +287,9 @@ fn list_keys_tells_ids_as_the_callers_namespace_maps_them() {
     c.uid_map = IdMap::parse(Path::new("uid_map"), &format!("0 {} 1\n", h.me)).unwrap();
     c.gid_map = IdMap::parse(Path::new("gid_map"), "0 4000000000 1\n").unwrap();
     let keys = h.mgr.list_keys(&c, "memory", "a").unwrap();
-    let k = keys.iter().find(|k| k.name == LIMIT).unwrap();
-    assert_eq!((k.uid, k.gid), (0, u32::MAX));
-    assert_eq!(k.mode, libc::S_IFREG | 0o644);
+    let k = keys.iter().find(|k| k.0 == LIMIT).unwrap();
+    assert_eq!((k.1, k.2), (0, u32::MAX));
+    assert_eq!(k.3, libc::S_IFREG | 0o644);
     let mut children = h.mgr.list_children(&c, "memory", "").unwrap();
     children.sort();
     assert_eq!(children, ["a", "locked"]);

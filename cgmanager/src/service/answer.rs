@@ -26,23 +26,23 @@ pub trait ScmAnswer: Sized + Send + 'static {
     fn scm(r: &Result<Self>) -> Vec<Datagram>;
 }
 
-impl Answer for () {
-    type Wire = ();
-    fn wire(self, _: &Call) -> Result<()> {
-        Ok(())
-    }
+/// Results a plain method returns as they are (ListKeys: CGManager's tuples).
+macro_rules! as_is {
+    ($($t:ty),*) => {$(
+        impl Answer for $t {
+            type Wire = $t;
+            fn wire(self, _: &Call) -> Result<$t> {
+                Ok(self)
+            }
+        }
+    )*};
 }
+
+as_is!((), String, Vec<String>, Vec<Key>);
 
 impl ScmAnswer for () {
     fn scm(r: &Result<()>) -> Vec<Datagram> {
         scm::done(r.is_ok())
-    }
-}
-
-impl Answer for String {
-    type Wire = String;
-    fn wire(self, _: &Call) -> Result<String> {
-        Ok(self)
     }
 }
 
@@ -94,37 +94,15 @@ impl ScmAnswer for Pids {
     }
 }
 
-impl Answer for Vec<String> {
-    type Wire = Vec<String>;
-    fn wire(self, _: &Call) -> Result<Vec<String>> {
-        Ok(self)
-    }
-}
-
 impl ScmAnswer for Vec<String> {
     fn scm(r: &Result<Vec<String>>) -> Vec<Datagram> {
         scm::names(r.as_ref().ok().map(Vec::as_slice))
     }
 }
 
-fn key_tuple(k: Key) -> (String, u32, u32, u32) {
-    (k.name, k.uid, k.gid, k.mode)
-}
-
-impl Answer for Vec<Key> {
-    type Wire = Vec<(String, u32, u32, u32)>;
-    fn wire(self, _: &Call) -> Result<Self::Wire> {
-        Ok(self.into_iter().map(key_tuple).collect())
-    }
-}
-
 impl ScmAnswer for Vec<Key> {
     fn scm(r: &Result<Vec<Key>>) -> Vec<Datagram> {
-        let keys: Option<Vec<_>> = r
-            .as_ref()
-            .ok()
-            .map(|ks| ks.iter().cloned().map(key_tuple).collect());
-        scm::keys(keys.as_deref())
+        scm::keys(r.as_ref().ok().map(Vec::as_slice))
     }
 }
 
@@ -208,15 +186,7 @@ mod tests {
             scm::text(None)
         );
         assert_eq!(Pids::scm(&Ok(Pids(vec![7]))), scm::pids(Some(&[7])));
-        let k = Key {
-            name: "tasks".into(),
-            uid: 1,
-            gid: 2,
-            mode: 33188,
-        };
-        assert_eq!(
-            <Vec<Key>>::scm(&Ok(vec![k])),
-            scm::keys(Some(&[("tasks".into(), 1, 2, 33188)]))
-        );
+        let k: Key = ("tasks".into(), 1, 2, 33188);
+        assert_eq!(<Vec<Key>>::scm(&Ok(vec![k.clone()])), scm::keys(Some(&[k])));
     }
 }

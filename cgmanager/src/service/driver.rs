@@ -125,7 +125,8 @@ pub struct Named {
 }
 
 /// What an `*Scm` request takes from the side channel after the requestor's credentials.
-trait Second: Sized + Send + 'static {
+pub trait Second: Sized + Send + 'static {
+    /// Take it.
     fn take(ch: &ScmChannel) -> impl Future<Output = Result<Self>> + Send + '_;
 }
 
@@ -188,30 +189,9 @@ impl Ctx {
     }
 
     /// An `*Scm` method: take the socket and answer the call; the request then runs on the
-    /// side channel.
-    pub async fn scm<T: ScmAnswer>(
-        &self,
-        hdr: &Header<'_>,
-        conn: &Connection,
-        sockfd: zbus::OwnedFd,
-        work: impl FnOnce(&Manager, &Call) -> Result<T> + Send + 'static,
-    ) -> Reply<()> {
-        self.side_channel(hdr, conn, sockfd, move |m, call, ()| work(m, call))
-            .await
-    }
-
-    /// An `*Scm` method whose second credentials name a process or ids.
-    pub async fn scm_named<T: ScmAnswer>(
-        &self,
-        hdr: &Header<'_>,
-        conn: &Connection,
-        sockfd: zbus::OwnedFd,
-        work: impl FnOnce(&Manager, &Call, Named) -> Result<T> + Send + 'static,
-    ) -> Reply<()> {
-        self.side_channel(hdr, conn, sockfd, work).await
-    }
-
-    async fn side_channel<S: Second, T: ScmAnswer>(
+    /// side channel. `S` is what it takes after the requestor's credentials: `()` for nothing,
+    /// [`Named`] for the methods whose second credentials name a process or ids.
+    pub async fn scm<S: Second, T: ScmAnswer>(
         &self,
         hdr: &Header<'_>,
         conn: &Connection,

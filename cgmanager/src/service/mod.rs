@@ -15,6 +15,7 @@ use cgmanager_dbus::API_VERSION;
 use zbus::message::Header;
 use zbus::{interface, Connection, OwnedFd};
 
+use driver::Named;
 pub use driver::{Ctx, Who};
 
 use crate::errors::{Error, Kind};
@@ -68,7 +69,7 @@ impl ManagerV0 {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<()> {
         self.0
-            .scm_named(&hdr, conn, sockfd, move |m, c, v| {
+            .scm(&hdr, conn, sockfd, move |m, c, v: Named| {
                 m.get_pid_cgroup(c, &controller, v.pid, false)
             })
             .await
@@ -97,7 +98,7 @@ impl ManagerV0 {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<()> {
         self.0
-            .scm_named(&hdr, conn, sockfd, move |m, c, v| {
+            .scm(&hdr, conn, sockfd, move |m, c, v: Named| {
                 m.get_pid_cgroup(c, &controller, v.pid, true)
             })
             .await
@@ -125,7 +126,7 @@ impl ManagerV0 {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<()> {
         self.0
-            .scm(&hdr, conn, sockfd, move |m, c| {
+            .scm(&hdr, conn, sockfd, move |m, c, ()| {
                 m.create(c, &controller, &cgroup)
             })
             .await
@@ -156,7 +157,7 @@ impl ManagerV0 {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<()> {
         self.0
-            .scm_named(&hdr, conn, sockfd, move |m, c, v| {
+            .scm(&hdr, conn, sockfd, move |m, c, v: Named| {
                 m.chown(c, &controller, &cgroup, v.uid, v.gid)
             })
             .await
@@ -190,7 +191,7 @@ impl ManagerV0 {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<()> {
         self.0
-            .scm(&hdr, conn, sockfd, move |m, c| {
+            .scm(&hdr, conn, sockfd, move |m, c, ()| {
                 m.chmod(c, &controller, &cgroup, &file, mode)
             })
             .await
@@ -220,7 +221,7 @@ impl ManagerV0 {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<()> {
         self.0
-            .scm_named(&hdr, conn, sockfd, move |m, c, v| {
+            .scm(&hdr, conn, sockfd, move |m, c, v: Named| {
                 m.move_pid(c, &controller, &cgroup, v.pid, false)
             })
             .await
@@ -250,7 +251,7 @@ impl ManagerV0 {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<()> {
         self.0
-            .scm_named(&hdr, conn, sockfd, move |m, c, v| {
+            .scm(&hdr, conn, sockfd, move |m, c, v: Named| {
                 m.move_pid(c, &controller, &cgroup, v.pid, true)
             })
             .await
@@ -282,7 +283,7 @@ impl ManagerV0 {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<()> {
         self.0
-            .scm(&hdr, conn, sockfd, move |m, c| {
+            .scm(&hdr, conn, sockfd, move |m, c, ()| {
                 m.get_value(c, &controller, &cgroup, &key)
             })
             .await
@@ -316,7 +317,7 @@ impl ManagerV0 {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<()> {
         self.0
-            .scm(&hdr, conn, sockfd, move |m, c| {
+            .scm(&hdr, conn, sockfd, move |m, c, ()| {
                 m.set_value(c, &controller, &cgroup, &key, &value)
             })
             .await
@@ -348,7 +349,7 @@ impl ManagerV0 {
     ) -> Result<()> {
         let r = self::recursive(recursive)?;
         self.0
-            .scm(&hdr, conn, sockfd, move |m, c| {
+            .scm(&hdr, conn, sockfd, move |m, c, ()| {
                 m.remove(c, &controller, &cgroup, r)
             })
             .await
@@ -378,7 +379,7 @@ impl ManagerV0 {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<()> {
         self.0
-            .scm(&hdr, conn, sockfd, move |m, c| {
+            .scm(&hdr, conn, sockfd, move |m, c, ()| {
                 m.get_tasks(c, &controller, &cgroup, false, true)
             })
             .await
@@ -408,7 +409,7 @@ impl ManagerV0 {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<()> {
         self.0
-            .scm(&hdr, conn, sockfd, move |m, c| {
+            .scm(&hdr, conn, sockfd, move |m, c, ()| {
                 m.get_tasks(c, &controller, &cgroup, true, true)
             })
             .await
@@ -438,7 +439,7 @@ impl ManagerV0 {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<()> {
         self.0
-            .scm(&hdr, conn, sockfd, move |m, c| {
+            .scm(&hdr, conn, sockfd, move |m, c, ()| {
                 m.list_children(c, &controller, &cgroup)
             })
             .await
@@ -467,7 +468,7 @@ impl ManagerV0 {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<()> {
         self.0
-            .scm(&hdr, conn, sockfd, move |m, c| {
+            .scm(&hdr, conn, sockfd, move |m, c, ()| {
                 m.remove_on_empty(c, &controller, &cgroup)
             })
             .await
@@ -494,7 +495,7 @@ impl ManagerV0 {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<()> {
         self.0
-            .scm(&hdr, conn, sockfd, move |m, c| {
+            .scm(&hdr, conn, sockfd, move |m, c, ()| {
                 m.prune(c, &controller, &cgroup)
             })
             .await
@@ -527,7 +528,7 @@ impl ManagerV0 {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<()> {
         self.0
-            .scm(&hdr, conn, sockfd, move |m, c| {
+            .scm(&hdr, conn, sockfd, move |m, c, ()| {
                 m.list_keys(c, &controller, &cgroup)
             })
             .await
