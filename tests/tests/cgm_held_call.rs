@@ -109,37 +109,63 @@ impl Drop for Gate {
     }
 }
 
-/// The daemon with its lookups behind the gate; the gate goes first when dropped, so that a
-/// failing test does not leave the daemon waiting on it.
+/// The daemon with its lookups behind the gate, answering on its socket or on a bus of its
+/// own; the gate goes first when dropped, so that a failing test does not leave the daemon
+/// waiting on it.
 struct Held {
     gate: Gate,
     d: CgmDaemon,
+    bus: Option<PrivateBus>,
 }
 
 impl Held {
-    fn start(extra: &[&str]) -> Held {
+    fn start(on_bus: bool) -> Held {
         let gate = Gate::new();
         let wrapper = gate.wrapper();
         let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
-        let d = CgmDaemon::start_under(&wrapper, "", extra);
-        Held { gate, d }
+        let bus = on_bus.then(PrivateBus::start);
+        let extra = match &bus {
+            Some(b) => vec!["--bus", b.address.as_str()],
+            None => vec![],
+        };
+        let d = CgmDaemon::start_under(&wrapper, "", &extra);
+        let h = Held { gate, d, bus };
+        // The socket file appears at bind, before the daemon listens; a bus name later still.
+        until(Duration::from_secs(10), "the daemon answers", || {
+            finish(cgm(&h.cgm_args(), &["ping"]), PROMPT, "Ping").0.ok
+        });
+        h
+    }
+
+    /// How `cgm` reaches the daemon.
+    fn cgm_args(&self) -> Vec<String> {
+        match &self.bus {
+            Some(b) => vec!["--bus".into(), b.address.clone()],
+            None => vec!["--socket".into(), self.d.socket.display().to_string()],
+        }
+    }
+
+    /// How a D-Bus client reaches it.
+    fn transport(&self) -> Transport {
+        match &self.bus {
+            Some(b) => Transport::Bus(Some(b.address.clone())),
+            None => Transport::Peer(self.d.socket.display().to_string()),
+        }
     }
 
     /// Wait until one of the daemon's threads sleeps on the FIFO (`a`: the client whose call
     /// that is, if it is a process of ours).
     fn wait_held(&self, mut a: Option<&mut Child>) {
-        let t0 = Instant::now();
-        while !threads_waiting_on_fifo(self.d.pid()) {
-            if let Some(a) = a.as_mut() {
-                assert!(a.try_wait().unwrap().is_none(), "the held call returned");
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "the daemon never waited on the FIFO: {}",
-                self.d.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        until(
+            Duration::from_secs(10),
+            "the daemon waits on the FIFO",
+            || {
+                if let Some(a) = a.as_mut() {
+                    assert!(a.try_wait().unwrap().is_none(), "the held call returned");
+                }
+                threads_waiting_on_fifo(self.d.pid())
+            },
+        );
     }
 }
 
@@ -154,8 +180,17 @@ fn threads_waiting_on_fifo(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// Wait until `done`, at most `limit`.
+fn until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !done() {
+        assert!(t0.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// `cgm <transport> args…` as root, started now.
-fn cgm(transport: &[&str], args: &[&str]) -> Child {
+fn cgm(transport: &[String], args: &[&str]) -> Child {
     Command::new(bin("cgm"))
         .args(transport)
         .args(args)
@@ -181,7 +216,9 @@ fn finish(mut c: Child, limit: Duration, what: &str) -> (CgmResult, Duration) {
 
 /// Hold one client's Delegate in the kernel; another client's Ping and GetValue are answered
 /// meanwhile; once released, the held call completes normally.
-fn held_call_stalls_no_one(h: &mut Held, transport: &[&str], s: &Scratch) {
+fn held_call_stalls_no_one(h: &mut Held, s: &Scratch) {
+    let transport = h.cgm_args();
+    let transport = transport.as_slice();
     let mut a = cgm(transport, &["delegate", "memory"]);
     h.wait_held(Some(&mut a));
     let (ping, t_ping) = finish(cgm(transport, &["ping"]), PROMPT, "Ping");
@@ -207,40 +244,19 @@ fn held_call_stalls_no_one(h: &mut Held, transport: &[&str], s: &Scratch) {
 #[test]
 fn a_call_held_in_the_kernel_stalls_no_other_client_on_the_socket() {
     let s = Scratch::new("held");
-    let mut h = Held::start(&[]);
-    let sock = h.d.socket.display().to_string();
-    wait_answering(&["--socket", &sock]);
-    held_call_stalls_no_one(&mut h, &["--socket", &sock], &s);
+    held_call_stalls_no_one(&mut Held::start(false), &s);
 }
 
 #[test]
 fn a_call_held_in_the_kernel_stalls_no_other_sender_on_a_bus() {
     let s = Scratch::new("held-bus");
-    let bus = PrivateBus::start();
-    let mut h = Held::start(&["--bus", &bus.address]);
-    let transport = ["--bus", bus.address.as_str()];
-    wait_answering(&transport);
-    held_call_stalls_no_one(&mut h, &transport, &s);
-}
-
-/// Wait until the daemon answers on `transport` (its socket file appears at `bind`, before it
-/// listens).
-fn wait_answering(transport: &[&str]) {
-    let t0 = Instant::now();
-    loop {
-        let (r, _) = finish(cgm(transport, &["ping"]), PROMPT, "Ping");
-        if r.ok {
-            return;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(10), "{}", r.err);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    held_call_stalls_no_one(&mut Held::start(true), &s);
 }
 
 /// While one call of a client is held, its next call waits for it: a client's calls run in the
 /// order it sent them, on the socket (a connection per client, answered in order) and on a bus
 /// (a task per call, queued per sender). Calls are sent without waiting for answers.
-fn a_clients_next_call_waits_for_its_held_one(h: &mut Held, t: Transport, s: &Scratch) {
+fn a_clients_next_call_waits_for_its_held_one(h: &mut Held, s: &Scratch) {
     let key = "memory.soft_limit_in_bytes";
     let file = s.dir("memory", "").join(key);
     let value = "268435456";
@@ -250,7 +266,7 @@ fn a_clients_next_call_waits_for_its_held_one(h: &mut Held, t: Transport, s: &Sc
         .enable_all()
         .build()
         .unwrap();
-    let conn = rt.block_on(connect(&t)).unwrap();
+    let conn = rt.block_on(connect(&h.transport())).unwrap();
     let msg = |iface: &str, member: &str| {
         zbus::Message::method_call(cgmanager_dbus::OBJECT_PATH, member.to_string())
             .destination(cgmanager_dbus::BUS_NAME)
@@ -273,32 +289,19 @@ fn a_clients_next_call_waits_for_its_held_one(h: &mut Held, t: Transport, s: &Sc
         "the second call ran while the first was held"
     );
     h.gate.open();
-    let t0 = Instant::now();
-    while read() != value {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "the second call never ran"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    until(Duration::from_secs(10), "the second call ran", || {
+        read() == value
+    });
 }
 
 #[test]
 fn a_clients_calls_run_in_order_on_the_socket() {
     let s = Scratch::new("held-order");
-    let mut h = Held::start(&[]);
-    let sock = h.d.socket.display().to_string();
-    wait_answering(&["--socket", &sock]);
-    let t = Transport::Peer(sock);
-    a_clients_next_call_waits_for_its_held_one(&mut h, t, &s);
+    a_clients_next_call_waits_for_its_held_one(&mut Held::start(false), &s);
 }
 
 #[test]
 fn a_senders_calls_run_in_order_on_a_bus() {
     let s = Scratch::new("held-order-bus");
-    let bus = PrivateBus::start();
-    let mut h = Held::start(&["--bus", &bus.address]);
-    wait_answering(&["--bus", bus.address.as_str()]);
-    let t = Transport::Bus(Some(bus.address.clone()));
-    a_clients_next_call_waits_for_its_held_one(&mut h, t, &s);
+    a_clients_next_call_waits_for_its_held_one(&mut Held::start(true), &s);
 }
