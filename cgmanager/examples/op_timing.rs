@@ -19,9 +19,9 @@ fn main() {
     let proc_root = std::path::Path::new("/proc");
     let run = || -> Result<(), String> {
         let layout = cgroups::Layout::detect(proc_root).map_err(|e| e.to_string())?;
-        let host = HostNs::detect(proc_root).map_err(|e| e.message())?;
+        let host = HostNs::detect(proc_root).map_err(|e| e.to_string())?;
         let mgr = Manager::new(host.clone(), layout, Config::default(), Default::default())
-            .map_err(|e| e.message())?;
+            .map_err(|e| e.to_string())?;
         let pid = std::env::var("PID")
             .ok()
             .and_then(|p| p.parse().ok())
@@ -30,7 +30,7 @@ fn main() {
         let n = 20000u32;
         let t = Instant::now();
         for _ in 0..n {
-            Caller::load(&peer, &host).map_err(|e| e.message())?;
+            Caller::load(&peer, &host).map_err(|e| e.to_string())?;
         }
         let load = t.elapsed() / n;
         let t = Instant::now();
@@ -49,11 +49,11 @@ fn main() {
         }
         let alive = t.elapsed() / n;
         println!("ns_inode {ns:?}  /proc/pid/cgroup {cgs:?}  pidfd alive {alive:?}");
-        let c = Caller::load(&peer, &host).map_err(|e| e.message())?;
+        let c = Caller::load(&peer, &host).map_err(|e| e.to_string())?;
         let t = Instant::now();
         for _ in 0..n {
             mgr.get_value(&c, "memory", &cg, &key)
-                .map_err(|e| e.message())?;
+                .map_err(|e| e.to_string())?;
         }
         let op = t.elapsed() / n;
         println!("Caller::load {load:?}  get_value {op:?}");

@@ -11,7 +11,7 @@ use cgroups::process::{ns_inode, IdMap, Ns, Pidfd, Status};
 use cgroups::ProcCgroups;
 use nix::sys::socket::{getsockopt, sockopt};
 
-use crate::errors::{from_cgroups, Error, Result};
+use crate::errors::{from_cgroups, Error, Kind, Result};
 
 /// The daemon's own view: where procfs is and which namespaces are "ours".
 #[derive(Debug, Clone)]
@@ -217,10 +217,13 @@ impl Caller {
     /// name another process).
     pub fn load(peer: &Peer, host: &HostNs) -> Result<Caller> {
         let gone = || {
-            Error::NoSuchProcess(format!(
-                "the calling process (pid {}) has exited; reconnect from a live process",
-                peer.pid
-            ))
+            Error::new(
+                Kind::NoSuchProcess,
+                format!(
+                    "the calling process (pid {}) has exited; reconnect from a live process",
+                    peer.pid
+                ),
+            )
         };
         if peer.pid == 0 || !peer.alive() {
             return Err(gone());
@@ -231,7 +234,7 @@ impl Caller {
             let mut ids = peer
                 .ids
                 .lock()
-                .map_err(|_| Error::Failed("poisoned".into()))?;
+                .map_err(|_| Error::new(Kind::Failed, "poisoned"))?;
             match &*ids {
                 Some(v) => v.clone(),
                 None => {
@@ -249,7 +252,7 @@ impl Caller {
             let mut ns = peer
                 .ns
                 .lock()
-                .map_err(|_| Error::Failed("poisoned".into()))?;
+                .map_err(|_| Error::new(Kind::Failed, "poisoned"))?;
             match &*ns {
                 Some(s) => s.clone(),
                 None => {
@@ -313,36 +316,27 @@ impl Caller {
             .is_some_and(|eff| eff & (1u64 << cap) != 0)
     }
 
-    /// A pid argument of a plain (non-Scm) call, as a host pid. Only meaningful when the
-    /// caller shares the daemon's pid namespace; otherwise the kernel must translate it.
-    pub fn pid_arg(&self, pid: i32, method: &str) -> Result<u32> {
-        if !self.same_pidns {
-            return Err(Error::ForeignNamespace(format!(
-                "pid {pid} is a pid of your namespace, not the daemon's; use {method}Scm so \
-                 the kernel translates it"
-            )));
-        }
-        u32::try_from(pid)
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| Error::InvalidArgument(format!("{pid} is not a valid pid")))
-    }
-
     /// A uid argument in the caller's user namespace, as a host uid.
     pub fn uid_arg(&self, uid: i32) -> Result<u32> {
         let id = u32::try_from(uid)
-            .map_err(|_| Error::InvalidArgument(format!("{uid} is not a valid uid")))?;
+            .map_err(|_| Error::new(Kind::InvalidArgument, format!("{uid} is not a valid uid")))?;
         self.uid_map.to_outside(id).ok_or_else(|| {
-            Error::ForeignNamespace(format!("uid {uid} is not mapped in your user namespace"))
+            Error::new(
+                Kind::ForeignNamespace,
+                format!("uid {uid} is not mapped in your user namespace"),
+            )
         })
     }
 
     /// A gid argument in the caller's user namespace, as a host gid.
     pub fn gid_arg(&self, gid: i32) -> Result<u32> {
         let id = u32::try_from(gid)
-            .map_err(|_| Error::InvalidArgument(format!("{gid} is not a valid gid")))?;
+            .map_err(|_| Error::new(Kind::InvalidArgument, format!("{gid} is not a valid gid")))?;
         self.gid_map.to_outside(id).ok_or_else(|| {
-            Error::ForeignNamespace(format!("gid {gid} is not mapped in your user namespace"))
+            Error::new(
+                Kind::ForeignNamespace,
+                format!("gid {gid} is not mapped in your user namespace"),
+            )
         })
     }
 
@@ -367,11 +361,12 @@ pub struct Victim {
 impl Victim {
     /// Pin and read a process by host pid.
     pub fn load(host: &HostNs, pid: u32) -> Result<Victim> {
-        let gone = || Error::NoSuchProcess(format!("no process {pid}"));
+        let gone = || Error::new(Kind::NoSuchProcess, format!("no process {pid}"));
         let pidfd = Pidfd::open(pid).map_err(|_| match thread_group_of(host, pid) {
-            Some(tgid) if tgid != pid => Error::InvalidArgument(format!(
-                "{pid} is a thread id, not a process id; pass its thread-group id {tgid}"
-            )),
+            Some(tgid) if tgid != pid => Error::new(
+                Kind::InvalidArgument,
+                format!("{pid} is a thread id, not a process id; pass its thread-group id {tgid}"),
+            ),
             _ => gone(),
         })?;
         let m = |e: cgroups::Error| proc_err(e, &gone);
@@ -395,7 +390,7 @@ impl Victim {
             Some(t) if t != tid => t,
             _ => return Victim::load(host, tid),
         };
-        let gone = || Error::NoSuchProcess(format!("no thread {tid}"));
+        let gone = || Error::new(Kind::NoSuchProcess, format!("no thread {tid}"));
         let pidfd = Pidfd::open(tgid).map_err(|_| gone())?;
         let task = host.proc_root.join(tgid.to_string()).join("task");
         let m = |e: cgroups::Error| proc_err(e, &gone);
@@ -410,6 +405,16 @@ impl Victim {
             cgroups,
             pidfd,
         })
+    }
+
+    /// What the permission checks need of it.
+    pub fn task(&self) -> crate::access::Task {
+        let [ruid, _euid, suid, _fsuid] = self.status.uids;
+        crate::access::Task {
+            pid: self.pid,
+            ruid,
+            suid,
+        }
     }
 
     /// Still the process we read (not exited, pid not reused).

@@ -6,19 +6,13 @@
 //!
 //! Pid arguments are pids of cgm's own pid namespace: when the daemon answers that they are
 //! foreign (cgm runs in a container), cgm repeats the call through the `*Scm` method so the
-//! kernel translates them.
+//! kernel translates them ([`cgmanager_dbus::scm::plain_or_scm`]).
 
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::ExitCode;
-use std::time::Duration;
 
+use cgmanager_dbus::scm::{plain_or_scm, Named};
 use cgmanager_dbus::{connect, DelegationProxy, Error, ManagerProxy, Transport};
 use clap::{Parser, Subcommand};
-use nix::sys::socket::{
-    recvmsg, sendmsg, setsockopt, socketpair, sockopt, AddressFamily, ControlMessage, MsgFlags,
-    SockFlag, SockType, UnixCredentials,
-};
 use serde_json::json;
 
 /// cgm: talk to cgmanager.
@@ -245,16 +239,11 @@ async fn run(cli: &Cli) -> Result<String, Error> {
             cgroup,
             pid,
         } => {
-            match m.move_pid(controller, cgroup, *pid).await {
-                Err(Error::ForeignNamespace(_)) => {
-                    let (mine, theirs) = pair()?;
-                    m.move_pid_scm(controller, cgroup, theirs.as_fd().into())
-                        .await?;
-                    drop(theirs);
-                    scm_byte(&mine, Some(*pid))?;
-                }
-                r => r?,
-            }
+            let plain = m.move_pid(controller, cgroup, *pid);
+            plain_or_scm(plain, Some(Named::Pid(*pid)), |fd| {
+                m.move_pid_scm(controller, cgroup, fd)
+            })
+            .await?;
             String::new()
         }
         Cmd::Movepidabs {
@@ -262,39 +251,26 @@ async fn run(cli: &Cli) -> Result<String, Error> {
             cgroup,
             pid,
         } => {
-            match m.move_pid_abs(controller, cgroup, *pid).await {
-                Err(Error::ForeignNamespace(_)) => {
-                    let (mine, theirs) = pair()?;
-                    m.move_pid_abs_scm(controller, cgroup, theirs.as_fd().into())
-                        .await?;
-                    drop(theirs);
-                    scm_byte(&mine, Some(*pid))?;
-                }
-                r => r?,
-            }
+            let plain = m.move_pid_abs(controller, cgroup, *pid);
+            plain_or_scm(plain, Some(Named::Pid(*pid)), |fd| {
+                m.move_pid_abs_scm(controller, cgroup, fd)
+            })
+            .await?;
             String::new()
         }
-        Cmd::Getpidcgroup { controller, pid } => match m.get_pid_cgroup(controller, *pid).await {
-            Err(Error::ForeignNamespace(_)) => {
-                let (mine, theirs) = pair()?;
-                m.get_pid_cgroup_scm(controller, theirs.as_fd().into())
-                    .await?;
-                drop(theirs);
-                scm_string(&mine, *pid)?
-            }
-            r => r?,
-        },
+        Cmd::Getpidcgroup { controller, pid } => {
+            let plain = m.get_pid_cgroup(controller, *pid);
+            plain_or_scm(plain, Some(Named::Pid(*pid)), |fd| {
+                m.get_pid_cgroup_scm(controller, fd)
+            })
+            .await?
+        }
         Cmd::Getpidcgroupabs { controller, pid } => {
-            match m.get_pid_cgroup_abs(controller, *pid).await {
-                Err(Error::ForeignNamespace(_)) => {
-                    let (mine, theirs) = pair()?;
-                    m.get_pid_cgroup_abs_scm(controller, theirs.as_fd().into())
-                        .await?;
-                    drop(theirs);
-                    scm_string(&mine, *pid)?
-                }
-                r => r?,
-            }
+            let plain = m.get_pid_cgroup_abs(controller, *pid);
+            plain_or_scm(plain, Some(Named::Pid(*pid)), |fd| {
+                m.get_pid_cgroup_abs_scm(controller, fd)
+            })
+            .await?
         }
         Cmd::Getvalue {
             controller,
@@ -323,30 +299,16 @@ async fn run(cli: &Cli) -> Result<String, Error> {
             cgroup,
         } => existed(m.remove(controller, cgroup, i32::from(*recursive)).await?),
         Cmd::Gettasks { controller, cgroup } => {
-            let pids = match m.get_tasks(controller, cgroup).await {
-                Err(Error::ForeignNamespace(_)) => {
-                    let (mine, theirs) = pair()?;
-                    m.get_tasks_scm(controller, cgroup, theirs.as_fd().into())
-                        .await?;
-                    drop(theirs);
-                    scm_pids(&mine)?
-                }
-                r => r?,
-            };
-            lines(pids.iter().map(i32::to_string).collect())
+            let plain = m.get_tasks(controller, cgroup);
+            let pids = plain_or_scm(plain, None, |fd| m.get_tasks_scm(controller, cgroup, fd));
+            lines(pids.await?.iter().map(i32::to_string).collect())
         }
         Cmd::Gettasksrecursive { controller, cgroup } => {
-            let pids = match m.get_tasks_recursive(controller, cgroup).await {
-                Err(Error::ForeignNamespace(_)) => {
-                    let (mine, theirs) = pair()?;
-                    m.get_tasks_recursive_scm(controller, cgroup, theirs.as_fd().into())
-                        .await?;
-                    drop(theirs);
-                    scm_pids(&mine)?
-                }
-                r => r?,
-            };
-            lines(pids.iter().map(i32::to_string).collect())
+            let plain = m.get_tasks_recursive(controller, cgroup);
+            let pids = plain_or_scm(plain, None, |fd| {
+                m.get_tasks_recursive_scm(controller, cgroup, fd)
+            });
+            lines(pids.await?.iter().map(i32::to_string).collect())
         }
         Cmd::Getprocs { controller, cgroup } => lines(
             d.get_procs(controller, cgroup)
@@ -422,132 +384,4 @@ async fn run(cli: &Cli) -> Result<String, Error> {
             }
         }
     })
-}
-
-/// How long cgm waits for each step of the Scm protocol.
-const SCM_WAIT: Duration = Duration::from_secs(5);
-
-fn io(e: nix::Error) -> Error {
-    Error::Failed(format!("sockfd: {}", e.desc()))
-}
-
-/// A datagram socketpair: our end and the one passed to the daemon.
-fn pair() -> Result<(OwnedFd, OwnedFd), Error> {
-    let (a, b) = socketpair(
-        AddressFamily::Unix,
-        SockType::Datagram,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(io)?;
-    setsockopt(&a, sockopt::PassCred, &true).map_err(io)?;
-    let tv = nix::sys::time::TimeVal::new(SCM_WAIT.as_secs() as i64, 0);
-    setsockopt(&a, sockopt::ReceiveTimeout, &tv).map_err(io)?;
-    Ok((a, b))
-}
-
-fn recv(fd: &OwnedFd) -> Result<Vec<u8>, Error> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let n = {
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        recvmsg::<()>(fd.as_raw_fd(), &mut iov, None, MsgFlags::empty())
-            .map_err(|e| match e {
-                nix::errno::Errno::EAGAIN => {
-                    Error::Timeout("the daemon did not answer on the side channel".into())
-                }
-                e => io(e),
-            })?
-            .bytes
-    };
-    buf.truncate(n);
-    Ok(buf)
-}
-
-/// Wait for the daemon's kick, then send credentials naming `pid` (ours for the requestor).
-fn send_cred(fd: &OwnedFd, pid: i32) -> Result<(), Error> {
-    recv(fd)?;
-    let cred = UnixCredentials::from(libc::ucred {
-        pid,
-        uid: nix::unistd::geteuid().as_raw(),
-        gid: nix::unistd::getegid().as_raw(),
-    });
-    let iov = [IoSlice::new(b"1")];
-    sendmsg::<()>(
-        fd.as_raw_fd(),
-        &iov,
-        &[ControlMessage::ScmCredentials(&cred)],
-        MsgFlags::empty(),
-        None,
-    )
-    .map_err(|e| match e {
-        nix::errno::Errno::EPERM => Error::PermissionDenied(format!(
-            "the kernel refused to vouch for pid {pid} (only root of your namespaces may name \
-             other processes)"
-        )),
-        nix::errno::Errno::ESRCH => Error::NoSuchProcess(format!("no process {pid}")),
-        e => io(e),
-    })?;
-    Ok(())
-}
-
-fn scm_byte(fd: &OwnedFd, victim: Option<i32>) -> Result<(), Error> {
-    send_cred(fd, nix::unistd::getpid().as_raw())?;
-    if let Some(v) = victim {
-        send_cred(fd, v)?;
-    }
-    match recv(fd)?.first() {
-        Some(b'1') | Some(b'2') => Ok(()),
-        _ => Err(Error::Failed(
-            "the daemon refused the request (run the daemon with --debug for why)".into(),
-        )),
-    }
-}
-
-fn scm_string(fd: &OwnedFd, victim: i32) -> Result<String, Error> {
-    send_cred(fd, nix::unistd::getpid().as_raw())?;
-    send_cred(fd, victim)?;
-    let mut b = recv(fd)?;
-    if b.is_empty() {
-        return Err(Error::Failed("the daemon refused the request".into()));
-    }
-    if b.last() == Some(&0) {
-        b.pop();
-    }
-    Ok(String::from_utf8_lossy(&b).into_owned())
-}
-
-/// GetTasksScm's answer: a count, then one message per pid whose credentials the kernel has
-/// translated into our pid namespace (0 for a process we cannot see, left out).
-fn scm_pids(fd: &OwnedFd) -> Result<Vec<i32>, Error> {
-    send_cred(fd, nix::unistd::getpid().as_raw())?;
-    let head = recv(fd)?;
-    let n = <[u8; 4]>::try_from(head.as_slice())
-        .map(i32::from_ne_bytes)
-        .map_err(|_| Error::Failed("malformed count on the side channel".into()))?;
-    if n < 0 {
-        return Err(Error::Failed("the daemon refused the request".into()));
-    }
-    let mut pids = Vec::new();
-    for _ in 0..n {
-        let mut buf = [0u8; 8];
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let mut space = nix::cmsg_space!(UnixCredentials);
-        let msg = recvmsg::<()>(
-            fd.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::empty(),
-        )
-        .map_err(io)?;
-        for c in msg.cmsgs().map_err(io)? {
-            if let nix::sys::socket::ControlMessageOwned::ScmCredentials(u) = c {
-                if u.pid() > 0 {
-                    pids.push(u.pid());
-                }
-            }
-        }
-    }
-    pids.sort_unstable();
-    pids.dedup();
-    Ok(pids)
 }

@@ -34,8 +34,9 @@ pub struct Args {
     /// Seconds a peer-to-peer client may stay connected without sending a whole call.
     #[arg(long, default_value_t = crate::p2p::IDLE_TIMEOUT.as_secs())]
     pub idle_timeout: u64,
-    /// Worker threads; 0 (the default) serves every client from one thread, which on small
-    /// machines answers fastest (no cross-CPU wakeups per call).
+    /// Threads for the async side (sockets, D-Bus framing, the side channels); 0 (the default)
+    /// runs it on one thread. Either way each call's work in the kernel runs on a pool of
+    /// blocking threads, so one slow call holds up no other client.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Log every request (same as RUST_LOG=debug).

@@ -3,7 +3,7 @@
 
 use cgroups::{Hierarchy, Layout, Version};
 
-use crate::errors::{Error, Result};
+use crate::errors::{Error, Kind, Result};
 
 /// Longest controller argument accepted.
 pub const MAX_CONTROLLER_ARG: usize = 1024;
@@ -20,21 +20,26 @@ pub enum Arity {
 /// The hierarchies a controller argument names, in layout order, without duplicates.
 pub fn select<'a>(layout: &'a Layout, arg: &str, arity: Arity) -> Result<Vec<&'a Hierarchy>> {
     if arg.is_empty() {
-        return Err(Error::InvalidArgument(
-            "empty controller; name one (memory, cpu, …), a list, or all".into(),
+        return Err(Error::new(
+            Kind::InvalidArgument,
+            "empty controller; name one (memory, cpu, …), a list, or all",
         ));
     }
     if arg.len() > MAX_CONTROLLER_ARG {
-        return Err(Error::InvalidArgument(format!(
-            "controller argument is {} bytes long (limit {MAX_CONTROLLER_ARG})",
-            arg.len()
-        )));
+        return Err(Error::new(
+            Kind::InvalidArgument,
+            format!(
+                "controller argument is {} bytes long (limit {MAX_CONTROLLER_ARG})",
+                arg.len()
+            ),
+        ));
     }
     let mut out: Vec<&Hierarchy> = Vec::new();
     if arg == "all" {
         if arity == Arity::One {
-            return Err(Error::InvalidArgument(
-                "this method takes one controller, not all".into(),
+            return Err(Error::new(
+                Kind::InvalidArgument,
+                "this method takes one controller, not all",
             ));
         }
         out.extend(layout.hierarchies.iter());
@@ -47,18 +52,22 @@ pub fn select<'a>(layout: &'a Layout, arg: &str, arity: Arity) -> Result<Vec<&'a
         }
     }
     if arity == Arity::One && out.len() > 1 {
-        return Err(Error::InvalidArgument(format!(
-            "controllers {arg:?} are not mounted together; this method takes one hierarchy"
-        )));
+        return Err(Error::new(
+            Kind::InvalidArgument,
+            format!(
+                "controllers {arg:?} are not mounted together; this method takes one hierarchy"
+            ),
+        ));
     }
     Ok(out)
 }
 
 fn find<'a>(layout: &'a Layout, name: &str) -> Result<&'a Hierarchy> {
     if name.is_empty() || name.bytes().any(|b| b.is_ascii_control() || b == b'/') {
-        return Err(Error::InvalidArgument(format!(
-            "bad controller name {name:?}"
-        )));
+        return Err(Error::new(
+            Kind::InvalidArgument,
+            format!("bad controller name {name:?}"),
+        ));
     }
     let named = if name == "systemd" {
         "name=systemd"
@@ -70,9 +79,12 @@ fn find<'a>(layout: &'a Layout, name: &str) -> Result<&'a Hierarchy> {
         .iter()
         .find(|h| h.version == Version::V1 && h.controllers.iter().any(|c| c == named));
     v1.or_else(|| layout.hierarchy_for(named)).ok_or_else(|| {
-        Error::NoSuchController(format!(
-            "no mounted hierarchy has controller {name:?} (cgm listcontrollers shows them)"
-        ))
+        Error::new(
+            Kind::NoSuchController,
+            format!(
+                "no mounted hierarchy has controller {name:?} (cgm listcontrollers shows them)"
+            ),
+        )
     })
 }
 
@@ -118,7 +130,7 @@ mod tests {
         }
         assert!(matches!(
             select(&l, "freezer", Arity::One),
-            Err(Error::NoSuchController(_))
+            Err(e) if e.is(Kind::NoSuchController)
         ));
         assert_eq!(select(&l, "all", Arity::Many).unwrap().len(), 1);
         assert_eq!(hierarchy_name(&l.hierarchies[0]), "unified");
@@ -140,12 +152,12 @@ mod tests {
         assert_eq!(one("cpu,cpuacct").unwrap().len(), 1);
         assert_eq!(one("unified").unwrap()[0].version, Version::V2);
         assert_eq!(one("hugetlb").unwrap()[0].version, Version::V2);
-        assert!(matches!(one("memory,cpu"), Err(Error::InvalidArgument(_))));
-        assert!(matches!(one("all"), Err(Error::InvalidArgument(_))));
-        assert!(matches!(one("nosuch"), Err(Error::NoSuchController(_))));
-        assert!(matches!(one(""), Err(Error::InvalidArgument(_))));
-        assert!(matches!(one("memory,"), Err(Error::InvalidArgument(_))));
-        assert!(matches!(one("mem\nory"), Err(Error::InvalidArgument(_))));
+        assert!(matches!(one("memory,cpu"), Err(e) if e.is(Kind::InvalidArgument)));
+        assert!(matches!(one("all"), Err(e) if e.is(Kind::InvalidArgument)));
+        assert!(matches!(one("nosuch"), Err(e) if e.is(Kind::NoSuchController)));
+        assert!(matches!(one(""), Err(e) if e.is(Kind::InvalidArgument)));
+        assert!(matches!(one("memory,"), Err(e) if e.is(Kind::InvalidArgument)));
+        assert!(matches!(one("mem\nory"), Err(e) if e.is(Kind::InvalidArgument)));
         assert_eq!(select(&l, "all", Arity::Many).unwrap().len(), 4);
         assert_eq!(
             select(&l, "memory,cpu,cpuacct", Arity::Many).unwrap().len(),

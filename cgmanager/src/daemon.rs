@@ -75,13 +75,14 @@ fn run(args: Args) -> Result<(), String> {
     raise_nofile();
     let proc_root = std::path::Path::new("/proc");
     let layout = cgroups::Layout::detect(proc_root).map_err(|e| format!("cgroup layout: {e}"))?;
-    let host = HostNs::detect(proc_root).map_err(|e| e.message())?;
+    let host = HostNs::detect(proc_root).map_err(|e| e.message().to_string())?;
     let policy = Policy::load(&args.policy).map_err(|e| format!("policy: {e}"))?;
     let config = Config {
         max_depth: args.max_depth,
         ..Config::default()
     };
-    let mgr = Arc::new(Manager::new(host, layout, config, policy).map_err(|e| e.message())?);
+    let mgr =
+        Arc::new(Manager::new(host, layout, config, policy).map_err(|e| e.message().to_string())?);
     tracing::info!(
         "hierarchies: {}; {} delegation rule(s) from {}",
         mgr.list_controllers().join(" "),

@@ -6,14 +6,18 @@
 //! * [`daemon`] / [`cli`]: process setup, signals, readiness; [`server`]: the peer-to-peer
 //!   socket and the bus connection; [`p2p`]: serving the socket within bounds (message size,
 //!   connections per user, idle time), EXTERNAL and ANONYMOUS authentication.
-//! * [`service`]: the D-Bus interfaces — find the caller, convert arguments, call the core;
-//!   [`served`]: how they are served (refusals logged, read-only properties refused);
-//!   [`scm`]: the `*Scm` side channel (credentials the kernel translates).
-//! * [`manager`] + [`ops`]: the core, one module per group of operations, independent of D-Bus.
+//! * [`service`]: the D-Bus interfaces, each method one call into [`service::driver`] (find
+//!   the caller, run the core on the blocking pool, answer with the result type's encoding,
+//!   [`service::answer`]); [`service::served`]: how they are dispatched per transport;
+//!   [`service::scm`]: the daemon's end of the `*Scm` side channel.
+//! * [`manager`] + [`ops`]: the core, one module per group of operations, independent of D-Bus,
+//!   with its own error type ([`errors`]: a [`errors::Kind`] per refusal, the errno when the
+//!   kernel refused).
 //! * [`caller`], [`access`], [`target`], [`controllers`], [`policy`]: who asks, what the kernel
 //!   would allow them, which directory an argument names, which hierarchies, what the admin
 //!   delegates.
-//! * [`cgm`]: the command-line client.
+//! * [`cgm`]: the command-line client (the side channel's client half is the contract's,
+//!   [`cgmanager_dbus::scm`]).
 
 pub mod access;
 pub mod caller;
@@ -26,8 +30,6 @@ pub mod manager;
 pub mod ops;
 pub mod p2p;
 pub mod policy;
-pub mod scm;
-pub mod served;
 pub mod server;
 pub mod service;
 pub mod target;

@@ -1,17 +1,18 @@
 //! The daemon's core, independent of D-Bus: the host's hierarchies, the admin's policy, and
 //! the operations (in [`crate::ops`]) that each take a [`Caller`] and return a value or a
-//! named refusal. The D-Bus layer ([`crate::service`]) only finds the caller and converts
-//! arguments.
+//! refusal ([`crate::errors::Error`]). The D-Bus layer ([`crate::service`]) only finds the
+//! caller, converts arguments and encodes the answer. The core is synchronous (it waits in
+//! cgroupfs, procfs and NSS); the D-Bus layer runs it on tokio's blocking pool.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use cgroups::{Cgroup, Hierarchy, Layout, ProcCgroups, Version};
 
-use crate::access::{may_access, X};
+use crate::access::{may_access, Inode, X};
 use crate::caller::{Caller, HostNs};
 use crate::controllers::{select, Arity};
-use crate::errors::{from_cgroups, Error, Result};
+use crate::errors::{from_cgroups, Error, Kind, Result};
 use crate::policy::Policy;
 use crate::target;
 
@@ -70,7 +71,7 @@ impl Manager {
         select(&self.layout, controller, Arity::One)?
             .into_iter()
             .next()
-            .ok_or_else(|| Error::NoSuchController(controller.into()))
+            .ok_or_else(|| Error::new(Kind::NoSuchController, controller))
     }
 
     /// Run `f` for every hierarchy a controller list names. With more than one hierarchy, a
@@ -88,7 +89,7 @@ impl Manager {
         for h in hs {
             match f(h) {
                 Ok(v) => out.push(v),
-                Err(e @ (Error::PermissionDenied(_) | Error::NotFound(_))) if multi => {
+                Err(e) if multi && matches!(e.kind(), Kind::PermissionDenied | Kind::NotFound) => {
                     tracing::debug!("skipping {}: {e:?}", h.mount_point.display());
                     skipped.get_or_insert(e);
                 }
@@ -112,16 +113,22 @@ impl Manager {
             Version::V2 => procs.unified_path(),
         }
         .ok_or_else(|| {
-            Error::NoSuchController(format!(
-                "the process is not in hierarchy {}",
-                h.mount_point.display()
-            ))
+            Error::new(
+                Kind::NoSuchController,
+                format!(
+                    "the process is not in hierarchy {}",
+                    h.mount_point.display()
+                ),
+            )
         })?;
         Cgroup::in_hierarchy(h, path).map_err(|_| {
-            Error::OutsideSubtree(format!(
-                "cgroup {path} is outside what the daemon can see of {}",
-                h.mount_point.display()
-            ))
+            Error::new(
+                Kind::OutsideSubtree,
+                format!(
+                    "cgroup {path} is outside what the daemon can see of {}",
+                    h.mount_point.display()
+                ),
+            )
         })
     }
 
@@ -151,13 +158,13 @@ impl Manager {
                 self.check_reach(c, base, &cg)?;
                 Ok(cg)
             }
-            Err(Error::OutsideSubtree(m)) if arg.starts_with('/') => {
+            Err(e) if e.is(Kind::OutsideSubtree) && arg.starts_with('/') => {
                 let root = Cgroup::new(base.version, &base.mount_point, "")
                     .map_err(|e| from_cgroups(&e))?;
                 let Some(d) = self.delegated_root(c, &root) else {
-                    return Err(Error::OutsideSubtree(m));
+                    return Err(e);
                 };
-                let cg = target::resolve(&d, arg).map_err(|_| Error::OutsideSubtree(m))?;
+                let cg = target::resolve(&d, arg).map_err(|_| e)?;
                 self.check_reach(c, &d, &cg)?;
                 Ok(cg)
             }
@@ -203,15 +210,15 @@ impl Manager {
             .take_while(|d| d.is_within(base))
         {
             match target::stat_beneath(&dir, None) {
-                Ok(md) if !may_access(c, &md, X) => {
-                    return Err(Error::PermissionDenied(format!(
-                        "uid {} may not search {}",
-                        c.uid,
-                        dir.abs_path()
-                    )))
+                Ok(md) if !may_access(c, &Inode::from(&md), X) => {
+                    return Err(Error::new(
+                        Kind::PermissionDenied,
+                        format!("uid {} may not search {}", c.uid, dir.abs_path()),
+                    ))
                 }
                 // Missing directories are reported by the operation itself.
-                Ok(_) | Err(Error::NotFound(_)) => {}
+                Ok(_) => {}
+                Err(e) if e.is(Kind::NotFound) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -233,14 +240,17 @@ impl Manager {
         let md = f
             .metadata()
             .map_err(|e| crate::errors::from_io(&e, "stat"))?;
-        if may_access(c, &md, want) {
+        if may_access(c, &Inode::from(&md), want) {
             Ok(f)
         } else {
-            Err(Error::PermissionDenied(format!(
-                "uid {} may not {verb} {}/{file}",
-                c.uid,
-                cg.abs_path().trim_end_matches('/')
-            )))
+            Err(Error::new(
+                Kind::PermissionDenied,
+                format!(
+                    "uid {} may not {verb} {}/{file}",
+                    c.uid,
+                    cg.abs_path().trim_end_matches('/')
+                ),
+            ))
         }
     }
 
@@ -254,17 +264,17 @@ impl Manager {
         verb: &str,
     ) -> Result<std::fs::Metadata> {
         let md = target::stat_beneath(cg, file)?;
-        if may_access(c, &md, want) {
+        if may_access(c, &Inode::from(&md), want) {
             Ok(md)
         } else {
             let what = match file {
                 Some(f) => format!("{}/{f}", cg.abs_path().trim_end_matches('/')),
                 None => cg.abs_path(),
             };
-            Err(Error::PermissionDenied(format!(
-                "uid {} may not {verb} {what}",
-                c.uid
-            )))
+            Err(Error::new(
+                Kind::PermissionDenied,
+                format!("uid {} may not {verb} {what}", c.uid),
+            ))
         }
     }
 }

@@ -12,7 +12,7 @@ use zbus::Connection;
 
 use crate::caller::Peer;
 use crate::manager::Manager;
-use crate::served::Served;
+use crate::service::served::{Dispatch, Senders, Served};
 use crate::service::{Ctx, DelegationV1, ManagerV0, Who};
 
 /// The bound socket; removed again when dropped.
@@ -91,13 +91,15 @@ pub async fn serve_bus(
         }
         None => Builder::address(address),
     };
+    // Both interfaces share one queue per sender: a sender's calls run in the order sent.
+    let dispatch = Dispatch::PerSender(Senders::new());
     let conn = b
         .name(BUS_NAME)
         .serve_at(
             OBJECT_PATH,
-            Served::new(ManagerV0(ctx.clone()), &["api_version"]),
+            Served::new(ManagerV0(ctx.clone()), &["api_version"], dispatch.clone()),
         )
-        .serve_at(OBJECT_PATH, Served::new(DelegationV1(ctx), &[]))
+        .serve_at(OBJECT_PATH, Served::new(DelegationV1(ctx), &[], dispatch))
         .build()
         .await?;
     Ok((conn, cache))

@@ -16,7 +16,7 @@ use dashmap::DashMap;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
 
-use crate::errors::{from_errno, Error, Result};
+use crate::errors::{from_errno, Error, Kind, Result};
 
 /// Longest cgroup path argument accepted (the kernel's PATH_MAX).
 pub const MAX_PATH: usize = 4096;
@@ -26,17 +26,18 @@ pub const MAX_NAME: usize = 255;
 /// Check a cgroup path argument and return its components (empty for "" or "/").
 pub fn components(arg: &str) -> Result<Vec<&str>> {
     if arg.len() > MAX_PATH {
-        return Err(Error::InvalidArgument(format!(
-            "cgroup path is {} bytes long (limit {MAX_PATH})",
-            arg.len()
-        )));
+        return Err(Error::new(
+            Kind::InvalidArgument,
+            format!("cgroup path is {} bytes long (limit {MAX_PATH})", arg.len()),
+        ));
     }
     let mut out = Vec::new();
     for c in arg.split('/').filter(|c| !c.is_empty()) {
         if c == ".." || c == "." {
-            return Err(Error::OutsideSubtree(format!(
-                "cgroup path {arg:?} contains {c:?}; give a path below your cgroup"
-            )));
+            return Err(Error::new(
+                Kind::OutsideSubtree,
+                format!("cgroup path {arg:?} contains {c:?}; give a path below your cgroup"),
+            ));
         }
         check_name(c, "cgroup name")?;
         out.push(c);
@@ -47,27 +48,29 @@ pub fn components(arg: &str) -> Result<Vec<&str>> {
 /// Check a file name argument (`key`, chmod's `file`): one name, no `/`.
 pub fn check_key(key: &str) -> Result<()> {
     if key.is_empty() {
-        return Err(Error::InvalidArgument("empty file name".into()));
+        return Err(Error::new(Kind::InvalidArgument, "empty file name"));
     }
     if key.contains('/') || key.contains('\\') || key == "." || key == ".." {
-        return Err(Error::InvalidArgument(format!(
-            "{key:?} is not a file name of a cgroup (no '/', '\\', '.' or '..')"
-        )));
+        return Err(Error::new(
+            Kind::InvalidArgument,
+            format!("{key:?} is not a file name of a cgroup (no '/', '\\', '.' or '..')"),
+        ));
     }
     check_name(key, "file name")
 }
 
 fn check_name(name: &str, what: &str) -> Result<()> {
     if name.len() > MAX_NAME {
-        return Err(Error::InvalidArgument(format!(
-            "{what} is {} bytes long (limit {MAX_NAME})",
-            name.len()
-        )));
+        return Err(Error::new(
+            Kind::InvalidArgument,
+            format!("{what} is {} bytes long (limit {MAX_NAME})", name.len()),
+        ));
     }
     if name.chars().any(|ch| ch.is_control()) {
-        return Err(Error::InvalidArgument(format!(
-            "{what} {name:?} contains control characters"
-        )));
+        return Err(Error::new(
+            Kind::InvalidArgument,
+            format!("{what} {name:?} contains control characters"),
+        ));
     }
     Ok(())
 }
@@ -76,7 +79,7 @@ fn check_name(name: &str, what: &str) -> Result<()> {
 /// hierarchy root and must still be `base` or below it.
 pub fn resolve(base: &Cgroup, arg: &str) -> Result<Cgroup> {
     let comps = components(arg)?;
-    let bad = |e: cgroups::Error| Error::InvalidArgument(e.to_string());
+    let bad = |e: cgroups::Error| Error::new(Kind::InvalidArgument, e.to_string());
     let cg = if arg.starts_with('/') {
         let root = Cgroup::new(base.version, &base.mount_point, "").map_err(bad)?;
         root.descendant(&comps.join("/")).map_err(bad)?
@@ -84,11 +87,14 @@ pub fn resolve(base: &Cgroup, arg: &str) -> Result<Cgroup> {
         base.descendant(&comps.join("/")).map_err(bad)?
     };
     if !cg.is_within(base) {
-        return Err(Error::OutsideSubtree(format!(
-            "{} is not below your cgroup {}",
-            cg.abs_path(),
-            base.abs_path()
-        )));
+        return Err(Error::new(
+            Kind::OutsideSubtree,
+            format!(
+                "{} is not below your cgroup {}",
+                cg.abs_path(),
+                base.abs_path()
+            ),
+        ));
     }
     Ok(cg)
 }
@@ -153,11 +159,12 @@ pub fn open_beneath(cg: &Cgroup, file: Option<&str>, flags: OFlag) -> Result<Own
                 | ResolveFlag::RESOLVE_NO_XDEV,
         );
     openat2(&*mount, rel.as_str(), how).map_err(|e| match e {
-        nix::errno::Errno::ELOOP | nix::errno::Errno::EXDEV => Error::OutsideSubtree(format!(
-            "{what}: a symlink or another mount is in the way; refusing to follow it"
-        )),
+        nix::errno::Errno::ELOOP | nix::errno::Errno::EXDEV => Error::new(
+            Kind::OutsideSubtree,
+            format!("{what}: a symlink or another mount is in the way; refusing to follow it"),
+        ),
         nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR => {
-            Error::NotFound(format!("{what} does not exist"))
+            Error::new(Kind::NotFound, format!("{what} does not exist"))
         }
         e => from_errno(e as i32, &what),
     })
@@ -181,39 +188,39 @@ mod tests {
         assert_eq!(resolve(&base(), "/a/b").unwrap().rel, "a/b");
         assert!(matches!(
             resolve(&base(), "/a/b2"),
-            Err(Error::OutsideSubtree(_))
+            Err(e) if e.is(Kind::OutsideSubtree)
         ));
         assert!(matches!(
             resolve(&base(), "/a"),
-            Err(Error::OutsideSubtree(_))
+            Err(e) if e.is(Kind::OutsideSubtree)
         ));
         assert!(matches!(
             resolve(&base(), "/"),
-            Err(Error::OutsideSubtree(_))
+            Err(e) if e.is(Kind::OutsideSubtree)
         ));
         assert!(matches!(
             resolve(&base(), "../b2"),
-            Err(Error::OutsideSubtree(_))
+            Err(e) if e.is(Kind::OutsideSubtree)
         ));
         assert!(matches!(
             resolve(&base(), "c/../../x"),
-            Err(Error::OutsideSubtree(_))
+            Err(e) if e.is(Kind::OutsideSubtree)
         ));
         assert!(matches!(
             resolve(&base(), "./c"),
-            Err(Error::OutsideSubtree(_))
+            Err(e) if e.is(Kind::OutsideSubtree)
         ));
         assert!(matches!(
             resolve(&base(), "c\nd"),
-            Err(Error::InvalidArgument(_))
+            Err(e) if e.is(Kind::InvalidArgument)
         ));
         assert!(matches!(
             resolve(&base(), &"x".repeat(300)),
-            Err(Error::InvalidArgument(_))
+            Err(e) if e.is(Kind::InvalidArgument)
         ));
         assert!(matches!(
             resolve(&base(), &"x/".repeat(3000)),
-            Err(Error::InvalidArgument(_))
+            Err(e) if e.is(Kind::InvalidArgument)
         ));
         // Names that merely contain dots are names.
         assert_eq!(resolve(&base(), "c..d").unwrap().rel, "a/b/c..d");
@@ -238,19 +245,19 @@ mod tests {
         assert!(stat_beneath(&cg("real"), Some("f")).is_ok());
         assert!(matches!(
             stat_beneath(&cg("link"), None),
-            Err(Error::OutsideSubtree(_))
+            Err(e) if e.is(Kind::OutsideSubtree)
         ));
         assert!(matches!(
             stat_beneath(&cg("rel"), Some("f")),
-            Err(Error::OutsideSubtree(_))
+            Err(e) if e.is(Kind::OutsideSubtree)
         ));
         assert!(matches!(
             stat_beneath(&cg("none"), None),
-            Err(Error::NotFound(_))
+            Err(e) if e.is(Kind::NotFound)
         ));
         assert!(matches!(
             stat_beneath(&cg("real"), Some("g")),
-            Err(Error::NotFound(_))
+            Err(e) if e.is(Kind::NotFound)
         ));
     }
 }

@@ -6,12 +6,15 @@
 //! * [`Error`]: every refusal the daemon can answer with, as named D-Bus errors
 //!   (`org.linuxcontainers.cgmanager.Error.*`).
 //! * [`ManagerProxy`] / [`DelegationProxy`]: client proxies for the two interfaces.
+//! * [`scm`]: the `*Scm` side channel: its wire format (which the daemon encodes with) and the
+//!   client's half of the protocol ([`scm::plain_or_scm`]).
 //! * [`BUS_POLICY`]: the system bus policy (`org.linuxcontainers.cgmanager.conf`).
 //! * [`connect`]: open a peer-to-peer or bus connection the way the daemon expects.
 
 mod client;
 mod error;
 mod proxy;
+pub mod scm;
 
 pub use client::{connect, Transport};
 pub use error::Error;

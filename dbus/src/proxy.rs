@@ -8,7 +8,8 @@ use zbus::proxy;
 use crate::Error;
 
 /// `org.linuxcontainers.cgmanager0_0`: CGManager's API. The `*Scm` methods take one end of an
-/// `AF_UNIX`/`SOCK_DGRAM` socketpair; see the XML for the side-channel protocol.
+/// `AF_UNIX`/`SOCK_DGRAM` socketpair; the side-channel protocol and its client are in
+/// [`crate::scm`] (`scm::call`, `scm::plain_or_scm`).
 #[proxy(
     interface = "org.linuxcontainers.cgmanager0_0",
     default_service = "org.linuxcontainers.cgmanager",

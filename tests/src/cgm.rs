@@ -266,6 +266,13 @@ pub struct CgmDaemon {
 impl CgmDaemon {
     /// Start with a delegation policy (TOML text, may be empty) and extra arguments.
     pub fn start(policy: &str, extra: &[&str]) -> CgmDaemon {
+        CgmDaemon::start_under(&[], policy, extra)
+    }
+
+    /// Like [`CgmDaemon::start`], with the daemon's command line appended to `wrapper` (a
+    /// command that sets something up and then execs its arguments, so that the pid stays the
+    /// daemon's), e.g. `unshare --mount … sh -c '…; exec "$@"' sh`.
+    pub fn start_under(wrapper: &[&str], policy: &str, extra: &[&str]) -> CgmDaemon {
         require_root();
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -273,7 +280,15 @@ impl CgmDaemon {
         let policy_file = dir.path().join("delegation.conf");
         std::fs::write(&policy_file, policy).unwrap();
         let log = std::fs::File::create(dir.path().join("log")).unwrap();
-        let child = Command::new(bin("cgmanager"))
+        let mut cmd = match wrapper.split_first() {
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.args(args).arg(bin("cgmanager"));
+                c
+            }
+            None => Command::new(bin("cgmanager")),
+        };
+        let child = cmd
             .arg("--socket")
             .arg(&socket)
             .arg("--policy")

@@ -5,26 +5,30 @@ use cgroups::{Cgroup, Hierarchy};
 
 use crate::access::{R, W, X};
 use crate::caller::Caller;
-use crate::errors::{from_cgroups, Error, Result};
+use crate::errors::{from_cgroups, Error, Kind, Result};
 use crate::manager::Manager;
+use crate::ops::Existed;
 
 impl Manager {
-    /// Create: 1 if the cgroup existed in every hierarchy, -1 if it was created somewhere.
-    pub fn create(&self, c: &Caller, controller: &str, cgroup: &str) -> Result<i32> {
+    /// Create: whether the cgroup existed in every hierarchy (else it was created somewhere).
+    pub fn create(&self, c: &Caller, controller: &str, cgroup: &str) -> Result<Existed> {
         let existed = self.each(controller, |h| self.create_in(c, h, cgroup))?;
-        Ok(if existed.iter().all(|e| *e) { 1 } else { -1 })
+        Ok(Existed(existed.iter().all(|e| *e)))
     }
 
     fn create_in(&self, c: &Caller, h: &Hierarchy, cgroup: &str) -> Result<bool> {
         let base = self.base(c, h)?;
         let cg = self.resolve(c, &base, cgroup)?;
         if cg.depth() > self.config.max_depth {
-            return Err(Error::LimitExceeded(format!(
-                "{} would be {} levels deep (limit {})",
-                cg.abs_path(),
-                cg.depth(),
-                self.config.max_depth
-            )));
+            return Err(Error::new(
+                Kind::LimitExceeded,
+                format!(
+                    "{} would be {} levels deep (limit {})",
+                    cg.abs_path(),
+                    cg.depth(),
+                    self.config.max_depth
+                ),
+            ));
         }
         let bound = self.bound_for(c, &base, &cg);
         let missing = self.missing_below(&bound, &cg)?;
@@ -47,12 +51,12 @@ impl Manager {
             match crate::target::stat_beneath(&d, None) {
                 Ok(md) if md.is_dir() => break,
                 Ok(_) => {
-                    return Err(Error::InvalidArgument(format!(
-                        "{} exists and is not a cgroup",
-                        d.abs_path()
-                    )))
+                    return Err(Error::new(
+                        Kind::InvalidArgument,
+                        format!("{} exists and is not a cgroup", d.abs_path()),
+                    ))
                 }
-                Err(Error::NotFound(_)) => missing.push(d),
+                Err(e) if e.is(Kind::NotFound) => missing.push(d),
                 Err(e) => return Err(e),
             }
         }

@@ -8,10 +8,10 @@
 use cgroups::{Cgroup, Hierarchy, Version};
 use nix::unistd::{Gid, Group, Uid, User};
 
-use crate::access::may_access;
+use crate::access::{may_access, Inode, W};
 use crate::caller::{Caller, Victim};
 use crate::controllers::{hierarchy_name, select, Arity};
-use crate::errors::{from_cgroups, Error, Result};
+use crate::errors::{from_cgroups, Error, Kind, Result};
 use crate::manager::Manager;
 use crate::policy::Rule;
 use crate::target;
@@ -86,20 +86,26 @@ impl Manager {
         }
         let depth = target.depth() - d.depth();
         if depth > rule.max_depth as usize {
-            return Err(Error::LimitExceeded(format!(
-                "{} would be {depth} levels below your delegation {} (policy allows {})",
-                target.abs_path(),
-                d.abs_path(),
-                rule.max_depth
-            )));
+            return Err(Error::new(
+                Kind::LimitExceeded,
+                format!(
+                    "{} would be {depth} levels below your delegation {} (policy allows {})",
+                    target.abs_path(),
+                    d.abs_path(),
+                    rule.max_depth
+                ),
+            ));
         }
         let limit = rule.max_cgroups as usize;
         let (have, _) = count_descendants(&d, limit + 1);
         if have + new > limit {
-            return Err(Error::LimitExceeded(format!(
+            return Err(Error::new(
+                Kind::LimitExceeded,
+                format!(
                 "your delegation {} has {have} cgroups; {new} more would pass the policy's {limit}",
                 d.abs_path()
-            )));
+            ),
+            ));
         }
         Ok(())
     }
@@ -135,7 +141,7 @@ impl Manager {
                 rule.max_depth
             );
             tracing::warn!(uid = c.uid, "refused: {why}");
-            return Err(Error::LimitExceeded(why));
+            return Err(Error::new(Kind::LimitExceeded, why));
         }
         Ok(())
     }
@@ -160,24 +166,30 @@ impl Manager {
     pub fn enter(&self, c: &Caller, controller: &str, cgroup: &str, pid: u32) -> Result<()> {
         let v = Victim::load(&self.host, pid)?;
         if !(c.host_root || v.pid == c.pid || v.status.uids[0] == c.uid) {
-            return Err(Error::PermissionDenied(format!(
-                "process {pid} belongs to uid {}, not to you (uid {})",
-                v.status.uids[0], c.uid
-            )));
+            return Err(Error::new(
+                Kind::PermissionDenied,
+                format!(
+                    "process {pid} belongs to uid {}, not to you (uid {})",
+                    v.status.uids[0], c.uid
+                ),
+            ));
         }
         for (h, d, _) in self.delegated_hierarchies(c, controller)? {
             let md = target::stat_beneath(&d, None).map_err(|_| {
-                Error::NotDelegated(format!(
-                    "{} does not exist yet; call Delegate first",
-                    d.abs_path()
-                ))
+                Error::new(
+                    Kind::NotDelegated,
+                    format!("{} does not exist yet; call Delegate first", d.abs_path()),
+                )
             })?;
-            if !may_access(c, &md, crate::access::W) {
-                return Err(Error::NotDelegated(format!(
-                    "{} is not delegated to uid {}; call Delegate first",
-                    d.abs_path(),
-                    c.uid
-                )));
+            if !may_access(c, &Inode::from(&md), W) {
+                return Err(Error::new(
+                    Kind::NotDelegated,
+                    format!(
+                        "{} is not delegated to uid {}; call Delegate first",
+                        d.abs_path(),
+                        c.uid
+                    ),
+                ));
             }
             let cg = target::resolve(&d, cgroup)?;
             self.check_not_over(c, h, &cg)?;
@@ -193,31 +205,30 @@ impl Manager {
 
     /// Release: remove the caller's delegated subtrees (they must have no processes left).
     /// Returns how many cgroups were removed.
-    pub fn release(&self, c: &Caller, controller: &str) -> Result<i32> {
+    pub fn release(&self, c: &Caller, controller: &str) -> Result<usize> {
         let mut n = 0usize;
         for (_, d, _) in self.delegated_hierarchies(c, controller)? {
             match target::stat_beneath(&d, None) {
-                Err(Error::NotFound(_)) => continue,
+                Err(e) if e.is(Kind::NotFound) => continue,
                 Err(e) => return Err(e),
                 Ok(md) if !c.host_root && std::os::unix::fs::MetadataExt::uid(&md) != c.uid => {
-                    return Err(Error::PermissionDenied(format!(
-                        "{} does not belong to uid {}",
-                        d.abs_path(),
-                        c.uid
-                    )))
+                    return Err(Error::new(
+                        Kind::PermissionDenied,
+                        format!("{} does not belong to uid {}", d.abs_path(), c.uid),
+                    ))
                 }
                 Ok(_) => {}
             }
             n += d.remove_recursive().map_err(|e| match e.errno() {
-                libc::EBUSY | libc::ENOTEMPTY => Error::Busy(format!(
-                    "{} still has processes; stop them first",
-                    d.abs_path()
-                )),
+                libc::EBUSY | libc::ENOTEMPTY => Error::new(
+                    Kind::Busy,
+                    format!("{} still has processes; stop them first", d.abs_path()),
+                ),
                 _ => from_cgroups(&e),
             })?;
             tracing::info!(uid = c.uid, "released {}", d.dir().display());
         }
-        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+        Ok(n)
     }
 
     fn delegated_hierarchies<'a>(
@@ -228,30 +239,36 @@ impl Manager {
         let hs = select(&self.layout, controller, Arity::Many)?;
         let explicit = controller != "all";
         if self.rule_for(c).is_none() {
-            return Err(Error::NotDelegated(format!(
-                "the admin's policy has no delegation for uid {}",
-                c.uid
-            )));
+            return Err(Error::new(
+                Kind::NotDelegated,
+                format!("the admin's policy has no delegation for uid {}", c.uid),
+            ));
         }
         let mut out = Vec::new();
         for h in hs {
             match self.delegation_point(c, h) {
                 Some((d, rule)) => out.push((h, d, rule)),
                 None if explicit => {
-                    return Err(Error::NotDelegated(format!(
-                        "the admin's policy delegates no {} hierarchy to uid {}",
-                        hierarchy_name(h),
-                        c.uid
-                    )))
+                    return Err(Error::new(
+                        Kind::NotDelegated,
+                        format!(
+                            "the admin's policy delegates no {} hierarchy to uid {}",
+                            hierarchy_name(h),
+                            c.uid
+                        ),
+                    ))
                 }
                 None => {}
             }
         }
         if out.is_empty() {
-            return Err(Error::NotDelegated(format!(
-                "the admin's policy delegates none of {controller:?} to uid {}",
-                c.uid
-            )));
+            return Err(Error::new(
+                Kind::NotDelegated,
+                format!(
+                    "the admin's policy delegates none of {controller:?} to uid {}",
+                    c.uid
+                ),
+            ));
         }
         Ok(out)
     }
@@ -266,11 +283,10 @@ impl Manager {
                 return Ok(());
             }
             if md.uid() != 0 {
-                return Err(Error::PermissionDenied(format!(
-                    "{} exists and belongs to uid {}",
-                    d.abs_path(),
-                    md.uid()
-                )));
+                return Err(Error::new(
+                    Kind::PermissionDenied,
+                    format!("{} exists and belongs to uid {}", d.abs_path(), md.uid()),
+                ));
             }
         }
         let mut made = Vec::new();

@@ -7,7 +7,15 @@ mod move_pid;
 mod ownership;
 mod query;
 mod remove;
+#[cfg(test)]
+mod tests;
 mod value;
 pub mod watch;
 
 pub use delegation::Delegation;
+pub use query::{Key, Pids};
+
+/// Create and Remove: whether the cgroup existed (Create: in every hierarchy named; Remove: in
+/// any of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Existed(pub bool);

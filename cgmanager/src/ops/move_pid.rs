@@ -8,7 +8,7 @@ use nix::fcntl::OFlag;
 
 use crate::access::{may_move, W, X};
 use crate::caller::{Caller, Victim};
-use crate::errors::{from_io, Error, Result};
+use crate::errors::{from_io, Error, Kind, Result};
 use crate::manager::Manager;
 use crate::target;
 
@@ -23,11 +23,14 @@ impl Manager {
         abs: bool,
     ) -> Result<()> {
         let v = Victim::load(&self.host, pid)?;
-        if !may_move(c, &v) {
-            return Err(Error::PermissionDenied(format!(
-                "uid {} may not move process {pid} (uid {})",
-                c.uid, v.status.uids[0]
-            )));
+        if !may_move(c, &v.task()) {
+            return Err(Error::new(
+                Kind::PermissionDenied,
+                format!(
+                    "uid {} may not move process {pid} (uid {})",
+                    c.uid, v.status.uids[0]
+                ),
+            ));
         }
         self.each(controller, |h| {
             let base = if abs {
@@ -38,11 +41,14 @@ impl Manager {
             let from = self.cgroup_of(&v.cgroups, h)?;
             let bound = self.bound_for(c, &base, &from);
             if !from.is_within(&bound) {
-                return Err(Error::OutsideSubtree(format!(
-                    "process {pid} is in {}, not below your cgroup {}",
-                    from.abs_path(),
-                    base.abs_path()
-                )));
+                return Err(Error::new(
+                    Kind::OutsideSubtree,
+                    format!(
+                        "process {pid} is in {}, not below your cgroup {}",
+                        from.abs_path(),
+                        base.abs_path()
+                    ),
+                ));
             }
             let cg = self.resolve(c, &base, cgroup)?;
             self.check_not_over(c, h, &cg)?;
@@ -60,16 +66,22 @@ impl Manager {
     pub(crate) fn write_pid(&self, v: &Victim, cg: &cgroups::Cgroup) -> Result<()> {
         let fd = target::open_beneath(cg, Some("cgroup.procs"), OFlag::O_WRONLY)?;
         if !v.alive() {
-            return Err(Error::NoSuchProcess(format!("process {} exited", v.pid)));
+            return Err(Error::new(
+                Kind::NoSuchProcess,
+                format!("process {} exited", v.pid),
+            ));
         }
         let what = format!("move {} into {}", v.pid, cg.abs_path());
         std::fs::File::from(fd)
             .write_all(v.pid.to_string().as_bytes())
             .map_err(|e| match e.raw_os_error() {
-                Some(libc::EBUSY) => Error::Busy(format!(
+                Some(libc::EBUSY) => Error::new(
+                    Kind::Busy,
+                    format!(
                     "{what}: cgroup v2 keeps processes in leaves only (it has child cgroups with \
                      controllers enabled); use a leaf cgroup"
-                )),
+                ),
+                ),
                 _ => from_io(&e, &what),
             })?;
         tracing::info!("{what}");

@@ -3,9 +3,9 @@
 
 use nix::sys::stat::Mode;
 
-use crate::access::{may_own, R, W, X};
+use crate::access::{may_own, Inode, R, W, X};
 use crate::caller::Caller;
-use crate::errors::{from_cgroups, Error, Result};
+use crate::errors::{from_cgroups, Error, Kind, Result};
 use crate::manager::Manager;
 use crate::target;
 
@@ -22,20 +22,20 @@ impl Manager {
         gid: u32,
     ) -> Result<()> {
         if !(c.host_root || c.ns_root) {
-            return Err(Error::PermissionDenied(
-                "Chown needs root in your user namespace (privilege over two uids)".into(),
+            return Err(Error::new(
+                Kind::PermissionDenied,
+                "Chown needs root in your user namespace (privilege over two uids)",
             ));
         }
         self.each(controller, |h| {
             let base = self.base(c, h)?;
             let cg = self.resolve(c, &base, cgroup)?;
             let md = self.need(c, &cg, None, R | W | X, "chown")?;
-            if !may_own(c, &md) {
-                return Err(Error::PermissionDenied(format!(
-                    "uid {} has no privilege over {}",
-                    c.uid,
-                    cg.abs_path()
-                )));
+            if !may_own(c, &Inode::from(&md)) {
+                return Err(Error::new(
+                    Kind::PermissionDenied,
+                    format!("uid {} has no privilege over {}", c.uid, cg.abs_path()),
+                ));
             }
             let files = cg.delegation_files(&self.config.delegate_list);
             cg.chown(&files, uid, gid).map_err(|e| from_cgroups(&e))?;
@@ -58,10 +58,13 @@ impl Manager {
             .ok()
             .filter(|m| *m <= 0o777)
             .ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "mode {mode:#o} is not between 0 and 0777 (setuid, setgid and sticky bits \
+                Error::new(
+                    Kind::InvalidArgument,
+                    format!(
+                        "mode {mode:#o} is not between 0 and 0777 (setuid, setgid and sticky bits \
                      are not allowed)"
-                ))
+                    ),
+                )
             })?;
         let file = if file.is_empty() {
             None
@@ -73,13 +76,16 @@ impl Manager {
             let base = self.base(c, h)?;
             let cg = self.resolve(c, &base, cgroup)?;
             let md = target::stat_beneath(&cg, file)?;
-            if !may_own(c, &md) {
-                return Err(Error::PermissionDenied(format!(
-                    "uid {} does not own {}{}",
-                    c.uid,
-                    cg.abs_path(),
-                    file.map(|f| format!("/{f}")).unwrap_or_default()
-                )));
+            if !may_own(c, &Inode::from(&md)) {
+                return Err(Error::new(
+                    Kind::PermissionDenied,
+                    format!(
+                        "uid {} does not own {}{}",
+                        c.uid,
+                        cg.abs_path(),
+                        file.map(|f| format!("/{f}")).unwrap_or_default()
+                    ),
+                ));
             }
             cg.chmod(file, Mode::from_bits_truncate(mode).bits())
                 .map_err(|e| from_cgroups(&e))

@@ -7,9 +7,18 @@ use nix::fcntl::OFlag;
 use crate::access::{R, X};
 use crate::caller::{Caller, Victim};
 use crate::controllers::hierarchy_name;
-use crate::errors::{from_cgroups, from_io, Error, Result};
+use crate::errors::{from_cgroups, from_io, Error, Kind, Result};
 use crate::manager::Manager;
 use crate::target;
+
+/// Process or thread ids in the daemon's pid namespace (GetTasks, GetProcs), sorted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pids(pub Vec<u32>);
+
+/// A file of a cgroup as ListKeys tells it, CGManager's tuple: (name, uid, gid, mode), ids as
+/// the caller's user namespace sees them (unmapped ones as 4294967295, like CGManager), mode the
+/// whole `st_mode` (33188 for 0644).
+pub type Key = (String, u32, u32, u32);
 
 /// Largest value GetValue returns (cgroup files are far smaller; this bounds a hostile tree).
 const MAX_VALUE: u64 = 1 << 20;
@@ -35,11 +44,14 @@ impl Manager {
             self.base(c, h)?
         };
         if !vcg.is_within(&base) {
-            return Err(Error::OutsideSubtree(format!(
-                "process {pid} is in {}, not below your cgroup {}",
-                vcg.abs_path(),
-                base.abs_path()
-            )));
+            return Err(Error::new(
+                Kind::OutsideSubtree,
+                format!(
+                    "process {pid} is in {}, not below your cgroup {}",
+                    vcg.abs_path(),
+                    base.abs_path()
+                ),
+            ));
         }
         if abs {
             return Ok(vcg.abs_path());
@@ -86,7 +98,7 @@ impl Manager {
         cgroup: &str,
         recursive: bool,
         threads: bool,
-    ) -> Result<Vec<u32>> {
+    ) -> Result<Pids> {
         let run = |h: &cgroups::Hierarchy| -> Result<Vec<u32>> {
             let base = self.base(c, h)?;
             let cg = self.resolve(c, &base, cgroup)?;
@@ -106,7 +118,7 @@ impl Manager {
         };
         all.sort_unstable();
         all.dedup();
-        Ok(all)
+        Ok(Pids(all))
     }
 
     /// ListChildren: names of the child cgroups.
@@ -118,14 +130,8 @@ impl Manager {
         cg.children().map_err(|e| from_cgroups(&e))
     }
 
-    /// ListKeys: (name, uid, gid, mode) of every file, ids as seen in the caller's user
-    /// namespace (unmapped ids as 4294967295, like CGManager).
-    pub fn list_keys(
-        &self,
-        c: &Caller,
-        controller: &str,
-        cgroup: &str,
-    ) -> Result<Vec<(String, u32, u32, u32)>> {
+    /// ListKeys: every file of the cgroup.
+    pub fn list_keys(&self, c: &Caller, controller: &str, cgroup: &str) -> Result<Vec<Key>> {
         let h = self.one(controller)?;
         let base = self.base(c, h)?;
         let cg = self.resolve(c, &base, cgroup)?;
@@ -136,7 +142,6 @@ impl Manager {
             .map(|k| {
                 let uid = c.uid_map.to_inside(k.uid).unwrap_or(u32::MAX);
                 let gid = c.gid_map.to_inside(k.gid).unwrap_or(u32::MAX);
-                // The whole st_mode, as CGManager sent it (33188 for a 0644 file).
                 (k.name, uid, gid, libc::S_IFREG | k.mode)
             })
             .collect())

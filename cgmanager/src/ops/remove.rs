@@ -7,18 +7,19 @@ use cgroups::{Cgroup, Hierarchy};
 
 use crate::access::{W, X};
 use crate::caller::Caller;
-use crate::errors::{from_cgroups, Error, Result};
+use crate::errors::{from_cgroups, Error, Kind, Result};
 use crate::manager::Manager;
+use crate::ops::Existed;
 
 impl Manager {
-    /// Remove: 1 if the cgroup existed (and is gone), -1 if it did not exist.
+    /// Remove: whether the cgroup existed (and is gone).
     pub fn remove(
         &self,
         c: &Caller,
         controller: &str,
         cgroup: &str,
         recursive: bool,
-    ) -> Result<i32> {
+    ) -> Result<Existed> {
         let existed = self.each(controller, |h| {
             let Some(cg) = self.removable(c, h, cgroup)? else {
                 return Ok(false);
@@ -29,15 +30,18 @@ impl Manager {
                 cg.remove()
             };
             r.map_err(|e| match e.errno() {
-                libc::EBUSY | libc::ENOTEMPTY => Error::Busy(format!(
-                    "{} has processes or child cgroups{}",
-                    cg.abs_path(),
-                    if recursive {
-                        ""
-                    } else {
-                        " (use recursive remove or Prune)"
-                    }
-                )),
+                libc::EBUSY | libc::ENOTEMPTY => Error::new(
+                    Kind::Busy,
+                    format!(
+                        "{} has processes or child cgroups{}",
+                        cg.abs_path(),
+                        if recursive {
+                            ""
+                        } else {
+                            " (use recursive remove or Prune)"
+                        }
+                    ),
+                ),
                 _ => from_cgroups(&e),
             })?;
             tracing::info!(uid = c.uid, "removed {}", cg.dir().display());
@@ -46,7 +50,7 @@ impl Manager {
             }
             Ok(true)
         })?;
-        Ok(if existed.iter().any(|e| *e) { 1 } else { -1 })
+        Ok(Existed(existed.iter().any(|e| *e)))
     }
 
     /// RemoveOnEmpty: remove the cgroup once it has no processes and no children.
@@ -54,7 +58,7 @@ impl Manager {
         self.each(controller, |h| {
             let cg = self
                 .removable(c, h, cgroup)?
-                .ok_or_else(|| Error::NotFound(format!("{cgroup} does not exist")))?;
+                .ok_or_else(|| Error::new(Kind::NotFound, format!("{cgroup} does not exist")))?;
             self.watch.mark(cg);
             Ok(())
         })?;
@@ -67,7 +71,7 @@ impl Manager {
         self.each(controller, |h| {
             let cg = self
                 .removable(c, h, cgroup)?
-                .ok_or_else(|| Error::NotFound(format!("{cgroup} does not exist")))?;
+                .ok_or_else(|| Error::new(Kind::NotFound, format!("{cgroup} does not exist")))?;
             self.prune_tree(&cg)
         })
         .map(|_| ())
@@ -101,13 +105,16 @@ impl Manager {
         let cg = self.resolve(c, &base, cgroup)?;
         let bound = self.bound_for(c, &base, &cg);
         let Some(parent) = cg.parent().filter(|_| cg != bound) else {
-            return Err(Error::OutsideSubtree(format!(
+            return Err(Error::new(
+                Kind::OutsideSubtree,
+                format!(
                 "{} is your own cgroup or delegation point; only cgroups below it can be removed",
                 cg.abs_path()
-            )));
+            ),
+            ));
         };
         match crate::target::stat_beneath(&cg, None) {
-            Err(Error::NotFound(_)) => return Ok(None),
+            Err(e) if e.is(Kind::NotFound) => return Ok(None),
             Err(e) => return Err(e),
             Ok(_) => {}
         }

@@ -6,7 +6,7 @@ use nix::fcntl::OFlag;
 
 use crate::access::{W, X};
 use crate::caller::Caller;
-use crate::errors::{from_io, Error, Result};
+use crate::errors::{from_io, Error, Kind, Result};
 use crate::manager::Manager;
 use crate::target;
 
@@ -47,19 +47,25 @@ impl Manager {
     ) -> Result<()> {
         target::check_key(key)?;
         if let Some(why) = protected(key) {
-            return Err(Error::ProtectedFile(format!("{key} {why}")));
+            return Err(Error::new(Kind::ProtectedFile, format!("{key} {why}")));
         }
         if needs_sys_admin(key) && !c.host_capable(&self.host.proc_root, CAP_SYS_ADMIN) {
-            return Err(Error::PermissionDenied(format!(
+            return Err(Error::new(
+                Kind::PermissionDenied,
+                format!(
                 "writing {key} takes CAP_SYS_ADMIN on the host, as the kernel requires of anyone \
                  writing it directly, whoever owns the file"
-            )));
+            ),
+            ));
         }
         if value.len() > MAX_VALUE_LEN {
-            return Err(Error::InvalidArgument(format!(
-                "value is {} bytes long (limit {MAX_VALUE_LEN})",
-                value.len()
-            )));
+            return Err(Error::new(
+                Kind::InvalidArgument,
+                format!(
+                    "value is {} bytes long (limit {MAX_VALUE_LEN})",
+                    value.len()
+                ),
+            ));
         }
         let h = self.one(controller)?;
         let base = self.base(c, h)?;
@@ -69,10 +75,10 @@ impl Manager {
         let what = format!("write {}/{key}", cg.abs_path().trim_end_matches('/'));
         let n = f.write(value.as_bytes()).map_err(|e| from_io(&e, &what))?;
         if n != value.len() {
-            return Err(Error::Failed(format!(
-                "{what}: short write ({n} of {})",
-                value.len()
-            )));
+            return Err(Error::new(
+                Kind::Failed,
+                format!("{what}: short write ({n} of {})", value.len()),
+            ));
         }
         tracing::debug!(uid = c.uid, "{what} = {value:?}");
         Ok(())

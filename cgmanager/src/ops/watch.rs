@@ -269,7 +269,9 @@ impl Watch {
                 _ = sweep.tick() => self.sweep(),
                 _ = readable => self.events(),
             }
-            self.check(self.clone());
+            // rmdir and reading cgroup.procs wait in cgroupfs: off the async threads, as calls.
+            let me = self.clone();
+            let _ = tokio::task::spawn_blocking(move || me.check(me.clone())).await;
         }
     }
 }

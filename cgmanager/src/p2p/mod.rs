@@ -26,7 +26,7 @@ use zbus::Guid;
 
 use crate::caller::Peer;
 use crate::manager::Manager;
-use crate::served::Served;
+use crate::service::served::{Dispatch, Served};
 use crate::service::{Ctx, DelegationV1, ManagerV0, Who};
 
 /// A client that has not finished the D-Bus handshake by then is dropped.
@@ -131,9 +131,12 @@ async fn client(
             .max_queued(QUEUED)
             .serve_at(
                 OBJECT_PATH,
-                Served::new(ManagerV0(ctx.clone()), &["api_version"]),
+                Served::new(ManagerV0(ctx.clone()), &["api_version"], Dispatch::InOrder),
             )
-            .serve_at(OBJECT_PATH, Served::new(DelegationV1(ctx), &[]))
+            .serve_at(
+                OBJECT_PATH,
+                Served::new(DelegationV1(ctx), &[], Dispatch::InOrder),
+            )
             .serve_at("/org/freedesktop/DBus", bus_shim::BusShim::default())
             .build()
             .await

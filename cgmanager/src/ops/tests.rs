@@ -1,0 +1,296 @@
+//! The permission core end to end on a fixture tree (a fake v1 memory hierarchy in a temporary
+//! directory, `cgroups::fixture`): what the checks of [`crate::access`], [`crate::target`] and
+//! [`crate::manager`] let a caller do through the operations, on any host, as any user. The
+//! callers are built by hand; the tree belongs to whoever runs the tests ("me"), and "alice" is
+//! someone else.
+
+#![allow(clippy::unwrap_used)]
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use cgroups::fixture::Fixture;
+use cgroups::process::IdMap;
+use cgroups::{Cgroup, Layout, ProcCgroups, Version};
+
+use crate::caller::{Caller, HostNs};
+use crate::errors::Kind;
+use crate::manager::{Config, Manager};
+use crate::ops::Existed;
+use crate::policy::Policy;
+
+/// A host with one v1 hierarchy (memory) in a fixture; callers sit in `/user`.
+struct Host {
+    fx: Fixture,
+    mgr: Manager,
+    me: u32,
+    my_gid: u32,
+}
+
+const LIMIT: &str = "memory.limit_in_bytes";
+
+impl Host {
+    fn new(max_depth: usize) -> Host {
+        let fx = Fixture::new();
+        fx.write_hybrid_mountinfo(&["memory"]);
+        fx.write_file(
+            &format!("proc/{}/cgroup", std::process::id()),
+            "4:memory:/\n0::/\n",
+        );
+        let user = fx.v1_cgroup("memory", "user");
+        let a = fx.v1_cgroup("memory", "user/a");
+        fx.write(&a, LIMIT, "536870912\n");
+        fx.write(&a, "memory.secret", "42\n");
+        fx.write(&a, "tasks", "");
+        fx.write(&a, "release_agent", "");
+        fx.write(&a, "devices.allow", "");
+        chmod(&a.file("memory.secret"), 0o600);
+        let inner = fx.v1_cgroup("memory", "user/locked/inner");
+        fx.write(&inner, LIMIT, "1\n");
+        chmod(&fx.v1_cgroup("memory", "user/locked").dir(), 0o700);
+        fx.write(&fx.v1_cgroup("memory", "other"), LIMIT, "7\n");
+        chmod(&user.dir(), 0o755);
+        let layout = Layout::detect(&fx.proc_root()).unwrap();
+        let host = HostNs {
+            proc_root: fx.proc_root(),
+            pidns: 1,
+            userns: 1,
+        };
+        let config = Config {
+            max_depth,
+            ..Config::default()
+        };
+        let mgr = Manager::new(host, layout, config, Policy::default()).unwrap();
+        Host {
+            fx,
+            mgr,
+            me: nix::unistd::getuid().as_raw(),
+            my_gid: nix::unistd::getgid().as_raw(),
+        }
+    }
+
+    /// A caller in `/user` with these ids, without root's privileges (whatever the uid).
+    fn caller(&self, uid: u32, gid: u32) -> Caller {
+        Caller {
+            pid: 4242,
+            uid,
+            gid,
+            groups: Vec::new(),
+            uid_map: IdMap::identity(),
+            gid_map: IdMap::identity(),
+            host_root: false,
+            ns_root: false,
+            same_pidns: true,
+            cgroups: ProcCgroups::parse(Path::new("cgroup"), "4:memory:/user\n0::/\n").unwrap(),
+        }
+    }
+
+    /// The owner of the tree.
+    fn owner(&self) -> Caller {
+        self.caller(self.me, self.my_gid)
+    }
+
+    /// Someone who owns nothing here.
+    fn alice(&self) -> Caller {
+        self.caller(self.me.wrapping_add(1), self.my_gid.wrapping_add(1))
+    }
+
+    fn cg(&self, rel: &str) -> Cgroup {
+        Cgroup::new(Version::V1, self.fx.v1_root("memory"), rel).unwrap()
+    }
+}
+
+fn chmod(p: &Path, mode: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn kind<T: std::fmt::Debug>(r: crate::errors::Result<T>) -> Kind {
+    r.unwrap_err().kind()
+}
+
+#[test]
+fn paths_resolve_below_the_callers_cgroup_only() {
+    let h = Host::new(16);
+    let alice = h.alice();
+    let get = |cg: &str| h.mgr.get_value(&alice, "memory", cg, LIMIT);
+    assert_eq!(get("a").unwrap(), "536870912");
+    assert_eq!(get("/user/a").unwrap(), "536870912");
+    assert_eq!(kind(get("/other")), Kind::OutsideSubtree);
+    assert_eq!(kind(get("../other")), Kind::OutsideSubtree);
+    assert_eq!(kind(get("/")), Kind::OutsideSubtree);
+    assert_eq!(kind(get("nosuch")), Kind::NotFound);
+    assert_eq!(
+        kind(h.mgr.get_value(&alice, "cpu", "a", LIMIT)),
+        Kind::NoSuchController
+    );
+    assert_eq!(
+        kind(h.mgr.get_value(&alice, "memory", "a", "../x")),
+        Kind::InvalidArgument
+    );
+}
+
+#[test]
+fn search_permission_is_needed_on_every_directory_down() {
+    let h = Host::new(16);
+    let get = |c: &Caller| h.mgr.get_value(c, "memory", "locked/inner", LIMIT);
+    let e = get(&h.alice()).unwrap_err();
+    assert_eq!(e.kind(), Kind::PermissionDenied);
+    assert!(e.message().contains("may not search"), "{e}");
+    assert_eq!(get(&h.owner()).unwrap(), "1");
+}
+
+#[test]
+fn files_are_read_and_written_with_the_callers_mode_bits() {
+    let h = Host::new(16);
+    let (alice, owner) = (h.alice(), h.owner());
+    assert_eq!(
+        kind(h.mgr.get_value(&alice, "memory", "a", "memory.secret")),
+        Kind::PermissionDenied
+    );
+    assert_eq!(
+        h.mgr
+            .get_value(&owner, "memory", "a", "memory.secret")
+            .unwrap(),
+        "42"
+    );
+    assert_eq!(
+        kind(h.mgr.set_value(&alice, "memory", "a", LIMIT, "1")),
+        Kind::PermissionDenied
+    );
+    h.mgr
+        .set_value(&owner, "memory", "a", LIMIT, "268435456")
+        .unwrap();
+    // One write at offset 0, as to cgroupfs (a regular file keeps what was past it).
+    let written = std::fs::read_to_string(h.cg("user/a").file(LIMIT)).unwrap();
+    assert_eq!(written.trim_end(), "268435456");
+    // Someone in the file's group gets the group's bits.
+    let mut staff = h.alice();
+    staff.groups = vec![h.my_gid];
+    chmod(&h.cg("user/a").file("memory.secret"), 0o640);
+    assert_eq!(
+        h.mgr
+            .get_value(&staff, "memory", "a", "memory.secret")
+            .unwrap(),
+        "42"
+    );
+}
+
+#[test]
+fn set_value_never_writes_protected_files() {
+    let h = Host::new(16);
+    let owner = h.owner();
+    for key in [
+        "tasks",
+        "cgroup.procs",
+        "cgroup.threads",
+        "release_agent",
+        "notify_on_release",
+    ] {
+        assert_eq!(
+            kind(h.mgr.set_value(&owner, "memory", "a", key, "1")),
+            Kind::ProtectedFile,
+            "{key}"
+        );
+    }
+    // The device lists take CAP_SYS_ADMIN on the host, whoever owns them.
+    assert_eq!(
+        kind(
+            h.mgr
+                .set_value(&owner, "memory", "a", "devices.allow", "a *:* rwm")
+        ),
+        Kind::PermissionDenied
+    );
+    let big = "1".repeat(64 * 1024 + 1);
+    assert_eq!(
+        kind(h.mgr.set_value(&owner, "memory", "a", LIMIT, &big)),
+        Kind::InvalidArgument
+    );
+}
+
+#[test]
+fn chmod_takes_ownership_and_permission_bits_only() {
+    let h = Host::new(16);
+    let (alice, owner) = (h.alice(), h.owner());
+    assert_eq!(
+        kind(h.mgr.chmod(&alice, "memory", "a", LIMIT, 0o600)),
+        Kind::PermissionDenied
+    );
+    let perm = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o7777;
+    h.mgr.chmod(&owner, "memory", "a", LIMIT, 0o600).unwrap();
+    assert_eq!(perm(&h.cg("user/a").file(LIMIT)), 0o600);
+    h.mgr.chmod(&owner, "memory", "a", "", 0o750).unwrap();
+    assert_eq!(perm(&h.cg("user/a").dir()), 0o750);
+    assert_eq!(
+        kind(h.mgr.chmod(&owner, "memory", "a", "", 0o4755)),
+        Kind::InvalidArgument
+    );
+}
+
+#[test]
+fn create_needs_write_on_the_parent_and_stays_within_the_depth() {
+    let h = Host::new(4);
+    let (alice, owner) = (h.alice(), h.owner());
+    assert_eq!(
+        h.mgr.create(&owner, "memory", "a/b/c").unwrap(),
+        Existed(false)
+    );
+    assert!(h.cg("user/a/b/c").dir().is_dir());
+    assert_eq!(
+        h.mgr.create(&owner, "memory", "a/b").unwrap(),
+        Existed(true)
+    );
+    assert_eq!(
+        kind(h.mgr.create(&alice, "memory", "a/x")),
+        Kind::PermissionDenied
+    );
+    assert!(!h.cg("user/a/x").dir().exists());
+    // user/a/b/c/d is 5 levels deep.
+    assert_eq!(
+        kind(h.mgr.create(&owner, "memory", "a/b/c/d")),
+        Kind::LimitExceeded
+    );
+}
+
+#[test]
+fn remove_never_takes_the_callers_own_cgroup() {
+    let h = Host::new(16);
+    let owner = h.owner();
+    assert_eq!(
+        kind(h.mgr.remove(&owner, "memory", "", false)),
+        Kind::OutsideSubtree
+    );
+    assert_eq!(
+        kind(h.mgr.remove(&owner, "memory", "/user", false)),
+        Kind::OutsideSubtree
+    );
+    assert_eq!(
+        h.mgr.remove(&owner, "memory", "gone", false).unwrap(),
+        Existed(false)
+    );
+    h.mgr.create(&owner, "memory", "empty").unwrap();
+    assert_eq!(
+        kind(h.mgr.remove(&h.alice(), "memory", "empty", false)),
+        Kind::PermissionDenied
+    );
+    assert_eq!(
+        h.mgr.remove(&owner, "memory", "empty", false).unwrap(),
+        Existed(true)
+    );
+    assert!(!h.cg("user/empty").dir().exists());
+}
+
+#[test]
+fn list_keys_tells_ids_as_the_callers_namespace_maps_them() {
+    let h = Host::new(16);
+    let mut c = h.owner();
+    // The caller's namespace maps our uid to its 0, and no gid of ours.
+    c.uid_map = IdMap::parse(Path::new("uid_map"), &format!("0 {} 1\n", h.me)).unwrap();
+    c.gid_map = IdMap::parse(Path::new("gid_map"), "0 4000000000 1\n").unwrap();
+    let keys = h.mgr.list_keys(&c, "memory", "a").unwrap();
+    let k = keys.iter().find(|k| k.0 == LIMIT).unwrap();
+    assert_eq!((k.1, k.2), (0, u32::MAX));
+    assert_eq!(k.3, libc::S_IFREG | 0o644);
+    let mut children = h.mgr.list_children(&c, "memory", "").unwrap();
+    children.sort();
+    assert_eq!(children, ["a", "locked"]);
+}
