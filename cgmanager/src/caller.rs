@@ -306,14 +306,7 @@ impl Caller {
         if !self.host_root {
             return false;
         }
-        let Ok(st) = std::fs::read_to_string(proc_root.join(self.pid.to_string()).join("status"))
-        else {
-            return false;
-        };
-        st.lines()
-            .find_map(|l| l.strip_prefix("CapEff:"))
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            .is_some_and(|eff| eff & (1u64 << cap) != 0)
+        cgroups::process::Status::read(proc_root, self.pid).is_ok_and(|st| st.has_cap(cap))
     }
 
     /// A uid argument in the caller's user namespace, as a host uid.
@@ -435,8 +428,7 @@ fn proc_err(e: cgroups::Error, gone: &dyn Fn() -> Error) -> Error {
 /// The thread-group id of a task id, from `/proc/<tid>/status` (thread ids have hidden
 /// entries there).
 fn thread_group_of(host: &HostNs, tid: u32) -> Option<u32> {
-    let text = std::fs::read_to_string(host.proc_root.join(tid.to_string()).join("status")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("Tgid:"))
-        .and_then(|v| v.trim().parse().ok())
+    cgroups::process::Status::read(&host.proc_root, tid)
+        .ok()?
+        .tgid
 }

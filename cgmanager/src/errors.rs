@@ -156,6 +156,12 @@ pub fn from_cgroups(e: &cgroups::Error) -> Error {
             Kind::OutsideSubtree,
             format!("{p:?} is outside the hierarchy"),
         ),
+        cgroups::Error::Escape { .. } => Error::new(Kind::OutsideSubtree, e.to_string()),
+        cgroups::Error::Io { path, source }
+            if matches!(source.raw_os_error(), Some(libc::ENOENT)) =>
+        {
+            Error::new(Kind::NotFound, format!("{} does not exist", path.display()))
+        }
         _ => from_errno(e.errno(), &e.to_string()),
     }
 }

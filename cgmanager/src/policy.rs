@@ -187,20 +187,9 @@ impl Rule {
     }
 }
 
-/// `1234`, `512K`, `256M`, `2G`, `1T` (binary multiples).
+/// A size in the workspace's one grammar ([`cgroups::size`]: `2G`, `2GiB`, `2GB`, bytes).
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, 'K' | 'k')) => (&s[..i], 1u64 << 10),
-        Some((i, 'M' | 'm')) => (&s[..i], 1 << 20),
-        Some((i, 'G' | 'g')) => (&s[..i], 1 << 30),
-        Some((i, 'T' | 't')) => (&s[..i], 1 << 40),
-        _ => (s, 1),
-    };
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("{s:?} is not a size (bytes, or a number with K, M, G or T)"))
+    cgroups::size::parse(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -261,6 +250,9 @@ path = "/users/%U"
         );
         assert_eq!(Policy::parse("").unwrap(), Policy::default());
         assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        // The same grammar as lxr's limits (it once took only K/M/G/T).
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1GB").unwrap(), 1_000_000_000);
         assert!(parse_size("G").is_err());
     }
 }

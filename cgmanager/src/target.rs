@@ -2,21 +2,18 @@
 //!
 //! Two layers: the string is checked component by component (no `..`, `.`, control
 //! characters, oversized names) and confined below a base cgroup component-wise (`/a` never
-//! admits `/a2`); then the directory is opened with `openat2(RESOLVE_BENEATH |
-//! RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV)` from the hierarchy's mount, so a symlink or a mount
-//! planted in the tree cannot lead the daemon anywhere else.
+//! admits `/a2`); then the directory is opened through [`cgroups::beneath`] (`openat2(RESOLVE_BENEATH
+//! | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV)` from the hierarchy's mount) — the same way
+//! `cgroups::manage` opens what it changes — so a symlink or a mount planted in the tree
+//! cannot lead the daemon anywhere else, for the checks or for the change.
 
 use std::fs::Metadata;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
 
 use cgroups::Cgroup;
-use dashmap::DashMap;
-use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
-use nix::sys::stat::Mode;
+use nix::fcntl::OFlag;
 
-use crate::errors::{from_errno, Error, Kind, Result};
+use crate::errors::{from_cgroups, Error, Kind, Result};
 
 /// Longest cgroup path argument accepted (the kernel's PATH_MAX).
 pub const MAX_PATH: usize = 4096;
@@ -100,74 +97,16 @@ pub fn resolve(base: &Cgroup, arg: &str) -> Result<Cgroup> {
 }
 
 /// Open a cgroup directory (or a file in it) without following symlinks or crossing mounts,
-/// and return its metadata. Missing → `NotFound`; a symlink or mount on the way →
+/// and return its metadata ([`cgroups::beneath`], as every change of `cgroups::manage`
+/// opens what it changes). Missing → `NotFound`; a symlink or mount on the way →
 /// `OutsideSubtree`.
 pub fn stat_beneath(cg: &Cgroup, file: Option<&str>) -> Result<Metadata> {
-    let fd = open_beneath(cg, file, OFlag::O_PATH)?;
-    std::fs::File::from(fd)
-        .metadata()
-        .map_err(|e| crate::errors::from_io(&e, "stat"))
-}
-
-/// The hierarchy mounts, opened once (`O_PATH`) and kept: every request resolves from them.
-/// A hierarchy remounted while the daemon runs is not followed (restart the daemon).
-fn mount_fd(mount_point: &Path) -> Result<Arc<OwnedFd>> {
-    static MOUNTS: OnceLock<DashMap<PathBuf, Arc<OwnedFd>>> = OnceLock::new();
-    let mounts = MOUNTS.get_or_init(DashMap::new);
-    if let Some(fd) = mounts.get(mount_point) {
-        return Ok(fd.clone());
-    }
-    let fd = nix::fcntl::open(
-        mount_point,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| from_errno(e as i32, &format!("open {}", mount_point.display())))?;
-    let fd = Arc::new(fd);
-    mounts.insert(mount_point.to_path_buf(), fd.clone());
-    Ok(fd)
+    cgroups::beneath::stat(cg, file).map_err(|e| from_cgroups(&e))
 }
 
 /// Open a cgroup directory or file beneath its hierarchy's mount with `flags`.
 pub fn open_beneath(cg: &Cgroup, file: Option<&str>, flags: OFlag) -> Result<OwnedFd> {
-    let what = match file {
-        Some(f) => format!("{}/{f}", cg.abs_path().trim_end_matches('/')),
-        None => cg.abs_path(),
-    };
-    let mount = mount_fd(&cg.mount_point)?;
-    let mut rel = if cg.rel.is_empty() {
-        ".".to_string()
-    } else {
-        cg.rel.clone()
-    };
-    if let Some(f) = file {
-        rel = format!("{rel}/{f}");
-    }
-    let dir_flag = if file.is_none() {
-        OFlag::O_DIRECTORY
-    } else {
-        OFlag::empty()
-    };
-    let how = OpenHow::new()
-        // No O_NOFOLLOW: with O_PATH it would hand out the symlink itself, while
-        // RESOLVE_NO_SYMLINKS refuses a symlink in any position, the last included.
-        .flags(flags | OFlag::O_CLOEXEC | dir_flag)
-        .resolve(
-            ResolveFlag::RESOLVE_BENEATH
-                | ResolveFlag::RESOLVE_NO_SYMLINKS
-                | ResolveFlag::RESOLVE_NO_MAGICLINKS
-                | ResolveFlag::RESOLVE_NO_XDEV,
-        );
-    openat2(&*mount, rel.as_str(), how).map_err(|e| match e {
-        nix::errno::Errno::ELOOP | nix::errno::Errno::EXDEV => Error::new(
-            Kind::OutsideSubtree,
-            format!("{what}: a symlink or another mount is in the way; refusing to follow it"),
-        ),
-        nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR => {
-            Error::new(Kind::NotFound, format!("{what} does not exist"))
-        }
-        e => from_errno(e as i32, &what),
-    })
+    cgroups::beneath::open(cg, file, flags).map_err(|e| from_cgroups(&e))
 }
 
 #[cfg(test)]

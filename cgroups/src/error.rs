@@ -38,6 +38,13 @@ pub enum Error {
     /// A cgroup path that escapes its hierarchy (`..`, outside the mount's root).
     #[error("cgroup path {0:?} is outside the hierarchy")]
     OutsideHierarchy(String),
+    /// A symlink or another mount is in the way of a path opened beneath its hierarchy's
+    /// mount ([`crate::beneath`]); it is not followed.
+    #[error("{}: a symlink or another mount is in the way; refusing to follow it", path.display())]
+    Escape {
+        /// What was to be opened.
+        path: PathBuf,
+    },
 }
 
 impl Error {
@@ -49,7 +56,7 @@ impl Error {
             }
             Error::Parse { .. } => libc::EIO,
             Error::NoController(_) => libc::ENOENT,
-            Error::OutsideHierarchy(_) => libc::EACCES,
+            Error::OutsideHierarchy(_) | Error::Escape { .. } => libc::EACCES,
         }
     }
 

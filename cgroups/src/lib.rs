@@ -5,7 +5,9 @@
 //! * [`process`]: a process's ids, namespaces, id maps, and a pidfd that pins it.
 //! * [`ProcCgroups`]: a process's cgroup per hierarchy, from `/proc/<pid>/cgroup`.
 //! * [`Cgroup`]: one cgroup directory, with the walk up to the root.
-//! * [`manage`]: changes — create, remove, write, move processes, chown/chmod, delegation.
+//! * [`manage`]: changes — create, remove, write, move processes, chown/chmod, delegation —
+//!   all through [`beneath`]: opened from the hierarchy's mount, never through a symlink or
+//!   another mount.
 //! * Typed readers: [`memory`], [`cpu`], [`cpuacct`], [`cpuset`], [`blkio`], [`pids`], [`psi`].
 //! * [`size`]: the one grammar of sizes (`256MiB`, `2G`, `1GB`) for limits and policies.
 //!
@@ -14,6 +16,7 @@
 //! ([`fixture`]). Parsers are strict: malformed content is an [`Error`], never a panic or a
 //! silent zero.
 
+pub mod beneath;
 pub mod cgroup;
 pub mod error;
 pub mod layout;

@@ -1,17 +1,23 @@
 //! Changing the hierarchy: create and remove cgroups, write control files, move processes,
 //! hand cgroups to other users (chown/chmod, the kernel's delegation file set), and list what
-//! a cgroup holds. These act on paths exactly as given: deciding *whether* a caller may do
-//! something is the job of whoever calls them (cgmanager's policy, lxr's launcher).
+//! a cgroup holds. Everything is opened through [`crate::beneath`] — from the hierarchy's
+//! mount, never through a symlink or another mount — and changed through the descriptor it
+//! got. Deciding *whether* a caller may do something is the job of whoever calls these
+//! (cgmanager's policy, lxr's launcher).
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::Mode;
+
+use crate::beneath;
 use crate::cgroup::Cgroup;
 use crate::error::{Error, Result};
 use crate::layout::Version;
-use crate::parse::read_to_string;
 
 /// Where the kernel lists the files a v2 delegatee must own (Linux ≥ 4.15).
 pub const DELEGATE_LIST: &str = "/sys/kernel/cgroup/delegate";
@@ -69,34 +75,49 @@ impl Cgroup {
         format!("/{}", self.rel)
     }
 
-    /// True if the directory exists.
+    /// True if the directory exists (opened beneath: a symlink there is no cgroup).
     pub fn exists(&self) -> bool {
-        self.dir().is_dir()
+        beneath::open(self, None, OFlag::O_PATH).is_ok()
     }
 
-    /// `mkdir` with `mode`; `Ok(false)` if it already existed.
+    /// `mkdir` with `mode` in the parent opened beneath; `Ok(false)` if it already existed.
     pub fn create(&self, mode: u32) -> Result<bool> {
-        let dir = self.dir();
-        match fs::DirBuilder::new().mode(mode).create(&dir) {
+        let (parent, name) = beneath::parent_of(self)?;
+        match nix::sys::stat::mkdirat(
+            parent.as_fd(),
+            name.as_str(),
+            Mode::from_bits_truncate(mode),
+        ) {
             Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(Error::change("mkdir", dir, e)),
+            Err(nix::errno::Errno::EEXIST) => Ok(false),
+            Err(e) => Err(Error::change("mkdir", self.dir(), e.into())),
         }
+    }
+
+    /// Read a control file opened beneath.
+    fn read_beneath(&self, key: &str) -> Result<String> {
+        let path = self.file(key);
+        let fd = beneath::open(self, Some(key), OFlag::O_RDONLY)?;
+        let mut s = String::new();
+        fs::File::from(fd)
+            .read_to_string(&mut s)
+            .map_err(|source| Error::Io { path, source })?;
+        Ok(s)
     }
 
     /// A new v1 cpuset cgroup starts with no CPUs and no memory nodes, and no process can
     /// enter it until they are set: copy the parent's (what `cgroup.clone_children` would
     /// have done). Does nothing elsewhere.
     pub fn inherit_cpuset(&self) -> Result<()> {
-        if self.version != Version::V1 || !self.file("cpuset.cpus").exists() {
+        if self.version != Version::V1 || beneath::stat(self, Some("cpuset.cpus")).is_err() {
             return Ok(());
         }
         let Some(parent) = self.parent() else {
             return Ok(());
         };
         for f in ["cpuset.cpus", "cpuset.mems"] {
-            if self.read(f)?.trim().is_empty() {
-                let v = parent.read(f)?;
+            if self.read_beneath(f)?.trim().is_empty() {
+                let v = parent.read_beneath(f)?;
                 self.write(f, v.trim())?;
             }
         }
@@ -105,8 +126,13 @@ impl Cgroup {
 
     /// `rmdir` this cgroup (fails with EBUSY if it has processes or children).
     pub fn remove(&self) -> Result<()> {
-        let dir = self.dir();
-        fs::remove_dir(&dir).map_err(|e| Error::change("rmdir", dir, e))
+        let (parent, name) = beneath::parent_of(self)?;
+        nix::unistd::unlinkat(
+            parent.as_fd(),
+            name.as_str(),
+            nix::unistd::UnlinkatFlags::RemoveDir,
+        )
+        .map_err(|e| Error::change("rmdir", self.dir(), e.into()))
     }
 
     /// Remove this cgroup and every descendant, deepest first. Returns how many were removed.
@@ -120,19 +146,31 @@ impl Cgroup {
         Ok(n + 1)
     }
 
-    /// Every entry of the directory with its (not followed) metadata.
-    fn entries(&self) -> Result<Vec<(String, fs::Metadata)>> {
+    /// Every entry of the directory (opened beneath) with its (not followed) metadata.
+    fn entries(&self) -> Result<Vec<(String, nix::sys::stat::FileStat)>> {
         let dir = self.dir();
-        let io = |e| Error::Io {
+        let io = |e: nix::errno::Errno| Error::Io {
             path: dir.clone(),
-            source: e,
+            source: e.into(),
         };
-        let mut out = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(io)? {
+        let fd = beneath::open(self, None, OFlag::O_RDONLY)?;
+        let mut d = nix::dir::Dir::from_fd(fd).map_err(io)?;
+        let mut names = Vec::new();
+        for entry in d.iter() {
             let entry = entry.map_err(io)?;
-            let md = entry.metadata().map_err(io)?;
-            if let Some(name) = entry.file_name().to_str() {
-                out.push((name.to_string(), md));
+            if let Ok(name) = entry.file_name().to_str() {
+                if name != "." && name != ".." {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for name in names {
+            match nix::sys::stat::fstatat(d.as_fd(), name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) => out.push((name, st)),
+                // Removed while listed.
+                Err(nix::errno::Errno::ENOENT) => {}
+                Err(e) => return Err(io(e)),
             }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -144,7 +182,7 @@ impl Cgroup {
         Ok(self
             .entries()?
             .into_iter()
-            .filter(|(_, md)| md.is_dir())
+            .filter(|(_, st)| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
             .map(|(name, _)| name)
             .collect())
     }
@@ -154,12 +192,12 @@ impl Cgroup {
         Ok(self
             .entries()?
             .into_iter()
-            .filter(|(_, md)| md.is_file())
-            .map(|(name, md)| Key {
+            .filter(|(_, st)| st.st_mode & libc::S_IFMT == libc::S_IFREG)
+            .map(|(name, st)| Key {
                 name,
-                uid: md.uid(),
-                gid: md.gid(),
-                mode: md.mode() & 0o7777,
+                uid: st.st_uid,
+                gid: st.st_gid,
+                mode: st.st_mode & 0o7777,
             })
             .collect())
     }
@@ -167,10 +205,7 @@ impl Cgroup {
     /// Write `value` to a control file in one `write(2)`, as the kernel expects.
     pub fn write(&self, key: &str, value: &str) -> Result<()> {
         let path = self.file(key);
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::change("open", &path, e))?;
+        let mut f = fs::File::from(beneath::open(self, Some(key), OFlag::O_WRONLY)?);
         f.write(value.as_bytes())
             .map_err(|e| Error::change("write", &path, e))
             .and_then(|n| {
@@ -211,7 +246,11 @@ impl Cgroup {
     }
 
     fn ids(&self, path: &Path) -> Result<Vec<u32>> {
-        let text = read_to_string(path)?;
+        let key = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Error::parse(path, "no file name"))?;
+        let text = self.read_beneath(key)?;
         let mut pids = text
             .split_ascii_whitespace()
             .map(|t| {
@@ -261,7 +300,7 @@ impl Cgroup {
                 });
                 listed
                     .split_ascii_whitespace()
-                    .filter(|f| self.file(f).exists())
+                    .filter(|f| beneath::stat(self, Some(f)).is_ok())
                     .map(str::to_string)
                     .collect()
             }
@@ -270,15 +309,23 @@ impl Cgroup {
 
     /// chown the directory and the named files (missing files are skipped).
     pub fn chown(&self, files: &[String], uid: u32, gid: u32) -> Result<()> {
-        let dir = self.dir();
-        std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
-            .map_err(|e| Error::change("chown", &dir, e))?;
+        let own = |file: Option<&str>| -> Result<()> {
+            let path = file.map_or_else(|| self.dir(), |f| self.file(f));
+            let fd = beneath::open(self, file, OFlag::O_PATH)?;
+            nix::unistd::fchownat(
+                fd.as_fd(),
+                "",
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+                AtFlags::AT_EMPTY_PATH,
+            )
+            .map_err(|e| Error::change("chown", path, e.into()))
+        };
+        own(None)?;
         for f in files {
-            let p = self.file(f);
-            match std::os::unix::fs::lchown(&p, Some(uid), Some(gid)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::change("chown", p, e)),
+            match own(Some(f)) {
+                Err(e) if e.is_not_found() => {}
+                r => r?,
             }
         }
         Ok(())
@@ -296,7 +343,8 @@ impl Cgroup {
             Some(f) => self.file(f),
             None => self.dir(),
         };
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode))
+        let fd = beneath::open(self, file, OFlag::O_PATH)?;
+        fs::set_permissions(beneath::fd_path(&fd), fs::Permissions::from_mode(mode))
             .map_err(|e| Error::change("chmod", p, e))
     }
 }
