@@ -73,7 +73,6 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
 #[cfg(test)]
 mod tests {
     use crate::render::testing::Host;
-    use crate::tree::VFile;
 
     #[test]
     fn only_the_containers_io() {
@@ -89,7 +88,7 @@ mod tests {
             "blkio.throttle.io_service_bytes_recursive",
             "254:0 Read 40960\n254:0 Write 8192\nTotal 49152\n",
         );
-        let out = h.render(VFile::Diskstats, "c");
+        let out = h.render(super::render, "c");
         assert_eq!(
             out,
             " 254       0 vda 10 0 80 0 4 0 16 0 0 0 0 0 0 0 0 0 0\n"
@@ -106,13 +105,13 @@ mod tests {
             "254:0 rbytes=512 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n",
         );
         assert!(h
-            .render(VFile::Diskstats, "c")
+            .render(super::render, "c")
             .starts_with(" 254       0 vda 1 0 1 0 0"));
         assert!(
-            h.render(VFile::Diskstats, "").contains("zram0"),
+            h.render(super::render, "").contains("zram0"),
             "root cgroup = host"
         );
         h.fx.write(&cg, "io.stat", "254:0 rbytes=x\n");
-        assert!(h.try_render(VFile::Diskstats, "c").is_err());
+        assert!(h.try_render(super::render, "c").is_err());
     }
 }

@@ -67,7 +67,6 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
 #[cfg(test)]
 mod tests {
     use crate::render::testing::Host;
-    use crate::tree::VFile;
 
     #[test]
     fn age_of_init_and_idle() {
@@ -76,7 +75,7 @@ mod tests {
         h.fx.write(&acct, "cpuacct.usage", "1000000000\n");
         let cs = h.fx.v1_cgroup("cpuset", "c");
         h.fx.write(&cs, "cpuset.cpus", "0\n");
-        let out = h.render(VFile::Uptime, "c");
+        let out = h.render(super::render, "c");
         let v: Vec<f64> = out
             .split_ascii_whitespace()
             .map(|x| x.parse().unwrap())
@@ -99,7 +98,7 @@ mod tests {
             "42 (x) S 1\n",
         );
         assert_eq!(
-            h.try_render(VFile::Uptime, "").unwrap_err().errno,
+            h.try_render(super::render, "").unwrap_err().errno,
             libc::EIO
         );
     }
