@@ -577,6 +577,22 @@ mod tests {
         let mem = ino_of(&fs, "proc/meminfo");
         assert_eq!(fs.getattr(mem).unwrap().perm & 0o222, 0, "no write bits");
         assert!(fs.open(nobody, mem, libc::O_RDONLY).is_ok());
+        // access(2) follows the same rule, and nothing is writable, not even for root.
+        let (r, w) = (libc::R_OK as u32, libc::W_OK as u32);
+        let root = Caller {
+            uid: 0,
+            gid: 0,
+            ..nobody
+        };
+        let group = Caller { uid: 1, ..root };
+        assert_eq!(fs.access(nobody, ino, r).unwrap_err().errno, libc::EACCES);
+        assert!(fs.access(root, ino, r).is_ok());
+        std::fs::set_permissions(&slab, std::os::unix::fs::PermissionsExt::from_mode(0o440))
+            .unwrap();
+        assert!(fs.access(group, ino, r).is_ok(), "the group's bits");
+        assert!(fs.open(group, ino, libc::O_RDONLY).is_ok());
+        assert!(fs.access(nobody, mem, r).is_ok());
+        assert_eq!(fs.access(root, mem, w).unwrap_err().errno, libc::EROFS);
     }
 
     #[test]

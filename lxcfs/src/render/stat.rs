@@ -245,6 +245,7 @@ mod tests {
             "cpuacct.usage_all",
             "cpu user system\n0 1000000000 0\n1 1000000000 0\n2 0 0\n3 0 0\n",
         );
+        h.init_started(100.0);
         let out = h.render_with(super::render, "c", |o| o.cfs = true);
         let names: Vec<&str> = out
             .lines()
@@ -253,6 +254,9 @@ mod tests {
             .collect();
         assert_eq!(names, ["cpu", "cpu0"]);
         assert_eq!(fields(&out, "cpu0")[0], 200);
+        // Half a CPU for 100 s is 5000 ticks, 200 of them used: idle is the rest.
+        let idle = fields(&out, "cpu0")[3];
+        assert!((4790..=4810).contains(&idle), "idle {idle}:\n{out}");
     }
 
     #[test]

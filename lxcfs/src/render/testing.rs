@@ -114,6 +114,27 @@ impl Host {
         }
     }
 
+    /// Make the fake container's init `secs_ago` seconds old (its start time, field 22 of
+    /// `/proc/<pid>/stat`, against the real machine's uptime, which the renderers use).
+    pub fn init_started(&self, secs_ago: f64) {
+        let up: f64 = std::fs::read_to_string("/proc/uptime")
+            .unwrap()
+            .split_ascii_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            up > secs_ago + 1.0,
+            "the machine is up {up} s: too young to place an init {secs_ago} s in the past"
+        );
+        let ticks = ((up - secs_ago) * 100.0) as u64; // CLK_TCK is 100 on Linux
+        self.fx.write_file(
+            &format!("proc/{INIT}/stat"),
+            &format!("{INIT} (init) S 0 {INIT} {INIT} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 {ticks} 0 0\n"),
+        );
+    }
+
     /// `/proc/<pid>/cgroup` of a process in `rel` in every hierarchy.
     fn proc_cgroup(&self, rel: &str) -> String {
         match self.version {
