@@ -31,6 +31,17 @@ pub fn require_root() {
     assert_eq!(uid, 0, "the end-to-end tests must run as root");
 }
 
+/// The host's CPU count, failing the test (saying `why` it needs them) below `n`: a check
+/// that needs more CPUs than the host has would otherwise pass without checking anything.
+pub fn require_cpus(n: usize, why: &str) -> usize {
+    let have = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        have >= n,
+        "prerequisite missing: {why} needs at least {n} CPUs (this host has {have})"
+    );
+    have
+}
+
 /// Our daemon binary: `$LXR_LXCFS_BIN`, else `target/debug/lxcfs` of this workspace.
 pub fn lxcfs_bin() -> PathBuf {
     if let Ok(p) = std::env::var("LXR_LXCFS_BIN") {

@@ -6,6 +6,11 @@
 //! (v1) or `io.stat` (v2): completed reads/writes/discards and sectors; merges, times and
 //! in-flight are not tracked per cgroup and are 0. Devices the container never touched are
 //! left out, as lxcfs does. The root cgroup is the whole host: it gets the host's file.
+//!
+//! On v1 the kernel only counts a cgroup's I/O on a device while blk-throttle is active on
+//! that device's queue, which it is from the first throttle limit any cgroup sets for the
+//! device (verified on 6.18); until then the throttle counters stay 0 and a container's
+//! file lists no device.
 
 use cgroups::blkio;
 
