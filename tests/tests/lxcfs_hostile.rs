@@ -366,6 +366,34 @@ fn every_admin_signal_to_the_server_has_its_effect_and_none_leaves_a_dead_mount(
     }
 }
 
+/// SIGHUP, SIGPIPE and SIGUSR2 twice to `pid` (`whom`: the supervisor or its server): after
+/// each the mount serves (virtualisation off after the first SIGUSR2, on again after the
+/// second) and `server` still runs, not restarted.
+fn harmless_signals(
+    d: &Daemon,
+    probe: &TestCgroup,
+    servers: &Servers,
+    pid: u32,
+    whom: &str,
+    server: u32,
+) {
+    for (sig, name, virtualised) in [
+        (libc::SIGHUP, "SIGHUP", true),
+        (libc::SIGPIPE, "SIGPIPE", true),
+        (libc::SIGUSR2, "SIGUSR2", false),
+        (libc::SIGUSR2, "SIGUSR2 again", true),
+    ] {
+        let what = format!("{name} to {whom}");
+        signal_and_settle(d, pid, sig, &what);
+        assert_serving(d, probe, virtualised, &what);
+        assert_eq!(
+            servers.of(d),
+            server,
+            "{what}: the server was not restarted"
+        );
+    }
+}
+
 /// The supervisor and its server. To the supervisor: SIGHUP and SIGPIPE are ignored, SIGUSR2
 /// toggles, SIGUSR1 upgrades the server in place (same pid); SIGTERM/SIGINT/SIGQUIT stop
 /// the server and unmount. To the server: SIGHUP, SIGPIPE, SIGUSR2 change nothing but the
@@ -381,21 +409,7 @@ fn every_admin_signal_to_the_supervisor_or_its_server_has_its_effect_and_none_le
     let server = servers.of(&d);
     let probe = probe();
 
-    // (signal, what, virtualised afterwards)
-    for (sig, what, virtualised) in [
-        (libc::SIGHUP, "SIGHUP to the supervisor", true),
-        (libc::SIGPIPE, "SIGPIPE to the supervisor", true),
-        (libc::SIGUSR2, "SIGUSR2 to the supervisor", false),
-        (libc::SIGUSR2, "SIGUSR2 to the supervisor again", true),
-    ] {
-        signal_and_settle(&d, sup, sig, what);
-        assert_serving(&d, &probe, virtualised, what);
-        assert_eq!(
-            servers.of(&d),
-            server,
-            "{what}: the server was not restarted"
-        );
-    }
+    harmless_signals(&d, &probe, &servers, sup, "the supervisor", server);
     assert!(d.log_text().contains("SIGHUP: ignored"));
     assert_eq!((count_in_log(&d, OFF), count_in_log(&d, ON)), (1, 1));
 
@@ -406,20 +420,7 @@ fn every_admin_signal_to_the_supervisor_or_its_server_has_its_effect_and_none_le
     assert_serving(&d, &probe, true, "SIGUSR1 to the supervisor");
     assert_eq!(servers.of(&d), server, "an upgrade keeps the pid");
 
-    for (sig, what, virtualised) in [
-        (libc::SIGHUP, "SIGHUP to the server", true),
-        (libc::SIGPIPE, "SIGPIPE to the server", true),
-        (libc::SIGUSR2, "SIGUSR2 to the server", false),
-        (libc::SIGUSR2, "SIGUSR2 to the server again", true),
-    ] {
-        signal_and_settle(&d, server, sig, what);
-        assert_serving(&d, &probe, virtualised, what);
-        assert_eq!(
-            servers.of(&d),
-            server,
-            "{what}: the server was not restarted"
-        );
-    }
+    harmless_signals(&d, &probe, &servers, server, "the server", server);
     assert_eq!((count_in_log(&d, OFF), count_in_log(&d, ON)), (2, 2));
 
     let mut current = server;
