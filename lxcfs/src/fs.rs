@@ -43,7 +43,7 @@ pub struct Attr {
     pub uid: u32,
     /// Group.
     pub gid: u32,
-    /// Size in bytes (an upper bound for generated files, see [`advertised_size`]).
+    /// Size in bytes (an upper bound for generated files, see `advertised_size`).
     pub size: u64,
     /// Link count.
     pub nlink: u32,
@@ -271,7 +271,7 @@ impl Lxcfs {
     }
 
     /// Whether `caller` may access `ino` as `mask` (`R_OK`, `W_OK`, `X_OK` bits) asks, by
-    /// [the permission rule](permits); writes are `EROFS`.
+    /// the permission rule (`permits`); writes are `EROFS`.
     pub fn access(&self, caller: Caller, ino: u64, mask: u32) -> FsResult<()> {
         if mask & libc::W_OK as u32 != 0 {
             return Err(FsError::new(libc::EROFS, "lxcfs is mounted read-only"));

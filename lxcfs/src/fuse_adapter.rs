@@ -269,7 +269,7 @@ pub struct Mounted {
 }
 
 impl Mounted {
-    /// Mount `fs` on `mountpoint` (see [`mount_session`]) and serve it with `threads`
+    /// Mount `fs` on `mountpoint` (see `mount_session`) and serve it with `threads`
     /// workers.
     pub fn mount(fs: Arc<Lxcfs>, mountpoint: &Path, threads: usize) -> io::Result<Mounted> {
         let session = mount_session(mountpoint)?;
@@ -398,7 +398,7 @@ pub struct HeldMount {
 }
 
 impl HeldMount {
-    /// Mount on `mountpoint` (see [`mount_session`]) without serving.
+    /// Mount on `mountpoint` (see `mount_session`) without serving.
     pub fn mount(mountpoint: &Path) -> io::Result<HeldMount> {
         let session = mount_session(mountpoint)?;
         let fuse = session

@@ -6,7 +6,7 @@
 //!
 //! At scale the cost is the count. lxcfs reads `/proc/<pid>/task/*/status` for every thread
 //! of every container every 5 s (and froze past ~250 containers, #504). Here one taskstats
-//! `CGROUPSTATS` netlink call per cgroup lets the kernel count ([`cgroupstats`]); where that
+//! `CGROUPSTATS` netlink call per cgroup lets the kernel count (`cgroupstats`); where that
 //! is not available (cgroup2, no `CAP_NET_ADMIN`) each thread's `/proc/<tid>/stat` is read
 //! instead. The table is locked only to list the targets and to store the results, never
 //! across the counting.

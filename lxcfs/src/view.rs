@@ -1,6 +1,6 @@
 //! From a caller to the bytes of a file: who is asking (`crate::caller`) → whose cgroups (a
 //! [`View`]) → the file's text from its pure renderer (`crate::render`), shared for
-//! `--cache-ms` among one container's readers ([`recent`]), or the host's copy for everyone
+//! `--cache-ms` among one container's readers (`recent`), or the host's copy for everyone
 //! while the SIGUSR2 switch (`crate::switch`) is off.
 //!
 //! A caller in the daemon's own pid namespace gets the view of its own cgroups and is never
