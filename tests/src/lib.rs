@@ -444,6 +444,16 @@ pub fn assert_serves_containers(d: &mut Daemon, what: &str) {
     );
 }
 
+/// A shell loop doing a fixed amount of work: about `ms` ms of CPU (1 ms per 700 rounds of
+/// `dash` here), however busy the CPUs are — a loop that runs for a wall-clock time gets
+/// little CPU when other tests run beside it.
+pub fn burn_cpu(ms: u32) -> String {
+    format!(
+        "i=0; while [ $i -lt {} ]; do i=$((i+1)); done; ",
+        u64::from(ms) * 700
+    )
+}
+
 /// The kB value of a `/proc/meminfo` line.
 pub fn meminfo_kb(text: &str, key: &str) -> u64 {
     text.lines()

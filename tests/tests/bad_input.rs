@@ -24,15 +24,17 @@ fn odd_offsets_read_like_a_regular_file() {
         let mut whole = vec![0u8; 1 << 20];
         let n = file.read_at(&mut whole, 0).unwrap();
         whole.truncate(n);
+        // A fresh render of a file with live counters may differ, and be a few bytes shorter
+        // (stat's `intr` line): only its content, not its last byte, is checked there.
+        let live = f == "proc/stat" || f == "proc/meminfo";
         for (off, len) in [(1usize, 10usize), (7, 3), (n / 2, 100), (n - 1, 10)]
             .into_iter()
-            .filter(|(o, _)| *o < n)
+            .filter(|(o, _)| *o < n && !(live && *o == n - 1))
         {
             let fresh = std::fs::File::open(&p).unwrap();
             let mut buf = vec![0u8; len];
             let got = fresh.read_at(&mut buf, off as u64).unwrap();
-            // A fresh render may differ in live counters; the static prefix must agree.
-            if f != "proc/stat" && f != "proc/meminfo" {
+            if !live {
                 assert_eq!(&buf[..got], &whole[off..(off + len).min(n)], "{f} at {off}");
             }
             assert!(got > 0, "{f}: content at offset {off}");

@@ -179,7 +179,7 @@ fn ours_matches_lxcfs_where_lxcfs_is_right() {
     );
 }
 
-/// Under a cpuset limit (the last CPU only), after the container burned ~0.3 s of CPU: the
+/// Under a cpuset limit (the last CPU only), after the container used ~0.3 s of CPU: the
 /// same CPUs in `/proc/stat`, `cpuinfo` and `online`, and the same CPU time on that CPU.
 #[test]
 fn under_a_cpuset_limit_stat_cpuinfo_and_online_match_lxcfs() {
@@ -189,12 +189,11 @@ fn under_a_cpuset_limit_stat_cpuinfo_and_online_match_lxcfs() {
     let cg = TestCgroup::new("diff-cpuset");
     let last = n - 1;
     cg.set("cpuset", "cpuset.cpus", &last.to_string());
-    let burn = "end=$(($(date +%s%N)+300000000)); while [ $(date +%s%N) -lt $end ]; do :; done; ";
     let r = read_both(
         &ours,
         &anchor,
         &cg,
-        burn,
+        &e2e::burn_cpu(300),
         &["proc/stat", "proc/cpuinfo", "sys/devices/system/cpu/online"],
     );
     let lines = assert_same_stat(&r[0].0, &r[0].1);
@@ -202,8 +201,8 @@ fn under_a_cpuset_limit_stat_cpuinfo_and_online_match_lxcfs() {
     assert_eq!(names, ["cpu".to_string(), format!("cpu{last}")]);
     let busy = lines[1].1[0] + lines[1].1[2];
     assert!(
-        (5..200).contains(&busy),
-        "the container's own time on cpu{last} (up to 30 ticks): {busy}\n{}",
+        (10..300).contains(&busy),
+        "the container's own time on cpu{last} (~30 ticks): {busy}\n{}",
         r[0].0
     );
     assert_eq!(r[1].0, r[1].1, "cpuinfo identical");
@@ -290,14 +289,15 @@ fn loadavg_with_l_matches_lxcfs_but_the_host_pid() {
     let cg = TestCgroup::new("diff-la-l");
     let (o, a) = (ours.file("proc/loadavg"), anchor.file("proc/loadavg"));
     let (o, a) = (o.display(), a.display());
-    // The first reads start the sampling; the last `cat`, the newest task, prints its pid.
+    // The first reads start the sampling; then the pids of the container's tasks at the
+    // last reads, as it numbers them: its init, the two loops, the reading `cat`.
     let script = format!(
         "cat {o} {a} >/dev/null; (while :; do :; done) & x=$!; (while :; do :; done) & y=$!; \
-         sleep 11; cat {o} {a} & p=$!; wait $p; echo $p; kill $x $y"
+         sleep 11; cat {o} {a} & p=$!; wait $p; echo 1 $x $y $p; kill $x $y"
     );
     let out = stdout(&in_container(&cg, &script));
     let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split(' ').collect()).collect();
-    let [mine, theirs, pid] = &lines[..] else {
+    let [mine, theirs, pids] = &lines[..] else {
         panic!("{out}");
     };
     let load = |f: &[&str]| f[0].parse::<f64>().unwrap();
@@ -312,15 +312,10 @@ fn loadavg_with_l_matches_lxcfs_but_the_host_pid() {
     let ((r1, t1), (r2, t2)) = (counts(mine), counts(theirs));
     assert_eq!((r1, r2), (2, 2), "running:\n{out}");
     assert!(t1.abs_diff(t2) <= 1, "threads:\n{out}");
-    assert_eq!(
-        mine[4], pid[0],
-        "ours: the newest task's pid inside:\n{out}"
-    );
-    let host_pid: u32 = theirs[4].parse().unwrap();
-    assert!(
-        host_pid > pid[0].parse::<u32>().unwrap(),
-        "lxcfs: a host pid:\n{out}"
-    );
+    // The newest task (the highest host pid) as the container numbers it; which task that
+    // is depends on where the host's pid counter wrapped.
+    assert!(pids.contains(&mine[4]), "ours: a pid inside:\n{out}");
+    assert!(!pids.contains(&theirs[4]), "lxcfs: a host pid:\n{out}");
 }
 
 /// A loop device over a temp file, detached when dropped.
