@@ -1,14 +1,21 @@
 //! Times in-process rendering of each file for the calling process (no FUSE): shows how much
 //! of a read's latency is the renderer itself. `cargo run --release --example render_timing`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
+use lxcfs::switch::Virtualisation;
 use lxcfs::tree::VFile;
-use lxcfs::{Caller, Lxcfs, Options};
+use lxcfs::view::Views;
+use lxcfs::{Caller, Options};
 
 fn main() {
-    let fs = match Lxcfs::new(Options::default()) {
-        Ok(fs) => fs,
+    let views = match Views::new(
+        &Options::default(),
+        Arc::new(Virtualisation::private()),
+        None,
+    ) {
+        Ok(v) => v,
         Err(e) => {
             eprintln!("render_timing: {e}");
             std::process::exit(1);
@@ -53,7 +60,7 @@ fn main() {
         let n = 5000;
         let t = Instant::now();
         for _ in 0..n {
-            if let Err(e) = fs.renderer().render(f, me) {
+            if let Err(e) = views.render(f, me) {
                 eprintln!("{f:?}: {e}");
                 break;
             }

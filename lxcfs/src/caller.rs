@@ -1,5 +1,6 @@
-//! Who is asking: a FUSE request's pid → the init (reaper) of that process's pid namespace,
-//! whose cgroups define the container's view.
+//! Who is asking: the [`Caller`] of a request (pid, uid, gid, as the kernel sent them) and
+//! its [`Scope`] — the init (reaper) of the caller's pid namespace, whose cgroups define the
+//! container's view, or the caller itself in the daemon's own pid namespace.
 //!
 //! One `ioctl(NS_GET_TGID_FROM_PIDNS, 1)` on `/proc/<pid>/ns/pid` gives the host pid of the
 //! namespace's init (Linux ≥ 6.11; lxcfs forks, `setns()`es and passes credentials over a
@@ -42,6 +43,18 @@ const REAPER_TICK: u16 = 1000;
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 type Cache = DashMap<u64, CachedInit>;
+
+/// Who sent a request: the kernel-supplied pid (thread id, in the daemon's pid namespace),
+/// uid and gid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// Thread id of the caller (0 if not visible from the daemon's pid namespace).
+    pub pid: u32,
+    /// fsuid of the caller.
+    pub uid: u32,
+    /// fsgid of the caller.
+    pub gid: u32,
+}
 
 /// Whose cgroups a read is answered from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,7 @@
-//! The daemon's life: logging, the open-files limit, the pidfile lock, mounting (or taking
-//! over a live connection, see [`crate::handover`]), waiting for signals, and telling systemd
-//! about it all when run as a `Type=notify` service.
+//! The daemon's life: logging, the open-files limit, the pidfile lock ([`crate::pidfile`]),
+//! the `-l` sampler, mounting (or taking over a live connection, see [`crate::handover`]),
+//! waiting for signals, and telling systemd about it all when run as a `Type=notify`
+//! service. With `--supervise` it runs [`crate::supervisor`] instead.
 //!
 //! Signals (the README has the table): SIGUSR1 execs the binary on disk in place (live
 //! upgrade); SIGUSR2 toggles virtualisation ([`crate::switch`], lxcfs 5.0's switch);
@@ -8,31 +9,20 @@
 //! supervisor holds the mount and starts another); SIGHUP is logged and ignored, so a closed
 //! terminal does not take every container's `/proc` with it; SIGPIPE is ignored.
 
-use std::fs::File;
-use std::io::Write;
-use std::os::fd::AsRawFd;
-use std::path::Path;
 use std::sync::Arc;
 
 use nix::sys::signal::{SigHandler, SigSet, Signal};
 
 use crate::cli::Cli;
+use crate::error::StartError;
 use crate::fs::Lxcfs;
-use crate::fuse_adapter::Mounted;
+use crate::fuse_adapter::{prepare_mountpoint, Mounted};
 use crate::handover;
+use crate::pidfile::PidFile;
+use crate::sampler::Sampler;
+use crate::supervisor;
 use crate::switch::Virtualisation;
-
-/// A failure to start, with the message for the user.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StartError(String);
-
-impl StartError {
-    /// A start error saying `msg`.
-    pub fn new(msg: impl Into<String>) -> StartError {
-        StartError(msg.into())
-    }
-}
+use crate::view::Views;
 
 /// Log to stderr at info, or debug with `-d`; `RUST_LOG=<level>` overrides. A plain level
 /// rather than an `EnvFilter`: its regex engine would double the daemon's resident code.
@@ -51,88 +41,6 @@ fn init_logging(debug: bool) {
         .with_ansi(false)
         .with_target(false)
         .try_init();
-}
-
-/// The pidfile, locked for the daemon's lifetime and removed when dropped.
-pub(crate) struct PidFile {
-    path: std::path::PathBuf,
-    file: File,
-}
-
-impl PidFile {
-    /// The pidfile a predecessor locked and handed over (same pid: an exec keeps it).
-    fn adopt(path: &std::path::Path, file: File) -> PidFile {
-        PidFile {
-            path: path.to_path_buf(),
-            file,
-        }
-    }
-
-    /// Lock `path` (failing if another daemon holds it) and write our pid.
-    pub(crate) fn lock(path: &std::path::Path) -> Result<PidFile, StartError> {
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| StartError(format!("cannot open pidfile {}: {e}", path.display())))?;
-        // SAFETY: flock on an fd we own; no pointers involved.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let held = std::fs::read_to_string(path).unwrap_or_default();
-            return Err(StartError(format!(
-                "pidfile {} is locked: another lxcfs (pid {}) is running",
-                path.display(),
-                held.trim()
-            )));
-        }
-        file.set_len(0)
-            .map_err(|e| StartError(format!("pidfile {}: {e}", path.display())))?;
-        writeln!(file, "{}", std::process::id())
-            .map_err(|e| StartError(format!("pidfile {}: {e}", path.display())))?;
-        Ok(PidFile {
-            path: path.to_path_buf(),
-            file,
-        })
-    }
-}
-
-impl Drop for PidFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// Check the mount point is a directory. A dead FUSE mount on it (its daemon died and no one
-/// kept the connection: "transport endpoint is not connected") is unmounted first, as
-/// lxcfs's unit does with `fusermount -u` after a stop.
-pub(crate) fn prepare_mountpoint(mp: &Path) -> Result<(), StartError> {
-    // statfs asks the filesystem itself; a stat could be answered from cached attributes.
-    let probe = nix::sys::statfs::statfs(mp)
-        .map_err(std::io::Error::from)
-        .and_then(|_| std::fs::metadata(mp));
-    match probe {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(StartError(format!("{} is not a directory", mp.display()))),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-            tracing::warn!(
-                "{} is a dead FUSE mount (transport endpoint is not connected); unmounting it",
-                mp.display()
-            );
-            nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH).map_err(|e| {
-                StartError(format!(
-                    "{} is a dead FUSE mount and unmounting it failed ({e}): run `umount -l {}`",
-                    mp.display(),
-                    mp.display()
-                ))
-            })?;
-            prepare_mountpoint(mp)
-        }
-        Err(e) => Err(StartError(format!("mountpoint {}: {e}", mp.display()))),
-    }
 }
 
 /// The signals the daemon handles, blocked in every thread and taken with `sigwait`. The
@@ -184,14 +92,14 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
     // it. Blocked before any thread starts, so every thread inherits the mask.
     let set = handled_signals();
     set.thread_block()
-        .map_err(|e| StartError(format!("block signals: {e}")))?;
+        .map_err(|e| StartError::new(format!("block signals: {e}")))?;
     init_logging(cli.debug);
     ignore_sigpipe();
     raise_nofile();
     if cli.supervise {
-        return crate::supervisor::run(cli, &set);
+        return supervisor::run(cli, &set);
     }
-    let (supervised, mut inherited) = handover::take().map_err(StartError)?;
+    let (supervised, mut inherited) = handover::take().map_err(StartError::new)?;
     let virt = Arc::new(
         handover::take_switch()
             .map(Virtualisation::adopt)
@@ -217,10 +125,14 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
         (false, None) => Some(PidFile::lock(&cli.pidfile)?),
     };
 
-    let fs = Arc::new(
-        Lxcfs::with_switch(cli.options(), virt.clone())
-            .map_err(|e| StartError(format!("cannot start: {e}")))?,
-    );
+    let opts = cli.options();
+    // The -l sampler runs beside the filesystem, which only reads its table.
+    let sampler = opts
+        .loadavg
+        .then(|| Arc::new(Sampler::start(&opts.proc_root)));
+    let views = Views::new(&opts, virt.clone(), sampler.clone())
+        .map_err(|e| StartError::new(format!("cannot start: {e}")))?;
+    let fs = Arc::new(Lxcfs::new(views));
     let threads = cli.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map_or(2, |n| n.get())
@@ -229,9 +141,9 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
     let from = inherited.as_ref().map(|i| i.from);
     let mounted = match inherited {
         Some(i) => Mounted::adopt(fs.clone(), i.fuse, mp, threads)
-            .map_err(|e| StartError(format!("cannot serve the inherited connection: {e}")))?,
+            .map_err(|e| StartError::new(format!("cannot serve the inherited connection: {e}")))?,
         None => Mounted::mount(fs.clone(), mp, threads)
-            .map_err(|e| StartError(format!("cannot mount {}: {e}", mp.display())))?,
+            .map_err(|e| StartError::new(format!("cannot mount {}: {e}", mp.display())))?,
     };
     tracing::info!(
         "serving {} with {threads} threads (pid {}, generation {generation}{}, lxcfs {} build {})",
@@ -276,7 +188,7 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
                 let err = handover::exec_successor(
                     exe,
                     mounted.fuse_fd(),
-                    pidfile.as_ref().map(|p| p.file.as_raw_fd()),
+                    pidfile.as_ref().map(PidFile::fd),
                     virt.fd(),
                     supervised,
                     generation,
@@ -305,9 +217,14 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
             }
         }
     }
+    let stop_sampler = || {
+        if let Some(s) = &sampler {
+            s.stop();
+        }
+    };
     if supervised {
         mounted.detach();
-        fs.shutdown();
+        stop_sampler();
         return Ok(());
     }
     let _ = sdnotify::notify("STOPPING=1", &[]);
@@ -316,7 +233,7 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
         &format!("FDSTOREREMOVE=1\nFDNAME={}", handover::FDSTORE_NAME),
         &[],
     );
-    fs.shutdown();
+    stop_sampler();
     drop(pidfile);
-    r.map_err(|e| StartError(format!("unmount {}: {e}", mp.display())))
+    r.map_err(|e| StartError::new(format!("unmount {}: {e}", mp.display())))
 }

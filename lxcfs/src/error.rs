@@ -1,5 +1,6 @@
-//! The one error type of the FUSE-independent core: every failure carries the errno the FUSE
-//! adapter answers with, plus a message for the log.
+//! The crate's two error types: [`FsError`], every failure of the FUSE-independent core, with
+//! the errno the FUSE adapter answers with plus a message for the log; and [`StartError`],
+//! why the daemon (or the supervisor) could not start or stop, for the user.
 
 use std::fmt;
 
@@ -51,3 +52,15 @@ impl From<cgroups::Error> for FsError {
 
 /// Result of a core operation.
 pub type FsResult<T> = Result<T, FsError>;
+
+/// A failure to start (or to stop cleanly), with the message for the user.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(String);
+
+impl StartError {
+    /// A start error saying `msg`.
+    pub fn new(msg: impl Into<String>) -> StartError {
+        StartError(msg.into())
+    }
+}

@@ -1,6 +1,7 @@
-//! The filesystem, independent of any FUSE crate: inode table, attributes, directory
-//! listings, open files and reads at any offset. The FUSE adapter (`fuse_adapter`) only
-//! translates requests into calls on [`Lxcfs`] and answers with their results or errnos.
+//! The filesystem, independent of any FUSE crate: attributes, directory listings, the
+//! permission rule, open files and reads at any offset, over the layout of `crate::tree`
+//! and the renderings of `crate::view`. The FUSE adapter (`fuse_adapter`) only translates
+//! requests into calls on [`Lxcfs`] and answers with their results or errnos.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -12,11 +13,11 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 
+use crate::caller::Caller;
 use crate::error::{FsError, FsResult};
 use crate::options::Options;
-use crate::render::Renderer;
-use crate::switch::Virtualisation;
-use crate::tree::{Node, Tree, VFile, ROOT_INO};
+use crate::tree::{Node, Tree, VFile, FIRST_DYNAMIC_INO, ROOT_INO};
+use crate::view::Views;
 
 /// Kind of an inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +43,7 @@ pub struct Attr {
     pub uid: u32,
     /// Group.
     pub gid: u32,
-    /// Size in bytes (an upper bound for generated files, see [`advertised_size`]).
+    /// Size in bytes (an upper bound for generated files, see `advertised_size`).
     pub size: u64,
     /// Link count.
     pub nlink: u32,
@@ -59,18 +60,6 @@ pub struct DirEntry {
     pub name: OsString,
     /// File type.
     pub kind: Kind,
-}
-
-/// Who sent a request: the kernel-supplied pid (thread id, in the daemon's pid namespace),
-/// uid and gid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Caller {
-    /// Thread id of the caller (0 if not visible from the daemon's pid namespace).
-    pub pid: u32,
-    /// fsuid of the caller.
-    pub uid: u32,
-    /// fsgid of the caller.
-    pub gid: u32,
 }
 
 /// One open file.
@@ -108,57 +97,47 @@ fn first_handle() -> u64 {
 
 /// The lxcfs filesystem.
 pub struct Lxcfs {
-    opts: Options,
     tree: Tree,
-    renderer: Renderer,
+    views: Views,
     handles: DashMap<u64, Handle>,
     next_fh: AtomicU64,
     started: i64,
 }
 
 impl Lxcfs {
-    /// Set the filesystem up for the host it runs on.
-    pub fn new(opts: Options) -> FsResult<Lxcfs> {
-        Self::with_switch(opts, std::sync::Arc::new(Virtualisation::private()))
-    }
-
-    /// [`Lxcfs::new`], virtualising while `virt` (the SIGUSR2 switch, shared with the
-    /// daemon's other generations) is on.
-    pub fn with_switch(opts: Options, virt: std::sync::Arc<Virtualisation>) -> FsResult<Lxcfs> {
-        let psi = opts.proc_root.join("pressure").is_dir();
-        let renderer = Renderer::with_switch(&opts, virt)?;
+    /// The filesystem of the host `views` were made for, its files rendered by `views`.
+    pub fn new(views: Views) -> Lxcfs {
+        let psi = views.options().proc_root.join("pressure").is_dir();
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        Ok(Lxcfs {
+        Lxcfs {
             tree: Tree::new(psi),
-            renderer,
+            views,
             handles: DashMap::new(),
             next_fh: AtomicU64::new(first_handle()),
             started,
-            opts,
-        })
+        }
     }
 
     /// The options the filesystem runs with.
     pub fn options(&self) -> &Options {
-        &self.opts
+        self.views.options()
     }
 
-    /// The renderer (for tests and the benchmark's direct calls).
-    pub fn renderer(&self) -> &Renderer {
-        &self.renderer
+    /// The views the files are rendered from (for tests and the benchmark's direct calls).
+    pub fn views(&self) -> &Views {
+        &self.views
     }
 
     /// What `ino` is. A passed-through sysfs inode this daemon has not handed out was handed
     /// out by its predecessor (live upgrade, crash): learn the cpu tree and look again.
     fn node(&self, ino: u64) -> Option<Node> {
         self.tree.node(ino).or_else(|| {
-            (ino >= crate::tree::FIRST_DYNAMIC_INO
-                && self.tree.learn_sys(&self.opts.sys_cpu_root, ino))
-            .then(|| self.tree.node(ino))
-            .flatten()
+            (ino >= FIRST_DYNAMIC_INO && self.tree.learn_sys(&self.options().sys_cpu_root, ino))
+                .then(|| self.tree.node(ino))
+                .flatten()
         })
     }
 
@@ -181,7 +160,7 @@ impl Lxcfs {
                     return Err(FsError::new(libc::EINVAL, "bad name"));
                 }
                 let rel = dir.join(name);
-                let meta = std::fs::symlink_metadata(self.opts.sys_cpu_root.join(&rel))
+                let meta = std::fs::symlink_metadata(self.options().sys_cpu_root.join(&rel))
                     .map_err(|e| FsError::io(format!("lookup {}", rel.display()), &e))?;
                 let ino = self.tree.sys_ino(&rel);
                 Ok(attr_from_meta(ino, &meta, 0o7777))
@@ -205,7 +184,7 @@ impl Lxcfs {
                 mtime: self.started,
             }),
             Some(Node::File(f)) => {
-                let host = f.host_path(&self.opts.proc_root, &self.opts.sys_cpu_root);
+                let host = f.host_path(&self.options().proc_root, &self.options().sys_cpu_root);
                 let meta = std::fs::metadata(&host)
                     .map_err(|e| FsError::io(format!("stat {}", host.display()), &e))?;
                 let mut a = attr_from_meta(ino, &meta, 0o555);
@@ -214,7 +193,7 @@ impl Lxcfs {
                 Ok(a)
             }
             Some(Node::Sys(rel)) => {
-                let p = self.opts.sys_cpu_root.join(&rel);
+                let p = self.options().sys_cpu_root.join(&rel);
                 let meta = std::fs::symlink_metadata(&p)
                     .map_err(|e| FsError::io(format!("stat {}", p.display()), &e))?;
                 Ok(attr_from_meta(ino, &meta, 0o7777))
@@ -241,7 +220,7 @@ impl Lxcfs {
         }
         match self.node(ino) {
             Some(Node::Sys(dir)) => {
-                let p = self.opts.sys_cpu_root.join(&dir);
+                let p = self.options().sys_cpu_root.join(&dir);
                 let rd = std::fs::read_dir(&p)
                     .map_err(|e| FsError::io(format!("readdir {}", p.display()), &e))?;
                 let mut out = Vec::new();
@@ -282,7 +261,7 @@ impl Lxcfs {
     pub fn readlink(&self, ino: u64) -> FsResult<OsString> {
         match self.node(ino) {
             Some(Node::Sys(rel)) => {
-                let p = self.opts.sys_cpu_root.join(&rel);
+                let p = self.options().sys_cpu_root.join(&rel);
                 std::fs::read_link(&p)
                     .map(PathBuf::into_os_string)
                     .map_err(|e| FsError::io(format!("readlink {}", p.display()), &e))
@@ -291,13 +270,45 @@ impl Lxcfs {
         }
     }
 
-    /// Open `ino` for reading; returns a handle. Writes are refused with `EACCES`.
+    /// Whether `caller` may access `ino` as `mask` (`R_OK`, `W_OK`, `X_OK` bits) asks, by
+    /// the permission rule (`permits`); writes are `EROFS`.
+    pub fn access(&self, caller: Caller, ino: u64, mask: u32) -> FsResult<()> {
+        if mask & libc::W_OK as u32 != 0 {
+            return Err(FsError::new(libc::EROFS, "lxcfs is mounted read-only"));
+        }
+        let a = self.getattr(ino)?;
+        if !permits(caller, &a, mask) {
+            return Err(FsError::new(
+                libc::EACCES,
+                format!("uid {} may not access inode {ino} as {mask:o}", caller.uid),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Open `ino` for reading; returns a handle. Writes are refused with `EACCES`. A
+    /// generated file is refused to readers its host file refuses: the mount uses
+    /// `default_permissions`, so the kernel checks first, but if it is mounted without,
+    /// this still holds.
     pub fn open(&self, caller: Caller, ino: u64, flags: i32) -> FsResult<u64> {
         if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
             return Err(FsError::new(libc::EACCES, "lxcfs files are read-only"));
         }
-        if let Some(Node::File(f)) = self.node(ino) {
-            self.check_access(caller, f)?;
+        // Root may read anything: its opens cost no stat of the host file.
+        if let Some(Node::File(f)) = self.node(ino).filter(|_| caller.uid != 0) {
+            let host = f.host_path(&self.options().proc_root, &self.options().sys_cpu_root);
+            let meta = std::fs::metadata(&host)
+                .map_err(|e| FsError::io(format!("stat {}", host.display()), &e))?;
+            if !permits(
+                caller,
+                &attr_from_meta(ino, &meta, 0o555),
+                libc::R_OK as u32,
+            ) {
+                return Err(FsError::new(
+                    libc::EACCES,
+                    format!("uid {} may not read {}", caller.uid, host.display()),
+                ));
+            }
         }
         let handle = self.handle_for(ino)?;
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
@@ -312,7 +323,7 @@ impl Lxcfs {
                 content: Mutex::new(None),
             },
             Some(Node::Sys(rel)) => {
-                let p = self.opts.sys_cpu_root.join(&rel);
+                let p = self.options().sys_cpu_root.join(&rel);
                 let file = std::fs::File::open(&p)
                     .map_err(|e| FsError::io(format!("open {}", p.display()), &e))?;
                 Handle::Sys(file)
@@ -354,7 +365,7 @@ impl Lxcfs {
                 let mut c = content.lock().unwrap_or_else(|e| e.into_inner());
                 let bytes = match &mut *c {
                     Some(bytes) if offset > 0 => bytes,
-                    slot => slot.insert(self.renderer.render(*file, caller)?),
+                    slot => slot.insert(self.views.render(*file, caller)?),
                 };
                 Ok(slice_at(bytes, offset, size))
             }
@@ -370,31 +381,6 @@ impl Lxcfs {
         }
     }
 
-    /// Defence in depth for generated files: the mount uses `default_permissions`, but if it
-    /// is mounted without, still refuse readers the host file would refuse.
-    fn check_access(&self, caller: Caller, file: VFile) -> FsResult<()> {
-        if caller.uid == 0 {
-            return Ok(());
-        }
-        let host = file.host_path(&self.opts.proc_root, &self.opts.sys_cpu_root);
-        let meta = std::fs::metadata(&host)
-            .map_err(|e| FsError::io(format!("stat {}", host.display()), &e))?;
-        let bit = if caller.uid == meta.uid() {
-            0o400
-        } else if caller.gid == meta.gid() {
-            0o040
-        } else {
-            0o004
-        };
-        if meta.mode() & bit == 0 {
-            return Err(FsError::new(
-                libc::EACCES,
-                format!("uid {} may not read {}", caller.uid, host.display()),
-            ));
-        }
-        Ok(())
-    }
-
     /// Forget an open file.
     pub fn release(&self, fh: u64) {
         self.handles.remove(&fh);
@@ -404,11 +390,25 @@ impl Lxcfs {
     pub fn open_handles(&self) -> usize {
         self.handles.len()
     }
+}
 
-    /// Stop background work (the loadavg sampler).
-    pub fn shutdown(&self) {
-        self.renderer.shutdown();
+/// The permission rule, the kernel's for `default_permissions` (one place for both `open`
+/// and `access`): root may do anything; anyone else gets the owner's, the group's or the
+/// others' bits of the file's attributes — which are never looser than the host file's —
+/// and must hold every bit of `mask` (`R_OK`, `W_OK`, `X_OK`).
+fn permits(caller: Caller, a: &Attr, mask: u32) -> bool {
+    if caller.uid == 0 {
+        return true;
     }
+    let shift = if caller.uid == a.uid {
+        6
+    } else if caller.gid == a.gid {
+        3
+    } else {
+        0
+    };
+    let granted = (a.perm >> shift) & 0o7;
+    mask & !granted & 0o7 == 0
 }
 
 /// The size `stat` reports for a generated file. `read()` ignores it (direct I/O), but
@@ -462,6 +462,7 @@ fn attr_from_meta(ino: u64, meta: &std::fs::Metadata, mask: u32) -> Attr {
 mod tests {
     use super::*;
     use crate::render::testing::Host;
+    use crate::switch::Virtualisation;
 
     fn container() -> (Host, Lxcfs, Caller) {
         let h = Host::hybrid();
@@ -472,8 +473,14 @@ mod tests {
             &h.fx.v1_memory_stat(256 << 20, 9223372036854771712),
         );
         h.fx.write(&cg, "memory.usage_in_bytes", "1048576\n");
-        let (fs, caller) = h.lxcfs("c");
-        (h, fs, caller)
+        let caller = h.host_caller("c");
+        let views = Views::new(
+            &h.opts(),
+            std::sync::Arc::new(Virtualisation::private()),
+            None,
+        )
+        .unwrap();
+        (h, Lxcfs::new(views), caller)
     }
 
     #[test]
@@ -570,6 +577,22 @@ mod tests {
         let mem = ino_of(&fs, "proc/meminfo");
         assert_eq!(fs.getattr(mem).unwrap().perm & 0o222, 0, "no write bits");
         assert!(fs.open(nobody, mem, libc::O_RDONLY).is_ok());
+        // access(2) follows the same rule, and nothing is writable, not even for root.
+        let (r, w) = (libc::R_OK as u32, libc::W_OK as u32);
+        let root = Caller {
+            uid: 0,
+            gid: 0,
+            ..nobody
+        };
+        let group = Caller { uid: 1, ..root };
+        assert_eq!(fs.access(nobody, ino, r).unwrap_err().errno, libc::EACCES);
+        assert!(fs.access(root, ino, r).is_ok());
+        std::fs::set_permissions(&slab, std::os::unix::fs::PermissionsExt::from_mode(0o440))
+            .unwrap();
+        assert!(fs.access(group, ino, r).is_ok(), "the group's bits");
+        assert!(fs.open(group, ino, libc::O_RDONLY).is_ok());
+        assert!(fs.access(nobody, mem, r).is_ok());
+        assert_eq!(fs.access(root, mem, w).unwrap_err().errno, libc::EROFS);
     }
 
     #[test]
@@ -615,9 +638,9 @@ mod tests {
         let virtualised = fs.read(caller, fh, 0, 1 << 20).unwrap();
         let host = std::fs::read(h.fx.proc_root().join("meminfo")).unwrap();
         assert_ne!(virtualised, host);
-        fs.renderer().switch().set(false);
+        fs.views().switch().set(false);
         assert_eq!(fs.read(caller, fh, 0, 1 << 20).unwrap(), host);
-        fs.renderer().switch().set(true);
+        fs.views().switch().set(true);
         assert_eq!(fs.read(caller, fh, 0, 1 << 20).unwrap(), virtualised);
         fs.release(fh);
     }

@@ -1,10 +1,13 @@
-//! The FUSE protocol, through fuse-backend-rs: the only module that knows the FUSE crate.
+//! The FUSE protocol and the mount, through fuse-backend-rs: the only module that knows the
+//! FUSE crate.
 //!
 //! [`FuseFs`] translates FUSE requests into calls on the core ([`Lxcfs`]) and its
-//! [`FsError`]s into errnos; [`Mounted`] owns the `/dev/fuse` connection and the worker
-//! threads. fuse-backend-rs was chosen over fuser because it can adopt a live `/dev/fuse` fd
-//! and send `FUSE_NOTIFY_RESEND` (design.md): keeping the connection in one place
-//! ([`Mounted`]) is what a later hand-over to a successor needs.
+//! [`FsError`]s into errnos; [`Mounted`] owns a served `/dev/fuse` connection and the worker
+//! threads; [`HeldMount`] is the supervisor's mount, held but served by its children;
+//! [`prepare_mountpoint`] clears a dead mount before mounting. fuse-backend-rs was chosen
+//! over fuser because it can adopt a live `/dev/fuse` fd and send `FUSE_NOTIFY_RESEND` (the
+//! project's design, `shared/design.md`): keeping the connection in one place is what a
+//! hand-over to a successor (`crate::handover`) needs.
 //!
 //! `flush` is deliberately not implemented: the kernel then stops sending FLUSH, saving a
 //! round trip per `close()`.
@@ -27,8 +30,9 @@ use fuse_backend_rs::api::filesystem::{
 use fuse_backend_rs::api::server::Server;
 use fuse_backend_rs::transport::{FuseChannel, FuseDevWriter, FuseSession};
 
-use crate::error::FsError;
-use crate::fs::{Attr, Caller, Kind, Lxcfs};
+use crate::caller::Caller;
+use crate::error::{FsError, StartError};
+use crate::fs::{Attr, Kind, Lxcfs};
 
 fn errno(e: FsError) -> io::Error {
     if matches!(e.errno, libc::ENOENT) {
@@ -92,8 +96,6 @@ impl FuseFs {
         }
     }
 }
-
-const EROFS: i32 = libc::EROFS;
 
 impl FileSystem for FuseFs {
     type Inode = u64;
@@ -244,26 +246,17 @@ impl FileSystem for FuseFs {
     }
 
     fn access(&self, ctx: &Context, inode: u64, mask: u32) -> io::Result<()> {
-        if mask & libc::W_OK as u32 != 0 {
-            return Err(io::Error::from_raw_os_error(EROFS));
-        }
-        let a = self.0.getattr(inode).map_err(errno)?;
-        if ctx.uid == 0 {
-            return Ok(());
-        }
-        let shift = if ctx.uid == a.uid {
-            6
-        } else if ctx.gid == a.gid {
-            3
-        } else {
-            0
-        };
-        let granted = (a.perm >> shift) & 0o7;
-        if mask & !granted & 0o7 != 0 {
-            return Err(io::Error::from_raw_os_error(libc::EACCES));
-        }
-        Ok(())
+        self.0.access(caller(ctx), inode, mask).map_err(errno)
     }
+}
+
+/// A new session mounted on `mountpoint`: read-only, `allow_other`, `default_permissions`,
+/// type `fuse.lxcfs`, source `lxcfs`.
+fn mount_session(mountpoint: &Path) -> io::Result<FuseSession> {
+    let mut session = FuseSession::new(mountpoint, "lxcfs", "lxcfs", true).map_err(fail)?;
+    session.set_allow_other(true);
+    session.mount().map_err(fail)?;
+    Ok(session)
 }
 
 /// A mounted filesystem and its worker threads.
@@ -276,12 +269,10 @@ pub struct Mounted {
 }
 
 impl Mounted {
-    /// Mount `fs` on `mountpoint` (read-only, `allow_other`, `default_permissions`, type
-    /// `fuse.lxcfs`, source `lxcfs`) and serve it with `threads` workers.
+    /// Mount `fs` on `mountpoint` (see `mount_session`) and serve it with `threads`
+    /// workers.
     pub fn mount(fs: Arc<Lxcfs>, mountpoint: &Path, threads: usize) -> io::Result<Mounted> {
-        let mut session = FuseSession::new(mountpoint, "lxcfs", "lxcfs", true).map_err(fail)?;
-        session.set_allow_other(true);
-        session.mount().map_err(fail)?;
+        let session = mount_session(mountpoint)?;
         Self::serve_session(fs, session, mountpoint, threads, false)
     }
 
@@ -396,6 +387,67 @@ impl Mounted {
             let _ = w.join();
         }
         r
+    }
+}
+
+/// The supervisor's mount (`--supervise`): mounted and held, served by the children it
+/// starts with the connection's fd. While no child serves, requests wait in the kernel.
+pub struct HeldMount {
+    session: FuseSession,
+    fuse: RawFd,
+}
+
+impl HeldMount {
+    /// Mount on `mountpoint` (see `mount_session`) without serving.
+    pub fn mount(mountpoint: &Path) -> io::Result<HeldMount> {
+        let session = mount_session(mountpoint)?;
+        let fuse = session
+            .get_fuse_file()
+            .map(std::os::fd::AsRawFd::as_raw_fd)
+            .ok_or_else(|| io::Error::other("mounted without a connection"))?;
+        Ok(HeldMount { session, fuse })
+    }
+
+    /// The `/dev/fuse` fd of the connection, for the servers.
+    pub fn fuse_fd(&self) -> RawFd {
+        self.fuse
+    }
+
+    /// Unmount.
+    pub fn unmount(mut self) -> io::Result<()> {
+        self.session.umount().map_err(fail)
+    }
+}
+
+/// Check the mount point is a directory. A dead FUSE mount on it (its daemon died and no one
+/// kept the connection: "transport endpoint is not connected") is unmounted first, as
+/// lxcfs's unit does with `fusermount -u` after a stop.
+pub fn prepare_mountpoint(mp: &Path) -> Result<(), StartError> {
+    // statfs asks the filesystem itself; a stat could be answered from cached attributes.
+    let probe = nix::sys::statfs::statfs(mp)
+        .map_err(io::Error::from)
+        .and_then(|_| std::fs::metadata(mp));
+    match probe {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(StartError::new(format!(
+            "{} is not a directory",
+            mp.display()
+        ))),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            tracing::warn!(
+                "{} is a dead FUSE mount (transport endpoint is not connected); unmounting it",
+                mp.display()
+            );
+            nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH).map_err(|e| {
+                StartError::new(format!(
+                    "{} is a dead FUSE mount and unmounting it failed ({e}): run `umount -l {}`",
+                    mp.display(),
+                    mp.display()
+                ))
+            })?;
+            prepare_mountpoint(mp)
+        }
+        Err(e) => Err(StartError::new(format!("mountpoint {}: {e}", mp.display()))),
     }
 }
 

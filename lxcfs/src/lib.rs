@@ -1,9 +1,17 @@
 //! lxcfs: per-container views of `/proc` and `/sys/devices/system/cpu`, served over FUSE.
 //!
-//! The crate is split like mountpoint-s3: a FUSE-independent core ([`fs::Lxcfs`]: inode
-//! table, attributes, handles, reads at any offset; [`render`]: what each file says for a
-//! given caller; [`caller`]: who is asking and which container that is) and one thin adapter
-//! module ([`fuse_adapter`]) that speaks the FUSE protocol through fuse-backend-rs.
+//! The crate is split like mountpoint-s3: a FUSE-independent core and one thin adapter
+//! module ([`fuse_adapter`]) that speaks the FUSE protocol through fuse-backend-rs. Modules
+//! depend downward only, in this order (each uses only those below it):
+//!
+//! * the daemon: [`daemon`] (start, signals, live upgrade) → [`supervisor`]
+//!   (`--supervise`) → [`handover`], [`pidfile`], [`cli`];
+//! * [`fuse_adapter`]: FUSE requests → calls on [`fs::Lxcfs`]; the mount itself;
+//! * [`fs`]: attributes, handles, reads at any offset, the permission rule;
+//! * [`view`]: caller → whose cgroups → rendered bytes, shared briefly per container, or
+//!   the host's copy while the SIGUSR2 [`switch`] is off;
+//! * [`render`]: pure renderers, one per file; [`sampler`]: the `-l` load averages;
+//! * [`caller`] (who is asking), [`tree`] (layout, inodes), [`options`], [`error`].
 
 pub mod caller;
 pub mod cli;
@@ -13,13 +21,17 @@ pub mod fs;
 pub mod fuse_adapter;
 pub mod handover;
 pub mod options;
+pub mod pidfile;
 pub mod render;
+pub mod sampler;
 pub mod supervisor;
 pub mod switch;
 pub mod tree;
+pub mod view;
 
-pub use error::{FsError, FsResult};
-pub use fs::{Attr, Caller, DirEntry, Kind, Lxcfs};
+pub use caller::Caller;
+pub use error::{FsError, FsResult, StartError};
+pub use fs::{Attr, DirEntry, Kind, Lxcfs};
 pub use options::Options;
 
 /// The build's identity, printed when the daemon starts. The marker is a fixed-size byte

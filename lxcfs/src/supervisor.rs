@@ -13,7 +13,6 @@
 //! logged and ignored; SIGPIPE is ignored. Any signal that ends the *child* (SIGTERM sent to
 //! it directly included) is a death like any other: a new child serves.
 
-use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command};
@@ -22,8 +21,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{SigSet, Signal};
 
 use crate::cli::Cli;
-use crate::daemon::{PidFile, StartError};
-use crate::handover::{FUSE_FD_ENV, GENERATION_ENV, SUPERVISED_ENV};
+use crate::error::StartError;
+use crate::fuse_adapter::{prepare_mountpoint, HeldMount};
+use crate::handover::{self, FUSE_FD_ENV, GENERATION_ENV, SUPERVISED_ENV};
+use crate::pidfile::PidFile;
 use crate::switch::{Virtualisation, SWITCH_FD_ENV};
 
 /// The first restart delay after a child that died young.
@@ -47,23 +48,13 @@ pub fn next_delay(last: Option<Duration>, lived: Duration) -> Option<Duration> {
 
 /// Run the supervisor until SIGTERM, SIGINT or SIGQUIT.
 pub fn run(cli: &Cli, signals: &SigSet) -> Result<(), StartError> {
-    let exe = crate::handover::own_path()
+    let exe = handover::own_path()
         .ok_or_else(|| StartError::new("cannot tell where the lxcfs binary is (/proc/self/exe)"))?;
-    crate::daemon::prepare_mountpoint(&cli.mountpoint)?;
+    prepare_mountpoint(&cli.mountpoint)?;
     let _pid = PidFile::lock(&cli.pidfile)?;
-    let mut session =
-        fuse_backend_rs::transport::FuseSession::new(&cli.mountpoint, "lxcfs", "lxcfs", true)
-            .map_err(|e| {
-                StartError::new(format!("cannot mount {}: {e}", cli.mountpoint.display()))
-            })?;
-    session.set_allow_other(true);
-    session
-        .mount()
+    let mount = HeldMount::mount(&cli.mountpoint)
         .map_err(|e| StartError::new(format!("cannot mount {}: {e}", cli.mountpoint.display())))?;
-    let fuse = session
-        .get_fuse_file()
-        .ok_or_else(|| StartError::new("mounted without a connection"))?
-        .as_raw_fd();
+    let fuse = mount.fuse_fd();
     let virt = Virtualisation::shared();
     let args: Vec<std::ffi::OsString> = std::env::args_os()
         .skip(1)
@@ -134,8 +125,8 @@ pub fn run(cli: &Cli, signals: &SigSet) -> Result<(), StartError> {
         }
     }
     tracing::info!("unmounting {}", cli.mountpoint.display());
-    session
-        .umount()
+    mount
+        .unmount()
         .map_err(|e| StartError::new(format!("unmount {}: {e}", cli.mountpoint.display())))
 }
 

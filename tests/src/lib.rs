@@ -31,6 +31,17 @@ pub fn require_root() {
     assert_eq!(uid, 0, "the end-to-end tests must run as root");
 }
 
+/// The host's CPU count, failing the test (saying `why` it needs them) below `n`: a check
+/// that needs more CPUs than the host has would otherwise pass without checking anything.
+pub fn require_cpus(n: usize, why: &str) -> usize {
+    let have = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        have >= n,
+        "prerequisite missing: {why} needs at least {n} CPUs (this host has {have})"
+    );
+    have
+}
+
 /// Our daemon binary: `$LXR_LXCFS_BIN`, else `target/debug/lxcfs` of this workspace.
 pub fn lxcfs_bin() -> PathBuf {
     if let Ok(p) = std::env::var("LXR_LXCFS_BIN") {
@@ -340,9 +351,13 @@ fn shell_in(cg: &TestCgroup, new_pidns: bool, script: &str) -> Command {
         "for f in {}; do echo $$ > $f || exit 97; done; ",
         cg.procs_files()
     );
+    // --kill-child: when the test kills `unshare` (the pid it knows, see
+    // [`TestCgroup::adopt`]), the namespace's init dies with it, and so does everything else
+    // in the namespace — otherwise a failing test leaves its container running and its
+    // cgroups busy.
     let body = if new_pidns {
         format!(
-            "{join}exec unshare --fork --pid --mount-proc sh -c '{}'",
+            "{join}exec unshare --fork --pid --kill-child --mount-proc sh -c '{}'",
             script.replace('\'', "'\\''")
         )
     } else {
@@ -393,6 +408,50 @@ pub fn children_of(pid: u32) -> Vec<u32> {
         .split_whitespace()
         .filter_map(|p| p.parse().ok())
         .collect()
+}
+
+/// A cgroup below the test's own (see [`TestCgroup::new`]) limited to `mib` MiB of memory.
+pub fn limited(name: &str, mib: u64) -> TestCgroup {
+    let cg = TestCgroup::new(name);
+    cg.set("memory", "memory.limit_in_bytes", &(mib << 20).to_string());
+    cg
+}
+
+/// MemTotal (kB) as a new container in `cg` sees it through `d`'s mount; the read fails
+/// after 10 s rather than hang on a mount nobody serves.
+pub fn container_memtotal(d: &Daemon, cg: &TestCgroup) -> u64 {
+    let out = stdout(&in_container(
+        cg,
+        &format!("timeout 10 cat {}/proc/meminfo", d.path().display()),
+    ));
+    meminfo_kb(&out, "MemTotal")
+}
+
+/// After `what`, the daemon still does its job — not just runs: a container started now
+/// sees its own memory limit through the mount, within 10 s.
+pub fn assert_serves_containers(d: &mut Daemon, what: &str) {
+    assert!(
+        d.alive(),
+        "after {what}, the daemon died:\n{}",
+        d.log_text()
+    );
+    let cg = limited("serves", 88);
+    assert_eq!(
+        container_memtotal(d, &cg),
+        88 * 1024,
+        "after {what}, a container does not see its own limit:\n{}",
+        d.log_text()
+    );
+}
+
+/// A shell loop doing a fixed amount of work: about `ms` ms of CPU (1 ms per 700 rounds of
+/// `dash` here), however busy the CPUs are — a loop that runs for a wall-clock time gets
+/// little CPU when other tests run beside it.
+pub fn burn_cpu(ms: u32) -> String {
+    format!(
+        "i=0; while [ $i -lt {} ]; do i=$((i+1)); done; ",
+        u64::from(ms) * 700
+    )
 }
 
 /// The kB value of a `/proc/meminfo` line.

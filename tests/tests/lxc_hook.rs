@@ -159,16 +159,34 @@ fn lxc_container_sees_its_memory_limit_through_the_stock_hook() {
         "free inside reports the 256 MiB limit:\n{free}"
     );
 
+    // uptime is the container's age: the host's uptime minus its init's start time (field
+    // 22 of /proc/<pid>/stat, in 1/100 s since boot), not the host's uptime.
     let uptime = c.attach(&["cat", "/proc/uptime"]);
-    let up: f64 = uptime
+    let first = |t: &str| -> f64 {
+        t.split_ascii_whitespace()
+            .next()
+            .unwrap_or_else(|| panic!("empty: {t:?}"))
+            .parse()
+            .unwrap()
+    };
+    let up = first(&uptime);
+    let host_up = first(&std::fs::read_to_string("/proc/uptime").unwrap());
+    let o = c.lxc("lxc-info", &["-p", "-H"]);
+    let init: u32 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{init}/stat")).unwrap();
+    let start: f64 = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
         .split_ascii_whitespace()
-        .next()
-        .unwrap_or_else(|| panic!("empty uptime"))
+        .nth(19)
+        .unwrap()
         .parse()
         .unwrap();
+    let age = host_up - start / 100.0;
     assert!(
-        up < 120.0,
-        "uptime is the container's age, not the host's: {uptime}"
+        (up - age).abs() < 1.0 && host_up - up > 1.0,
+        "uptime is the container's age ({age:.2} s), not the host's ({host_up} s): {uptime}"
     );
 
     // Reads through sendfile (busybox cat) work too: generated files advertise a size.

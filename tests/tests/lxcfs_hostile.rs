@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::{in_container, lxcfs_bin, meminfo_kb, stdout, Daemon, TestCgroup};
+use e2e::{
+    container_memtotal, in_container, limited, lxcfs_bin, meminfo_kb, stdout, Daemon, TestCgroup,
+};
 
 /// Wait until `cond` holds, or panic with `what` (and the daemon's log) after 20 s, or at
 /// once if the daemon died (a signal that killed it).
@@ -140,14 +142,54 @@ fn read_bounded(path: &Path) -> Result<String, String> {
     }
 }
 
-/// The mount answers.
-fn assert_serving(d: &Daemon, after: &str) {
+/// The memory limit of [`probe`]'s cgroup, MiB.
+const PROBE_MIB: u64 = 72;
+
+/// A cgroup for [`assert_serving`]'s containers.
+fn probe() -> TestCgroup {
+    limited("probe", PROBE_MIB)
+}
+
+/// The daemon (or supervisor) `d` is alive and its mount does its job: a host reader gets
+/// meminfo, and a new container in `probe` gets its own limit — or, with virtualisation
+/// switched off, the host's — each within 10 s.
+fn assert_serving(d: &Daemon, probe: &TestCgroup, virtualised: bool, after: &str) {
+    assert!(
+        !is_dead(d.pid()),
+        "after {after}, it died\n{}",
+        d.log_text()
+    );
     match read_bounded(&d.file("proc/meminfo")) {
         Ok(t) => assert!(t.contains("MemTotal:"), "after {after}: {t}"),
         Err(e) => panic!(
             "after {after}, the mount does not serve: {e}\n{}",
             d.log_text()
         ),
+    }
+    let expected = if virtualised {
+        PROBE_MIB * 1024
+    } else {
+        host_memtotal()
+    };
+    assert_eq!(
+        container_memtotal(d, probe),
+        expected,
+        "after {after}, a container's MemTotal (virtualised: {virtualised})\n{}",
+        d.log_text()
+    );
+}
+
+/// Send SIGUSR2 or another signal to `pid` and wait for its effect on `d`: a SIGUSR2's
+/// toggle is logged; anything else gets 100 ms to act.
+fn signal_and_settle(d: &Daemon, pid: u32, sig: i32, what: &str) {
+    let toggles = count_in_log(d, OFF) + count_in_log(d, ON);
+    signal(pid, sig);
+    if sig == libc::SIGUSR2 {
+        wait_until(d, what, || {
+            count_in_log(d, OFF) + count_in_log(d, ON) == toggles + 1
+        });
+    } else {
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -175,21 +217,6 @@ fn host_memtotal() -> u64 {
         &std::fs::read_to_string("/proc/meminfo").unwrap(),
         "MemTotal",
     )
-}
-
-/// MemTotal as a container in `cg` sees it through the mount.
-fn container_memtotal(d: &Daemon, cg: &TestCgroup) -> u64 {
-    let out = stdout(&in_container(
-        cg,
-        &format!("timeout 10 cat {}/proc/meminfo", d.path().display()),
-    ));
-    meminfo_kb(&out, "MemTotal")
-}
-
-fn limited(name: &str, mib: u64) -> TestCgroup {
-    let cg = TestCgroup::new(name);
-    cg.set("memory", "memory.limit_in_bytes", &(mib << 20).to_string());
-    cg
 }
 
 const OFF: &str = "switched into non-virtualization mode";
@@ -291,12 +318,13 @@ fn every_admin_signal_to_the_server_has_its_effect_and_none_leaves_a_dead_mount(
     let (_bin_dir, bin) = private_binary();
     let mut d = Daemon::start(&bin, &[]);
     let pid = d.pid();
+    let probe = probe();
 
     signal(pid, libc::SIGHUP);
     wait_until(&d, "SIGHUP logged", || {
         d.log_text().contains("SIGHUP: ignored")
     });
-    assert_serving(&d, "SIGHUP");
+    assert_serving(&d, &probe, true, "SIGHUP");
 
     signal(pid, libc::SIGPIPE);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -310,21 +338,20 @@ fn every_admin_signal_to_the_server_has_its_effect_and_none_leaves_a_dead_mount(
         0,
         "SIGPIPE is ignored"
     );
-    assert_serving(&d, "SIGPIPE");
+    assert_serving(&d, &probe, true, "SIGPIPE");
 
     signal(pid, libc::SIGUSR1);
     wait_until(&d, "generation 2 serving", || {
         d.log_text().contains("generation 2")
     });
-    assert_serving(&d, "SIGUSR1");
+    assert_serving(&d, &probe, true, "SIGUSR1");
 
     signal(pid, libc::SIGUSR2);
     wait_until(&d, "off", || count_in_log(&d, OFF) == 1);
-    assert_serving(&d, "SIGUSR2");
+    assert_serving(&d, &probe, false, "SIGUSR2");
     signal(pid, libc::SIGUSR2);
     wait_until(&d, "on", || count_in_log(&d, ON) == 1);
-    assert_serving(&d, "SIGUSR2 twice");
-    assert!(d.alive());
+    assert_serving(&d, &probe, true, "SIGUSR2 twice");
     assert_eq!(d.pid(), pid);
 
     signal(pid, libc::SIGTERM);
@@ -332,10 +359,38 @@ fn every_admin_signal_to_the_server_has_its_effect_and_none_leaves_a_dead_mount(
     assert!(d.log_text().contains("SIGTERM: unmounting"));
     for (sig, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGQUIT, "SIGQUIT")] {
         let mut d = Daemon::start(&bin, &[]);
-        assert_serving(&d, "start");
+        assert_serving(&d, &probe, true, "start");
         signal(d.pid(), sig);
         assert_stopped_cleanly(&mut d, name);
         assert!(d.log_text().contains(&format!("{name}: unmounting")));
+    }
+}
+
+/// SIGHUP, SIGPIPE and SIGUSR2 twice to `pid` (`whom`: the supervisor or its server): after
+/// each the mount serves (virtualisation off after the first SIGUSR2, on again after the
+/// second) and `server` still runs, not restarted.
+fn harmless_signals(
+    d: &Daemon,
+    probe: &TestCgroup,
+    servers: &Servers,
+    pid: u32,
+    whom: &str,
+    server: u32,
+) {
+    for (sig, name, virtualised) in [
+        (libc::SIGHUP, "SIGHUP", true),
+        (libc::SIGPIPE, "SIGPIPE", true),
+        (libc::SIGUSR2, "SIGUSR2", false),
+        (libc::SIGUSR2, "SIGUSR2 again", true),
+    ] {
+        let what = format!("{name} to {whom}");
+        signal_and_settle(d, pid, sig, &what);
+        assert_serving(d, probe, virtualised, &what);
+        assert_eq!(
+            servers.of(d),
+            server,
+            "{what}: the server was not restarted"
+        );
     }
 }
 
@@ -352,23 +407,9 @@ fn every_admin_signal_to_the_supervisor_or_its_server_has_its_effect_and_none_le
     let mut d = Daemon::start(&bin, &["--supervise"]);
     let sup = d.pid();
     let server = servers.of(&d);
+    let probe = probe();
 
-    for (sig, what) in [
-        (libc::SIGHUP, "SIGHUP to the supervisor"),
-        (libc::SIGPIPE, "SIGPIPE to the supervisor"),
-        (libc::SIGUSR2, "SIGUSR2 to the supervisor"),
-        (libc::SIGUSR2, "SIGUSR2 to the supervisor again"),
-    ] {
-        signal(sup, sig);
-        std::thread::sleep(Duration::from_millis(100));
-        assert_serving(&d, what);
-        assert!(d.alive(), "{what}\n{}", d.log_text());
-        assert_eq!(
-            servers.of(&d),
-            server,
-            "{what}: the server was not restarted"
-        );
-    }
+    harmless_signals(&d, &probe, &servers, sup, "the supervisor", server);
     assert!(d.log_text().contains("SIGHUP: ignored"));
     assert_eq!((count_in_log(&d, OFF), count_in_log(&d, ON)), (1, 1));
 
@@ -376,24 +417,10 @@ fn every_admin_signal_to_the_supervisor_or_its_server_has_its_effect_and_none_le
     wait_until(&d, "the server upgraded in place", || {
         d.log_text().contains("generation 2")
     });
-    assert_serving(&d, "SIGUSR1 to the supervisor");
+    assert_serving(&d, &probe, true, "SIGUSR1 to the supervisor");
     assert_eq!(servers.of(&d), server, "an upgrade keeps the pid");
 
-    for (sig, what) in [
-        (libc::SIGHUP, "SIGHUP to the server"),
-        (libc::SIGPIPE, "SIGPIPE to the server"),
-        (libc::SIGUSR2, "SIGUSR2 to the server"),
-        (libc::SIGUSR2, "SIGUSR2 to the server again"),
-    ] {
-        signal(server, sig);
-        std::thread::sleep(Duration::from_millis(100));
-        assert_serving(&d, what);
-        assert_eq!(
-            servers.of(&d),
-            server,
-            "{what}: the server was not restarted"
-        );
-    }
+    harmless_signals(&d, &probe, &servers, server, "the server", server);
     assert_eq!((count_in_log(&d, OFF), count_in_log(&d, ON)), (2, 2));
 
     let mut current = server;
@@ -406,10 +433,9 @@ fn every_admin_signal_to_the_supervisor_or_its_server_has_its_effect_and_none_le
         wait_until(&d, what, || {
             e2e::children_of(sup).first().is_some_and(|p| *p != current)
         });
-        assert_serving(&d, what);
+        assert_serving(&d, &probe, true, what);
         current = servers.of(&d);
     }
-    assert!(d.alive());
     assert_eq!(d.pid(), sup);
 
     signal(sup, libc::SIGTERM);
@@ -421,7 +447,7 @@ fn every_admin_signal_to_the_supervisor_or_its_server_has_its_effect_and_none_le
     for (sig, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGQUIT, "SIGQUIT")] {
         let mut d = Daemon::start(&bin, &["--supervise"]);
         let server = servers.of(&d);
-        assert_serving(&d, "start");
+        assert_serving(&d, &probe, true, "start");
         signal(d.pid(), sig);
         assert_stopped_cleanly(&mut d, name);
         assert!(

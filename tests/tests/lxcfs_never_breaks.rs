@@ -1,9 +1,11 @@
 //! lxcfs that never breaks a running container: ten containers (pid namespaces in their own
-//! memory cgroups, each with its own limit) read meminfo/stat/cpuinfo through our mount in
-//! tight loops while the daemon is (a) upgraded in place five times with SIGUSR1 to a rebuilt
-//! binary, (b) killed with `kill -9` five times under the supervisor; not one read may fail
-//! and every reader must keep seeing its own container. Also: the supervisor's restart
-//! backoff, and the systemd fd-store path with this test playing systemd over
+//! memory cgroups, each with its own limit) read meminfo/stat/cpuinfo and a passed-through
+//! sysfs file through our mount in tight loops — half of them through descriptors opened
+//! once, before the first switch, and kept — while the daemon is (a) upgraded in place five
+//! times with SIGUSR1 to a rebuilt binary, (b) killed with `kill -9` five times under the
+//! supervisor; not one read may fail, none may stall (each is timed, see [`MAX_STALL`]), and
+//! every reader must keep seeing its own container. Also: the supervisor's restart backoff,
+//! and the systemd fd-store path with this test playing systemd over
 //! `NOTIFY_SOCKET`/`LISTEN_FDS`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,11 +16,18 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use e2e::{lxcfs_bin, spawn_in_container, Daemon, TestCgroup};
+use e2e::{assert_serves_containers, lxcfs_bin, spawn_in_container, Daemon, TestCgroup};
 
 const MARK: &[u8] = b"LXCFS-BUILD-ID:";
+
+/// The longest a single read may take while the daemon is switched under it, beyond any
+/// restart delay the supervisor adds on purpose. A switch costs an exec (or a restart) and
+/// the new generation's start, ~15 ms here; a request left unanswered by a predecessor
+/// would hang until killed.
+const MAX_STALL: Duration = Duration::from_secs(2);
 
 /// Copy the built lxcfs to `dest`, stamped with build id `id` (a rebuild, as far as anyone
 /// can tell), replacing whatever is there the way a package upgrade does (rename over).
@@ -55,7 +64,7 @@ fn wait_serving(d: &Daemon, generation: u64, id: &str) {
     std::thread::sleep(Duration::from_millis(300));
 }
 
-/// Ten containers reading in tight loops.
+/// Containers reading in tight loops; every other one through descriptors it keeps open.
 struct Readers {
     stop: PathBuf,
     children: Vec<(Child, u64)>,
@@ -74,10 +83,11 @@ impl Readers {
             let mut cg = TestCgroup::new(&format!("reader{i}"));
             let mib = 100 + 16 * i as u64;
             cg.set("memory", "memory.limit_in_bytes", &(mib << 20).to_string());
+            let hold = if i % 2 == 1 { " --hold" } else { "" };
             let child = spawn_in_container(
                 &cg,
                 &format!(
-                    "exec {reader} {} {} {}",
+                    "exec {reader} {} {} {}{hold}",
                     mnt.display(),
                     mib * 1024,
                     stop.display()
@@ -95,11 +105,22 @@ impl Readers {
         }
     }
 
-    /// Stop them; every one must have read, never failed and always seen its own limit.
-    fn finish(mut self) -> u64 {
+    /// Stop them; every one must have read, never failed, never waited longer than
+    /// `max_stall` for a read, and always seen its own limit. A reader that does not stop
+    /// is stuck in a read: that fails the test, after stopping `d` — a reader stuck in a
+    /// request the daemon took cannot die (nor its cgroup go) while the connection lives.
+    fn finish(mut self, d: &mut Daemon, max_stall: Duration) -> u64 {
         std::fs::write(&self.stop, "").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
         let mut total = 0;
         for (child, expected) in self.children.iter_mut() {
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() >= deadline {
+                    d.stop();
+                    panic!("the reader of {expected} kB did not stop: a read stalled");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let mut out = String::new();
             child
                 .stdout
@@ -107,7 +128,6 @@ impl Readers {
                 .unwrap()
                 .read_to_string(&mut out)
                 .unwrap();
-            child.wait().unwrap();
             let field = |k: &str| -> u64 {
                 out.split_whitespace()
                     .find_map(|f| f.strip_prefix(k)?.parse().ok())
@@ -116,10 +136,29 @@ impl Readers {
             assert!(field("reads=") > 0, "{out}");
             assert_eq!(field("fails="), 0, "reader of {expected} kB: {out}");
             assert_eq!(field("wrong="), 0, "reader of {expected} kB: {out}");
+            assert!(
+                u128::from(field("max_ms=")) < max_stall.as_millis(),
+                "reader of {expected} kB stalled (limit {max_stall:?}): {out}"
+            );
             total += field("reads=");
         }
         total
     }
+}
+
+/// Read `path` in a thread of its own; take the result with [`answer`].
+fn read_in_background(path: PathBuf) -> mpsc::Receiver<std::io::Result<String>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(std::fs::read_to_string(path)));
+    rx
+}
+
+/// The text a background read got, which must come within 20 s: a request nobody answers
+/// fails the test instead of hanging it.
+fn answer(rx: &mpsc::Receiver<std::io::Result<String>>, what: &str) -> String {
+    rx.recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("{what}: no answer within 20 s"))
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 fn dev_of(p: &Path) -> u64 {
@@ -138,7 +177,7 @@ fn live_upgrade_five_times_under_ten_readers_loses_nothing() {
     let bin_dir = tempfile::tempdir().unwrap();
     let bin = bin_dir.path().join("lxcfs");
     install_build(&bin, "gen-0");
-    let d = Daemon::start(&bin, &[]);
+    let mut d = Daemon::start(&bin, &[]);
     let dev = dev_of(d.path());
     let readers = Readers::start(d.path(), 10);
     std::thread::sleep(Duration::from_millis(300));
@@ -149,7 +188,7 @@ fn live_upgrade_five_times_under_ten_readers_loses_nothing() {
         unsafe { libc::kill(d.pid() as i32, libc::SIGUSR1) };
         wait_serving(&d, k + 1, &id);
     }
-    let reads = readers.finish();
+    let reads = readers.finish(&mut d, MAX_STALL);
     assert!(reads > 100, "{reads} reads");
     // Same process, same mount, the new binary, the pidfile still locked by it.
     assert_eq!(dev_of(d.path()), dev);
@@ -160,6 +199,7 @@ fn live_upgrade_five_times_under_ten_readers_loses_nothing() {
         std::fs::read_to_string(d.pidfile()).unwrap().trim(),
         d.pid().to_string()
     );
+    assert_serves_containers(&mut d, "five upgrades");
 }
 
 #[test]
@@ -167,7 +207,7 @@ fn kill_9_five_times_under_the_supervisor_loses_nothing() {
     let bin_dir = tempfile::tempdir().unwrap();
     let bin = bin_dir.path().join("lxcfs");
     install_build(&bin, "crash-0");
-    let d = Daemon::start(&bin, &["--supervise"]);
+    let mut d = Daemon::start(&bin, &["--supervise"]);
     let dev = dev_of(d.path());
     let readers = Readers::start(d.path(), 10);
     std::thread::sleep(Duration::from_millis(300));
@@ -180,22 +220,13 @@ fn kill_9_five_times_under_the_supervisor_loses_nothing() {
         unsafe { libc::kill(server[0] as i32, libc::SIGKILL) };
         wait_serving(&d, k + 1, &id);
     }
-    let reads = readers.finish();
+    // Each server here dies young, so the supervisor waits before each restart: 0, 100,
+    // 200, 400, then 800 ms before the fifth (by design, see the backoff test below).
+    let reads = readers.finish(&mut d, MAX_STALL + Duration::from_millis(800));
     assert!(reads > 100, "{reads} reads");
     assert_eq!(dev_of(d.path()), dev);
     assert!(pidfile_is_locked(&d.pidfile()));
-    // A fresh container started after the crashes works too.
-    let cg = TestCgroup::new("after");
-    cg.set(
-        "memory",
-        "memory.limit_in_bytes",
-        &(64u64 << 20).to_string(),
-    );
-    let out = e2e::stdout(&e2e::in_container(
-        &cg,
-        &format!("cat {}/proc/meminfo", d.path().display()),
-    ));
-    assert_eq!(e2e::meminfo_kb(&out, "MemTotal"), 64 * 1024);
+    assert_serves_containers(&mut d, "five kill -9");
 }
 
 #[test]
@@ -215,8 +246,7 @@ fn the_supervisor_backs_off_a_server_that_keeps_dying() {
     // SAFETY: killing the server the supervisor (started by this test) runs.
     unsafe { libc::kill(server[0] as i32, libc::SIGKILL) };
     // A reader that arrives while nothing serves waits instead of failing.
-    let meminfo = d.file("proc/meminfo");
-    let blocked = std::thread::spawn(move || std::fs::read_to_string(meminfo));
+    let blocked = read_in_background(d.file("proc/meminfo"));
     std::thread::sleep(Duration::from_millis(2500));
     let n = std::fs::read_to_string(&starts)
         .unwrap_or_default()
@@ -238,7 +268,7 @@ fn the_supervisor_backs_off_a_server_that_keeps_dying() {
     // The fixed binary comes back by itself and answers the waiting reader.
     install_build(&bin, "ok-2");
     wait_until("ok-2 serving", || d.log_text().contains("build ok-2)"));
-    let text = blocked.join().unwrap().unwrap();
+    let text = answer(&blocked, "the read that waited for the fixed binary");
     assert!(text.contains("MemTotal:"));
 }
 
@@ -336,20 +366,16 @@ fn a_crash_under_systemd_is_survived_through_the_fd_store() {
     // Crash. The store (we) still holds the connection: a reader now waits, not fails.
     first.kill().unwrap();
     first.wait().unwrap();
-    let m = mnt.join("proc/meminfo");
-    let blocked = std::thread::spawn(move || std::fs::read_to_string(m));
+    let blocked = read_in_background(mnt.join("proc/meminfo"));
     std::thread::sleep(Duration::from_millis(300));
     assert!(
-        !blocked.is_finished(),
+        blocked.try_recv().is_err(),
         "the read did not wait for the successor"
     );
     // systemd restarts the service and passes the stored fd back.
     let mut second = start_like_systemd(&notify, &mnt, &pidfile, &log, Some(&stored));
     guard.pids.borrow_mut().push(second.id());
-    let text = blocked
-        .join()
-        .unwrap()
-        .expect("the waiting read is answered");
+    let text = answer(&blocked, "the read that waited for the restart");
     assert!(text.contains("MemTotal:"));
     loop {
         let (msg, _) = recv_notify(&sock);
@@ -445,7 +471,7 @@ fn an_upgrade_to_a_binary_that_does_not_run_is_refused_and_serving_goes_on() {
     let bin_dir = tempfile::tempdir().unwrap();
     let bin = bin_dir.path().join("lxcfs");
     install_build(&bin, "good-1");
-    let d = Daemon::start(&bin, &[]);
+    let mut d = Daemon::start(&bin, &[]);
     let tmp = bin_dir.path().join("broken");
     std::fs::write(&tmp, "#!/bin/sh\nexit 1\n").unwrap();
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -453,15 +479,11 @@ fn an_upgrade_to_a_binary_that_does_not_run_is_refused_and_serving_goes_on() {
     // SAFETY: signalling the daemon this test started.
     unsafe { libc::kill(d.pid() as i32, libc::SIGUSR1) };
     wait_until("the refusal", || d.log_text().contains("not upgrading"));
-    assert!(std::fs::read_to_string(d.file("proc/meminfo"))
-        .unwrap()
-        .contains("MemTotal:"));
+    assert_serves_containers(&mut d, "a refused upgrade");
     // A good binary afterwards is taken.
     install_build(&bin, "good-2");
     // SAFETY: as above.
     unsafe { libc::kill(d.pid() as i32, libc::SIGUSR1) };
     wait_until("good-2 serving", || d.log_text().contains("build good-2)"));
-    assert!(std::fs::read_to_string(d.file("proc/meminfo"))
-        .unwrap()
-        .contains("MemTotal:"));
+    assert_serves_containers(&mut d, "the next upgrade");
 }

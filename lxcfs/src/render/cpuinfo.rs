@@ -47,14 +47,13 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
 #[cfg(test)]
 mod tests {
     use crate::render::testing::Host;
-    use crate::tree::VFile;
 
     #[test]
     fn cpuset_filters_and_renumbers() {
         let h = Host::hybrid();
         let cg = h.fx.v1_cgroup("cpuset", "c");
         h.fx.write(&cg, "cpuset.cpus", "1,3\n");
-        let out = h.render(VFile::Cpuinfo, "c");
+        let out = h.render(super::render, "c");
         let procs: Vec<&str> = out.lines().filter(|l| l.starts_with("processor")).collect();
         assert_eq!(procs, ["processor\t: 0", "processor\t: 1"]);
         // The blocks are the host's cpu1 and cpu3.
@@ -71,9 +70,9 @@ mod tests {
         let cpu = h.fx.v1_cgroup("cpu", "c");
         h.fx.write(&cpu, "cpu.cfs_quota_us", "150000\n");
         h.fx.write(&cpu, "cpu.cfs_period_us", "100000\n");
-        let plain = h.render(VFile::Cpuinfo, "c");
+        let plain = h.render(super::render, "c");
         assert_eq!(plain.matches("processor").count(), 4);
-        let cfs = h.render_with(VFile::Cpuinfo, "c", |o| o.cfs = true);
+        let cfs = h.render_with(super::render, "c", |o| o.cfs = true);
         assert_eq!(cfs.matches("processor").count(), 2, "ceil(1.5)");
     }
 
@@ -85,7 +84,7 @@ mod tests {
         let c = h.fx.v1_cgroup("cpuset", "p/c");
         h.fx.write(&c, "cpuset.cpus", "\n");
         assert_eq!(
-            h.render(VFile::Cpuinfo, "p/c").matches("processor").count(),
+            h.render(super::render, "p/c").matches("processor").count(),
             1
         );
     }

@@ -195,7 +195,7 @@ mod tests {
             &h.fx.v1_memory_stat(256 << 20, 9223372036854771712),
         );
         h.fx.write(&cg, "memory.usage_in_bytes", &format!("{}\n", 100 << 20));
-        let out = h.render(VFile::Meminfo, "lxc/c1");
+        let out = h.render(super::render, "lxc/c1");
         assert_eq!(value(&out, "MemTotal"), 262144);
         assert_eq!(value(&out, "MemFree"), 262144 - 102400);
         assert_eq!(value(&out, "Cached"), 65536);
@@ -238,7 +238,7 @@ mod tests {
             &h.fx.v1_memory_stat(64 << 20, 9223372036854771712),
         );
         h.fx.write(&cg, "memory.usage_in_bytes", &format!("{}\n", 80 << 20));
-        let out = h.render(VFile::Meminfo, "c");
+        let out = h.render(super::render, "c");
         assert_eq!(value(&out, "MemFree"), 0);
         assert!(value(&out, "MemAvailable") <= value(&out, "MemTotal"));
     }
@@ -254,7 +254,7 @@ mod tests {
                 .v1_memory_stat(9223372036854771712, 9223372036854771712),
         );
         h.fx.write(&cg, "memory.usage_in_bytes", "4096\n");
-        let out = h.render(VFile::Meminfo, "c");
+        let out = h.render(super::render, "c");
         assert_eq!(value(&out, "MemTotal"), value(&h.meminfo, "MemTotal"));
         assert_eq!(
             value(&out, "MemFree"),
@@ -279,14 +279,14 @@ mod tests {
             &format!("{}\n", 210 << 20),
         );
         h.fx.write(&cg, "memory.swappiness", "60\n");
-        let out = h.render(VFile::Meminfo, "c");
+        let out = h.render(super::render, "c");
         assert_eq!(
             value(&out, "SwapTotal"),
             131072,
             "lxcfs shows the memsw limit 393216"
         );
         assert_eq!(value(&out, "SwapFree"), 131072 - 10240);
-        let swaps = h.render(VFile::Swaps, "c");
+        let swaps = h.render(super::render_swaps, "c");
         assert_eq!(
             swaps
                 .lines()
@@ -297,17 +297,17 @@ mod tests {
             ["none", "virtual", "131072", "10240", "0"]
         );
         h.fx.write(&cg, "memory.swappiness", "0\n");
-        let out = h.render(VFile::Meminfo, "c");
+        let out = h.render(super::render, "c");
         assert_eq!(
             (value(&out, "SwapTotal"), value(&out, "SwapFree")),
             (10240, 0)
         );
-        let no_swap = h.render_with(VFile::Meminfo, "c", |o| o.swap = false);
+        let no_swap = h.render_with(super::render, "c", |o| o.swap = false);
         assert_eq!(
             (value(&no_swap, "SwapTotal"), value(&no_swap, "SwapFree")),
             (0, 0)
         );
-        let swaps = h.render_with(VFile::Swaps, "c", |o| o.swap = false);
+        let swaps = h.render_with(super::render_swaps, "c", |o| o.swap = false);
         assert_eq!(swaps.lines().count(), 1);
     }
 
@@ -320,7 +320,7 @@ mod tests {
         h.fx.write(&cg, "memory.max", "max\n");
         h.fx.write(&cg, "memory.current", &format!("{}\n", 100 << 20));
         h.fx.write(&cg, "memory.stat", "anon 1048576\nfile 2097152\nfile_mapped 1048576\nactive_file 1048576\ninactive_file 1048576\nslab_reclaimable 4096\nslab_unreclaimable 8192\nshmem 0\n");
-        let out = h.render(VFile::Meminfo, "c1/inner");
+        let out = h.render(super::render, "c1/inner");
         assert_eq!(value(&out, "MemTotal"), 524288);
         assert_eq!(value(&out, "Mapped"), 1024, "lxcfs 5.0.3 shows 0 on v2");
         assert_eq!(value(&out, "AnonPages"), 1024);
@@ -339,13 +339,13 @@ mod tests {
         h.fx.write(&cg, "memory.stat", "total_cache lots\n");
         h.fx.write(&cg, "memory.usage_in_bytes", "1\n");
         assert_eq!(
-            h.try_render(VFile::Meminfo, "c").unwrap_err().errno,
+            h.try_render(super::render, "c").unwrap_err().errno,
             libc::EIO
         );
         h.fx.write(&cg, "memory.stat", "total_cache 1\n");
         h.fx.write(&cg, "memory.usage_in_bytes", "\n");
         assert_eq!(
-            h.try_render(VFile::Meminfo, "c").unwrap_err().errno,
+            h.try_render(super::render, "c").unwrap_err().errno,
             libc::EIO
         );
     }

@@ -22,20 +22,16 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
 #[cfg(test)]
 mod tests {
     use crate::render::testing::Host;
-    use crate::tree::VFile;
 
     #[test]
     fn online_is_the_cpuset() {
         let h = Host::hybrid();
         let cg = h.fx.v1_cgroup("cpuset", "c");
         h.fx.write(&cg, "cpuset.cpus", "1-2\n");
-        assert_eq!(h.render(VFile::CpuOnline, "c"), "1-2\n");
+        assert_eq!(h.render(super::render, "c"), "1-2\n");
         let cpu = h.fx.v1_cgroup("cpu", "c");
         h.fx.write(&cpu, "cpu.cfs_quota_us", "50000\n");
         h.fx.write(&cpu, "cpu.cfs_period_us", "100000\n");
-        assert_eq!(
-            h.render_with(VFile::CpuOnline, "c", |o| o.cfs = true),
-            "0\n"
-        );
+        assert_eq!(h.render_with(super::render, "c", |o| o.cfs = true), "0\n");
     }
 }

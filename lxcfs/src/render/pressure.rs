@@ -21,7 +21,7 @@ pub fn render(ctx: &Ctx, view: &View, res: Psi) -> FsResult<String> {
 #[cfg(test)]
 mod tests {
     use crate::render::testing::Host;
-    use crate::tree::{Psi, VFile};
+    use crate::tree::Psi;
 
     #[test]
     fn cgroup_psi_or_host() {
@@ -29,9 +29,9 @@ mod tests {
         let cg = h.fx.v2_cgroup("c");
         let mine = "some avg10=9.00 avg60=0.00 avg300=0.00 total=9\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
         h.fx.write(&cg, "cpu.pressure", mine);
-        assert_eq!(h.render(VFile::Pressure(Psi::Cpu), "c"), mine);
+        assert_eq!(h.render(|c, v| super::render(c, v, Psi::Cpu), "c"), mine);
         assert!(
-            h.render(VFile::Pressure(Psi::Io), "c")
+            h.render(|c, v| super::render(c, v, Psi::Io), "c")
                 .contains("avg10=1.00"),
             "host fallback"
         );

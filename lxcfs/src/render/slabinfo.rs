@@ -26,19 +26,18 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
 #[cfg(test)]
 mod tests {
     use crate::render::testing::Host;
-    use crate::tree::VFile;
 
     #[test]
     fn memcg_slabinfo_or_host() {
         let h = Host::hybrid();
         let cg = h.fx.v1_cgroup("memory", "c");
         h.fx.write(&cg, "memory.kmem.slabinfo", "");
-        assert!(h.render(VFile::Slabinfo, "c").contains("kmalloc-64"));
+        assert!(h.render(super::render, "c").contains("kmalloc-64"));
         h.fx.write(
             &cg,
             "memory.kmem.slabinfo",
             "slabinfo - version: 2.1\nmine 1 1 1 1 1\n",
         );
-        assert!(h.render(VFile::Slabinfo, "c").contains("mine"));
+        assert!(h.render(super::render, "c").contains("mine"));
     }
 }

@@ -158,7 +158,6 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
 #[cfg(test)]
 mod tests {
     use crate::render::testing::Host;
-    use crate::tree::VFile;
 
     fn fields(out: &str, name: &str) -> Vec<u64> {
         let l = out
@@ -184,7 +183,7 @@ mod tests {
             "cpu user system\n0 0 0\n1 10000000000 2000000000\n2 0 0\n3 1000000000 0\n",
         );
         let clk = 100; // the renderer uses the real CLK_TCK, 100 on Linux
-        let out = h.render(VFile::Stat, "c");
+        let out = h.render(super::render, "c");
         let names: Vec<&str> = out
             .lines()
             .filter_map(|l| l.split_ascii_whitespace().next())
@@ -221,7 +220,7 @@ mod tests {
             "cpu.stat",
             "usage_usec 6000000\nuser_usec 4000000\nsystem_usec 2000000\n",
         );
-        let out = h.render(VFile::Stat, "c");
+        let out = h.render(super::render, "c");
         let c0 = fields(&out, "cpu0");
         assert_eq!(
             (c0[0], c0[2]),
@@ -246,7 +245,8 @@ mod tests {
             "cpuacct.usage_all",
             "cpu user system\n0 1000000000 0\n1 1000000000 0\n2 0 0\n3 0 0\n",
         );
-        let out = h.render_with(VFile::Stat, "c", |o| o.cfs = true);
+        h.init_started(100.0);
+        let out = h.render_with(super::render, "c", |o| o.cfs = true);
         let names: Vec<&str> = out
             .lines()
             .filter_map(|l| l.split_ascii_whitespace().next())
@@ -254,6 +254,9 @@ mod tests {
             .collect();
         assert_eq!(names, ["cpu", "cpu0"]);
         assert_eq!(fields(&out, "cpu0")[0], 200);
+        // Half a CPU for 100 s is 5000 ticks, 200 of them used: idle is the rest.
+        let idle = fields(&out, "cpu0")[3];
+        assert!((4790..=4810).contains(&idle), "idle {idle}:\n{out}");
     }
 
     #[test]
@@ -262,6 +265,9 @@ mod tests {
         let acct = h.fx.v1_cgroup("cpuacct", "c");
         h.fx.v1_cgroup("cpuset", "c");
         h.fx.write(&acct, "cpuacct.usage_all", "cpu user system\n0 1\n");
-        assert_eq!(h.try_render(VFile::Stat, "c").unwrap_err().errno, libc::EIO);
+        assert_eq!(
+            h.try_render(super::render, "c").unwrap_err().errno,
+            libc::EIO
+        );
     }
 }

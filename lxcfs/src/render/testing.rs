@@ -1,17 +1,16 @@
-//! A fake host for renderer tests: procfs files (from `tests/fixtures/host/`, a 4-CPU host
-//! with no swap), a sysfs cpu dir and cgroup hierarchies, all in a temp dir.
+//! A fake host for the renderers' tests (and the view layer's and the filesystem's): procfs
+//! files (from `tests/fixtures/host/`, a 4-CPU host with no swap), a sysfs cpu dir and cgroup
+//! hierarchies, all in a temp dir.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use cgroups::fixture::Fixture;
 use cgroups::{ProcCgroups, Version};
 
-use super::{Renderer, View};
-use crate::caller::Scope;
+use super::{Ctx, View};
+use crate::caller::{Caller, Scope};
 use crate::error::FsResult;
-use crate::fs::{Caller, Lxcfs};
 use crate::options::Options;
-use crate::tree::VFile;
 
 /// Host pid of the fake container's init.
 pub const INIT: u32 = 4242;
@@ -115,9 +114,30 @@ impl Host {
         }
     }
 
-    /// The view of a container whose init sits in `rel` in every hierarchy.
-    pub fn view(&self, rel: &str) -> View {
-        let text = match self.version {
+    /// Make the fake container's init `secs_ago` seconds old (its start time, field 22 of
+    /// `/proc/<pid>/stat`, against the real machine's uptime, which the renderers use).
+    pub fn init_started(&self, secs_ago: f64) {
+        let up: f64 = std::fs::read_to_string("/proc/uptime")
+            .unwrap()
+            .split_ascii_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            up > secs_ago + 1.0,
+            "the machine is up {up} s: too young to place an init {secs_ago} s in the past"
+        );
+        let ticks = ((up - secs_ago) * 100.0) as u64; // CLK_TCK is 100 on Linux
+        self.fx.write_file(
+            &format!("proc/{INIT}/stat"),
+            &format!("{INIT} (init) S 0 {INIT} {INIT} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 {ticks} 0 0\n"),
+        );
+    }
+
+    /// `/proc/<pid>/cgroup` of a process in `rel` in every hierarchy.
+    fn proc_cgroup(&self, rel: &str) -> String {
+        match self.version {
             Version::V1 => {
                 let mut t = String::new();
                 for (i, c) in V1.iter().enumerate() {
@@ -126,7 +146,12 @@ impl Host {
                 t + &format!("0::/{rel}\n")
             }
             Version::V2 => format!("0::/{rel}\n"),
-        };
+        }
+    }
+
+    /// The view of a container whose init sits in `rel` in every hierarchy.
+    pub fn view(&self, rel: &str) -> View {
+        let text = self.proc_cgroup(rel);
         let cgroups = ProcCgroups::parse(std::path::Path::new("cgroup"), &text).unwrap();
         View {
             scope: Scope::Container { init: INIT },
@@ -134,54 +159,56 @@ impl Host {
         }
     }
 
+    /// What `render` (a renderer of this module's siblings) says for a container in `rel`,
+    /// with the options changed by `tweak`.
     pub fn try_render_with(
         &self,
-        f: VFile,
+        render: impl FnOnce(&Ctx, &View) -> FsResult<String>,
         rel: &str,
         tweak: impl FnOnce(&mut Options),
     ) -> FsResult<String> {
         let mut o = self.opts();
         tweak(&mut o);
-        let r = Renderer::new(&o)?;
-        let out = r
-            .render_view(f, &self.view(rel))
-            .map(|b| String::from_utf8(b).unwrap());
-        r.shutdown();
-        out
+        render(&Ctx::new(&o)?, &self.view(rel))
     }
 
-    pub fn try_render(&self, f: VFile, rel: &str) -> FsResult<String> {
-        self.try_render_with(f, rel, |_| {})
+    pub fn try_render(
+        &self,
+        render: impl FnOnce(&Ctx, &View) -> FsResult<String>,
+        rel: &str,
+    ) -> FsResult<String> {
+        self.try_render_with(render, rel, |_| {})
     }
 
-    pub fn render(&self, f: VFile, rel: &str) -> String {
-        self.try_render(f, rel).unwrap()
+    pub fn render(
+        &self,
+        render: impl FnOnce(&Ctx, &View) -> FsResult<String>,
+        rel: &str,
+    ) -> String {
+        self.try_render(render, rel).unwrap()
     }
 
-    pub fn render_with(&self, f: VFile, rel: &str, tweak: impl FnOnce(&mut Options)) -> String {
-        self.try_render_with(f, rel, tweak).unwrap()
+    pub fn render_with(
+        &self,
+        render: impl FnOnce(&Ctx, &View) -> FsResult<String>,
+        rel: &str,
+        tweak: impl FnOnce(&mut Options),
+    ) -> String {
+        self.try_render_with(render, rel, tweak).unwrap()
     }
 
-    /// A whole filesystem over this host, and a caller (in the daemon's pid namespace, so
-    /// it gets its own cgroups' view) whose cgroups are `rel` in every hierarchy.
-    pub fn lxcfs(&self, rel: &str) -> (Lxcfs, Caller) {
+    /// A caller in the daemon's pid namespace (so it gets its own cgroups' view) whose
+    /// cgroups are `rel` in every hierarchy.
+    pub fn host_caller(&self, rel: &str) -> Caller {
         let pid = 777;
         let dir = self.fx.proc_root().join(pid.to_string());
         std::fs::create_dir_all(dir.join("ns")).unwrap();
         let _ = std::fs::hard_link(self.fx.proc_root().join("self/ns/pid"), dir.join("ns/pid"));
-        let mut text = String::new();
-        for (i, c) in V1.iter().enumerate() {
-            text.push_str(&format!("{}:{c}:/{rel}\n", i + 1));
+        std::fs::write(dir.join("cgroup"), self.proc_cgroup(rel)).unwrap();
+        Caller {
+            pid,
+            uid: 0,
+            gid: 0,
         }
-        text.push_str(&format!("0::/{rel}\n"));
-        std::fs::write(dir.join("cgroup"), text).unwrap();
-        (
-            Lxcfs::new(self.opts()).unwrap(),
-            Caller {
-                pid,
-                uid: 0,
-                gid: 0,
-            },
-        )
     }
 }
