@@ -213,18 +213,12 @@ impl CallerResolver {
     fn walk_to_init(&self, pid: u32, ns: u64) -> FsResult<u32> {
         let mut cur = pid;
         for _ in 0..4096 {
-            let status_path = self.proc_root.join(cur.to_string()).join("status");
-            let status = std::fs::read_to_string(&status_path).map_err(|e| gone(cur, &e))?;
-            let field = |k: &str| {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix(k))
-                    .map(str::trim)
-            };
-            if field("NSpid:").and_then(|v| v.split_ascii_whitespace().last()) == Some("1") {
+            let status = cgroups::process::Status::read(&self.proc_root, cur)
+                .map_err(|e| gone(cur, &std::io::Error::from_raw_os_error(e.errno())))?;
+            if status.pid_inside() == 1 {
                 return Ok(cur);
             }
-            let ppid: u32 = field("PPid:").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let ppid = status.ppid.unwrap_or(0);
             let pns = std::fs::metadata(self.proc_root.join(ppid.to_string()).join("ns/pid"))
                 .map(|m| m.ino());
             if ppid == 0 || pns.ok() != Some(ns) {

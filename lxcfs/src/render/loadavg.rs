@@ -32,14 +32,7 @@ fn threads(cg: &cgroups::Cgroup) -> (u64, u32) {
 
 /// A host pid as seen in its innermost pid namespace (`NSpid`'s last field).
 fn pid_in_container(proc_root: &Path, pid: u32) -> u32 {
-    std::fs::read_to_string(proc_root.join(pid.to_string()).join("status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("NSpid:"))
-                .and_then(|v| v.split_ascii_whitespace().last()?.parse().ok())
-        })
-        .unwrap_or(0)
+    cgroups::process::Status::read(proc_root, pid).map_or(0, |s| s.pid_inside())
 }
 
 /// Render `/proc/loadavg` for a view from `sampler`'s table.
@@ -86,7 +79,10 @@ mod tests {
                 &format!("{tid} (x y) {st} 1 1\n"),
             );
         }
-        h.fx.write_file("proc/102/status", "Name:\tx\nNSpid:\t102\t7\n");
+        h.fx.write_file(
+            "proc/102/status",
+            "Name:\tx\nUid:\t0 0 0 0\nGid:\t0 0 0 0\nGroups:\t\nNSpid:\t102\t7\n",
+        );
         let sampler = Sampler::start(&h.opts().proc_root);
         let out = h.render(|ctx, view| render(ctx, view, &sampler), "c");
         sampler.stop();

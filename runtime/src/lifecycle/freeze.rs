@@ -1,11 +1,17 @@
 //! Freezing and thawing: the cgroup freezer (v1 `freezer.state`, v2 `cgroup.freeze`).
 
+use std::time::{Duration, Instant};
+
 use super::Containers;
 use crate::container::{check_name, State};
 use crate::error::{Error, Result};
 
+/// How long `freeze` waits for the last process to be frozen.
+const FREEZE_WAIT: Duration = Duration::from_secs(30);
+
 impl Containers {
-    /// Freeze (`true`) or thaw a running container.
+    /// Freeze (`true`) or thaw a running container; a freeze returns once every process is
+    /// frozen.
     pub fn freeze(&self, name: &str, frozen: bool) -> Result<()> {
         check_name(name)?;
         let Some(s) = State::load(&self.paths.state(name))? else {
@@ -23,6 +29,27 @@ impl Containers {
                 s.cgroup.unconfined.as_deref().unwrap_or("not delegated")
             )));
         }
-        Ok(())
+        if !frozen {
+            return Ok(());
+        }
+        // The kernel freezes task by task (v1 says FREEZING meanwhile, v2's cgroup.events
+        // says `frozen 0`): return once every process is frozen, as LXD does.
+        let deadline = Instant::now() + FREEZE_WAIT;
+        loop {
+            let v1 = self.cgm.get(&s.cgroup, "freezer", "freezer.state", "cgroup.events");
+            let done = v1.as_deref().is_some_and(|v| {
+                v.trim() == "FROZEN" || v.lines().any(|l| l.trim() == "frozen 1")
+            });
+            if done {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Host(format!(
+                    "{name} did not finish freezing within {FREEZE_WAIT:?} (freezer: {})",
+                    v1.unwrap_or_default().trim()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
