@@ -84,7 +84,7 @@ fn warn_unconfined(name: &str, s: &State) {
 /// Entry point of the `lxr` binary.
 pub fn main() -> ExitCode {
     // What lxr makes for itself is the user's alone; container content gets its modes
-    // explicitly (and its processes a 022 umask, see `launch::exec_into`).
+    // explicitly (and its processes a 022 umask, see `launch::before_exec`).
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let cli = Cli::parse();
     let run = || -> Result<i32> {
