@@ -57,6 +57,18 @@ pub struct Task {
     pub suid: u32,
 }
 
+impl Task {
+    /// What the permission checks need of a process the daemon read.
+    pub fn of(v: &crate::caller::Victim) -> Task {
+        let [ruid, _euid, suid, _fsuid] = v.status.uids;
+        Task {
+            pid: v.pid,
+            ruid,
+            suid,
+        }
+    }
+}
+
 /// Would the kernel let the caller access the inode with `want` (a mask of [`R`], [`W`], [`X`])?
 pub fn may_access(c: &Caller, inode: &Inode, want: u32) -> bool {
     if c.host_root || ns_capable_over(c, inode) {

@@ -400,16 +400,6 @@ impl Victim {
         })
     }
 
-    /// What the permission checks need of it.
-    pub fn task(&self) -> crate::access::Task {
-        let [ruid, _euid, suid, _fsuid] = self.status.uids;
-        crate::access::Task {
-            pid: self.pid,
-            ruid,
-            suid,
-        }
-    }
-
     /// Still the process we read (not exited, pid not reused).
     pub fn alive(&self) -> bool {
         self.pidfd.alive()

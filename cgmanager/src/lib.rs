@@ -33,5 +33,6 @@ pub mod policy;
 pub mod server;
 pub mod service;
 pub mod target;
+pub mod watch;
 
 pub use manager::{Config, Manager};

@@ -48,7 +48,7 @@ pub struct Manager {
     /// The daemon's own cgroups (`%D` in policy paths).
     pub(crate) own: ProcCgroups,
     /// Cgroups to remove once empty (RemoveOnEmpty, Prune); its task runs in the daemon.
-    pub watch: Arc<crate::ops::watch::Watch>,
+    pub watch: Arc<crate::watch::Watch>,
 }
 
 impl Manager {
@@ -62,7 +62,7 @@ impl Manager {
             config,
             policy,
             own,
-            watch: crate::ops::watch::Watch::new(),
+            watch: crate::watch::Watch::new(),
         })
     }
 

@@ -132,6 +132,25 @@ impl Cgroup {
     }
 }
 
+impl crate::layout::Layout {
+    /// The cgroup of a process for `controller`, given its parsed `/proc/<pid>/cgroup`.
+    pub fn cgroup_for(
+        &self,
+        controller: &str,
+        procs: &crate::proc_cgroup::ProcCgroups,
+    ) -> Result<Cgroup> {
+        let h = self
+            .hierarchy_for(controller)
+            .ok_or_else(|| crate::error::Error::NoController(controller.into()))?;
+        let path = match h.version {
+            Version::V1 => procs.v1_path(controller),
+            Version::V2 => procs.unified_path(),
+        }
+        .ok_or_else(|| crate::error::Error::NoController(controller.into()))?;
+        Cgroup::in_hierarchy(h, path)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,10 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cgroup::Cgroup;
 use crate::error::{Error, Result};
 use crate::parse::read_to_string;
-use crate::proc_cgroup::ProcCgroups;
 
 /// The cgroup version of one hierarchy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -138,19 +136,6 @@ impl Layout {
     /// The cgroup2 hierarchy, if mounted.
     pub fn unified(&self) -> Option<&Hierarchy> {
         self.hierarchies.iter().find(|h| h.version == Version::V2)
-    }
-
-    /// The cgroup of a process for `controller`, given its parsed `/proc/<pid>/cgroup`.
-    pub fn cgroup_for(&self, controller: &str, procs: &ProcCgroups) -> Result<Cgroup> {
-        let h = self
-            .hierarchy_for(controller)
-            .ok_or_else(|| Error::NoController(controller.into()))?;
-        let path = match h.version {
-            Version::V1 => procs.v1_path(controller),
-            Version::V2 => procs.unified_path(),
-        }
-        .ok_or_else(|| Error::NoController(controller.into()))?;
-        Cgroup::in_hierarchy(h, path)
     }
 }
 

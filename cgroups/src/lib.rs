@@ -13,7 +13,7 @@
 //!
 //! Every reader takes paths (a `Cgroup` carries its mount point, `Layout::detect` takes a
 //! procfs root), so tests run against fixture trees shaped like real v1 and v2 mounts
-//! ([`fixture`]). Parsers are strict: malformed content is an [`Error`], never a panic or a
+//! (`fixture`, behind the `fixtures` feature). Parsers are strict: malformed content is an [`Error`], never a panic or a
 //! silent zero.
 
 pub mod beneath;

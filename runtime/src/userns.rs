@@ -62,7 +62,7 @@ where
             let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
             if nix::unistd::getppid().as_raw() == 1 {
                 // The parent is already gone; end at once.
-                crate::launch::exit_forked(1)
+                exit_forked(1)
             }
             // What the child makes is the container's content: the usual modes, not lxr's 077.
             nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
@@ -79,7 +79,7 @@ where
                     1
                 }
             };
-            crate::launch::exit_forked(code)
+            exit_forked(code)
         }
         ForkResult::Parent { child } => {
             drop(child_end);
@@ -130,4 +130,13 @@ pub fn remove_as_root(maps: &IdMaps, path: &std::path::Path) -> Result<()> {
             _ => Ok(()),
         }
     })
+}
+
+/// The end of a forked process that did not exec (the monitor, the intermediate, a failed
+/// init or command, a helper): `_exit`, so neither the parent's atexit handlers nor its
+/// buffered stdio run a second time in the copy.
+pub fn exit_forked(code: i32) -> ! {
+    // SAFETY: _exit takes an integer and ends the process; it has no precondition (it is
+    // unsafe only as a foreign function, and std and nix have no safe `_exit`).
+    unsafe { libc::_exit(code) }
 }

@@ -214,7 +214,7 @@ impl Scratch {
         }
     }
 
-    /// The absolute cgroup path of `rel` in a hierarchy (as /proc/<pid>/cgroup shows it).
+    /// The absolute cgroup path of `rel` in a hierarchy (as `/proc/<pid>/cgroup` shows it).
     pub fn abs(&self, hierarchy: &str, rel: &str) -> String {
         let base = &self.own.iter().find(|(h, _)| h == hierarchy).unwrap().1;
         format!("{}/{}", base.trim_end_matches('/'), self.rel(rel))

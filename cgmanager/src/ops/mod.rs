@@ -10,7 +10,6 @@ mod remove;
 #[cfg(test)]
 mod tests;
 mod value;
-pub mod watch;
 
 pub use delegation::Delegation;
 pub use query::{Key, Pids};

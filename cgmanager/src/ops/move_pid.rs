@@ -23,7 +23,7 @@ impl Manager {
         abs: bool,
     ) -> Result<()> {
         let v = Victim::load(&self.host, pid)?;
-        if !may_move(c, &v.task()) {
+        if !may_move(c, &crate::access::Task::of(&v)) {
             return Err(Error::new(
                 Kind::PermissionDenied,
                 format!(

@@ -6,6 +6,9 @@ use std::path::Path;
 
 use crate::error::{Context, Error, Result};
 
+/// The key that bounds a container's `console.log` (a size, as `limits.memory` takes it).
+pub const LOG_SIZE_KEY: &str = "console.log.size";
+
 /// A container's configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
@@ -21,7 +24,7 @@ pub fn check_key(key: &str, value: &str) -> Result<()> {
     if key.starts_with("limits.") {
         // limits.cpu needs the available CPUs to check a count; any list will do here.
         crate::limits::writes(key, value, "0-4095")?;
-    } else if key == crate::launch::console::LOG_SIZE_KEY {
+    } else if key == LOG_SIZE_KEY {
         crate::limits::parse_bytes(value).map_err(|e| Error::Usage(format!("{key}: {e}")))?;
     }
     if key.contains(['\n', ':', '"']) || value.contains(['\n', '"']) {

@@ -4,7 +4,7 @@
 mod config;
 mod state;
 
-pub use config::{check_key, Config};
+pub use config::{check_key, Config, LOG_SIZE_KEY};
 pub use state::State;
 
 use crate::error::{Error, Result};

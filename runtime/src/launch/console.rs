@@ -60,8 +60,8 @@ pub struct Console {
     _peer: OwnedFd,
 }
 
-/// The key that bounds `console.log` (a size as `limits.memory` takes it).
-pub const LOG_SIZE_KEY: &str = "console.log.size";
+/// The key that bounds `console.log` ([`crate::container::LOG_SIZE_KEY`]).
+pub use crate::container::LOG_SIZE_KEY;
 
 /// `console.log.size` when none is set.
 pub const DEFAULT_LOG_SIZE: u64 = 4 << 20;

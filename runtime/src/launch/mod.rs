@@ -116,14 +116,7 @@ fn detach_stdio(log: &Path) {
     }
 }
 
-/// The end of a forked process that did not exec (the monitor, the intermediate, a failed
-/// init or command, a helper): `_exit`, so neither the parent's atexit handlers nor its
-/// buffered stdio run a second time in the copy.
-pub fn exit_forked(code: i32) -> ! {
-    // SAFETY: _exit takes an integer and ends the process; it has no precondition (it is
-    // unsafe only as a foreign function, and std and nix have no safe `_exit`).
-    unsafe { libc::_exit(code) }
-}
+pub use crate::userns::exit_forked;
 
 /// The last step before a program of the container's runs (its init, `lxr exec`'s command):
 /// no descriptor above stdio crosses the exec ([`crate::fds::seal`]), and the program starts

@@ -36,10 +36,12 @@ impl Containers {
         // says `frozen 0`): return once every process is frozen, as LXD does.
         let deadline = Instant::now() + FREEZE_WAIT;
         loop {
-            let v1 = self.cgm.get(&s.cgroup, "freezer", "freezer.state", "cgroup.events");
-            let done = v1.as_deref().is_some_and(|v| {
-                v.trim() == "FROZEN" || v.lines().any(|l| l.trim() == "frozen 1")
-            });
+            let v1 = self
+                .cgm
+                .get(&s.cgroup, "freezer", "freezer.state", "cgroup.events");
+            let done = v1
+                .as_deref()
+                .is_some_and(|v| v.trim() == "FROZEN" || v.lines().any(|l| l.trim() == "frozen 1"));
             if done {
                 return Ok(());
             }
