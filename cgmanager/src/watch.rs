@@ -15,7 +15,7 @@
 //! Only marked cgroups that something happened to are rechecked.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -244,19 +244,20 @@ impl Watch {
     pub async fn run(self: Arc<Self>) {
         let mut sweep = tokio::time::interval_at(tokio::time::Instant::now() + SWEEP, SWEEP);
         loop {
+            // A duplicate of the inotify descriptor (same open file, so the same readiness),
+            // owned by this wait's registration.
             let inotify = self
                 .state
                 .lock()
                 .ok()
-                .and_then(|s| s.inotify.as_ref().map(|i| i.as_fd().as_raw_fd()));
+                .and_then(|s| s.inotify.as_ref().map(|i| i.as_fd().try_clone_to_owned()));
             let readable = async {
-                let Some(fd) = inotify else {
+                let Some(Ok(fd)) = inotify else {
                     return std::future::pending::<()>().await;
                 };
-                // SAFETY: the inotify descriptor lives in the state for as long as the watch (it
-                // is never closed once made), longer than this registration, which ends with
-                // the wait.
-                let afd = unsafe { AsyncFd::register(std::os::fd::BorrowedFd::borrow_raw(fd)) };
+                // SAFETY: the AsyncFd owns the descriptor and keeps it open until it is dropped,
+                // so the registration never outlives it.
+                let afd = unsafe { AsyncFd::register(fd) };
                 match afd {
                     Ok(afd) => {
                         let _ = afd.readable().await;

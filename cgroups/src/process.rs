@@ -2,7 +2,7 @@
 //! (`/proc/<pid>/status`), its namespaces, its user namespace's id maps, and a pidfd that pins
 //! it so that a recycled pid is never mistaken for the process we checked.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -40,15 +40,13 @@ impl Pidfd {
 
     /// Wait until the process exits (a zombie has exited), at most `timeout`. True if it did.
     pub fn wait_exit(&self, timeout: std::time::Duration) -> bool {
-        let mut pfd = libc::pollfd {
-            fd: self.0.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: one valid pollfd for the duration of the call.
-        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-        r > 0 && pfd.revents & libc::POLLIN != 0
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN)];
+        let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+        matches!(poll(&mut fds, timeout), Ok(n) if n > 0)
+            && fds[0]
+                .revents()
+                .is_some_and(|r| r.contains(PollFlags::POLLIN))
     }
 
     /// Send a signal to the process (0 only checks it exists). Never reaches another process

@@ -362,8 +362,12 @@ mod tests {
             sh,
             "fallback agrees with the ioctl"
         );
-        // SAFETY: kill by the pid of the child we spawned.
-        unsafe { libc::kill(sh as i32, libc::SIGKILL) };
+        // The namespace's init, started by the `unshare` we spawned.
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(sh as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
         let _ = unshare.wait();
         // No prune call: the reaper saw the pidfd become readable and dropped the entry.
         let t = Instant::now();

@@ -185,14 +185,17 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
                 }
                 tracing::info!("SIGUSR1: handing the connection over to {}", exe.display());
                 let _ = sdnotify::notify("RELOADING=1", &[]);
-                let err = handover::exec_successor(
-                    exe,
-                    mounted.fuse_fd(),
-                    pidfile.as_ref().map(PidFile::fd),
-                    virt.fd(),
-                    supervised,
-                    generation,
-                );
+                let err = match mounted.fuse() {
+                    Some(fuse) => handover::exec_successor(
+                        exe,
+                        fuse,
+                        pidfile.as_ref().map(PidFile::fd),
+                        virt.fd(),
+                        supervised,
+                        generation,
+                    ),
+                    None => std::io::Error::from_raw_os_error(libc::EBADF),
+                };
                 tracing::error!(
                     "upgrade failed, still serving: exec {}: {err}",
                     exe.display()

@@ -16,7 +16,7 @@ use std::ffi::CStr;
 use std::fs::File;
 use std::io;
 use std::mem::ManuallyDrop;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -350,9 +350,12 @@ impl Mounted {
 
     /// The `/dev/fuse` fd of the connection (to hand over or to store).
     pub fn fuse_fd(&self) -> RawFd {
-        self.session
-            .get_fuse_file()
-            .map_or(-1, std::os::fd::AsRawFd::as_raw_fd)
+        self.fuse().map_or(-1, |f| f.as_raw_fd())
+    }
+
+    /// The `/dev/fuse` connection, borrowed (to hand over to a successor).
+    pub fn fuse(&self) -> Option<BorrowedFd<'_>> {
+        self.session.get_fuse_file().map(AsFd::as_fd)
     }
 
     /// True while at least one worker is serving (they stop when the mount goes away).
@@ -375,14 +378,12 @@ impl Mounted {
 
     /// Unmount (lazily, so busy bind mounts do not block it) and join the workers.
     pub fn unmount(mut self) -> io::Result<()> {
-        // SAFETY: `session` is not used after this; taking it out of the ManuallyDrop once.
-        let session = unsafe { ManuallyDrop::take(&mut self.session) };
-        let _ = session.wake();
+        let _ = self.session.wake();
         let r = nix::mount::umount2(&self.mountpoint, nix::mount::MntFlags::MNT_DETACH)
             .map_err(io::Error::from);
-        // Dropping the session would unmount its own path again (for an adopted connection,
-        // a stand-in directory that must not be touched). Its fd closes when we exit.
-        std::mem::forget(session);
+        // The session stays in its ManuallyDrop, never dropped: dropping it would unmount its
+        // own path again (for an adopted connection, a stand-in directory that must not be
+        // touched). Its fd closes when we exit.
         for w in self.workers.drain(..) {
             let _ = w.join();
         }

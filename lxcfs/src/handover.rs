@@ -19,12 +19,13 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::sys::stat::{major, minor};
 
 /// The FUSE connection's fd, for a successor.
 pub const FUSE_FD_ENV: &str = "LXCFS_FUSE_FD";
@@ -123,7 +124,7 @@ fn adopt_fd(value: &str, var: &str) -> Result<File, String> {
     // F_GETFD tells whether the number is an open fd at all before we own it.
     fcntl(
         // SAFETY: only borrowed for this call; ownership is taken below once it is known open.
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+        unsafe { BorrowedFd::borrow_raw(fd) },
         FcntlArg::F_GETFD,
     )
     .map_err(|e| format!("{var}={fd}: {e}"))?;
@@ -138,7 +139,7 @@ fn adopt_fd(value: &str, var: &str) -> Result<File, String> {
 fn check_fuse(f: &File) -> Result<(), String> {
     let md = f.metadata().map_err(|e| format!("inherited fd: {e}"))?;
     let rdev = md.rdev();
-    if !md.file_type().is_char_device() || (libc::major(rdev), libc::minor(rdev)) != (10, 229) {
+    if !md.file_type().is_char_device() || (major(rdev), minor(rdev)) != (10, 229) {
         return Err("the inherited fd is not a /dev/fuse connection".into());
     }
     Ok(())
@@ -199,38 +200,37 @@ pub fn preflight(exe: &Path) -> Result<(), String> {
 /// keeps serving).
 pub fn exec_successor(
     exe: &Path,
-    fuse: RawFd,
-    pidfile: Option<RawFd>,
-    switch: Option<RawFd>,
+    fuse: BorrowedFd<'_>,
+    pidfile: Option<BorrowedFd<'_>>,
+    switch: Option<BorrowedFd<'_>>,
     supervised: bool,
     generation: u64,
 ) -> std::io::Error {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let keep = |fd: RawFd, on: bool| {
-        // SAFETY: borrowed for one fcntl; the fd is owned by the caller and outlives the call.
-        let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let keep = |fd: BorrowedFd<'_>, on: bool| {
         let flags = if on {
             FdFlag::empty()
         } else {
             FdFlag::FD_CLOEXEC
         };
-        fcntl(b, FcntlArg::F_SETFD(flags)).map(|_| ())
+        fcntl(fd, FcntlArg::F_SETFD(flags)).map(|_| ())
     };
-    let fds: Vec<RawFd> = std::iter::once(fuse).chain(pidfile).chain(switch).collect();
+    let fds: Vec<BorrowedFd<'_>> = std::iter::once(fuse).chain(pidfile).chain(switch).collect();
     for fd in &fds {
         if let Err(e) = keep(*fd, true) {
             return std::io::Error::from(e);
         }
     }
+    let number = |fd: BorrowedFd<'_>| fd.as_raw_fd().to_string();
     let mut cmd = std::process::Command::new(exe);
     cmd.args(&args)
-        .env(FUSE_FD_ENV, fuse.to_string())
+        .env(FUSE_FD_ENV, number(fuse))
         .env(GENERATION_ENV, (generation + 1).to_string());
     if let Some(p) = pidfile {
-        cmd.env(PIDFILE_FD_ENV, p.to_string());
+        cmd.env(PIDFILE_FD_ENV, number(p));
     }
     if let Some(v) = switch {
-        cmd.env(crate::switch::SWITCH_FD_ENV, v.to_string());
+        cmd.env(crate::switch::SWITCH_FD_ENV, number(v));
     }
     if supervised {
         cmd.env(SUPERVISED_ENV, "1");

@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use crate::error::StartError;
@@ -37,14 +37,24 @@ impl PidFile {
             .truncate(false)
             .open(path)
             .map_err(|e| StartError::new(format!("cannot open pidfile {}: {e}", path.display())))?;
-        // SAFETY: flock on an fd we own; no pointers involved.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let held = std::fs::read_to_string(path).unwrap_or_default();
-            return Err(StartError::new(format!(
-                "pidfile {} is locked: another lxcfs (pid {}) is running",
-                path.display(),
-                held.trim()
-            )));
+        // flock(LOCK_EX | LOCK_NB) on Linux; the lock stays on the open file description (no
+        // unlock on drop), so an exec'd successor that inherits the fd keeps it.
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let held = std::fs::read_to_string(path).unwrap_or_default();
+                return Err(StartError::new(format!(
+                    "pidfile {} is locked: another lxcfs (pid {}) is running",
+                    path.display(),
+                    held.trim()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StartError::new(format!(
+                    "cannot lock pidfile {}: {e}",
+                    path.display()
+                )));
+            }
         }
         let failed =
             |e: std::io::Error| StartError::new(format!("pidfile {}: {e}", path.display()));
@@ -57,8 +67,8 @@ impl PidFile {
     }
 
     /// The locked file's fd, to hand over to a successor.
-    pub fn fd(&self) -> RawFd {
-        self.file.as_raw_fd()
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
     }
 }
 

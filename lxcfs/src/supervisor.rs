@@ -13,6 +13,7 @@
 //! logged and ignored; SIGPIPE is ignored. Any signal that ends the *child* (SIGTERM sent to
 //! it directly included) is a death like any other: a new child serves.
 
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command};
@@ -91,7 +92,8 @@ pub fn run(cli: &Cli, signals: &SigSet) -> Result<(), StartError> {
             }
         }
         generation += 1;
-        let mut child = match start(&exe, &args, fuse, virt.fd(), generation) {
+        let switch = virt.fd().map(|f| f.as_raw_fd());
+        let mut child = match start(&exe, &args, fuse, switch, generation) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("cannot start {}: {e}", exe.display());
@@ -139,8 +141,8 @@ fn on_signal(sig: Signal, child: Option<&Child>, virt: &Virtualisation) -> bool 
         }
         Signal::SIGUSR1 => {
             if let Some(c) = child {
-                // SAFETY: signalling our own child by pid (not yet reaped, so not reused).
-                unsafe { libc::kill(c.id() as i32, libc::SIGUSR1) };
+                // Our own child, not yet reaped, so its pid is not reused.
+                let _ = signal_child(c, Signal::SIGUSR1);
             } else {
                 tracing::info!(
                     "SIGUSR1: no server running; the next one starts from the binary on disk"
@@ -190,9 +192,14 @@ fn start(
     cmd.spawn()
 }
 
+/// Send `sig` to our own child (not yet reaped, so its pid cannot have been reused).
+fn signal_child(child: &Child, sig: Signal) -> nix::Result<()> {
+    let pid = i32::try_from(child.id()).map_err(|_| nix::errno::Errno::ESRCH)?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)
+}
+
 fn stop_child(child: &mut Child) {
-    // SAFETY: signalling our own child by pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = signal_child(child, Signal::SIGTERM);
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(5) {
         if let Ok(Some(_)) = child.try_wait() {

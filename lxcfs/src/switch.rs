@@ -9,7 +9,7 @@
 //! against tens of µs for a rendering.
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -102,8 +102,8 @@ impl Virtualisation {
     }
 
     /// The memfd to pass on, if shared.
-    pub fn fd(&self) -> Option<RawFd> {
-        self.shared.as_ref().map(AsRawFd::as_raw_fd)
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.shared.as_ref().map(AsFd::as_fd)
     }
 
     /// Log the new state after a SIGUSR2, in lxcfs's words (admins grep for them).
@@ -140,6 +140,6 @@ mod tests {
         assert!(!c.is_on(), "a successor starts in the state it inherits");
         let p = Virtualisation::private();
         assert!(!p.toggle() && p.toggle());
-        assert_eq!(p.fd(), None);
+        assert!(p.fd().is_none());
     }
 }

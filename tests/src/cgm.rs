@@ -9,6 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
+
 use crate::{require_root, unique};
 
 fn target_bin(name: &str) -> PathBuf {
@@ -246,8 +248,8 @@ fn remove_tree(dir: &Path) {
 impl Drop for Scratch {
     fn drop(&mut self) {
         for p in &self.pids {
-            // SAFETY: killing a process this test started, by pid.
-            unsafe { libc::kill(*p as i32, libc::SIGKILL) };
+            // A process this test started.
+            crate::signal(*p, Signal::SIGKILL);
         }
         for (h, _) in &self.own {
             remove_tree(&self.dir(h, ""));
@@ -369,8 +371,8 @@ impl CgmDaemon {
 
     /// Stop with SIGTERM and wait; returns the exit status.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        // SAFETY: signalling our own child by pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        // Our own child, not yet reaped.
+        crate::signal(self.child.id(), Signal::SIGTERM);
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(10) {
             if let Ok(Some(st)) = self.child.try_wait() {

@@ -9,6 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
+
 pub mod cgm;
 pub mod hostile;
 pub mod lxr;
@@ -24,11 +26,19 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// Send `sig` to `pid`, a process the test started (one that is already gone is no error).
+pub fn signal(pid: u32, sig: Signal) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+    }
+}
+
 /// Fail clearly unless we are root (the tests mount FUSE and create cgroups).
 pub fn require_root() {
-    // SAFETY: getuid has no preconditions.
-    let uid = unsafe { libc::getuid() };
-    assert_eq!(uid, 0, "the end-to-end tests must run as root");
+    assert!(
+        nix::unistd::getuid().is_root(),
+        "the end-to-end tests must run as root"
+    );
 }
 
 /// The host's CPU count, failing the test (saying `why` it needs them) below `n`: a check
@@ -203,8 +213,8 @@ impl Daemon {
     /// SIGTERM and wait; returns the exit status.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let mut c = self.child.take()?;
-        // SAFETY: signalling a child we spawned, by pid.
-        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        // A child we spawned, not yet reaped.
+        signal(c.id(), Signal::SIGTERM);
         let t = Instant::now();
         loop {
             if let Ok(Some(st)) = c.try_wait() {
@@ -223,9 +233,8 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
         if mount_count(&self.mnt) > self.below {
-            let c = std::ffi::CString::new(self.mnt.as_os_str().as_encoded_bytes()).expect("path");
-            // SAFETY: lazy unmount of a mount we made; the CString outlives the call.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+            // Lazily: a mount we made.
+            let _ = nix::mount::umount2(&self.mnt, nix::mount::MntFlags::MNT_DETACH);
         }
     }
 }
@@ -331,8 +340,8 @@ impl TestCgroup {
 impl Drop for TestCgroup {
     fn drop(&mut self) {
         for p in &self.pids {
-            // SAFETY: killing a process this test started, by pid.
-            unsafe { libc::kill(*p as i32, libc::SIGKILL) };
+            // A process this test started.
+            signal(*p, Signal::SIGKILL);
         }
         for (_, d) in &self.dirs {
             for _ in 0..200 {

@@ -9,6 +9,7 @@
 //! message is consumed here; lines are at most [`MAX_LINE`] bytes and a client gets at most
 //! [`MAX_COMMANDS`] commands before it must `BEGIN`.
 
+use nix::sys::socket::MsgFlags;
 use tokio::io::Interest;
 use tokio::net::UnixStream;
 
@@ -38,15 +39,9 @@ impl std::fmt::Display for Failed {
     }
 }
 
-fn recv(s: &UnixStream, buf: &mut [u8], flags: libc::c_int) -> std::io::Result<usize> {
+fn recv(s: &UnixStream, buf: &mut [u8], flags: MsgFlags) -> std::io::Result<usize> {
     use std::os::fd::AsRawFd;
-    // SAFETY: recv into a buffer we own, of its length.
-    let n = unsafe { libc::recv(s.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
-    if n < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+    Ok(nix::sys::socket::recv(s.as_raw_fd(), buf, flags)?)
 }
 
 /// Read exactly `n` bytes, all of which are known to be there (they were peeked).
@@ -55,7 +50,9 @@ async fn take(s: &UnixStream, n: usize) -> Result<Vec<u8>, Failed> {
     let mut got = 0;
     while got < n {
         s.readable().await.map_err(|e| Failed(e.to_string()))?;
-        match s.try_io(Interest::READABLE, || recv(s, &mut out[got..], 0)) {
+        match s.try_io(Interest::READABLE, || {
+            recv(s, &mut out[got..], MsgFlags::empty())
+        }) {
             Ok(0) => return Err(Failed("the client closed the connection".into())),
             Ok(k) => got += k,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -72,7 +69,7 @@ async fn line(s: &UnixStream) -> Result<String, Failed> {
     loop {
         s.readable().await.map_err(|e| Failed(e.to_string()))?;
         let peeked = s.try_io(Interest::READABLE, || {
-            let n = recv(s, &mut buf, libc::MSG_PEEK)?;
+            let n = recv(s, &mut buf, MsgFlags::MSG_PEEK)?;
             if n == 0 {
                 return Ok(None);
             }
@@ -207,7 +204,7 @@ mod tests {
         let r = handshake(&a, "0123456789abcdef0123456789abcdef").await;
         // What the server left unread, and what it answered.
         let mut rest = vec![0u8; 256];
-        let n = recv(&a, &mut rest, libc::MSG_DONTWAIT).unwrap_or(0);
+        let n = recv(&a, &mut rest, MsgFlags::MSG_DONTWAIT).unwrap_or(0);
         rest.truncate(n);
         drop(a);
         let mut answer = String::new();

@@ -159,14 +159,9 @@ pub fn error_reply(h: &[u8; HEADER], name: &str, text: &str) -> Vec<u8> {
     m
 }
 
+/// Copy what is queued into `buf`, consuming nothing (`MSG_PEEK`).
 fn peek(fd: RawFd, buf: &mut [u8]) -> std::io::Result<usize> {
-    // SAFETY: recv into a buffer we own, of its length; MSG_PEEK consumes nothing.
-    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK) };
-    if n < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+    Ok(nix::sys::socket::recv(fd, buf, MsgFlags::MSG_PEEK)?)
 }
 
 /// Bytes queued on the socket.
@@ -461,11 +456,10 @@ impl WriteHalf for Writer {
     }
 
     async fn close(&mut self) -> std::io::Result<()> {
-        // SAFETY: shutdown on the connection's own socket.
-        if unsafe { libc::shutdown(self.io.as_raw_fd(), libc::SHUT_RDWR) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
+        Ok(nix::sys::socket::shutdown(
+            self.io.as_raw_fd(),
+            nix::sys::socket::Shutdown::Both,
+        )?)
     }
 
     fn can_pass_unix_fd(&self) -> bool {

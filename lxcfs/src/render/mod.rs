@@ -42,12 +42,15 @@ impl Ctx {
     /// The facts of the host described by `opts` (its cgroup layout from `opts.proc_root`).
     pub fn new(opts: &Options) -> FsResult<Ctx> {
         let layout = Layout::detect(&opts.proc_root)?;
-        // SAFETY: sysconf has no memory-safety preconditions.
-        let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let tck = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .and_then(|t| u64::try_from(t).ok())
+            .filter(|t| *t > 0);
         Ok(Ctx {
             opts: opts.clone(),
             layout,
-            clk_tck: if tck > 0 { tck as u64 } else { 100 },
+            clk_tck: tck.unwrap_or(100),
         })
     }
 

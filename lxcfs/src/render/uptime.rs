@@ -13,13 +13,9 @@ use crate::tree::VFile;
 /// Seconds since boot, from `CLOCK_BOOTTIME` (what `/proc/uptime` and process start times
 /// are measured against).
 fn boottime() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+    use nix::time::{clock_gettime, ClockId};
+    clock_gettime(ClockId::CLOCK_BOOTTIME)
+        .map_or(0.0, |ts| ts.tv_sec() as f64 + ts.tv_nsec() as f64 / 1e9)
 }
 
 /// Start time of a process in seconds after boot (field 22 of `/proc/<pid>/stat`).

@@ -9,9 +9,12 @@
 //! fine for the load average (R and D), wrong for a total.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
-const NETLINK_GENERIC: i32 = 16;
+use nix::sys::socket::{
+    recv, send, socket, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType,
+};
+
 const GENL_ID_CTRL: u16 = 0x10;
 const CTRL_CMD_GETFAMILY: u8 = 3;
 const CTRL_ATTR_FAMILY_ID: u16 = 1;
@@ -92,19 +95,12 @@ fn u64_at(b: &[u8], i: usize) -> u64 {
 impl CgroupStats {
     /// Open the socket and look the TASKSTATS family up.
     pub fn open() -> io::Result<CgroupStats> {
-        // SAFETY: plain socket(2); the result is checked before it is owned.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                NETLINK_GENERIC,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd was just returned by socket(2) and is owned by nothing else.
-        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+        let sock = socket(
+            AddressFamily::Netlink,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::NetlinkGeneric,
+        )?;
         let mut s = CgroupStats {
             sock,
             family: 0,
@@ -157,26 +153,11 @@ impl CgroupStats {
         msg.extend_from_slice(&0u32.to_ne_bytes());
         msg.extend_from_slice(&[cmd, version, 0, 0]);
         msg.extend_from_slice(attrs);
-        // SAFETY: sending our own buffer on our own socket to the kernel (no address: a
-        // netlink socket's default destination is the kernel).
-        let n = unsafe { libc::send(self.sock.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // No address: a netlink socket's default destination is the kernel.
+        send(self.sock.as_raw_fd(), &msg, MsgFlags::empty())?;
         loop {
-            // SAFETY: receiving into our own buffer, bounded by its length.
-            let n = unsafe {
-                libc::recv(
-                    self.sock.as_raw_fd(),
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                    0,
-                )
-            };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let b = &self.buf[..n as usize];
+            let n = recv(self.sock.as_raw_fd(), &mut self.buf, MsgFlags::empty())?;
+            let b = &self.buf[..n];
             if b.len() < NLMSG_HDRLEN {
                 return Err(io::Error::other("short netlink reply"));
             }
