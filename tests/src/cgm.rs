@@ -115,23 +115,21 @@ pub fn test_user(name: &str) -> (u32, u32) {
 /// The cgroup of this process in the hierarchy mounted at `mount` (`/` if not listed).
 pub fn own_cgroup_in(mount: &Path) -> String {
     let name = mount.file_name().unwrap().to_string_lossy().to_string();
-    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    for l in text.lines() {
-        let mut f = l.splitn(3, ':');
-        let (id, ctrls, path) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
-        let hit = if name == "unified" {
-            id == "0"
+    let cgs = cgroups::ProcCgroups::read(Path::new("/proc"), std::process::id()).unwrap();
+    let hit = |l: &&cgroups::ProcCgroupLine| {
+        if name == "unified" {
+            l.id == 0
         } else {
-            ctrls
-                .split(',')
-                .any(|c| c == name || c == format!("name={name}"))
-                || ctrls == name
-        };
-        if hit {
-            return path.to_string();
+            l.controllers
+                .iter()
+                .any(|c| *c == name || *c == format!("name={name}"))
+                || l.controllers.join(",") == name
         }
-    }
-    "/".into()
+    };
+    cgs.lines
+        .iter()
+        .find(hit)
+        .map_or_else(|| "/".into(), |l| l.path.clone())
 }
 
 /// The hierarchies the tests use: the v1 memory, pids, freezer, cpuset and cpu controllers, and
@@ -565,15 +563,15 @@ pub fn sleeper(user: Option<&str>, dirs: &[PathBuf]) -> u32 {
 
 /// The cgroup path of `pid` in the hierarchy mounted at `/sys/fs/cgroup/<hierarchy>`.
 pub fn cgroup_of(pid: u32, hierarchy: &str) -> String {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    for l in text.lines() {
-        let mut f = l.splitn(3, ':');
-        let (id, ctrls, path) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
-        if (hierarchy == "unified" && id == "0") || ctrls.split(',').any(|c| c == hierarchy) {
-            return path.to_string();
-        }
-    }
-    String::new()
+    let Ok(cgs) = cgroups::ProcCgroups::read(Path::new("/proc"), pid) else {
+        return String::new();
+    };
+    let path = if hierarchy == "unified" {
+        cgs.unified_path()
+    } else {
+        cgs.v1_path(hierarchy)
+    };
+    path.unwrap_or_default().to_string()
 }
 
 /// Owner uid of a path.

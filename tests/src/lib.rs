@@ -68,11 +68,10 @@ pub fn lxcfs_bin() -> PathBuf {
 
 /// How many mounts are stacked on `path` (per /proc/self/mountinfo).
 pub fn mount_count(path: &Path) -> usize {
-    let s = path.to_string_lossy();
-    std::fs::read_to_string("/proc/self/mountinfo")
+    cgroups::mountinfo::read(Path::new("/proc"))
         .unwrap_or_default()
-        .lines()
-        .filter(|l| l.split(' ').nth(4) == Some(&*s))
+        .iter()
+        .filter(|m| m.mount_point == path)
         .count()
 }
 
@@ -244,17 +243,11 @@ pub const CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "cpuset", "blkio
 
 /// The cgroup of this process in a v1 hierarchy.
 fn own_cgroup(controller: &str) -> String {
-    let text = std::fs::read_to_string("/proc/self/cgroup").expect("read /proc/self/cgroup");
-    text.lines()
-        .find_map(|l| {
-            let mut f = l.splitn(3, ':');
-            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
-            ctrls
-                .split(',')
-                .any(|c| c == controller)
-                .then(|| path.to_string())
-        })
+    cgroups::ProcCgroups::read(Path::new("/proc"), std::process::id())
+        .expect("read /proc/self/cgroup")
+        .v1_path(controller)
         .unwrap_or_else(|| panic!("no {controller} line in /proc/self/cgroup"))
+        .to_string()
 }
 
 /// A cgroup created below the test's own cgroup in every [`CONTROLLERS`] hierarchy.

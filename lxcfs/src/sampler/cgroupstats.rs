@@ -203,15 +203,8 @@ mod kernel_tests {
 
     /// This process's cgroup in the v1 `cpu` hierarchy, if the host has one.
     fn own_cpu_cgroup() -> Option<std::path::PathBuf> {
-        let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-        let rel = text.lines().find_map(|l| {
-            let mut f = l.splitn(3, ':');
-            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
-            ctrls
-                .split(',')
-                .any(|c| c == "cpu")
-                .then(|| path.to_string())
-        })?;
+        let cgs = cgroups::ProcCgroups::read(Path::new("/proc"), std::process::id()).ok()?;
+        let rel = cgs.v1_path("cpu")?;
         let mount = ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"]
             .into_iter()
             .find(|m| Path::new(m).join("tasks").exists())?;
