@@ -141,6 +141,9 @@ pub fn prepare(name: &str, keys: &BTreeMap<String, String>) -> Result<Prepared> 
             c.m.create(h, &path)
                 .await
                 .map_err(|e| dbus(&format!("create {h}:{path}"), e))?;
+            if h == "unified" {
+                enable_controllers(&c.m, h, dpath).await;
+            }
             out.cgroups.push((h.clone(), path));
         }
         apply_limits(&c.m, &out, keys).await
@@ -183,6 +186,39 @@ impl Prepared {
     }
 }
 
+/// The cgroup2 controllers a container gets: its limits', and what an init such as systemd
+/// hands on to its own units.
+const V2_CONTROLLERS: &[&str] = &["cpuset", "cpu", "io", "memory", "pids"];
+
+/// On cgroup2 a controller reaches a cgroup only when its parent enables it in
+/// `cgroup.subtree_control`: enable what the delegation offers ([`V2_CONTROLLERS`] that its
+/// `cgroup.controllers` lists) at the delegation point and at `lxr/`, so `lxr/<name>` has
+/// `memory.max`, `cpu.max`, … and its init can enable them further down. Best effort: a
+/// controller that cannot be enabled makes the limit that needs it fail, with its own error.
+async fn enable_controllers(m: &ManagerProxy<'_>, h: &str, delegation: &str) {
+    for parent in [delegation.to_string(), format!("{delegation}/lxr")] {
+        let offered = m
+            .get_value(h, &parent, "cgroup.controllers")
+            .await
+            .unwrap_or_default();
+        let enabled = m
+            .get_value(h, &parent, "cgroup.subtree_control")
+            .await
+            .unwrap_or_default();
+        let missing: Vec<String> = V2_CONTROLLERS
+            .iter()
+            .filter(|c| offered.split_whitespace().any(|o| o == **c))
+            .filter(|c| !enabled.split_whitespace().any(|e| e == **c))
+            .map(|c| format!("+{c}"))
+            .collect();
+        if !missing.is_empty() {
+            let _ = m
+                .set_value(h, &parent, "cgroup.subtree_control", &missing.join(" "))
+                .await;
+        }
+    }
+}
+
 fn unconfined(why: String, wants_limits: bool) -> Result<Placement> {
     if wants_limits {
         return Err(Error::Host(format!(
@@ -202,15 +238,21 @@ async fn apply_limits(
     keys: &BTreeMap<String, String>,
 ) -> Result<()> {
     for (k, v) in keys.iter().filter(|(k, _)| k.starts_with("limits.")) {
+        // The CPUs the container may be given: v1's cpuset.cpus, or on cgroup2 the effective
+        // set (`cpuset.cpus` there is empty until someone sets it).
         let cpuset = p
             .cgroups
             .iter()
-            .find(|(h, _)| h.split(',').any(|c| c == "cpuset"));
+            .find(|(h, _)| h.split(',').any(|c| c == "cpuset"))
+            .map(|(h, path)| (h, path, "cpuset.cpus"))
+            .or_else(|| {
+                p.cgroups
+                    .iter()
+                    .find(|(h, _)| h == "unified")
+                    .map(|(h, path)| (h, path, "cpuset.cpus.effective"))
+            });
         let available = match cpuset {
-            Some((h, path)) => m
-                .get_value(h, path, "cpuset.cpus")
-                .await
-                .map_err(|e| dbus("read cpuset.cpus", e))?,
+            Some((h, path, file)) => m.get_value(h, path, file).await.unwrap_or_default(),
             None => String::new(),
         };
         let mut applied = false;

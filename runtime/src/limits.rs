@@ -42,6 +42,14 @@ pub fn parse_bytes(s: &str) -> Result<u64> {
 
 /// The CPUs for `limits.cpu` given the CPUs available (a cpuset list like `0-3`).
 pub fn cpus_for(value: &str, available: &str) -> Result<String> {
+    if available.trim().is_empty() {
+        return Err(Error::Host(
+            "limits.cpu needs the cpuset controller, and the container's cgroups have none \
+             (v1: delegate the cpuset hierarchy; cgroup2: cpuset enabled down to the \
+             delegation point)"
+                .into(),
+        ));
+    }
     let avail = cgroups::cpuset::CpuSet::parse(std::path::Path::new("cpuset.cpus"), available)
         .map_err(|e| Error::Setup(e.to_string()))?;
     if let Ok(n) = value.trim().parse::<usize>() {
@@ -187,6 +195,9 @@ mod tests {
         assert_eq!(cpus_for("1-2", "0-3").unwrap(), "1-2");
         assert!(cpus_for("7", "0-1").is_err());
         assert!(cpus_for("0", "0-1").is_err());
+        // No cpuset controller at all (cgroup2 without it enabled): said so, not "0 CPUs".
+        let e = cpus_for("1", "").unwrap_err().to_string();
+        assert!(e.contains("cpuset controller"), "{e}");
     }
 
     #[test]

@@ -114,6 +114,7 @@ pub fn setup(root: &Path, lxcfs: Option<&Path>) -> Result<()> {
         nosuid | MsFlags::MS_RDONLY,
         None,
     )?;
+    cgroup2(root)?;
     let dev = root.join("dev");
     mnt(
         Some("tmpfs"),
@@ -202,6 +203,29 @@ pub fn setup(root: &Path, lxcfs: Option<&Path>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// On a pure cgroup2 host, the container's `/sys/fs/cgroup` is cgroup2 mounted in its cgroup
+/// namespace — its own subtree, which its root owns — as LXC's `cgroup:mixed` gives it: an init
+/// such as systemd cannot make a v1 hierarchy there (no user namespace may) and stops with
+/// "Failed to mount cgroup". On a hybrid or v1 host the init mounts what it needs itself.
+fn cgroup2(root: &Path) -> Result<()> {
+    let unified =
+        cgroups::Layout::detect(Path::new("/proc")).is_ok_and(|l| l.mode == cgroups::Mode::Unified);
+    if !unified {
+        return Ok(());
+    }
+    let target = root.join("sys/fs/cgroup");
+    if !target.is_dir() {
+        return Ok(());
+    }
+    mnt(
+        Some("cgroup2"),
+        &target,
+        Some("cgroup2"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+    )
 }
 
 /// The names in an lxcfs directory (none if it cannot be read).
