@@ -79,6 +79,7 @@ fn run(args: Args) -> Result<(), String> {
     let policy = Policy::load(&args.policy).map_err(|e| format!("policy: {e}"))?;
     let config = Config {
         max_depth: args.max_depth,
+        peer_pidfd: !args.test_no_peer_pidfd,
         ..Config::default()
     };
     let mgr =

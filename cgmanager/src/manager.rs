@@ -24,6 +24,9 @@ pub struct Config {
     pub max_depth: usize,
     /// The kernel's list of files a v2 delegatee owns.
     pub delegate_list: PathBuf,
+    /// Take socket peers' pidfds from `SO_PEERPIDFD` where the kernel has it (Linux ≥ 6.5);
+    /// false (a switch for tests) pins them by pid as on older kernels.
+    pub peer_pidfd: bool,
 }
 
 impl Default for Config {
@@ -31,6 +34,7 @@ impl Default for Config {
         Config {
             max_depth: 16,
             delegate_list: PathBuf::from(cgroups::manage::DELEGATE_LIST),
+            peer_pidfd: true,
         }
     }
 }

@@ -255,6 +255,17 @@ impl Drop for Scratch {
     }
 }
 
+/// The daemon's switch (for tests) that ignores `SO_PEERPIDFD` and pins peers by pid, as it
+/// must on Linux < 6.5.
+pub const NO_PEER_PIDFD: &str = "--test-no-peer-pidfd";
+
+/// Set `LXR_E2E_CGM_NO_PEERPIDFD=1` to start every daemon of a run with [`NO_PEER_PIDFD`]:
+/// the whole suite on the identity path of kernels without `SO_PEERPIDFD`
+/// (`scripts/test.sh` runs the cgm suites so a second time).
+pub fn pinned_by_pid() -> bool {
+    std::env::var("LXR_E2E_CGM_NO_PEERPIDFD").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
 /// A cgmanager daemon on a temp socket, stopped (SIGTERM, then SIGKILL) when dropped.
 pub struct CgmDaemon {
     child: Child,
@@ -299,6 +310,11 @@ impl CgmDaemon {
                 &["--no-bus"][..]
             })
             .args(extra)
+            .args(if pinned_by_pid() && !extra.contains(&NO_PEER_PIDFD) {
+                &[NO_PEER_PIDFD][..]
+            } else {
+                &[][..]
+            })
             .arg("--debug")
             .stderr(log)
             .stdout(Stdio::null())
