@@ -82,8 +82,16 @@ fn run(args: Args) -> Result<(), String> {
         peer_pidfd: !args.test_no_peer_pidfd,
         ..Config::default()
     };
-    let mgr =
-        Arc::new(Manager::new(host, layout, config, policy).map_err(|e| e.message().to_string())?);
+    let mut mgr =
+        Manager::new(host, layout, config, policy).map_err(|e| e.message().to_string())?;
+    if let Err(e) = mgr.take_leaf() {
+        tracing::warn!(
+            "could not move into a leaf of the daemon's cgroup: {}; delegations below it get \
+             no controllers",
+            e.message()
+        );
+    }
+    let mgr = Arc::new(mgr);
     tracing::info!(
         "hierarchies: {}; {} delegation rule(s) from {}",
         mgr.list_controllers().join(" "),

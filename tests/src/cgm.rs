@@ -597,3 +597,27 @@ pub fn owner(p: &Path) -> u32 {
         .unwrap_or_else(|e| panic!("stat {}: {e}", p.display()))
         .uid()
 }
+
+/// Mark a cgroup directory this test made as delegated, as systemd marks the cgroup of a unit
+/// with `Delegate=yes` (`trusted.delegate` = `1`).
+pub fn mark_delegated(dir: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    // SAFETY: the path and the name are NUL-terminated, and the value is valid for 1 byte.
+    let r = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            c"trusted.delegate".as_ptr(),
+            b"1".as_ptr().cast(),
+            1,
+            0,
+        )
+    };
+    assert_eq!(
+        r,
+        0,
+        "setxattr trusted.delegate on {}: {}",
+        dir.display(),
+        std::io::Error::last_os_error()
+    );
+}
