@@ -71,18 +71,7 @@ impl Host {
 
     /// A caller in `/user` with these ids, without root's privileges (whatever the uid).
     fn caller(&self, uid: u32, gid: u32) -> Caller {
-        Caller {
-            pid: 4242,
-            uid,
-            gid,
-            groups: Vec::new(),
-            uid_map: IdMap::identity(),
-            gid_map: IdMap::identity(),
-            host_root: false,
-            ns_root: false,
-            same_pidns: true,
-            cgroups: ProcCgroups::parse(Path::new("cgroup"), "4:memory:/user\n0::/\n").unwrap(),
-        }
+        plain_caller(uid, gid, "4:memory:/user\n0::/\n")
     }
 
     /// The owner of the tree.
@@ -97,6 +86,23 @@ impl Host {
 
     fn cg(&self, rel: &str) -> Cgroup {
         Cgroup::new(Version::V1, self.fx.v1_root("memory"), rel).unwrap()
+    }
+}
+
+/// A caller with these ids and cgroups (`/proc/<pid>/cgroup` text), in the daemon's
+/// namespaces, without root's privileges (whatever the uid).
+fn plain_caller(uid: u32, gid: u32, cgroups: &str) -> Caller {
+    Caller {
+        pid: 4242,
+        uid,
+        gid,
+        groups: Vec::new(),
+        uid_map: IdMap::identity(),
+        gid_map: IdMap::identity(),
+        host_root: false,
+        ns_root: false,
+        same_pidns: true,
+        cgroups: ProcCgroups::parse(Path::new("cgroup"), cgroups).unwrap(),
     }
 }
 
@@ -347,18 +353,7 @@ impl V2 {
     }
 
     fn user(&self) -> Caller {
-        Caller {
-            pid: 4242,
-            uid: USER,
-            gid: USER,
-            groups: Vec::new(),
-            uid_map: IdMap::identity(),
-            gid_map: IdMap::identity(),
-            host_root: false,
-            ns_root: false,
-            same_pidns: true,
-            cgroups: ProcCgroups::parse(Path::new("cgroup"), "0::/elsewhere\n").unwrap(),
-        }
+        plain_caller(USER, USER, "0::/elsewhere\n")
     }
 
     fn read(&self, rel: &str, file: &str) -> String {
@@ -367,6 +362,15 @@ impl V2 {
 
     fn delegate(&self) -> crate::errors::Result<Vec<crate::ops::Delegation>> {
         self.mgr.delegate(&self.user(), "unified")
+    }
+
+    /// Delegate is refused for a controller the cgroups above do not offer, saying `parts`.
+    fn refused_saying(&self, parts: &[&str]) {
+        let e = self.delegate().unwrap_err();
+        assert_eq!(e.kind(), Kind::NoSuchController, "{e}");
+        for part in parts {
+            assert!(e.message().contains(part), "{part:?} in {e}");
+        }
     }
 }
 
@@ -379,13 +383,18 @@ fn rule(controllers: &str, extra: &str) -> String {
 
 const LIMITS: &str = "memory_max = \"1G\"\npids_max = 100\n";
 
-#[test]
-fn v2_delegation_enables_its_controllers_on_the_way_down() {
-    let h = V2::new(
+/// Memory and pids delegated, with limits for both, the root enabling cpu, memory and pids.
+fn memory_and_pids(leaf: bool) -> V2 {
+    V2::new(
         &rule("\"memory\", \"pids\"", LIMITS),
         "cpu memory pids",
-        true,
-    );
+        leaf,
+    )
+}
+
+#[test]
+fn v2_delegation_enables_its_controllers_on_the_way_down() {
+    let h = memory_and_pids(true);
     let d = format!("svc/users/{USER}");
     let got = h.delegate().unwrap();
     assert_eq!(got.len(), 1);
@@ -439,21 +448,13 @@ fn v2_delegation_of_all_gets_every_controller_the_daemon_has() {
 
 #[test]
 fn v2_delegation_below_a_daemon_that_did_not_leave_its_cgroup_is_refused() {
-    let h = V2::new(
-        &rule("\"memory\", \"pids\"", LIMITS),
-        "cpu memory pids",
-        false,
-    );
-    let e = h.delegate().unwrap_err();
-    assert_eq!(e.kind(), Kind::NoSuchController, "{e}");
-    for part in [
+    let h = memory_and_pids(false);
+    h.refused_saying(&[
         "memory pids",
         "runs in /svc itself",
         "Delegate=yes",
         "/svc/daemon",
-    ] {
-        assert!(e.message().contains(part), "{part:?} in {e}");
-    }
+    ]);
     // Refused before anything was touched.
     assert_eq!(h.read("svc", "cgroup.subtree_control"), "");
     assert_eq!(h.read("svc/users", "cgroup.subtree_control"), "");
@@ -467,15 +468,11 @@ fn v2_delegation_below_a_daemon_that_did_not_leave_its_cgroup_is_refused() {
 fn v2_limits_whose_controller_is_not_offered_are_refused_not_skipped() {
     // The root enables no memory: the policy's memory_max could not be set.
     let h = V2::new(&rule("\"pids\"", LIMITS), "cpu pids", true);
-    let e = h.delegate().unwrap_err();
-    assert_eq!(e.kind(), Kind::NoSuchController, "{e}");
-    for part in [
+    h.refused_saying(&[
         "delegates memory at",
         "/ does not enable it",
         "service manager",
-    ] {
-        assert!(e.message().contains(part), "{part:?} in {e}");
-    }
+    ]);
     assert_eq!(h.read("svc", "cgroup.subtree_control"), "");
     assert_eq!(h.read(&format!("svc/users/{USER}"), "pids.max"), "");
 }
