@@ -26,7 +26,7 @@ fn main() {
             .ok()
             .and_then(|p| p.parse().ok())
             .unwrap_or(std::process::id());
-        let peer = Peer::from_bus(pid, nix::unistd::geteuid().as_raw(), None);
+        let peer = Peer::from_bus(proc_root, pid, nix::unistd::geteuid().as_raw(), None);
         let n = 20000u32;
         let t = Instant::now();
         for _ in 0..n {

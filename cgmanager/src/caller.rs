@@ -52,7 +52,22 @@ pub struct Peer {
     /// `/proc/<pid>/cgroup`, kept open: re-read from offset 0 on every request (procfs
     /// regenerates it), and bound to this process, so a reused pid reads as ESRCH.
     cgroup_file: Mutex<Option<std::fs::File>>,
-    pidfd: Option<Pidfd>,
+    /// The pidfd pinning the process that connected, or why there is none (it exited before
+    /// it could be pinned, or its pid already names another process).
+    pidfd: std::result::Result<Pidfd, String>,
+    /// How the pidfd was had.
+    pub pinned: Pinned,
+}
+
+/// How the daemon came by a peer's pidfd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pinned {
+    /// From the kernel with the connection (`SO_PEERPIDFD`, Linux ≥ 6.5) or from the bus
+    /// (`ProcessFD`): the process that connected, by construction.
+    ByKernel,
+    /// Opened by pid (`pidfd_open`, Linux ≥ 5.3) and checked to be the process that connected
+    /// ([`pin_by_pid`]).
+    ByPid,
 }
 
 #[derive(Debug, Clone)]
@@ -98,13 +113,30 @@ fn peer_groups(sock: &impl AsFd) -> std::io::Result<Vec<u32>> {
 
 impl Peer {
     /// From a connected unix socket: `SO_PEERCRED`, `SO_PEERGROUPS` and `SO_PEERPIDFD` (Linux
-    /// ≥ 6.5), all captured by the kernel when the peer connected.
-    pub fn from_socket(sock: &impl AsFd) -> std::io::Result<Peer> {
+    /// ≥ 6.5), all captured by the kernel when the peer connected. Without `SO_PEERPIDFD` (an
+    /// older kernel, or `peer_pidfd` false, a switch for tests) the pid `SO_PEERCRED` recorded
+    /// is pinned now with [`pin_by_pid`]; `accepted` is a time ([`cgroups::process::boot_ticks`])
+    /// taken after the connection was accepted, so after the peer connected.
+    pub fn from_socket(
+        sock: &impl AsFd,
+        proc_root: &Path,
+        peer_pidfd: bool,
+        accepted: u64,
+    ) -> std::io::Result<Peer> {
         let cred = getsockopt(sock, sockopt::PeerCredentials)?;
-        let pidfd = getsockopt(sock, sockopt::PeerPidfd)
-            .ok()
-            .map(Pidfd::from_owned);
         let pid = u32::try_from(cred.pid()).unwrap_or(0);
+        let from_kernel = if peer_pidfd {
+            getsockopt(sock, sockopt::PeerPidfd).ok()
+        } else {
+            None
+        };
+        let (pidfd, pinned) = match from_kernel {
+            Some(fd) => (Ok(Pidfd::from_owned(fd)), Pinned::ByKernel),
+            None => (
+                pin_by_pid(proc_root, pid, cred.uid(), accepted),
+                Pinned::ByPid,
+            ),
+        };
         let ids = peer_groups(sock).ok().map(|g| (cred.gid(), g));
         Ok(Peer {
             pid,
@@ -113,15 +145,21 @@ impl Peer {
             ns: Mutex::new(None),
             cgroup_file: Mutex::new(None),
             pidfd,
+            pinned,
         })
     }
 
-    /// From what a bus reported (`GetConnectionCredentials`). Without a `ProcessFD` from the
-    /// bus the pidfd is opened now, which pins the process from here on.
-    pub fn from_bus(pid: u32, uid: u32, pidfd: Option<OwnedFd>) -> Peer {
-        let pidfd = pidfd
-            .map(Pidfd::from_owned)
-            .or_else(|| Pidfd::open(pid).ok());
+    /// From what a bus reported (`GetConnectionCredentials`), at the sender's first call.
+    /// Without a `ProcessFD` from the bus (dbus-daemon 1.14 has none) the pid is pinned now
+    /// with [`pin_by_pid`], the call's arrival bounding when the sender connected.
+    pub fn from_bus(proc_root: &Path, pid: u32, uid: u32, pidfd: Option<OwnedFd>) -> Peer {
+        let (pidfd, pinned) = match pidfd {
+            Some(fd) => (Ok(Pidfd::from_owned(fd)), Pinned::ByKernel),
+            None => {
+                let now = cgroups::process::boot_ticks().unwrap_or(0);
+                (pin_by_pid(proc_root, pid, uid, now), Pinned::ByPid)
+            }
+        };
         Peer {
             pid,
             uid,
@@ -129,12 +167,13 @@ impl Peer {
             ns: Mutex::new(None),
             cgroup_file: Mutex::new(None),
             pidfd,
+            pinned,
         }
     }
 
     /// One of the peer's namespace inodes: through the pidfd where the kernel can, else procfs.
     fn ns_inode(&self, proc_root: &Path, ns: Ns) -> cgroups::Result<u64> {
-        if let Some(Ok(i)) = self.pidfd.as_ref().map(|p| p.ns_inode(ns)) {
+        if let Ok(Ok(i)) = self.pidfd.as_ref().map(|p| p.ns_inode(ns)) {
             return Ok(i);
         }
         let name = match ns {
@@ -180,11 +219,58 @@ impl Peer {
 
     /// False once the connecting process has exited: its pid may belong to someone else now.
     pub fn alive(&self) -> bool {
-        match &self.pidfd {
-            Some(fd) => fd.alive(),
-            None => false,
-        }
+        self.pidfd.as_ref().is_ok_and(Pidfd::alive)
     }
+}
+
+/// Pin a peer by the pid `SO_PEERCRED` (or a bus) recorded when it connected, where the kernel
+/// hands over no pidfd (`SO_PEERPIDFD` is Linux ≥ 6.5): open a pidfd on that pid
+/// (`pidfd_open`, Linux ≥ 5.3), read the process's start time and ids, check the pidfd still
+/// names a live process (so what was read is its), and accept it only if
+///
+/// * it started no later than `connected_by` (clock ticks after boot, taken after the
+///   connection was made): the process that connected was alive when it connected, and a
+///   process that got its pid afterwards started after that one exited, so after it
+///   connected; and
+/// * the uid the connection carries is still one of its real, effective, saved or filesystem
+///   uids.
+///
+/// What remains, compared with `SO_PEERPIDFD`: a process that started within the same clock
+/// tick as `connected_by` or in the moments between the peer's `connect` and the daemon's
+/// `accept` (on a bus: between the sender's connection to the bus and its first call), that
+/// was given the very pid the peer had after the peer exited (the pid counter must wrap
+/// around to it, which only a process with `CAP_SYS_ADMIN` over the host's pid namespace can
+/// hurry), and that has the peer's uid among its own, passes for the peer. Once pinned, the
+/// pidfd keeps any later reuse out as with `SO_PEERPIDFD`.
+pub fn pin_by_pid(
+    proc_root: &Path,
+    pid: u32,
+    uid: u32,
+    connected_by: u64,
+) -> std::result::Result<Pidfd, String> {
+    let gone =
+        || format!("the calling process (pid {pid}) has exited; reconnect from a live process");
+    if pid == 0 {
+        return Err(gone());
+    }
+    let fd = Pidfd::open(pid).map_err(|_| gone())?;
+    let started = cgroups::process::start_ticks(proc_root, pid).map_err(|_| gone())?;
+    let status = Status::read(proc_root, pid).map_err(|_| gone())?;
+    if !fd.alive() {
+        return Err(gone());
+    }
+    if started > connected_by {
+        return Err(format!(
+            "pid {pid} now names a process that started after the connection was made: the \
+             caller exited and its pid was reused; reconnect from a live process"
+        ));
+    }
+    if !status.uids.contains(&uid) {
+        return Err(format!(
+            "process {pid} no longer has the uid {uid} it connected with; reconnect"
+        ));
+    }
+    Ok(fd)
 }
 
 /// One request's view of the caller.
@@ -225,6 +311,9 @@ impl Caller {
                 ),
             )
         };
+        if let Err(why) = &peer.pidfd {
+            return Err(Error::new(Kind::NoSuchProcess, why.clone()));
+        }
         if peer.pid == 0 || !peer.alive() {
             return Err(gone());
         }
@@ -421,4 +510,92 @@ fn thread_group_of(host: &HostNs, tid: u32) -> Option<u32> {
     cgroups::process::Status::read(&host.proc_root, tid)
         .ok()?
         .tgid
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn me() -> (u32, u32) {
+        (std::process::id(), nix::unistd::geteuid().as_raw())
+    }
+
+    /// The fallback for kernels without `SO_PEERPIDFD`, on this process as it really is.
+    #[test]
+    fn pinning_by_pid_takes_the_process_that_connected_only() {
+        let proc = Path::new("/proc");
+        let (pid, uid) = me();
+        let now = cgroups::process::boot_ticks().unwrap();
+        let fd = pin_by_pid(proc, pid, uid, now).unwrap();
+        assert!(fd.alive());
+        // A process that started after the connection was made has a reused pid.
+        let started = cgroups::process::start_ticks(proc, pid).unwrap();
+        let e = pin_by_pid(proc, pid, uid, started - 1).unwrap_err();
+        assert!(e.contains("started after the connection"), "{e}");
+        // Or it no longer has the uid the connection carries.
+        let e = pin_by_pid(proc, pid, uid ^ 0x5a5a, now).unwrap_err();
+        assert!(e.contains("no longer has the uid"), "{e}");
+        // An exited (and reaped) process, and pid 0 (not visible to the daemon).
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let e = pin_by_pid(proc, gone, uid, now).unwrap_err();
+        assert!(e.contains("has exited"), "{e}");
+        assert!(pin_by_pid(proc, 0, uid, now)
+            .unwrap_err()
+            .contains("has exited"));
+    }
+
+    /// The start time is compared in whole clock ticks: a process that started in the tick
+    /// the connection was accepted passes, one a tick later does not (fixture procfs).
+    #[test]
+    fn the_start_time_bound_is_inclusive() {
+        let fx = cgroups::fixture::Fixture::new();
+        let (pid, uid) = me();
+        fx.write_file(
+            &format!("proc/{pid}/stat"),
+            &format!("{pid} (cgm (x)) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 500 0 0\n"),
+        );
+        fx.write_file(
+            &format!("proc/{pid}/status"),
+            &format!("Name:\tcgm\nUid:\t1 {uid} 1 1\nGid:\t1 1 1 1\nGroups:\t\nNSpid:\t{pid}\n"),
+        );
+        let proc = fx.proc_root();
+        assert!(pin_by_pid(&proc, pid, uid, 500).is_ok());
+        assert!(pin_by_pid(&proc, pid, uid, 499).is_err());
+        // Any of the four uids will do: a setuid program keeps its caller's as the real one.
+        assert!(pin_by_pid(&proc, pid, 1, 500).is_ok());
+        assert!(pin_by_pid(&proc, pid, 2, 500).is_err());
+    }
+
+    /// A peer whose pid could not be pinned is refused with the reason, as one that exited.
+    #[test]
+    fn an_unpinned_peer_is_refused() {
+        let (pid, uid) = me();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let proc = Path::new("/proc");
+        let host = HostNs::detect(proc).unwrap();
+        // The kernel's own pidfd, or pinned by pid with the start-time check passing.
+        for peer_pidfd in [true, false] {
+            let now = cgroups::process::boot_ticks().unwrap();
+            let p = Peer::from_socket(&a, proc, peer_pidfd, now).unwrap();
+            assert_eq!((p.pid, p.uid), (pid, uid));
+            if !peer_pidfd {
+                assert_eq!(p.pinned, Pinned::ByPid);
+            }
+            let c = Caller::load(&p, &host).unwrap();
+            assert_eq!(c.pid, pid);
+        }
+        // Accepted "before" this process started: its pid names someone else.
+        let p = Peer::from_socket(&a, proc, false, 0).unwrap();
+        let e = Caller::load(&p, &host).unwrap_err();
+        assert_eq!(e.kind(), Kind::NoSuchProcess);
+        assert!(e.message().contains("pid was reused"), "{e}");
+        // The bus: no ProcessFD, pinned at the first call.
+        let p = Peer::from_bus(proc, pid, uid, None);
+        assert_eq!(p.pinned, Pinned::ByPid);
+        assert!(Caller::load(&p, &host).is_ok());
+    }
 }

@@ -146,9 +146,27 @@ enum Cmd {
     },
 }
 
+/// `--bus` takes an optional value, so on its own clap reads `cgm --bus ping` as the bus
+/// address `ping` and finds no verb. A `--bus` directly followed by one of the verbs means the
+/// system bus, as it does after the verb (`cgm ping --bus`): it is passed on as
+/// `--bus=system`. (A bus address always has a `:`, so it is never a verb.)
+fn bus_before_verb(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let mut args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    for i in 1..args.len() {
+        let verb_next = args[i]
+            .to_str()
+            .is_some_and(|v| cmd.find_subcommand(v).is_some());
+        if verb_next && args[i - 1] == "--bus" {
+            args[i - 1] = "--bus=system".into();
+        }
+    }
+    args
+}
+
 /// Entry point of the `cgm` binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(bus_before_verb(std::env::args_os()));
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -384,4 +402,49 @@ async fn run(cli: &Cli) -> Result<String, Error> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        let argv = std::iter::once("cgm")
+            .chain(args.iter().copied())
+            .map(Into::into);
+        match Cli::try_parse_from(bus_before_verb(argv)) {
+            Ok(c) => c,
+            Err(e) => panic!("{args:?}: {e}"),
+        }
+    }
+
+    /// The README's `cgm --bus ping` and the form after the verb mean the same: the system
+    /// bus; an address is taken in either position, with or without `=`.
+    #[test]
+    fn bus_goes_before_or_after_the_verb() {
+        for args in [
+            &["--bus", "ping"][..],
+            &["ping", "--bus"],
+            &["--bus=system", "ping"],
+            &["--bus", "--json", "ping"],
+        ] {
+            let c = parse(args);
+            assert_eq!(c.bus.as_deref(), Some("system"), "{args:?}");
+            assert!(matches!(c.cmd, Cmd::Ping), "{args:?}");
+        }
+        let addr = "unix:path=/run/x";
+        for args in [
+            &["--bus", addr, "ping"][..],
+            &[&format!("--bus={addr}"), "ping"],
+            &["ping", "--bus", addr],
+        ] {
+            let c = parse(args);
+            assert_eq!(c.bus.as_deref(), Some(addr), "{args:?}");
+            assert!(matches!(c.cmd, Cmd::Ping), "{args:?}");
+        }
+        let c = parse(&["--bus", "getvalue", "memory", "", "memory.max"]);
+        assert_eq!(c.bus.as_deref(), Some("system"));
+        assert!(matches!(c.cmd, Cmd::Getvalue { ref key, .. } if key == "memory.max"));
+        assert_eq!(parse(&["ping"]).bus, None);
+    }
 }

@@ -39,6 +39,9 @@ pub struct Args {
     /// blocking threads, so one slow call holds up no other client.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Tests only: ignore `SO_PEERPIDFD` and pin peers by pid, as on Linux < 6.5.
+    #[arg(long, hide = true)]
+    pub test_no_peer_pidfd: bool,
     /// Log every request (same as RUST_LOG=debug).
     #[arg(short, long)]
     pub debug: bool,

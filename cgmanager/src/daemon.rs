@@ -54,6 +54,30 @@ fn raise_nofile() {
     }
 }
 
+/// What the daemon cannot work without, tried at start so that a kernel too old is told
+/// plainly instead of through every call failing: `pidfd_open` (Linux ≥ 5.3) pins callers and
+/// the processes they name, `openat2` (Linux ≥ 5.6) opens every cgroup file beneath its mount.
+fn check_kernel(layout: &cgroups::Layout) -> Result<(), String> {
+    let enosys = |e: Option<i32>| e == Some(libc::ENOSYS);
+    if let Err(e) = cgroups::process::Pidfd::open(std::process::id()) {
+        if enosys(e.raw_os_error()) {
+            return Err("this kernel has no pidfd_open: cgmanager needs Linux 5.6 or later".into());
+        }
+    }
+    if let Some(h) = layout.hierarchies.first() {
+        let root =
+            cgroups::Cgroup::new(h.version, &h.mount_point, "").map_err(|e| e.to_string())?;
+        if let Err(e) = cgroups::beneath::open(&root, None, nix::fcntl::OFlag::O_PATH) {
+            if enosys(Some(e.errno())) {
+                return Err(
+                    "this kernel has no openat2: cgmanager needs Linux 5.6 or later".into(),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Entry point of the `cgmanager` binary.
 pub fn main() -> ExitCode {
     let args = Args::parse();
@@ -75,14 +99,24 @@ fn run(args: Args) -> Result<(), String> {
     raise_nofile();
     let proc_root = std::path::Path::new("/proc");
     let layout = cgroups::Layout::detect(proc_root).map_err(|e| format!("cgroup layout: {e}"))?;
+    check_kernel(&layout)?;
     let host = HostNs::detect(proc_root).map_err(|e| e.message().to_string())?;
     let policy = Policy::load(&args.policy).map_err(|e| format!("policy: {e}"))?;
     let config = Config {
         max_depth: args.max_depth,
+        peer_pidfd: !args.test_no_peer_pidfd,
         ..Config::default()
     };
-    let mgr =
-        Arc::new(Manager::new(host, layout, config, policy).map_err(|e| e.message().to_string())?);
+    let mut mgr =
+        Manager::new(host, layout, config, policy).map_err(|e| e.message().to_string())?;
+    if let Err(e) = mgr.take_leaf() {
+        tracing::warn!(
+            "could not move into a leaf of the daemon's cgroup: {}; delegations below it get \
+             no controllers",
+            e.message()
+        );
+    }
+    let mgr = Arc::new(mgr);
     tracing::info!(
         "hierarchies: {}; {} delegation rule(s) from {}",
         mgr.list_controllers().join(" "),

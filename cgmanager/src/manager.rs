@@ -16,6 +16,10 @@ use crate::errors::{from_cgroups, Error, Kind, Result};
 use crate::policy::Policy;
 use crate::target;
 
+/// cgroup v2: the leaf below its own cgroup a delegated daemon lives in
+/// ([`Manager::take_leaf`]).
+pub const LEAF: &str = "daemon";
+
 /// Settings of the core.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -24,6 +28,9 @@ pub struct Config {
     pub max_depth: usize,
     /// The kernel's list of files a v2 delegatee owns.
     pub delegate_list: PathBuf,
+    /// Take socket peers' pidfds from `SO_PEERPIDFD` where the kernel has it (Linux ≥ 6.5);
+    /// false (a switch for tests) pins them by pid as on older kernels.
+    pub peer_pidfd: bool,
 }
 
 impl Default for Config {
@@ -31,6 +38,7 @@ impl Default for Config {
         Config {
             max_depth: 16,
             delegate_list: PathBuf::from(cgroups::manage::DELEGATE_LIST),
+            peer_pidfd: true,
         }
     }
 }
@@ -45,8 +53,11 @@ pub struct Manager {
     pub config: Config,
     /// Delegation policy.
     pub policy: Policy,
-    /// The daemon's own cgroups (`%D` in policy paths).
+    /// The daemon's own cgroups when it started (`%D` in policy paths).
     pub(crate) own: ProcCgroups,
+    /// cgroup v2: the leaf below its own cgroup the daemon moved itself into
+    /// ([`Manager::take_leaf`]), if it did.
+    pub(crate) leaf: Option<Cgroup>,
     /// Cgroups to remove once empty (RemoveOnEmpty, Prune); its task runs in the daemon.
     pub watch: Arc<crate::watch::Watch>,
 }
@@ -62,8 +73,48 @@ impl Manager {
             config,
             policy,
             own,
+            leaf: None,
             watch: crate::watch::Watch::new(),
         })
+    }
+
+    /// cgroup v2 keeps processes in leaves: a cgroup that holds a process cannot enable
+    /// controllers for its children (EBUSY), so a daemon living in its own cgroup could not
+    /// give delegations below it (`%D`) any controller. Where that cgroup was delegated to the
+    /// daemon — systemd's `Delegate=yes`, which marks it `trusted.delegate` — the daemon moves
+    /// itself into the leaf [`LEAF`] below it, leaving its own cgroup free to enable
+    /// controllers ([`Manager::delegate`] does, as delegations need them). Elsewhere it stays
+    /// where it was put: the cgroup is someone else's to arrange. Call before serving.
+    pub fn take_leaf(&mut self) -> Result<()> {
+        let Some(h) = self.layout.unified() else {
+            return Ok(());
+        };
+        let Ok(own) = self.cgroup_of(&self.own, h) else {
+            return Ok(());
+        };
+        if own.is_root() {
+            // The root may hold processes and enable controllers both.
+            return Ok(());
+        }
+        if !own.is_delegated() {
+            tracing::info!(
+                "{} is not delegated to the daemon (no trusted.delegate; systemd: Delegate=yes): \
+                 it stays there and enables no controllers in it",
+                own.abs_path()
+            );
+            return Ok(());
+        }
+        let leaf = own.descendant(LEAF).map_err(|e| from_cgroups(&e))?;
+        leaf.create(0o755).map_err(|e| from_cgroups(&e))?;
+        leaf.move_process(std::process::id())
+            .map_err(|e| from_cgroups(&e))?;
+        tracing::info!(
+            "moved into {} so that {} can enable controllers for the delegations below it",
+            leaf.abs_path(),
+            own.abs_path()
+        );
+        self.leaf = Some(leaf);
+        Ok(())
     }
 
     /// The one hierarchy a single-controller method names.

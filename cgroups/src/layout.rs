@@ -139,8 +139,9 @@ impl Layout {
     }
 }
 
-/// v1 controller names differ from v2 ones for block I/O.
-fn v2_name(controller: &str) -> &str {
+/// The v2 name of a controller: v1's `blkio` is v2's `io`, and `cpuacct`'s accounting is in
+/// v2's `cpu`.
+pub fn v2_name(controller: &str) -> &str {
     match controller {
         "blkio" => "io",
         "cpuacct" => "cpu",

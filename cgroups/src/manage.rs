@@ -337,6 +337,53 @@ impl Cgroup {
         self.chown(&names, uid, gid)
     }
 
+    /// v2: the controllers this cgroup may use (`cgroup.controllers`: what its parent enables).
+    pub fn controllers(&self) -> Result<Vec<String>> {
+        self.word_list("cgroup.controllers")
+    }
+
+    /// v2: the controllers this cgroup enables for its children (`cgroup.subtree_control`).
+    pub fn subtree_control(&self) -> Result<Vec<String>> {
+        self.word_list("cgroup.subtree_control")
+    }
+
+    fn word_list(&self, key: &str) -> Result<Vec<String>> {
+        Ok(self
+            .read_beneath(key)?
+            .split_ascii_whitespace()
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// v2: enable controllers for the children (`+a +b` to `cgroup.subtree_control`, one
+    /// write). The kernel refuses with EBUSY while the cgroup has processes of its own (the
+    /// no-internal-process rule; the root is exempt), and with ENOENT a controller its own
+    /// `cgroup.controllers` lacks.
+    pub fn enable_controllers<S: AsRef<str>>(&self, controllers: &[S]) -> Result<()> {
+        if controllers.is_empty() {
+            return Ok(());
+        }
+        let line = controllers
+            .iter()
+            .map(|c| format!("+{}", c.as_ref()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        self.write("cgroup.subtree_control", &line)
+    }
+
+    /// Whether whoever manages the cgroup above marked it as delegated: `trusted.delegate`, or
+    /// when that is absent `user.delegate`, is `1` — how systemd marks the cgroup of a unit
+    /// with `Delegate=yes` (the same test as its `cg_is_delegated`).
+    pub fn is_delegated(&self) -> bool {
+        let Ok(fd) = beneath::open(self, None, OFlag::O_RDONLY | OFlag::O_DIRECTORY) else {
+            return false;
+        };
+        ["trusted.delegate", "user.delegate"]
+            .iter()
+            .find_map(|name| get_xattr(&fd, name))
+            .is_some_and(|v| v == b"1")
+    }
+
     /// chmod the directory (`file` = `None`) or one of its files.
     pub fn chmod(&self, file: Option<&str>, mode: u32) -> Result<()> {
         let p = match file {
@@ -347,6 +394,25 @@ impl Cgroup {
         fs::set_permissions(beneath::fd_path(&fd), fs::Permissions::from_mode(mode))
             .map_err(|e| Error::change("chmod", p, e))
     }
+}
+
+/// An extended attribute of an open file (at most 16 bytes of it); `None` if it is not set.
+fn get_xattr(fd: &impl AsFd, name: &str) -> Option<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let name = std::ffi::CString::new(name).ok()?;
+    let mut buf = [0u8; 16];
+    // SAFETY: `name` is NUL-terminated and `buf` is valid for `buf.len()` bytes, of which the
+    // kernel writes at most that many (ERANGE if the value is longer).
+    let n = unsafe {
+        libc::fgetxattr(
+            fd.as_fd().as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let n = usize::try_from(n).ok()?;
+    Some(buf.get(..n)?.to_vec())
 }
 
 #[cfg(test)]
@@ -400,6 +466,25 @@ mod tests {
         assert_eq!(keys[0].name, "cgroup.procs");
         a.chmod(Some("cgroup.procs"), 0o600).unwrap();
         assert_eq!(a.keys().unwrap()[0].mode, 0o600);
+    }
+
+    #[test]
+    fn v2_controller_files_on_a_fixture() {
+        let t = tempfile::tempdir().unwrap();
+        let a = Cgroup::new(Version::V2, t.path(), "").unwrap();
+        fs::write(a.file("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        fs::write(a.file("cgroup.subtree_control"), "").unwrap();
+        assert_eq!(a.controllers().unwrap(), ["cpu", "memory", "pids"]);
+        assert!(a.subtree_control().unwrap().is_empty());
+        a.enable_controllers(&["memory", "pids"]).unwrap();
+        // What the kernel is given (it shows the result as "memory pids").
+        assert_eq!(
+            fs::read_to_string(a.file("cgroup.subtree_control")).unwrap(),
+            "+memory +pids"
+        );
+        a.enable_controllers::<&str>(&[]).unwrap();
+        // A directory nobody marked is not delegated.
+        assert!(!a.is_delegated());
     }
 
     #[test]

@@ -208,6 +208,35 @@ impl Status {
     }
 }
 
+/// When a process started, in clock ticks (`sysconf(_SC_CLK_TCK)`, 1/100 s on Linux) after
+/// boot: field 22 of `<proc_root>/<pid>/stat`, measured on `CLOCK_BOOTTIME` ([`boot_ticks`]).
+pub fn start_ticks(proc_root: &Path, pid: u32) -> Result<u64> {
+    let path = proc_root.join(pid.to_string()).join("stat");
+    let text = read_to_string(&path)?;
+    // The command name may hold spaces and parentheses: the fields start after the last ')'.
+    let fields = text.rsplit_once(')').map_or("", |(_, r)| r);
+    fields
+        .split_ascii_whitespace()
+        .nth(19)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Error::parse(&path, "no start time (field 22)"))
+}
+
+/// Now, in the unit and on the clock of [`start_ticks`] (`CLOCK_BOOTTIME`), rounded down.
+pub fn boot_ticks() -> std::io::Result<u64> {
+    use nix::time::{clock_gettime, ClockId};
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|t| u64::try_from(t).ok())
+        .filter(|t| *t > 0)
+        .unwrap_or(100);
+    let now = clock_gettime(ClockId::CLOCK_BOOTTIME)?;
+    let secs = u64::try_from(now.tv_sec()).unwrap_or(0);
+    let nanos = u64::try_from(now.tv_nsec()).unwrap_or(0);
+    Ok(secs * hz + nanos * hz / 1_000_000_000)
+}
+
 /// The inode of one of a process's namespaces (`ns` = `pid`, `user`, `cgroup`, …).
 pub fn ns_inode(proc_root: &Path, pid: u32, ns: &str) -> Result<u64> {
     use std::os::unix::fs::MetadataExt;
@@ -314,6 +343,22 @@ mod tests {
             Some(4_000_000_000)
         );
         assert!(IdMap::parse(Path::new("m"), "0 1\n").is_err());
+    }
+
+    #[test]
+    fn start_ticks_from_stat() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("7")).unwrap();
+        // A command name with a space and a parenthesis in it.
+        let stat = "7 (a) b) S 1 7 7 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 4242 1 2 3\n";
+        std::fs::write(d.path().join("7/stat"), stat).unwrap();
+        assert_eq!(start_ticks(d.path(), 7).unwrap(), 4242);
+        std::fs::write(d.path().join("7/stat"), "7 (a) S 1\n").unwrap();
+        assert!(start_ticks(d.path(), 7).is_err());
+        // This process started before now, on the same clock.
+        let me = std::process::id();
+        let started = start_ticks(Path::new("/proc"), me).unwrap();
+        assert!(started <= boot_ticks().unwrap());
     }
 
     #[test]

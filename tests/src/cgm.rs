@@ -255,6 +255,17 @@ impl Drop for Scratch {
     }
 }
 
+/// The daemon's switch (for tests) that ignores `SO_PEERPIDFD` and pins peers by pid, as it
+/// must on Linux < 6.5.
+pub const NO_PEER_PIDFD: &str = "--test-no-peer-pidfd";
+
+/// Set `LXR_E2E_CGM_NO_PEERPIDFD=1` to start every daemon of a run with [`NO_PEER_PIDFD`]:
+/// the whole suite on the identity path of kernels without `SO_PEERPIDFD`
+/// (`scripts/test.sh` runs the cgm suites so a second time).
+pub fn pinned_by_pid() -> bool {
+    std::env::var("LXR_E2E_CGM_NO_PEERPIDFD").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
 /// A cgmanager daemon on a temp socket, stopped (SIGTERM, then SIGKILL) when dropped.
 pub struct CgmDaemon {
     child: Child,
@@ -299,6 +310,11 @@ impl CgmDaemon {
                 &["--no-bus"][..]
             })
             .args(extra)
+            .args(if pinned_by_pid() && !extra.contains(&NO_PEER_PIDFD) {
+                &[NO_PEER_PIDFD][..]
+            } else {
+                &[][..]
+            })
             .arg("--debug")
             .stderr(log)
             .stdout(Stdio::null())
@@ -580,4 +596,28 @@ pub fn owner(p: &Path) -> u32 {
     std::fs::metadata(p)
         .unwrap_or_else(|e| panic!("stat {}: {e}", p.display()))
         .uid()
+}
+
+/// Mark a cgroup directory this test made as delegated, as systemd marks the cgroup of a unit
+/// with `Delegate=yes` (`trusted.delegate` = `1`).
+pub fn mark_delegated(dir: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    // SAFETY: the path and the name are NUL-terminated, and the value is valid for 1 byte.
+    let r = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            c"trusted.delegate".as_ptr(),
+            b"1".as_ptr().cast(),
+            1,
+            0,
+        )
+    };
+    assert_eq!(
+        r,
+        0,
+        "setxattr trusted.delegate on {}: {}",
+        dir.display(),
+        std::io::Error::last_os_error()
+    );
 }

@@ -206,3 +206,35 @@ fn the_daemon_serves_the_shipped_xml() {
         "served but not shipped: {only_served:#?}\nshipped but not served: {only_shipped:#?}"
     );
 }
+
+/// Issue 18: `--bus` without an address means the system bus before the verb (the README's
+/// `cgm --bus ping`) as after it (`cgm ping --bus`); here the "system bus" is the private one.
+#[test]
+fn bus_option_goes_before_or_after_the_verb() {
+    let bus = PrivateBus::start();
+    let _d = CgmDaemon::start("", &["--bus", &bus.address]);
+    let t0 = std::time::Instant::now();
+    for args in [
+        &["--bus", "ping"][..],
+        &["ping", "--bus"],
+        &["--bus", "apiversion"],
+    ] {
+        loop {
+            let o = Command::new(bin("cgm"))
+                .args(args)
+                .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+                .output()
+                .unwrap();
+            let r = CgmResult::of(&o);
+            if r.ok {
+                break;
+            }
+            // The daemon's name may not be on the bus yet.
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(10),
+                "{args:?}: {r:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}

@@ -207,3 +207,85 @@ fn v1_delegation_and_the_readme_example() {
     assert!(r.ok, "{}", r.err);
     assert!(!dir.exists());
 }
+
+/// Two users for the v2 daemon-cgroup cases: lxrtest1 gets the cgroup2 hierarchy with whatever
+/// controllers the daemon has (none here: this host's root enables none), lxrtest2 names
+/// `hugetlb`, the one controller this host's cgroup2 hierarchy has, which nothing above the
+/// test's cgroups enables.
+const V2_POLICY: &str = "[[delegate]]\nusers = [\"lxrtest1\"]\ncontrollers = [\"unified\"]\n\
+    path = \"%D/users/%u\"\n\n[[delegate]]\nusers = [\"lxrtest2\"]\n\
+    controllers = [\"hugetlb\"]\npath = \"%D/users/%u\"\n";
+
+/// The daemon started in a cgroup the test made (its own in the cgroup2 hierarchy), the way
+/// systemd starts a unit in the unit's cgroup.
+fn daemon_in(s: &Scratch) -> CgmDaemon {
+    let procs = s.dir("unified", "").join("cgroup.procs");
+    let script = format!("echo $$ > {} && exec \"$@\"", procs.display());
+    CgmDaemon::start_under(&["sh", "-c", &script, "sh"], V2_POLICY, &[])
+}
+
+/// Issue 18: where its cgroup is delegated to it (systemd's `Delegate=yes` marks it
+/// `trusted.delegate`), the daemon moves itself into the leaf `<cgroup>/daemon`, so its cgroup
+/// can enable controllers for the delegations below it (`%D`); `%D` stays the cgroup it was
+/// started in. A controller the policy names that nothing above offers is refused, saying
+/// where, before anything is made; the cgroup2 hierarchy itself is delegated all the same.
+#[test]
+fn v2_daemon_in_a_delegated_cgroup_moves_into_a_leaf() {
+    let (uid, _) = test_user("lxrtest1");
+    test_user("lxrtest2");
+    let s = Scratch::new("leaf");
+    e2e::cgm::mark_delegated(&s.dir("unified", ""));
+    let d = daemon_in(&s);
+    let t0 = std::time::Instant::now();
+    while cgroup_of(d.pid(), "unified") != s.abs("unified", "daemon") {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(5),
+            "the daemon is in {:?}: {}",
+            cgroup_of(d.pid(), "unified"),
+            d.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let r = CgmResult::of(&d.cgm(Some("lxrtest1"), &["delegate", "unified"]));
+    assert!(r.ok, "{}\n{}", r.err, d.log());
+    assert_eq!(
+        r.out,
+        format!("unified {}", s.abs("unified", "users/lxrtest1"))
+    );
+    assert_eq!(owner(&s.dir("unified", "users/lxrtest1")), uid);
+    let r = CgmResult::of(&d.cgm(Some("lxrtest2"), &["delegate", "hugetlb"]));
+    assert_eq!(r.kind(), Some("NoSuchController"), "{r:?}");
+    for part in [
+        "delegates hugetlb at",
+        "/ does not enable it",
+        "service manager",
+    ] {
+        assert!(r.err.contains(part), "{part:?} in {}", r.err);
+    }
+    assert!(!s.dir("unified", "users/lxrtest2").exists());
+    // The daemon wrote no cgroup.subtree_control: there was nothing to enable.
+    let sc = std::fs::read_to_string(s.dir("unified", "cgroup.subtree_control")).unwrap();
+    assert_eq!(sc.trim(), "");
+}
+
+/// Without the mark the daemon stays in the cgroup it was started in, and a delegation below
+/// it that names a controller is refused with what to do about it.
+#[test]
+fn v2_daemon_in_a_cgroup_not_delegated_stays_and_says_why() {
+    test_user("lxrtest2");
+    let s = Scratch::new("noleaf");
+    let d = daemon_in(&s);
+    let r = CgmResult::of(&d.cgm(Some("lxrtest2"), &["delegate", "hugetlb"]));
+    assert_eq!(r.kind(), Some("NoSuchController"), "{r:?}");
+    let own = s.abs("unified", "");
+    for part in [format!("runs in {own} itself"), "Delegate=yes".to_string()] {
+        assert!(r.err.contains(&part), "{part:?} in {}", r.err);
+    }
+    assert_eq!(cgroup_of(d.pid(), "unified"), own);
+    assert!(
+        d.log().contains("is not delegated to the daemon"),
+        "{}",
+        d.log()
+    );
+    assert!(!s.dir("unified", "users").exists());
+}

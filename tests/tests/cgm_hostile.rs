@@ -16,7 +16,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cgmanager_dbus::{connect, Error, ManagerProxy, Transport};
-use e2e::cgm::{bin, in_cgroups_as, sleeper, test_user, CgmDaemon, CgmResult, Scratch};
+use e2e::cgm::{
+    bin, in_cgroups_as, sleeper, test_user, CgmDaemon, CgmResult, Scratch, NO_PEER_PIDFD,
+};
+use e2e::raw_dbus::{method_call, raw_handshake};
 
 /// How a case's `cgm` runs.
 #[derive(Clone)]
@@ -86,6 +89,51 @@ fn raise_nofile() {
 
 #[test]
 fn hostile_input_is_refused_precisely_and_the_daemon_keeps_serving() {
+    hostile_input(&[]);
+}
+
+/// The same cases with the daemon pinning peers by pid (`SO_PEERCRED`, `pidfd_open` and the
+/// start-time check), as it must on kernels without `SO_PEERPIDFD` (Linux < 6.5).
+#[test]
+fn hostile_input_with_peers_pinned_by_pid() {
+    hostile_input(&[NO_PEER_PIDFD]);
+}
+
+/// A connection outlives the process that made it (a child inherits it; the maker exits and is
+/// reaped): the heir's calls are refused, never answered as the maker's nor as whoever gets
+/// its pid next — with the kernel's pidfd (`SO_PEERPIDFD`) and with peers pinned by pid.
+#[test]
+fn a_connection_whose_maker_exited_is_refused() {
+    for extra in [&[][..], &[NO_PEER_PIDFD]] {
+        let d = CgmDaemon::start("", extra);
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cgm-orphan"))
+            .arg(&d.socket)
+            .arg("memory")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Reap the maker, so that its pid is free; its heir then calls again.
+        let st = c.wait().unwrap();
+        let mut out = String::new();
+        c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        assert!(st.success(), "{extra:?}: {out}");
+        assert!(out.contains("maker: ok"), "{extra:?}: {out}\n{}", d.log());
+        assert!(
+            out.contains("heir: NoSuchProcess"),
+            "{extra:?}: {out}\n{}",
+            d.log()
+        );
+        if !extra.is_empty() || e2e::cgm::pinned_by_pid() {
+            assert!(
+                d.log().contains("no SO_PEERPIDFD (switched off)"),
+                "{}",
+                d.log()
+            );
+        }
+    }
+}
+
+fn hostile_input(extra: &[&str]) {
     raise_nofile();
     let (u1, g1) = test_user("lxrtest1");
     let (u2, g2) = test_user("lxrtest2");
@@ -94,7 +142,7 @@ fn hostile_input_is_refused_precisely_and_the_daemon_keeps_serving() {
         "[[delegate]]\nusers = [\"lxrtest1\"]\ncontrollers = [\"memory\"]\npath = \"%D/{}/deleg/%u\"\nmax_depth = 2\nmax_cgroups = 3\n",
         s.name
     );
-    let mut d = CgmDaemon::start(&policy, &[]);
+    let mut d = CgmDaemon::start(&policy, extra);
     let root = |a: &[&str]| {
         let r = run_cgm(
             &d,
@@ -791,78 +839,6 @@ async fn proxy(sock: &Path) -> Result<(zbus::Connection, ManagerProxy<'static>),
 async fn ping(sock: &Path) -> Result<(), String> {
     let (_c, p) = proxy(sock).await?;
     p.ping(0).await.map_err(|e| format!("ping: {e:?}"))
-}
-
-/// Raw connection through the ANONYMOUS handshake.
-fn raw_handshake(sock: &Path) -> Result<UnixStream, String> {
-    let mut s = UnixStream::connect(sock).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"\0AUTH ANONYMOUS\r\n")
-        .map_err(|e| e.to_string())?;
-    let mut buf = [0u8; 256];
-    for _ in 0..3 {
-        let n = s.read(&mut buf).map_err(|e| e.to_string())?;
-        let line = String::from_utf8_lossy(&buf[..n]).to_string();
-        if line.starts_with("DATA") {
-            // ANONYMOUS takes optional trace data; send none.
-            s.write_all(b"DATA\r\n").map_err(|e| e.to_string())?;
-        } else if line.starts_with("OK ") {
-            s.write_all(b"BEGIN\r\n").map_err(|e| e.to_string())?;
-            return Ok(s);
-        } else {
-            return Err(format!("handshake answer {line:?}"));
-        }
-    }
-    Err("handshake did not finish".into())
-}
-
-fn pad(b: &mut Vec<u8>, a: usize) {
-    while !b.len().is_multiple_of(a) {
-        b.push(0);
-    }
-}
-
-fn put_str(b: &mut Vec<u8>, s: &[u8]) {
-    pad(b, 4);
-    b.extend((s.len() as u32).to_le_bytes());
-    b.extend(s);
-    b.push(0);
-}
-
-/// A little-endian D-Bus method call to the manager with string arguments, built by hand so it
-/// can carry what a conforming client never sends.
-fn method_call(serial: u32, member: &str, args: &[&[u8]]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for a in args {
-        put_str(&mut body, a);
-    }
-    let mut m = vec![b'l', 1, 0, 1];
-    m.extend((body.len() as u32).to_le_bytes());
-    m.extend(serial.to_le_bytes());
-    let len_at = m.len();
-    m.extend([0u8; 4]);
-    let start = m.len();
-    let field = |m: &mut Vec<u8>, code: u8, sig: u8, val: &[u8]| {
-        pad(m, 8);
-        m.extend([code, 1, sig, 0]);
-        if sig == b'g' {
-            m.push(val.len() as u8);
-            m.extend(val);
-            m.push(0);
-        } else {
-            put_str(m, val);
-        }
-    };
-    field(&mut m, 1, b'o', b"/org/linuxcontainers/cgmanager");
-    field(&mut m, 2, b's', b"org.linuxcontainers.cgmanager0_0");
-    field(&mut m, 3, b's', member.as_bytes());
-    let sig = "s".repeat(args.len());
-    field(&mut m, 8, b'g', sig.as_bytes());
-    let arr = (m.len() - start) as u32;
-    m[len_at..len_at + 4].copy_from_slice(&arr.to_le_bytes());
-    pad(&mut m, 8);
-    m.extend(body);
-    m
 }
 
 fn stalled_handshake(sock: &Path, rt: &tokio::runtime::Runtime) -> Result<(), String> {

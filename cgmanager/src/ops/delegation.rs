@@ -275,20 +275,26 @@ impl Manager {
 
     fn ensure_delegation(&self, c: &Caller, h: &Hierarchy, d: &Cgroup, rule: &Rule) -> Result<()> {
         use std::os::unix::fs::MetadataExt;
+        self.refuse_holding_the_daemon(h, d)?;
         let root = Cgroup::new(h.version, &h.mount_point, "").map_err(|e| from_cgroups(&e))?;
         let missing = self.missing_below(&root, d)?;
         if missing.is_empty() {
             let md = target::stat_beneath(d, None)?;
-            if md.uid() == c.uid {
-                return Ok(());
-            }
-            if md.uid() != 0 {
+            if md.uid() != c.uid && md.uid() != 0 {
                 return Err(Error::new(
                     Kind::PermissionDenied,
                     format!("{} exists and belongs to uid {}", d.abs_path(), md.uid()),
                 ));
             }
         }
+        // Decided before anything is made: a delegation that cannot get what the policy gives
+        // it is refused whole.
+        let plan = match h.version {
+            Version::V2 => Some(self.plan_controllers(h, d, rule)?),
+            Version::V1 => None,
+        };
+        // Everything below is idempotent, and redone on every Delegate: the controllers and
+        // limits the policy gives are there after each call that succeeds.
         let mut made = Vec::new();
         let result = (|| {
             for m in &missing {
@@ -297,7 +303,10 @@ impl Manager {
                     m.inherit_cpuset().map_err(|e| from_cgroups(&e))?;
                 }
             }
-            self.set_limits(h, d, rule)?;
+            if let Some(plan) = &plan {
+                self.enable_controllers(d, plan)?;
+            }
+            self.set_limits(h, d, rule, plan.as_ref())?;
             let files = d.delegation_files(&self.config.delegate_list);
             d.chown(&files, c.uid, c.gid).map_err(|e| from_cgroups(&e))
         })();
@@ -307,30 +316,241 @@ impl Manager {
             }
             return Err(e);
         }
-        tracing::info!(uid = c.uid, "delegated {}", d.dir().display());
+        if !missing.is_empty() {
+            tracing::info!(uid = c.uid, "delegated {}", d.dir().display());
+        }
         Ok(())
     }
 
-    fn set_limits(&self, h: &Hierarchy, d: &Cgroup, rule: &Rule) -> Result<()> {
+    /// Where the daemon lives in a hierarchy now (v2: its leaf, once it moved there).
+    fn daemon_cgroup(&self, h: &Hierarchy) -> Option<Cgroup> {
+        match (&self.leaf, h.version) {
+            (Some(leaf), Version::V2) => Some(leaf.clone()),
+            _ => self.cgroup_of(&self.own, h).ok(),
+        }
+    }
+
+    /// A delegation point must not hold the daemon: its owner could move the daemon about
+    /// (moving a process in v2 takes write access to the cgroups, not the process's uid) and
+    /// limit it. A policy whose path leads there (`%D`, or `%D/%u` for the user `daemon`) gets
+    /// nothing.
+    fn refuse_holding_the_daemon(&self, h: &Hierarchy, d: &Cgroup) -> Result<()> {
+        match self.daemon_cgroup(h) {
+            Some(me) if me.is_within(d) => Err(Error::new(
+                Kind::NotDelegated,
+                format!(
+                    "the policy's delegation point {} would hold the daemon itself (in {}); \
+                     the admin must put delegations beside it, e.g. path = \"%D/users/%u\"",
+                    d.abs_path(),
+                    me.abs_path()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// cgroup v2: which controllers the delegation point gets, and the cgroups above it where
+    /// the daemon enables them. A v2 cgroup may use only the controllers its parent enables in
+    /// `cgroup.subtree_control`. The daemon enables, in every cgroup on the way down to the
+    /// delegation point's parent that is its to arrange — below the root, not above its own
+    /// cgroup (the service manager's), its own only once it has left it for its leaf
+    /// ([`Manager::take_leaf`]) — the controllers the rule delegates: every one it has itself
+    /// for `all` or `unified`, each one named, and `memory` and `pids` where the rule sets
+    /// `memory_max` and `pids_max` (without them those limits could not be set). A controller
+    /// named or needed for a limit that the cgroups above do not offer is refused here, before
+    /// anything is made, saying where it is missing.
+    fn plan_controllers(&self, h: &Hierarchy, d: &Cgroup, rule: &Rule) -> Result<Plan> {
+        let own = self.cgroup_of(&self.own, h).ok();
+        let arranged = |a: &Cgroup| {
+            !a.is_root()
+                && match &own {
+                    Some(o) if a == o => self.leaf.is_some(),
+                    Some(o) => !o.is_within(a),
+                    None => true,
+                }
+        };
+        let mut chain: Vec<Cgroup> = d
+            .parent()
+            .map(|p| p.self_and_ancestors().collect())
+            .unwrap_or_default();
+        chain.reverse();
+        let first = chain.iter().position(arranged).unwrap_or(chain.len());
+        let way: Vec<Cgroup> = chain[first..].to_vec();
+        // What the highest cgroup on the way (or the delegation point) may use: what the last
+        // cgroup the daemon leaves alone enables (the kernel's cgroup.controllers, read from a
+        // cgroup that exists before anything is made).
+        let Some(above) = first.checked_sub(1).and_then(|i| chain.get(i)) else {
+            return Ok(Plan::default());
+        };
+        let offered = above.subtree_control().map_err(|e| from_cgroups(&e))?;
+        let on_host = |c: &str| h.controllers.iter().any(|x| x == c);
+        let mut need: Vec<String> = Vec::new();
+        let add = |list: &mut Vec<String>, c: &str| {
+            if on_host(c) && !list.iter().any(|x| x == c) {
+                list.push(c.to_string());
+            }
+        };
+        for c in &rule.controllers {
+            add(&mut need, cgroups::layout::v2_name(c));
+        }
+        if rule.memory_bytes().is_some() {
+            add(&mut need, "memory");
+        }
+        if rule.pids_max.is_some() {
+            add(&mut need, "pids");
+        }
+        let missing: Vec<&String> = need.iter().filter(|c| !offered.contains(c)).collect();
+        if !missing.is_empty() {
+            let names = missing
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let top = way.first().unwrap_or(d);
+            let why = match &own {
+                Some(o) if above == o => format!(
+                    "the daemon runs in {} itself, and cgroup v2 lets a cgroup with processes \
+                     enable no controllers for its children: start it where that cgroup is \
+                     delegated to it (systemd: Delegate=yes) and it moves into {}/{}",
+                    o.abs_path(),
+                    o.abs_path().trim_end_matches('/'),
+                    crate::manager::LEAF
+                ),
+                _ => format!(
+                    "the daemon does not change {}, which belongs to the service manager \
+                     (it arranges only below its own cgroup{}): delegate the controllers to \
+                     cgmanager's unit (systemd: Delegate=yes)",
+                    above.abs_path(),
+                    own.as_ref()
+                        .map(|o| format!(" {}", o.abs_path()))
+                        .unwrap_or_default()
+                ),
+            };
+            return Err(Error::new(
+                Kind::NoSuchController,
+                format!(
+                    "the policy delegates {names} at {}, but {} does not enable {} for {} \
+                     (its cgroup.subtree_control: {}): {why}",
+                    d.abs_path(),
+                    above.abs_path(),
+                    if missing.len() == 1 { "it" } else { "them" },
+                    top.abs_path(),
+                    if offered.is_empty() {
+                        "empty".to_string()
+                    } else {
+                        offered.join(" ")
+                    }
+                ),
+            ));
+        }
+        let mut want = need;
+        if rule
+            .controllers
+            .iter()
+            .any(|c| c == "all" || c == "unified")
+        {
+            for c in &offered {
+                add(&mut want, c);
+            }
+        }
+        Ok(Plan { way, want })
+    }
+
+    /// Enable the planned controllers on the way down (the cgroups exist by now).
+    fn enable_controllers(&self, d: &Cgroup, plan: &Plan) -> Result<()> {
+        for a in &plan.way {
+            let have = a.subtree_control().map_err(|e| from_cgroups(&e))?;
+            let add: Vec<&String> = plan.want.iter().filter(|c| !have.contains(c)).collect();
+            if add.is_empty() {
+                continue;
+            }
+            let names = add.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" ");
+            a.enable_controllers(&add).map_err(|e| {
+                let busy = e.errno() == libc::EBUSY;
+                Error::new(
+                    if busy {
+                        Kind::Busy
+                    } else {
+                        from_cgroups(&e).kind()
+                    },
+                    if busy {
+                        format!(
+                            "cannot enable {names} in {} for the delegation {}: processes live \
+                             in it, and cgroup v2 lets a cgroup with processes enable no \
+                             controllers for its children; move them into a child cgroup",
+                            a.abs_path(),
+                            d.abs_path()
+                        )
+                    } else {
+                        format!(
+                            "cannot enable {names} in {} for the delegation {}: {e}",
+                            a.abs_path(),
+                            d.abs_path()
+                        )
+                    },
+                )
+            })?;
+            tracing::info!(
+                "enabled {names} in {} for the delegation {}",
+                a.abs_path(),
+                d.abs_path()
+            );
+        }
+        Ok(())
+    }
+
+    /// The policy's limits at the delegation point, as root. A limit is set wherever its
+    /// controller is delegated (v1: its hierarchy; v2: enabled on the way down, see
+    /// [`Manager::plan_controllers`]); a write that fails fails the Delegate.
+    fn set_limits(
+        &self,
+        h: &Hierarchy,
+        d: &Cgroup,
+        rule: &Rule,
+        plan: Option<&Plan>,
+    ) -> Result<()> {
+        let has = |c: &str| match plan {
+            Some(p) => p.want.iter().any(|x| x == c),
+            None => h.controllers.iter().any(|x| x == c),
+        };
         let mut writes: Vec<(&str, String)> = Vec::new();
         if h.version == Version::V2 {
             writes.push(("cgroup.max.depth", rule.max_depth.to_string()));
             writes.push(("cgroup.max.descendants", rule.max_cgroups.to_string()));
         }
-        if let Some(m) = rule.memory_bytes() {
-            writes.push(("memory.limit_in_bytes", m.to_string()));
-            writes.push(("memory.max", m.to_string()));
+        if let Some(m) = rule.memory_bytes().filter(|_| has("memory")) {
+            let key = match h.version {
+                Version::V1 => "memory.limit_in_bytes",
+                Version::V2 => "memory.max",
+            };
+            writes.push((key, m.to_string()));
         }
-        if let Some(p) = rule.pids_max {
+        if let Some(p) = rule.pids_max.filter(|_| has("pids")) {
             writes.push(("pids.max", p.to_string()));
         }
         for (key, value) in writes {
-            if d.file(key).exists() {
-                d.write(key, &value).map_err(|e| from_cgroups(&e))?;
-            }
+            d.write(key, &value).map_err(|e| {
+                let kind = from_cgroups(&e).kind();
+                Error::new(
+                    kind,
+                    format!(
+                        "set the policy's limit {key} = {value} at {}: {e}",
+                        d.abs_path()
+                    ),
+                )
+            })?;
         }
         Ok(())
     }
+}
+
+/// cgroup v2: the controllers a delegation point gets and where the daemon enables them.
+#[derive(Debug, Default)]
+struct Plan {
+    /// The cgroups from the highest the daemon arranges down to the delegation point's parent.
+    way: Vec<Cgroup>,
+    /// The controllers to enable in each of them.
+    want: Vec<String>,
 }
 
 /// Cgroups below `cg` (counting stops at `stop_at`) and how many levels deep they go.

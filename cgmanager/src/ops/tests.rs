@@ -71,18 +71,7 @@ impl Host {
 
     /// A caller in `/user` with these ids, without root's privileges (whatever the uid).
     fn caller(&self, uid: u32, gid: u32) -> Caller {
-        Caller {
-            pid: 4242,
-            uid,
-            gid,
-            groups: Vec::new(),
-            uid_map: IdMap::identity(),
-            gid_map: IdMap::identity(),
-            host_root: false,
-            ns_root: false,
-            same_pidns: true,
-            cgroups: ProcCgroups::parse(Path::new("cgroup"), "4:memory:/user\n0::/\n").unwrap(),
-        }
+        plain_caller(uid, gid, "4:memory:/user\n0::/\n")
     }
 
     /// The owner of the tree.
@@ -97,6 +86,23 @@ impl Host {
 
     fn cg(&self, rel: &str) -> Cgroup {
         Cgroup::new(Version::V1, self.fx.v1_root("memory"), rel).unwrap()
+    }
+}
+
+/// A caller with these ids and cgroups (`/proc/<pid>/cgroup` text), in the daemon's
+/// namespaces, without root's privileges (whatever the uid).
+fn plain_caller(uid: u32, gid: u32, cgroups: &str) -> Caller {
+    Caller {
+        pid: 4242,
+        uid,
+        gid,
+        groups: Vec::new(),
+        uid_map: IdMap::identity(),
+        gid_map: IdMap::identity(),
+        host_root: false,
+        ns_root: false,
+        same_pidns: true,
+        cgroups: ProcCgroups::parse(Path::new("cgroup"), cgroups).unwrap(),
     }
 }
 
@@ -293,4 +299,254 @@ fn list_keys_tells_ids_as_the_callers_namespace_maps_them() {
     let mut children = h.mgr.list_children(&c, "memory", "").unwrap();
     children.sort();
     assert_eq!(children, ["a", "locked"]);
+}
+
+/// A pure cgroup v2 host in a fixture: the root enables `cpu memory pids` (`io` exists but is
+/// not enabled), the daemon was started in `/svc` (a service's cgroup), and the delegation
+/// point `/svc/users/<uid>` exists with the files the kernel would give it. `leaf`: the daemon
+/// has moved into `/svc/daemon` ([`Manager::take_leaf`]).
+struct V2 {
+    fx: Fixture,
+    mgr: Manager,
+}
+
+const USER: u32 = 40123;
+
+impl V2 {
+    fn new(policy: &str, root_enables: &str, leaf: bool) -> V2 {
+        let fx = Fixture::new();
+        fx.write_unified_mountinfo(&["cpu", "io", "memory", "pids"]);
+        fx.write_file(&format!("proc/{}/cgroup", std::process::id()), "0::/svc\n");
+        let root = fx.v2_cgroup("");
+        fx.write(&root, "cgroup.subtree_control", root_enables);
+        let svc = fx.v2_cgroup("svc");
+        fx.write(&svc, "cgroup.controllers", root_enables);
+        fx.write(&svc, "cgroup.subtree_control", "");
+        let daemon = fx.v2_cgroup("svc/daemon");
+        fx.write(&daemon, "cgroup.procs", "");
+        let users = fx.v2_cgroup("svc/users");
+        fx.write(&users, "cgroup.subtree_control", "");
+        let d = fx.v2_cgroup(&format!("svc/users/{USER}"));
+        for (f, v) in [
+            ("cgroup.subtree_control", ""),
+            ("cgroup.procs", ""),
+            // Empty: what a write leaves is then exactly what was written.
+            ("memory.max", ""),
+            ("pids.max", ""),
+            ("cgroup.max.depth", ""),
+            ("cgroup.max.descendants", ""),
+        ] {
+            fx.write(&d, f, v);
+        }
+        let layout = Layout::detect(&fx.proc_root()).unwrap();
+        let host = HostNs {
+            proc_root: fx.proc_root(),
+            pidns: 1,
+            userns: 1,
+        };
+        let policy = Policy::parse(policy).unwrap();
+        let mut mgr = Manager::new(host, layout, Config::default(), policy).unwrap();
+        if leaf {
+            mgr.leaf = Some(daemon);
+        }
+        V2 { fx, mgr }
+    }
+
+    fn user(&self) -> Caller {
+        plain_caller(USER, USER, "0::/elsewhere\n")
+    }
+
+    fn read(&self, rel: &str, file: &str) -> String {
+        std::fs::read_to_string(self.fx.v2_cgroup(rel).file(file)).unwrap()
+    }
+
+    fn delegate(&self) -> crate::errors::Result<Vec<crate::ops::Delegation>> {
+        self.mgr.delegate(&self.user(), "unified")
+    }
+
+    /// Delegate is refused for a controller the cgroups above do not offer, saying `parts`.
+    fn refused_saying(&self, parts: &[&str]) {
+        let e = self.delegate().unwrap_err();
+        assert_eq!(e.kind(), Kind::NoSuchController, "{e}");
+        for part in parts {
+            assert!(e.message().contains(part), "{part:?} in {e}");
+        }
+    }
+}
+
+fn rule(controllers: &str, extra: &str) -> String {
+    format!(
+        "[[delegate]]\nusers = [\"{USER}\"]\ncontrollers = [{controllers}]\n\
+         path = \"%D/users/%U\"\n{extra}"
+    )
+}
+
+const LIMITS: &str = "memory_max = \"1G\"\npids_max = 100\n";
+
+/// Memory and pids delegated, with limits for both, the root enabling cpu, memory and pids.
+fn memory_and_pids(leaf: bool) -> V2 {
+    V2::new(
+        &rule("\"memory\", \"pids\"", LIMITS),
+        "cpu memory pids",
+        leaf,
+    )
+}
+
+#[test]
+fn v2_delegation_enables_its_controllers_on_the_way_down() {
+    let h = memory_and_pids(true);
+    let d = format!("svc/users/{USER}");
+    let got = h.delegate().unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].path, format!("/{d}"));
+    // Below the root and from the daemon's own cgroup (which it has left) down: not the root
+    // (the service manager's), not in the delegation point (the user's).
+    assert_eq!(h.read("", "cgroup.subtree_control"), "cpu memory pids");
+    assert_eq!(h.read("svc", "cgroup.subtree_control"), "+memory +pids");
+    assert_eq!(
+        h.read("svc/users", "cgroup.subtree_control"),
+        "+memory +pids"
+    );
+    assert_eq!(h.read(&d, "cgroup.subtree_control"), "");
+    // The policy's limits are set, as root.
+    assert_eq!(h.read(&d, "memory.max"), "1073741824");
+    assert_eq!(h.read(&d, "pids.max"), "100");
+    assert_eq!(h.read(&d, "cgroup.max.depth"), "10");
+    assert_eq!(h.read(&d, "cgroup.max.descendants"), "1024");
+    let owner = |rel: &str| std::fs::metadata(h.fx.v2_cgroup(rel).dir()).unwrap().uid();
+    assert_eq!(owner(&d), USER);
+    // Asked again (the kernel now shows the controllers as enabled): nothing more is written,
+    // and the answer is the same.
+    for rel in ["svc", "svc/users"] {
+        h.fx.write(
+            &h.fx.v2_cgroup(rel),
+            "cgroup.subtree_control",
+            "memory pids",
+        );
+    }
+    assert_eq!(h.delegate().unwrap(), got);
+    assert_eq!(h.read("svc", "cgroup.subtree_control"), "memory pids");
+    assert_eq!(h.read("svc/users", "cgroup.subtree_control"), "memory pids");
+}
+
+#[test]
+fn v2_delegation_of_all_gets_every_controller_the_daemon_has() {
+    let h = V2::new(&rule("\"all\"", ""), "cpu memory pids", true);
+    h.delegate().unwrap();
+    // io is on the host but the root does not enable it: not the daemon's to give.
+    assert_eq!(
+        h.read("svc", "cgroup.subtree_control"),
+        "+cpu +memory +pids"
+    );
+    assert_eq!(
+        h.read("svc/users", "cgroup.subtree_control"),
+        "+cpu +memory +pids"
+    );
+    // No memory_max in the policy: the ceiling stays as it was.
+    assert_eq!(h.read(&format!("svc/users/{USER}"), "memory.max"), "");
+}
+
+#[test]
+fn v2_delegation_below_a_daemon_that_did_not_leave_its_cgroup_is_refused() {
+    let h = memory_and_pids(false);
+    h.refused_saying(&[
+        "memory pids",
+        "runs in /svc itself",
+        "Delegate=yes",
+        "/svc/daemon",
+    ]);
+    // Refused before anything was touched.
+    assert_eq!(h.read("svc", "cgroup.subtree_control"), "");
+    assert_eq!(h.read("svc/users", "cgroup.subtree_control"), "");
+    let d = format!("svc/users/{USER}");
+    assert_eq!(h.read(&d, "memory.max"), "");
+    let owner = std::fs::metadata(h.fx.v2_cgroup(&d).dir()).unwrap().uid();
+    assert_ne!(owner, USER);
+}
+
+#[test]
+fn v2_limits_whose_controller_is_not_offered_are_refused_not_skipped() {
+    // The root enables no memory: the policy's memory_max could not be set.
+    let h = V2::new(&rule("\"pids\"", LIMITS), "cpu pids", true);
+    h.refused_saying(&[
+        "delegates memory at",
+        "/ does not enable it",
+        "service manager",
+    ]);
+    assert_eq!(h.read("svc", "cgroup.subtree_control"), "");
+    assert_eq!(h.read(&format!("svc/users/{USER}"), "pids.max"), "");
+}
+
+#[test]
+fn v2_delegation_made_on_the_way_is_removed_again_when_it_fails() {
+    // A path not made yet: the fixture's new directories have no control files, so enabling
+    // fails as a kernel refusal would, and what this call made goes again.
+    let policy = format!(
+        "[[delegate]]\nusers = [\"{USER}\"]\ncontrollers = [\"memory\"]\npath = \"%D/new/%U\"\n"
+    );
+    let h = V2::new(&policy, "cpu memory pids", true);
+    let e = h.delegate().unwrap_err();
+    assert!(e.message().contains("cgroup.subtree_control"), "{e}");
+    assert!(!h.fx.v2_root().join("svc/new").exists());
+}
+
+#[test]
+fn a_delegation_point_never_holds_the_daemon() {
+    for (path, leaf) in [
+        ("%D", true),
+        ("%D/daemon", true),
+        ("%D", false),
+        ("/", false),
+    ] {
+        let policy = format!("[[delegate]]\nusers = [\"{USER}\"]\npath = \"{path}\"\n");
+        let h = V2::new(&policy, "cpu memory pids", leaf);
+        let e = h.delegate().unwrap_err();
+        assert_eq!(e.kind(), Kind::NotDelegated, "{path}: {e}");
+        assert!(e.message().contains("would hold the daemon"), "{e}");
+    }
+}
+
+/// The daemon moves itself into `<its cgroup>/daemon` only where that cgroup is delegated to
+/// it (`trusted.delegate`, as systemd marks a unit with `Delegate=yes`).
+#[test]
+fn the_daemon_takes_a_leaf_only_where_its_cgroup_is_delegated() {
+    let mut h = V2::new("", "cpu memory pids", false);
+    let svc = h.fx.v2_cgroup("svc");
+    h.mgr.take_leaf().unwrap();
+    assert!(h.mgr.leaf.is_none());
+    assert_eq!(h.read("svc/daemon", "cgroup.procs"), "");
+    set_xattr(&svc.dir(), "trusted.delegate", b"1");
+    assert!(svc.is_delegated());
+    h.mgr.take_leaf().unwrap();
+    assert_eq!(h.mgr.leaf.as_ref().unwrap().abs_path(), "/svc/daemon");
+    assert_eq!(
+        h.read("svc/daemon", "cgroup.procs"),
+        std::process::id().to_string()
+    );
+    // %D is still the cgroup it was started in.
+    let own = h.mgr.cgroup_of(&h.mgr.own, h.mgr.layout.unified().unwrap());
+    assert_eq!(own.unwrap().abs_path(), "/svc");
+}
+
+fn set_xattr(p: &Path, name: &str, value: &[u8]) {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let name = std::ffi::CString::new(name).unwrap();
+    // SAFETY: both strings are NUL-terminated and `value` is valid for its length.
+    let r = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(
+        r,
+        0,
+        "setxattr {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
 }

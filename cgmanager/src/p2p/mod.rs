@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use zbus::connection::Builder;
 use zbus::Guid;
 
-use crate::caller::Peer;
+use crate::caller::{Peer, Pinned};
 use crate::manager::Manager;
 use crate::service::served::{Dispatch, Served};
 use crate::service::{Ctx, DelegationV1, ManagerV0, Who};
@@ -75,7 +75,11 @@ pub async fn serve(listener: &UnixListener, mgr: Arc<Manager>, limits: Limits) {
     let slots = Arc::new(Semaphore::new(limits.max_clients));
     let accounts = account::Slots::new(limits.per_user);
     loop {
-        let stream = match listener.accept().await {
+        let accepted = listener.accept().await;
+        // After the peer connected: what bounds its start time where the kernel gives no
+        // pidfd (`caller::pin_by_pid`).
+        let now = cgroups::process::boot_ticks().unwrap_or(0);
+        let stream = match accepted {
             Ok((s, _)) => s,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
@@ -90,7 +94,7 @@ pub async fn serve(listener: &UnixListener, mgr: Arc<Manager>, limits: Limits) {
         };
         let (mgr, accounts) = (mgr.clone(), accounts.clone());
         tokio::spawn(async move {
-            if let Err(e) = client(stream, mgr, accounts, limits).await {
+            if let Err(e) = client(stream, now, mgr, accounts, limits).await {
                 tracing::debug!("client: {e}");
             }
             drop(slot);
@@ -100,11 +104,32 @@ pub async fn serve(listener: &UnixListener, mgr: Arc<Manager>, limits: Limits) {
 
 async fn client(
     stream: UnixStream,
+    accepted: u64,
     mgr: Arc<Manager>,
     accounts: Arc<account::Slots>,
     limits: Limits,
 ) -> Result<(), String> {
-    let peer = Peer::from_socket(&stream).map_err(|e| e.to_string())?;
+    let peer = Peer::from_socket(
+        &stream,
+        &mgr.host.proc_root,
+        mgr.config.peer_pidfd,
+        accepted,
+    )
+    .map_err(|e| e.to_string())?;
+    if peer.pinned == Pinned::ByPid {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            tracing::info!(
+                "no SO_PEERPIDFD ({}): peers are pinned by the pid SO_PEERCRED recorded, with \
+                 pidfd_open and a start-time check",
+                if mgr.config.peer_pidfd {
+                    "Linux < 6.5"
+                } else {
+                    "switched off"
+                }
+            );
+        });
+    }
     let who = account::of(peer.pid, peer.uid, mgr.host.userns);
     let Some(_place) = accounts.take(who) else {
         let why = format!(
@@ -115,7 +140,7 @@ async fn client(
         sasl::refuse(&stream, &why).await;
         return Ok(());
     };
-    tracing::debug!(pid = peer.pid, uid = peer.uid, account = %who, "client connected");
+    tracing::debug!(pid = peer.pid, uid = peer.uid, account = %who, pinned = ?peer.pinned, "client connected");
     let ctx = Ctx {
         mgr,
         who: Who::Peer(Arc::new(peer)),

@@ -243,7 +243,7 @@ impl Ctx {
             ));
         };
         let pidfd = creds.into_process_fd().map(OwnedFd::from);
-        let peer = Arc::new(Peer::from_bus(pid, uid, pidfd));
+        let peer = Arc::new(Peer::from_bus(&self.mgr.host.proc_root, pid, uid, pidfd));
         cache.insert(sender.to_string(), peer.clone());
         Ok(peer)
     }
