@@ -42,7 +42,7 @@ impl Views {
     ) -> FsResult<Views> {
         Ok(Views {
             ctx: Ctx::new(opts)?,
-            resolver: CallerResolver::new(&opts.proc_root)?,
+            resolver: CallerResolver::new(&opts.proc_root, opts.compat.tgid_ioctl)?,
             loadavg,
             recent: recent::Recent::new(std::time::Duration::from_millis(opts.cache_ms)),
             virt,
