@@ -21,6 +21,7 @@ pub mod error;
 pub mod fs;
 pub mod fuse_adapter;
 pub mod handover;
+pub mod journal;
 pub mod kernel;
 pub mod options;
 pub mod pidfile;

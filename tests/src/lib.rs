@@ -134,12 +134,7 @@ impl Daemon {
         Self::start_env(&lxcfs_bin(), args, Some(mnt), &without_env(features))
     }
 
-    fn start_env(
-        bin: &Path,
-        args: &[&str],
-        at: Option<&Path>,
-        env: &[(String, String)],
-    ) -> Daemon {
+    fn start_env(bin: &Path, args: &[&str], at: Option<&Path>, env: &[(String, String)]) -> Daemon {
         require_root();
         let dir = tempfile::Builder::new()
             .prefix("e2e-lxcfs-")

@@ -218,7 +218,11 @@ fn a_reader_that_entered_by_setns_sees_the_container_with_and_without_the_ioctl(
     for without in [&[][..], &["ns_get_tgid"][..]] {
         let d = Daemon::ours_without(without, &[]);
         let mut cg = TestCgroup::new("setns");
-        cg.set("memory", "memory.limit_in_bytes", &(72u64 << 20).to_string());
+        cg.set(
+            "memory",
+            "memory.limit_in_bytes",
+            &(72u64 << 20).to_string(),
+        );
         let mut unshare = spawn_in_container(&cg, "sleep 60 & wait");
         cg.adopt(unshare.id());
         let t = Instant::now();
