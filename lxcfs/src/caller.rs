@@ -123,6 +123,16 @@ impl CallerResolver {
         let own_pidns = std::fs::metadata(&own)
             .map_err(|e| FsError::io(format!("stat {}", own.display()), &e))?
             .ino();
+        // Every container's cached init is held by a pidfd: refuse clearly, up front, on a
+        // kernel without them rather than fail every container's read.
+        if let Err(e) = Pidfd::open(std::process::id()) {
+            if e.raw_os_error() == Some(libc::ENOSYS) {
+                return Err(FsError::new(
+                    libc::ENOSYS,
+                    "this kernel has no pidfd_open: lxcfs needs Linux 5.3 or later",
+                ));
+            }
+        }
         let cache = Arc::new(Cache::new());
         let epoll = start_reaper(Arc::downgrade(&cache));
         Ok(CallerResolver {
