@@ -88,6 +88,17 @@ impl Cgroup {
         std::iter::successors(Some(self.clone()), Cgroup::parent)
     }
 
+    /// The cgroup that has `file` for this one: itself, or the nearest ancestor below the root
+    /// that has it; `None` when only the root has it, or nothing does. On cgroup v2 a
+    /// controller's files exist only in cgroups whose parent enables the controller
+    /// (`cgroup.subtree_control`); a cgroup without them is charged to, and limited by, the
+    /// nearest ancestor that has them.
+    pub fn nearest_with(&self, file: &str) -> Option<Cgroup> {
+        self.self_and_ancestors()
+            .take_while(|c| !c.is_root())
+            .find(|c| c.file(file).exists())
+    }
+
     /// Read a file of this cgroup as a string.
     pub fn read(&self, name: &str) -> Result<String> {
         parse::read_to_string(&self.file(name))
@@ -171,6 +182,24 @@ mod tests {
                 .dir(),
             Path::new("/sys/fs/cgroup/memory")
         );
+    }
+
+    #[test]
+    fn nearest_with_skips_cgroups_without_the_file_and_the_root() {
+        let fx = crate::fixture::Fixture::new();
+        let top = fx.v2_cgroup("a");
+        let leaf = fx.v2_cgroup("a/b/c");
+        fx.write(&fx.v2_cgroup(""), "memory.stat", "");
+        assert_eq!(
+            leaf.nearest_with("memory.current"),
+            None,
+            "the root does not count"
+        );
+        fx.write(&top, "memory.current", "1\n");
+        assert_eq!(leaf.nearest_with("memory.current"), Some(top.clone()));
+        fx.write(&leaf, "memory.current", "1\n");
+        assert_eq!(leaf.nearest_with("memory.current"), Some(leaf));
+        assert_eq!(top.parent().unwrap().nearest_with("memory.stat"), None);
     }
 
     #[test]

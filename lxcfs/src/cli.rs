@@ -54,13 +54,14 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The feature switches.
+    /// The feature switches (and the test-only kernel switches, `crate::kernel`).
     pub fn options(&self) -> Options {
         Options {
             loadavg: self.enable_loadavg,
             swap: !self.disable_swap,
             cfs: self.enable_cfs,
             cache_ms: self.cache_ms,
+            compat: crate::kernel::Compat::from_env(),
             ..Options::default()
         }
     }

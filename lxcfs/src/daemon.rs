@@ -4,11 +4,13 @@
 //! service. With `--supervise` it runs [`crate::supervisor`] instead.
 //!
 //! Signals (the README has the table): SIGUSR1 execs the binary on disk in place (live
-//! upgrade); SIGUSR2 toggles virtualisation ([`crate::switch`], lxcfs 5.0's switch);
+//! upgrade; where the kernel cannot resend requests to the successor, after draining those in
+//! flight); SIGUSR2 toggles virtualisation ([`crate::switch`], lxcfs 5.0's switch);
 //! SIGTERM, SIGINT and SIGQUIT unmount cleanly (a supervised server just stops: its
 //! supervisor holds the mount and starts another); SIGHUP is logged and ignored, so a closed
 //! terminal does not take every container's `/proc` with it; SIGPIPE is ignored.
 
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use nix::sys::signal::{SigHandler, SigSet, Signal};
@@ -16,13 +18,18 @@ use nix::sys::signal::{SigHandler, SigSet, Signal};
 use crate::cli::Cli;
 use crate::error::StartError;
 use crate::fs::Lxcfs;
-use crate::fuse_adapter::{prepare_mountpoint, Mounted};
+use crate::fuse_adapter::{prepare_mountpoint, Mounted, Serving};
 use crate::handover;
+use crate::journal::{self, Journal};
 use crate::pidfile::PidFile;
 use crate::sampler::Sampler;
 use crate::supervisor;
 use crate::switch::Virtualisation;
 use crate::view::Views;
+
+/// How long a live upgrade waits for the requests in flight to be answered, where the
+/// kernel cannot resend them (any still running then are replayed from the journal).
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Log to stderr at info, or debug with `-d`; `RUST_LOG=<level>` overrides. A plain level
 /// rather than an `EnvFilter`: its regex engine would double the daemon's resident code.
@@ -139,10 +146,20 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
             .max(2)
     });
     let from = inherited.as_ref().map(|i| i.from);
-    let mounted = match inherited {
-        Some(i) => Mounted::adopt(fs.clone(), i.fuse, mp, threads)
+    let journal = match inherited.as_mut().and_then(|i| i.journal.take()) {
+        Some(f) => Some(Journal::adopt(f)),
+        None => Journal::new(),
+    };
+    let journal_fd = journal.as_ref().map(|j| j.fd().as_raw_fd());
+    let serving = Serving {
+        threads,
+        resend: opts.compat.fuse_resend,
+        journal,
+    };
+    let mut mounted = match inherited {
+        Some(i) => Mounted::adopt(fs.clone(), i.fuse, mp, serving)
             .map_err(|e| StartError::new(format!("cannot serve the inherited connection: {e}")))?,
-        None => Mounted::mount(fs.clone(), mp, threads)
+        None => Mounted::mount(fs.clone(), mp, serving)
             .map_err(|e| StartError::new(format!("cannot mount {}: {e}", mp.display())))?,
     };
     tracing::info!(
@@ -167,6 +184,14 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
             Ok(false) => {}
             Err(e) => tracing::warn!("could not store the connection with systemd: {e}"),
         }
+        if let Some(j) = journal_fd {
+            if let Err(e) = sdnotify::notify(
+                &format!("FDSTORE=1\nFDNAME={}", journal::FDSTORE_NAME),
+                &[j],
+            ) {
+                tracing::warn!("could not store the request journal with systemd: {e}");
+            }
+        }
     }
     let _ = sdnotify::notify(&format!("READY=1\nMAINPID={}", std::process::id()), &[]);
 
@@ -185,12 +210,26 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
                 }
                 tracing::info!("SIGUSR1: handing the connection over to {}", exe.display());
                 let _ = sdnotify::notify("RELOADING=1", &[]);
+                let drained = !mounted.kernel_resends();
+                if drained {
+                    // The successor could not get these back from the kernel: finish them.
+                    match mounted.drain(DRAIN_TIMEOUT) {
+                        0 => tracing::info!("requests in flight answered (drained)"),
+                        n => tracing::warn!(
+                            "{n} request(s) still running after {DRAIN_TIMEOUT:?}: handing \
+                             over anyway, the successor replays them from the journal"
+                        ),
+                    }
+                }
                 let err = match mounted.fuse() {
                     Some(fuse) => handover::exec_successor(
                         exe,
                         fuse,
-                        pidfile.as_ref().map(PidFile::fd),
-                        virt.fd(),
+                        handover::Handed {
+                            pidfile: pidfile.as_ref().map(PidFile::fd),
+                            switch: virt.fd(),
+                            journal: mounted.journal_fd(),
+                        },
                         supervised,
                         generation,
                     ),
@@ -200,6 +239,11 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
                     "upgrade failed, still serving: exec {}: {err}",
                     exe.display()
                 );
+                if drained {
+                    if let Err(e) = mounted.resume() {
+                        tracing::error!("cannot serve again after the failed upgrade: {e}");
+                    }
+                }
                 let _ = sdnotify::notify("READY=1", &[]);
             }
             Ok(Signal::SIGUSR2) => Virtualisation::log_toggled(virt.toggle()),
@@ -232,10 +276,9 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
     }
     let _ = sdnotify::notify("STOPPING=1", &[]);
     let r = mounted.unmount();
-    let _ = sdnotify::notify(
-        &format!("FDSTOREREMOVE=1\nFDNAME={}", handover::FDSTORE_NAME),
-        &[],
-    );
+    for name in [handover::FDSTORE_NAME, journal::FDSTORE_NAME] {
+        let _ = sdnotify::notify(&format!("FDSTOREREMOVE=1\nFDNAME={name}"), &[]);
+    }
     stop_sampler();
     drop(pidfile);
     r.map_err(|e| StartError::new(format!("unmount {}: {e}", mp.display())))

@@ -9,6 +9,16 @@
 //! project's design, `shared/design.md`): keeping the connection in one place is what a
 //! hand-over to a successor (`crate::handover`) needs.
 //!
+//! Requests in flight at a hand-over: where the kernel resends them (`FUSE_NOTIFY_RESEND`,
+//! Linux ≥ 6.9: `FUSE_HAS_RESEND` at `FUSE_INIT`, or the resend notification accepted by an
+//! adopted connection) the successor asks for them. Where it cannot, a live upgrade first
+//! [drains](Mounted::drain) them — the workers stop taking requests and finish the ones they
+//! have, so nothing is left half-served — and each worker reads its requests straight into
+//! its slot of the [`Journal`], from which a crashed server's successor
+//! [replays](Mounted::adopt) them. The workers' loop is ours (not fuse-backend-rs's
+//! `FuseChannel`) for that: a request must land in the journal's shared memory, not in a
+//! private buffer.
+//!
 //! `flush` is deliberately not implemented: the kernel then stops sending FLUSH, saving a
 //! round trip per `close()`.
 
@@ -19,20 +29,25 @@ use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fuse_backend_rs::abi::fuse_abi::{stat64, statvfs64};
 use fuse_backend_rs::api::filesystem::{
     Context, DirEntry as FuseDirEntry, Entry, FileSystem, FsOptions, OpenOptions, ZeroCopyWriter,
 };
 use fuse_backend_rs::api::server::Server;
-use fuse_backend_rs::transport::{FuseChannel, FuseDevWriter, FuseSession};
+use fuse_backend_rs::transport::{FuseBuf, FuseDevWriter, FuseSession, Reader};
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::caller::Caller;
 use crate::error::{FsError, StartError};
 use crate::fs::{Attr, Kind, Lxcfs};
+use crate::journal::{Journal, Pending, SLOT};
 
 fn errno(e: FsError) -> io::Error {
     if matches!(e.errno, libc::ENOENT) {
@@ -80,12 +95,30 @@ fn dtype(k: Kind) -> u32 {
     })
 }
 
+/// Whether the kernel resends, to a successor, what a server read but did not answer.
+#[derive(Debug)]
+struct Resend {
+    /// May `FUSE_NOTIFY_RESEND` be used (false: a test behaves as on a kernel before 6.9)?
+    allowed: bool,
+    /// Does it work on this connection (learnt at `FUSE_INIT`, or from the notification)?
+    works: AtomicBool,
+}
+
+impl Resend {
+    fn works(&self) -> bool {
+        self.works.load(Ordering::Relaxed)
+    }
+}
+
 /// The core, as a fuse-backend-rs filesystem.
-pub struct FuseFs(pub Arc<Lxcfs>);
+pub struct FuseFs {
+    fs: Arc<Lxcfs>,
+    resend: Arc<Resend>,
+}
 
 impl FuseFs {
     fn entry(&self, a: Attr) -> Entry {
-        let ttl = self.0.ttl(a.ino);
+        let ttl = self.fs.ttl(a.ino);
         Entry {
             inode: a.ino,
             generation: 0,
@@ -101,13 +134,17 @@ impl FileSystem for FuseFs {
     type Inode = u64;
     type Handle = u64;
 
-    fn init(&self, _capable: FsOptions) -> io::Result<FsOptions> {
+    fn init(&self, capable: FsOptions) -> io::Result<FsOptions> {
+        let kernel = capable.contains(FsOptions::HAS_RESEND);
+        let works = self.resend.allowed && kernel;
+        self.resend.works.store(works, Ordering::Relaxed);
+        log_resend(works, if kernel { RESEND_OFF } else { NO_RESEND });
         Ok(FsOptions::empty())
     }
 
     fn lookup(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
         let name = std::ffi::OsStr::from_bytes(name.to_bytes());
-        self.0
+        self.fs
             .lookup(parent, name)
             .map(|a| self.entry(a))
             .map_err(errno)
@@ -121,12 +158,12 @@ impl FileSystem for FuseFs {
         inode: u64,
         _h: Option<u64>,
     ) -> io::Result<(stat64, Duration)> {
-        let a = self.0.getattr(inode).map_err(errno)?;
-        Ok((stat_of(&a), self.0.ttl(inode)))
+        let a = self.fs.getattr(inode).map_err(errno)?;
+        Ok((stat_of(&a), self.fs.ttl(inode)))
     }
 
     fn readlink(&self, _ctx: &Context, inode: u64) -> io::Result<Vec<u8>> {
-        self.0
+        self.fs
             .readlink(inode)
             .map(|p| p.as_bytes().to_vec())
             .map_err(errno)
@@ -140,7 +177,7 @@ impl FileSystem for FuseFs {
         _fuse_flags: u32,
     ) -> io::Result<(Option<u64>, OpenOptions, Option<u32>)> {
         let fh = self
-            .0
+            .fs
             .open(caller(ctx), inode, flags as i32)
             .map_err(errno)?;
         // Generated content has no stable size: bypass the page cache, like lxcfs.
@@ -160,7 +197,7 @@ impl FileSystem for FuseFs {
         _flags: u32,
     ) -> io::Result<usize> {
         let bytes = self
-            .0
+            .fs
             .read_inode(caller(ctx), inode, handle, offset, size)
             .map_err(errno)?;
         w.write_all(&bytes)?;
@@ -178,7 +215,7 @@ impl FileSystem for FuseFs {
         _flock_release: bool,
         _lock_owner: Option<u64>,
     ) -> io::Result<()> {
-        self.0.release(handle);
+        self.fs.release(handle);
         Ok(())
     }
 
@@ -197,7 +234,7 @@ impl FileSystem for FuseFs {
         inode: u64,
         _flags: u32,
     ) -> io::Result<(Option<u64>, OpenOptions)> {
-        match self.0.getattr(inode).map_err(errno)?.kind {
+        match self.fs.getattr(inode).map_err(errno)?.kind {
             Kind::Dir => Ok((Some(0), OpenOptions::empty())),
             _ => Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
         }
@@ -214,10 +251,10 @@ impl FileSystem for FuseFs {
     ) -> io::Result<()> {
         let mut all = vec![
             (inode, b".".to_vec(), Kind::Dir),
-            (self.0.parent_of(inode), b"..".to_vec(), Kind::Dir),
+            (self.fs.parent_of(inode), b"..".to_vec(), Kind::Dir),
         ];
         all.extend(
-            self.0
+            self.fs
                 .readdir(inode)
                 .map_err(errno)?
                 .into_iter()
@@ -246,7 +283,7 @@ impl FileSystem for FuseFs {
     }
 
     fn access(&self, ctx: &Context, inode: u64, mask: u32) -> io::Result<()> {
-        self.0.access(caller(ctx), inode, mask).map_err(errno)
+        self.fs.access(caller(ctx), inode, mask).map_err(errno)
     }
 }
 
@@ -259,6 +296,35 @@ fn mount_session(mountpoint: &Path) -> io::Result<FuseSession> {
     Ok(session)
 }
 
+/// Say once how requests in flight survive a hand-over on this connection: `works` if the
+/// kernel resends them, else `why` not.
+fn log_resend(works: bool, why: &str) {
+    if works {
+        tracing::debug!(
+            "the kernel resends unanswered requests to a successor (FUSE_NOTIFY_RESEND)"
+        );
+    } else {
+        tracing::info!(
+            "{why}: live upgrades drain the requests in flight first; the successor of a \
+             crashed server replays its unanswered ones from the journal"
+        );
+    }
+}
+
+const NO_RESEND: &str = "no FUSE_NOTIFY_RESEND (Linux < 6.9)";
+const RESEND_OFF: &str = "FUSE_NOTIFY_RESEND turned off (test)";
+
+/// How a connection is served.
+#[derive(Debug)]
+pub struct Serving {
+    /// Worker threads.
+    pub threads: usize,
+    /// May `FUSE_NOTIFY_RESEND` be used where the kernel has it (`crate::kernel`)?
+    pub resend: bool,
+    /// The journal of requests being served (used where the kernel cannot resend).
+    pub journal: Option<Journal>,
+}
+
 /// A mounted filesystem and its worker threads.
 pub struct Mounted {
     /// For an adopted connection the session's own mount point is a stand-in (see
@@ -266,81 +332,222 @@ pub struct Mounted {
     session: ManuallyDrop<FuseSession>,
     workers: Vec<JoinHandle<()>>,
     mountpoint: PathBuf,
+    server: Arc<Server<FuseFs>>,
+    threads: usize,
+    resend: Arc<Resend>,
+    journal: Option<Arc<Journal>>,
+    /// The journal slot of the next worker started (each worker has its own).
+    next_slot: usize,
+    /// Written to stop the current workers (each watches it beside the connection).
+    stop: Arc<EventFd>,
 }
 
 impl Mounted {
-    /// Mount `fs` on `mountpoint` (see `mount_session`) and serve it with `threads`
-    /// workers.
-    pub fn mount(fs: Arc<Lxcfs>, mountpoint: &Path, threads: usize) -> io::Result<Mounted> {
+    /// Mount `fs` on `mountpoint` (see `mount_session`) and serve it.
+    pub fn mount(fs: Arc<Lxcfs>, mountpoint: &Path, serving: Serving) -> io::Result<Mounted> {
         let session = mount_session(mountpoint)?;
-        Self::serve_session(fs, session, mountpoint, threads, false)
+        Self::serve_session(fs, session, mountpoint, serving, false)
     }
 
     /// Serve a live connection handed over by a predecessor (or a supervisor, or systemd),
-    /// mounted at `mountpoint`, and ask the kernel to resend what the predecessor had read
-    /// but not answered.
+    /// mounted at `mountpoint`. The requests the predecessor had read but not answered are
+    /// served first: the kernel resends them (`FUSE_NOTIFY_RESEND`), or, where it cannot,
+    /// they are replayed from the journal.
     pub fn adopt(
         fs: Arc<Lxcfs>,
         fuse: File,
         mountpoint: &Path,
-        threads: usize,
+        serving: Serving,
     ) -> io::Result<Mounted> {
         // FuseSession::new canonicalises (stats) its path; the live mount point would wait on
         // us. Its path only matters for unmounting, which we do ourselves.
         let stand_in = mountpoint.parent().unwrap_or(Path::new("/"));
         let mut session = FuseSession::new(stand_in, "lxcfs", "lxcfs", true).map_err(fail)?;
         session.set_fuse_file(fuse);
-        Self::serve_session(fs, session, mountpoint, threads, true)
+        Self::serve_session(fs, session, mountpoint, serving, true)
     }
 
     fn serve_session(
         fs: Arc<Lxcfs>,
         session: FuseSession,
         mountpoint: &Path,
-        threads: usize,
-        resend: bool,
+        serving: Serving,
+        adopted: bool,
     ) -> io::Result<Mounted> {
+        let resend = Arc::new(Resend {
+            allowed: serving.resend,
+            works: AtomicBool::new(false),
+        });
+        let server = Arc::new(Server::new(FuseFs {
+            fs,
+            resend: resend.clone(),
+        }));
         let mut m = Mounted {
             session: ManuallyDrop::new(session),
             workers: Vec::new(),
             mountpoint: mountpoint.to_path_buf(),
+            server,
+            threads: serving.threads.max(1),
+            resend,
+            journal: serving.journal.map(Arc::new),
+            next_slot: 0,
+            stop: Arc::new(stop_event()?),
         };
-        let server = Arc::new(Server::new(FuseFs(fs)));
-        for i in 0..threads.max(1) {
-            let spawned = m.session.new_channel().map_err(fail).and_then(|channel| {
-                let server = server.clone();
-                std::thread::Builder::new()
-                    .name(format!("fuse-{i}"))
-                    .spawn(move || serve(server, channel))
+        // Workers wait in epoll and must never block in read() (another may have taken the
+        // request); mount() sets this, an inherited fd has it from its mount, made sure here.
+        if let Some(f) = m.fuse() {
+            use nix::fcntl::{fcntl, FcntlArg, OFlag};
+            let r = fcntl(f, FcntlArg::F_GETFL).and_then(|fl| {
+                fcntl(
+                    f,
+                    FcntlArg::F_SETFL(OFlag::from_bits_truncate(fl) | OFlag::O_NONBLOCK),
+                )
             });
-            match spawned {
-                Ok(h) => m.workers.push(h),
-                Err(e) => {
-                    if !resend {
-                        let _ = m.unmount();
-                    } else {
-                        m.detach();
-                    }
-                    return Err(e);
-                }
+            if let Err(e) = r {
+                tracing::warn!("cannot make the connection non-blocking: {e}");
             }
         }
-        if resend {
-            let fd = m.fuse_fd();
-            let mut buf = [0u8; 64];
-            match FuseDevWriter::<()>::new(fd, &mut buf)
-                .map_err(|e| io::Error::other(e.to_string()))
-                .and_then(|w| {
-                    server
-                        .notify_resend(w)
-                        .map_err(|e| io::Error::other(e.to_string()))
-                }) {
-                Ok(()) => tracing::debug!("asked the kernel to resend unanswered requests"),
-                // Kernels before 6.9: requests the predecessor had read stay unanswered.
-                Err(e) => tracing::warn!("FUSE_NOTIFY_RESEND failed: {e}"),
+        if adopted {
+            // Before any worker of ours reads a request: what is unanswered is the
+            // predecessor's.
+            let kernel = m.resend.allowed && m.notify_resend();
+            m.resend.works.store(kernel, Ordering::Relaxed);
+            log_resend(
+                kernel,
+                if m.resend.allowed {
+                    NO_RESEND
+                } else {
+                    RESEND_OFF
+                },
+            );
+        }
+        // What a predecessor left unanswered, taken out of the journal *before* serving it:
+        // each is replayed once, so a request that kills its server (a bug; panics abort)
+        // cannot kill every successor in turn.
+        let pending = match &m.journal {
+            Some(j) if adopted && !m.resend.works() => j.pending().unwrap_or_else(|e| {
+                tracing::warn!("cannot read the request journal: {e}");
+                Vec::new()
+            }),
+            _ => Vec::new(),
+        };
+        if let Some(j) = &m.journal {
+            if let Err(e) = j.reset(m.threads) {
+                tracing::warn!("request journal: {e}");
             }
+        }
+        m.replay(&pending);
+        if let Err(e) = m.start_workers() {
+            if !adopted {
+                let _ = m.unmount();
+            } else {
+                m.detach();
+            }
+            return Err(e);
         }
         Ok(m)
+    }
+
+    /// Ask the kernel to resend what was read and not answered; false if it cannot (before
+    /// 6.9 the notification is unknown: `EINVAL`).
+    fn notify_resend(&self) -> bool {
+        let mut buf = [0u8; 64];
+        let r = FuseDevWriter::<()>::new(self.fuse_fd(), &mut buf)
+            .map_err(|e| io::Error::other(e.to_string()))
+            .and_then(|w| {
+                self.server
+                    .notify_resend(w)
+                    .map_err(|e| io::Error::other(e.to_string()))
+            });
+        match r {
+            Ok(()) => {
+                tracing::debug!("asked the kernel to resend unanswered requests");
+                true
+            }
+            Err(e) => {
+                tracing::debug!("FUSE_NOTIFY_RESEND: {e}");
+                false
+            }
+        }
+    }
+
+    /// Serve the requests a predecessor read into the journal and did not answer (see
+    /// `crate::journal`).
+    fn replay(&self, pending: &[Pending]) {
+        let Some(fuse) = self.fuse() else {
+            return;
+        };
+        let mut reply = vec![0u8; self.session.bufsize()];
+        for p in pending {
+            let mut request = p.request.clone();
+            let r = handle(&self.server, fuse.as_raw_fd(), &mut request, &mut reply);
+            // An error here is mostly the kernel's "no such request": the predecessor had
+            // answered it after all, or its reader is gone.
+            tracing::debug!("replayed request {} (opcode {}): {r:?}", p.unique, p.opcode);
+        }
+        if !pending.is_empty() {
+            tracing::info!(
+                "replayed {} request(s) a previous server had read and not answered",
+                pending.len()
+            );
+        }
+    }
+
+    fn start_workers(&mut self) -> io::Result<()> {
+        let fuse = self
+            .session
+            .get_fuse_file()
+            .ok_or_else(|| io::Error::other("no connection"))?;
+        for _ in 0..self.threads {
+            let slot = self.next_slot;
+            self.next_slot += 1;
+            let channel = Channel::new(fuse, self.stop.clone())?;
+            let (server, journal) = (self.server.clone(), self.journal.clone());
+            let reply = self.session.bufsize();
+            let w = std::thread::Builder::new()
+                .name(format!("fuse-{slot}"))
+                .spawn(move || serve(&server, &channel, journal.as_deref(), slot, reply))?;
+            self.workers.push(w);
+        }
+        Ok(())
+    }
+
+    /// Does the kernel resend unanswered requests to a successor on this connection?
+    pub fn kernel_resends(&self) -> bool {
+        self.resend.works()
+    }
+
+    /// Stop taking requests and let the workers finish the ones they hold, for at most
+    /// `timeout`; returns how many workers had not finished by then (their requests stay in
+    /// the journal for the successor). Requests not yet taken wait in the kernel. Before a
+    /// hand-over on a kernel that cannot resend; [`Mounted::resume`] serves again.
+    pub fn drain(&mut self, timeout: Duration) -> usize {
+        self.wake();
+        let deadline = Instant::now() + timeout;
+        while self.workers.iter().any(|w| !w.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let (done, stuck): (Vec<_>, Vec<_>) =
+            self.workers.drain(..).partition(JoinHandle::is_finished);
+        for w in done {
+            let _ = w.join();
+        }
+        // A stuck worker finishes its request and then stops by itself (it was woken).
+        stuck.len()
+    }
+
+    /// Serve again after [`Mounted::drain`] (the hand-over failed).
+    pub fn resume(&mut self) -> io::Result<()> {
+        // The old event stays set for any worker still finishing its request.
+        self.stop = Arc::new(stop_event()?);
+        self.start_workers()
+    }
+
+    /// Tell the current workers to stop once they have answered what they hold.
+    fn wake(&self) {
+        if let Err(e) = self.stop.write(1) {
+            tracing::warn!("cannot stop the FUSE workers: {e}");
+        }
     }
 
     /// Where it is mounted.
@@ -358,13 +565,18 @@ impl Mounted {
         self.session.get_fuse_file().map(AsFd::as_fd)
     }
 
+    /// The request journal's memfd, to hand over.
+    pub fn journal_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.journal.as_deref().map(Journal::fd)
+    }
+
     /// True while at least one worker is serving (they stop when the mount goes away).
     pub fn is_serving(&self) -> bool {
         self.workers.iter().any(|w| !w.is_finished())
     }
 
     fn stop_workers(&mut self) {
-        let _ = self.session.wake();
+        self.wake();
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
@@ -378,7 +590,7 @@ impl Mounted {
 
     /// Unmount (lazily, so busy bind mounts do not block it) and join the workers.
     pub fn unmount(mut self) -> io::Result<()> {
-        let _ = self.session.wake();
+        self.wake();
         let r = nix::mount::umount2(&self.mountpoint, nix::mount::MntFlags::MNT_DETACH)
             .map_err(io::Error::from);
         // The session stays in its ManuallyDrop, never dropped: dropping it would unmount its
@@ -456,21 +668,130 @@ fn fail(e: fuse_backend_rs::transport::Error) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-fn serve(server: Arc<Server<FuseFs>>, mut channel: FuseChannel) {
-    loop {
-        match channel.get_request() {
-            Ok(Some((reader, writer))) => {
-                if let Err(e) = server.handle_message(reader, writer.into(), None, None) {
-                    // A reader that went away mid-request makes the reply fail (ENOENT from
-                    // /dev/fuse): nothing to do but carry on.
-                    tracing::debug!("fuse request: {e}");
+/// The stop event of a set of workers.
+fn stop_event() -> io::Result<EventFd> {
+    EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC).map_err(io::Error::from)
+}
+
+/// Serve one request, read into `request`: the reply goes to the connection `fd` through
+/// `reply` (a buffer as large as the largest reply).
+fn handle(
+    server: &Server<FuseFs>,
+    fd: RawFd,
+    request: &mut [u8],
+    reply: &mut [u8],
+) -> Result<(), String> {
+    let reader =
+        Reader::<()>::from_fuse_buffer(FuseBuf::new(request)).map_err(|e| e.to_string())?;
+    let writer = FuseDevWriter::<()>::new(fd, reply).map_err(|e| e.to_string())?;
+    server
+        .handle_message(reader, writer.into(), None, None)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+const FUSE_EVENT: u64 = 1;
+const STOP_EVENT: u64 = 2;
+
+/// One worker's side of the connection: the `/dev/fuse` fd (a duplicate: the same open file,
+/// so the same kernel queues) and an epoll on it and on the stop event.
+struct Channel {
+    fuse: File,
+    epoll: Epoll,
+    /// Kept open while the epoll watches it.
+    _stop: Arc<EventFd>,
+}
+
+impl Channel {
+    fn new(fuse: &File, stop: Arc<EventFd>) -> io::Result<Channel> {
+        let fuse = fuse.try_clone()?;
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        epoll.add(&fuse, EpollEvent::new(EpollFlags::EPOLLIN, FUSE_EVENT))?;
+        epoll.add(&*stop, EpollEvent::new(EpollFlags::EPOLLIN, STOP_EVENT))?;
+        Ok(Channel {
+            fuse,
+            epoll,
+            _stop: stop,
+        })
+    }
+
+    /// Read the next request into `buf`; `None` once told to stop (the stop event is never
+    /// consumed, so every worker sees it) or when the connection is gone.
+    fn next(&self, buf: &mut [u8]) -> Option<usize> {
+        let mut events = [EpollEvent::empty(); 2];
+        loop {
+            let n = match self.epoll.wait(&mut events, EpollTimeout::NONE) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    tracing::warn!("fuse worker: epoll_wait: {e}");
+                    return None;
+                }
+            };
+            let events = &events[..n];
+            if events.iter().any(|e| e.data() == STOP_EVENT) {
+                return None;
+            }
+            if events.iter().any(|e| {
+                e.events()
+                    .intersects(EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP)
+            }) {
+                tracing::info!("fuse channel closed");
+                return None;
+            }
+            match nix::unistd::read(&self.fuse, buf) {
+                Ok(n) => return Some(n),
+                // Another worker took it (EAGAIN), its reader gave up (ENOENT), a signal.
+                Err(Errno::EAGAIN | Errno::ENOENT | Errno::EINTR) => continue,
+                Err(Errno::ENODEV) => {
+                    tracing::info!("fuse filesystem unmounted");
+                    return None;
+                }
+                Err(e) => {
+                    tracing::info!("fuse channel closed: {e}");
+                    return None;
                 }
             }
-            Ok(None) => return,
-            Err(e) => {
-                tracing::info!("fuse channel closed: {e}");
-                return;
-            }
+        }
+    }
+}
+
+/// A worker: read each request into slot `slot` of the journal (a private buffer without
+/// one), serve it, clear the slot.
+fn serve(
+    server: &Server<FuseFs>,
+    channel: &Channel,
+    journal: Option<&Journal>,
+    slot: usize,
+    reply_size: usize,
+) {
+    let mut mapped = journal.and_then(|j| {
+        j.slot(slot)
+            .map_err(|e| tracing::warn!("journal slot {slot}: {e}; serving without it"))
+            .ok()
+    });
+    let mut private = if mapped.is_none() {
+        vec![0u8; SLOT]
+    } else {
+        Vec::new()
+    };
+    let mut reply = vec![0u8; reply_size];
+    let fd = channel.fuse.as_raw_fd();
+    loop {
+        let buf = match &mut mapped {
+            Some(s) => s.buf(),
+            None => &mut private[..],
+        };
+        let Some(n) = channel.next(buf) else {
+            return;
+        };
+        if let Err(e) = handle(server, fd, &mut buf[..n], &mut reply) {
+            // A reader that went away mid-request makes the reply fail (ENOENT from
+            // /dev/fuse): nothing to do but carry on.
+            tracing::debug!("fuse request: {e}");
+        }
+        if let Some(s) = &mut mapped {
+            s.done();
         }
     }
 }

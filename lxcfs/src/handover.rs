@@ -14,8 +14,11 @@
 //!
 //! Whatever the way, the successor asks the kernel to resend the requests its predecessor had
 //! read but not answered (`FUSE_NOTIFY_RESEND`, Linux ≥ 6.9), so a reader blocked in the
-//! kernel gets its answer from the successor. The first two ways also pass the SIGUSR2
-//! switch's memfd ([`crate::switch`]), so virtualisation stays as the admin left it.
+//! kernel gets its answer from the successor. Where the kernel cannot resend, a live upgrade
+//! drains the requests in flight before the exec, and every way passes the request journal
+//! ([`crate::journal`]: a memfd, `journal` in systemd's fd store) from which the successor
+//! of a crashed server replays what it had not answered. The first two ways also pass the
+//! SIGUSR2 switch's memfd ([`crate::switch`]), so virtualisation stays as the admin left it.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -26,6 +29,8 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::sys::stat::{major, minor};
+
+use crate::journal::{FDSTORE_NAME as JOURNAL_FDSTORE_NAME, JOURNAL_FD_ENV};
 
 /// The FUSE connection's fd, for a successor.
 pub const FUSE_FD_ENV: &str = "LXCFS_FUSE_FD";
@@ -45,6 +50,8 @@ pub struct Inherited {
     pub fuse: File,
     /// The pidfile, still locked.
     pub pidfile: Option<File>,
+    /// The request journal (`crate::journal`), if the predecessor kept one.
+    pub journal: Option<File>,
     /// This generation's number.
     pub generation: u64,
     /// Where it came from, for the log.
@@ -62,14 +69,27 @@ pub fn take() -> Result<(bool, Option<Inherited>), String> {
         .unwrap_or(1);
     let fuse_fd = std::env::var(FUSE_FD_ENV).ok();
     let pid_fd = std::env::var(PIDFILE_FD_ENV).ok();
-    for v in [SUPERVISED_ENV, GENERATION_ENV, FUSE_FD_ENV, PIDFILE_FD_ENV] {
+    let journal_fd = std::env::var(JOURNAL_FD_ENV).ok();
+    for v in [
+        SUPERVISED_ENV,
+        GENERATION_ENV,
+        FUSE_FD_ENV,
+        PIDFILE_FD_ENV,
+        JOURNAL_FD_ENV,
+    ] {
         std::env::remove_var(v);
     }
-    let systemd = sdnotify::listen_fds();
+    let mut systemd = sdnotify::listen_fds();
     if let Some(fd) = fuse_fd {
         let fuse = adopt_fd(&fd, FUSE_FD_ENV)?;
         check_fuse(&fuse)?;
         let pidfile = pid_fd.map(|p| adopt_fd(&p, PIDFILE_FD_ENV)).transpose()?;
+        // A bad journal only costs the replay after a crash.
+        let journal = journal_fd.and_then(|j| {
+            adopt_fd(&j, JOURNAL_FD_ENV)
+                .map_err(|e| tracing::warn!("{e}; no request journal"))
+                .ok()
+        });
         let from = if supervised {
             "supervisor"
         } else {
@@ -80,11 +100,16 @@ pub fn take() -> Result<(bool, Option<Inherited>), String> {
             Some(Inherited {
                 fuse,
                 pidfile,
+                journal,
                 generation,
                 from,
             }),
         ));
     }
+    let journal = systemd
+        .iter()
+        .position(|(name, _)| name == JOURNAL_FDSTORE_NAME)
+        .map(|i| File::from(systemd.swap_remove(i).1));
     for (name, fd) in systemd {
         if name == FDSTORE_NAME {
             let fuse = File::from(fd);
@@ -94,6 +119,7 @@ pub fn take() -> Result<(bool, Option<Inherited>), String> {
                 Some(Inherited {
                     fuse,
                     pidfile: None,
+                    journal,
                     generation: 2,
                     from: "systemd's fd store",
                 }),
@@ -195,17 +221,32 @@ pub fn preflight(exe: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Exec `exe` with this process's arguments, handing over `fuse`, `pidfile` and the SIGUSR2
-/// `switch`. Returns only on failure (the fds are then close-on-exec again and the caller
-/// keeps serving).
+/// What a generation hands to its successor, besides the connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Handed<'a> {
+    /// The locked pidfile (none for a supervised server).
+    pub pidfile: Option<BorrowedFd<'a>>,
+    /// The SIGUSR2 switch's memfd.
+    pub switch: Option<BorrowedFd<'a>>,
+    /// The request journal's memfd.
+    pub journal: Option<BorrowedFd<'a>>,
+}
+
+/// Exec `exe` with this process's arguments, handing over `fuse` and the rest (`handed`).
+/// Returns only on failure (the fds are then close-on-exec again and the caller keeps
+/// serving).
 pub fn exec_successor(
     exe: &Path,
     fuse: BorrowedFd<'_>,
-    pidfile: Option<BorrowedFd<'_>>,
-    switch: Option<BorrowedFd<'_>>,
+    handed: Handed<'_>,
     supervised: bool,
     generation: u64,
 ) -> std::io::Error {
+    let Handed {
+        pidfile,
+        switch,
+        journal,
+    } = handed;
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let keep = |fd: BorrowedFd<'_>, on: bool| {
         let flags = if on {
@@ -215,7 +256,11 @@ pub fn exec_successor(
         };
         fcntl(fd, FcntlArg::F_SETFD(flags)).map(|_| ())
     };
-    let fds: Vec<BorrowedFd<'_>> = std::iter::once(fuse).chain(pidfile).chain(switch).collect();
+    let fds: Vec<BorrowedFd<'_>> = std::iter::once(fuse)
+        .chain(pidfile)
+        .chain(switch)
+        .chain(journal)
+        .collect();
     for fd in &fds {
         if let Err(e) = keep(*fd, true) {
             return std::io::Error::from(e);
@@ -231,6 +276,9 @@ pub fn exec_successor(
     }
     if let Some(v) = switch {
         cmd.env(crate::switch::SWITCH_FD_ENV, number(v));
+    }
+    if let Some(j) = journal {
+        cmd.env(JOURNAL_FD_ENV, number(j));
     }
     if supervised {
         cmd.env(SUPERVISED_ENV, "1");

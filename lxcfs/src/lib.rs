@@ -11,7 +11,8 @@
 //! * [`view`]: caller → whose cgroups → rendered bytes, shared briefly per container, or
 //!   the host's copy while the SIGUSR2 [`switch`] is off;
 //! * [`render`]: pure renderers, one per file; [`sampler`]: the `-l` load averages;
-//! * [`caller`] (who is asking), [`tree`] (layout, inodes), [`options`], [`error`].
+//! * [`caller`] (who is asking), [`tree`] (layout, inodes), [`options`], [`kernel`] (newer
+//!   kernel features and the test switch that turns them off), [`error`].
 
 pub mod caller;
 pub mod cli;
@@ -20,6 +21,8 @@ pub mod error;
 pub mod fs;
 pub mod fuse_adapter;
 pub mod handover;
+pub mod journal;
+pub mod kernel;
 pub mod options;
 pub mod pidfile;
 pub mod render;

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::kernel::Compat;
+
 /// Feature switches and paths of one daemon instance.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -19,6 +21,8 @@ pub struct Options {
     pub proc_root: PathBuf,
     /// Where the sysfs cpu directory is (`/sys/devices/system/cpu`).
     pub sys_cpu_root: PathBuf,
+    /// Which newer kernel features may be used (all, unless a test turns some off).
+    pub compat: Compat,
 }
 
 impl Default for Options {
@@ -30,6 +34,7 @@ impl Default for Options {
             cache_ms: 20,
             proc_root: PathBuf::from("/proc"),
             sys_cpu_root: PathBuf::from("/sys/devices/system/cpu"),
+            compat: Compat::default(),
         }
     }
 }

@@ -4,7 +4,9 @@
 //! crash, `kill -9`, an OOM kill — the mount stays and requests wait in the kernel; the
 //! supervisor starts a new child, which asks the kernel to resend what the dead one had read.
 //! A child that dies is restarted at once; if the new one dies young too, the delay grows
-//! (100 ms, doubling to 10 s), so a broken binary does not spin.
+//! (100 ms, doubling to 10 s), so a broken binary does not spin. On kernels without
+//! `FUSE_NOTIFY_RESEND` (before 6.9) the new child replays instead the requests the dead one
+//! recorded in the journal ([`crate::journal`]), which the supervisor holds for it.
 //!
 //! Signals to the supervisor (the pid in the pidfile): SIGUSR1 is passed to the child, which
 //! upgrades itself in place; SIGUSR2 toggles virtualisation — the switch is a memfd every
@@ -25,6 +27,7 @@ use crate::cli::Cli;
 use crate::error::StartError;
 use crate::fuse_adapter::{prepare_mountpoint, HeldMount};
 use crate::handover::{self, FUSE_FD_ENV, GENERATION_ENV, SUPERVISED_ENV};
+use crate::journal::{Journal, JOURNAL_FD_ENV};
 use crate::pidfile::PidFile;
 use crate::switch::{Virtualisation, SWITCH_FD_ENV};
 
@@ -57,6 +60,8 @@ pub fn run(cli: &Cli, signals: &SigSet) -> Result<(), StartError> {
         .map_err(|e| StartError::new(format!("cannot mount {}: {e}", cli.mountpoint.display())))?;
     let fuse = mount.fuse_fd();
     let virt = Virtualisation::shared();
+    // Held here, so that it outlives the children that write it.
+    let journal = Journal::new();
     let args: Vec<std::ffi::OsString> = std::env::args_os()
         .skip(1)
         .filter(|a| a != "--supervise")
@@ -92,8 +97,11 @@ pub fn run(cli: &Cli, signals: &SigSet) -> Result<(), StartError> {
             }
         }
         generation += 1;
-        let switch = virt.fd().map(|f| f.as_raw_fd());
-        let mut child = match start(&exe, &args, fuse, switch, generation) {
+        let shared = Shared {
+            switch: virt.fd().map(|f| f.as_raw_fd()),
+            journal: journal.as_ref().map(|j| j.fd().as_raw_fd()),
+        };
+        let mut child = match start(&exe, &args, fuse, shared, generation) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("cannot start {}: {e}", exe.display());
@@ -163,13 +171,23 @@ fn on_signal(sig: Signal, child: Option<&Child>, virt: &Virtualisation) -> bool 
     }
 }
 
+/// The memfds every child shares with the supervisor.
+#[derive(Debug, Clone, Copy)]
+struct Shared {
+    /// The SIGUSR2 switch.
+    switch: Option<i32>,
+    /// The request journal.
+    journal: Option<i32>,
+}
+
 fn start(
     exe: &Path,
     args: &[std::ffi::OsString],
     fuse: i32,
-    switch: Option<i32>,
+    shared: Shared,
     generation: u64,
 ) -> std::io::Result<Child> {
+    let Shared { switch, journal } = shared;
     let mut cmd = Command::new(exe);
     cmd.args(args)
         .env(FUSE_FD_ENV, fuse.to_string())
@@ -178,10 +196,13 @@ fn start(
     if let Some(v) = switch {
         cmd.env(SWITCH_FD_ENV, v.to_string());
     }
+    if let Some(j) = journal {
+        cmd.env(JOURNAL_FD_ENV, j.to_string());
+    }
     // SAFETY: between fork and exec only async-signal-safe calls: fcntl on fd numbers.
     unsafe {
         cmd.pre_exec(move || {
-            for fd in std::iter::once(fuse).chain(switch) {
+            for fd in std::iter::once(fuse).chain(switch).chain(journal) {
                 if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }

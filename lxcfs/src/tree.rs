@@ -187,7 +187,8 @@ impl Tree {
         }
     }
 
-    fn all_files(&self) -> impl Iterator<Item = VFile> + '_ {
+    /// Every generated file of the layout.
+    pub(crate) fn all_files(&self) -> impl Iterator<Item = VFile> + '_ {
         let psi = if self.psi { &PSI_FILES[..] } else { &[][..] };
         PROC_FILES
             .iter()

@@ -42,7 +42,7 @@ impl Views {
     ) -> FsResult<Views> {
         Ok(Views {
             ctx: Ctx::new(opts)?,
-            resolver: CallerResolver::new(&opts.proc_root)?,
+            resolver: CallerResolver::new(&opts.proc_root, opts.compat.tgid_ioctl)?,
             loadavg,
             recent: recent::Recent::new(std::time::Duration::from_millis(opts.cache_ms)),
             virt,
@@ -144,6 +144,41 @@ mod tests {
             with, b"0.00 0.00 0.00 0/1 0\n",
             "with -l: the empty cgroup's"
         );
+    }
+
+    /// Pure v2, the container's cgroup (and its parent) with no controller enabled — what a
+    /// delegation with an empty `cgroup.subtree_control` up the tree gives: every file
+    /// renders (from an ancestor's files, the implicit ones, or the host's), with and without
+    /// `--enable-cfs` and `-l`; meminfo, swaps and diskstats used to fail with ENOENT.
+    #[test]
+    fn every_file_renders_for_a_v2_cgroup_without_controllers() {
+        let h = Host::unified(&["cpuset", "cpu", "io", "memory", "pids"]);
+        for rel in ["c1", "c1/ct"] {
+            let cg = h.fx.v2_cgroup(rel);
+            h.fx.write(&cg, "cgroup.procs", "");
+            h.fx.write(
+                &cg,
+                "cpu.stat",
+                "usage_usec 9\nuser_usec 5\nsystem_usec 4\n",
+            );
+        }
+        let view = h.view("c1/ct");
+        let sampler = Arc::new(Sampler::start(&h.opts().proc_root));
+        for cfs in [false, true] {
+            for loadavg in [None, Some(sampler.clone())] {
+                let mut opts = h.opts();
+                opts.cfs = cfs;
+                let v = Views::new(&opts, Arc::new(Virtualisation::private()), loadavg).unwrap();
+                for file in crate::tree::Tree::new(true).all_files() {
+                    let r = v.render_view(file, &view);
+                    assert!(
+                        r.as_ref().is_ok_and(|b| !b.is_empty()),
+                        "{file:?} (cfs {cfs}): {r:?}"
+                    );
+                }
+            }
+        }
+        sampler.stop();
     }
 
     #[test]

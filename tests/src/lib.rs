@@ -81,6 +81,12 @@ pub fn is_mounted(path: &Path) -> bool {
     mount_count(path) > 0
 }
 
+/// lxcfs's test-only switch (`LXCFS_TEST_WITHOUT`, see lxcfs's `kernel` module) turning off
+/// the kernel `features` named.
+pub fn without_env(features: &[&str]) -> Vec<(String, String)> {
+    vec![("LXCFS_TEST_WITHOUT".to_string(), features.join(","))]
+}
+
 /// A running lxcfs (ours or the anchor) on a temp mount point.
 pub struct Daemon {
     child: Option<Child>,
@@ -97,6 +103,13 @@ impl Daemon {
         Self::start(&lxcfs_bin(), args)
     }
 
+    /// Start our daemon behaving as on a kernel without the `features` (names of lxcfs's
+    /// test-only `LXCFS_TEST_WITHOUT`, e.g. `"ns_get_tgid"`, `"fuse_resend"`), so that its
+    /// fallbacks for older kernels run on this one.
+    pub fn ours_without(features: &[&str], args: &[&str]) -> Daemon {
+        Self::start_env(&lxcfs_bin(), args, None, &without_env(features))
+    }
+
     /// Start Debian's lxcfs 5.0.3.
     pub fn anchor(args: &[&str]) -> Daemon {
         Self::start(Path::new("/usr/bin/lxcfs"), args)
@@ -104,15 +117,25 @@ impl Daemon {
 
     /// Start `bin` with `args` on a fresh mount point and wait for the mount.
     pub fn start(bin: &Path, args: &[&str]) -> Daemon {
-        Self::start_at(bin, args, None)
+        Self::start_env(bin, args, None, &[])
+    }
+
+    /// [`Daemon::start`] as on a kernel without `features` (see [`Daemon::ours_without`]).
+    pub fn start_without(bin: &Path, features: &[&str], args: &[&str]) -> Daemon {
+        Self::start_env(bin, args, None, &without_env(features))
     }
 
     /// Start our daemon on a fixed mount point (stacked on whatever is mounted there).
     pub fn ours_at(mnt: &Path, args: &[&str]) -> Daemon {
-        Self::start_at(&lxcfs_bin(), args, Some(mnt))
+        Self::start_env(&lxcfs_bin(), args, Some(mnt), &[])
     }
 
-    fn start_at(bin: &Path, args: &[&str], at: Option<&Path>) -> Daemon {
+    /// [`Daemon::ours_at`] as on a kernel without `features` (see [`Daemon::ours_without`]).
+    pub fn ours_at_without(mnt: &Path, features: &[&str], args: &[&str]) -> Daemon {
+        Self::start_env(&lxcfs_bin(), args, Some(mnt), &without_env(features))
+    }
+
+    fn start_env(bin: &Path, args: &[&str], at: Option<&Path>, env: &[(String, String)]) -> Daemon {
         require_root();
         let dir = tempfile::Builder::new()
             .prefix("e2e-lxcfs-")
@@ -127,6 +150,7 @@ impl Daemon {
         let log = dir.path().join("log");
         let logf = std::fs::File::create(&log).expect("log file");
         let child = Command::new(bin)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .args(args)
             .arg("-p")
             .arg(dir.path().join("pid"))

@@ -3,7 +3,13 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use e2e::{in_cgroup, in_container, meminfo_kb, stdout, Daemon, TestCgroup};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use e2e::{
+    children_of, in_cgroup, in_container, meminfo_kb, spawn_in_container, stdout, Daemon,
+    TestCgroup,
+};
 
 /// The host's last CPU, for a cpuset that leaves the others out.
 fn last_cpu() -> usize {
@@ -199,4 +205,61 @@ fn shared_renderings_never_cross_containers_and_expire() {
     let out = stdout(&in_container(&a, &script));
     let totals: Vec<u64> = out.lines().map(|l| meminfo_kb(l, "MemTotal")).collect();
     assert_eq!(totals, [131072, 65536], "{out}");
+}
+
+/// A reader that joined the container's pid namespace with `setns()` — `nsenter -p`, as
+/// `lxr exec` does — from outside the container's cgroups: its parent is outside the
+/// namespace, so on kernels before 6.11 (no `NS_GET_TGID_FROM_PIDNS`) the parent walk cannot
+/// find the container's init, and lxcfs used to answer ESRCH (issue 18). Checked with the
+/// ioctl and with it turned off (the /proc scan), each time as the namespace's first reader
+/// (nothing cached), from the joined process and from a child of it.
+#[test]
+fn a_reader_that_entered_by_setns_sees_the_container_with_and_without_the_ioctl() {
+    for without in [&[][..], &["ns_get_tgid"][..]] {
+        let d = Daemon::ours_without(without, &[]);
+        let mut cg = TestCgroup::new("setns");
+        cg.set(
+            "memory",
+            "memory.limit_in_bytes",
+            &(72u64 << 20).to_string(),
+        );
+        let mut unshare = spawn_in_container(&cg, "sleep 60 & wait");
+        cg.adopt(unshare.id());
+        let t = Instant::now();
+        let init = loop {
+            if let Some(&i) = children_of(unshare.id()).first() {
+                break i;
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "no container init");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let m = d.path().display().to_string();
+        let out = Command::new("nsenter")
+            .args(["-t", &init.to_string(), "-p", "--"])
+            .args(["sh", "-c"])
+            .arg(format!(
+                "timeout 10 cat {m}/proc/meminfo && echo === && \
+                 timeout 10 sh -c 'cat {m}/proc/meminfo' && echo === && \
+                 timeout 10 cat {m}/proc/uptime {m}/proc/swaps {m}/proc/stat >/dev/null && echo $$"
+            ))
+            .output()
+            .unwrap();
+        let text = stdout(&out);
+        let parts: Vec<&str> = text.split("===\n").collect();
+        let [direct, child, pid] = parts[..] else {
+            panic!("unexpected output:\n{text}");
+        };
+        assert_ne!(pid.trim(), "1", "the reader joined, it is not the init");
+        for (who, meminfo) in [("the joined process", direct), ("its child", child)] {
+            assert_eq!(
+                meminfo_kb(meminfo, "MemTotal"),
+                72 * 1024,
+                "{who} (without {without:?}) sees the container's limit:\n{}",
+                d.log_text()
+            );
+        }
+        // The container this test started (its init dies with `unshare`, --kill-child).
+        e2e::signal(unshare.id(), nix::sys::signal::Signal::SIGKILL);
+        let _ = unshare.wait();
+    }
 }

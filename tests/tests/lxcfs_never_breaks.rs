@@ -7,6 +7,11 @@
 //! every reader must keep seeing its own container. Also: the supervisor's restart backoff,
 //! and the systemd fd-store path with this test playing systemd over
 //! `NOTIFY_SOCKET`/`LISTEN_FDS`.
+//!
+//! Each of (a), (b) and the fd-store crash also runs as on a kernel without
+//! `FUSE_NOTIFY_RESEND` (before 6.9, lxcfs's test-only `LXCFS_TEST_WITHOUT=fuse_resend`):
+//! upgrades must then drain the requests in flight, and crashes be recovered from the
+//! request journal (issue 18: on 6.1, 5 upgrades under 4 readers left 2 readers hung).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -22,6 +27,9 @@ use std::time::{Duration, Instant};
 use e2e::{assert_serves_containers, lxcfs_bin, spawn_in_container, Daemon, TestCgroup};
 
 const MARK: &[u8] = b"LXCFS-BUILD-ID:";
+
+/// What the daemon logs when it replays requests from the journal.
+const REPLAYED: &str = "request(s) a previous server had read and not answered";
 
 /// The longest a single read may take while the daemon is switched under it, beyond any
 /// restart delay the supervisor adds on purpose. A switch costs an exec (or a restart) and
@@ -107,16 +115,20 @@ impl Readers {
 
     /// Stop them; every one must have read, never failed, never waited longer than
     /// `max_stall` for a read, and always seen its own limit. A reader that does not stop
-    /// is stuck in a read: that fails the test, after stopping `d` — a reader stuck in a
-    /// request the daemon took cannot die (nor its cgroup go) while the connection lives.
-    fn finish(mut self, d: &mut Daemon, max_stall: Duration) -> u64 {
+    /// is stuck in a read: that fails the test, after `release` — which must end the
+    /// connection (stop the daemon, drop what else holds it): a reader stuck in a request the
+    /// daemon took cannot die (nor its cgroup go) while the connection lives.
+    fn finish(mut self, release: impl FnOnce(), max_stall: Duration) -> u64 {
+        let mut release = Some(release);
         std::fs::write(&self.stop, "").unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut total = 0;
         for (child, expected) in self.children.iter_mut() {
             while child.try_wait().unwrap().is_none() {
                 if Instant::now() >= deadline {
-                    d.stop();
+                    if let Some(r) = release.take() {
+                        r();
+                    }
                     panic!("the reader of {expected} kB did not stop: a read stalled");
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -174,10 +186,37 @@ fn pidfile_is_locked(path: &Path) -> bool {
 
 #[test]
 fn live_upgrade_five_times_under_ten_readers_loses_nothing() {
+    let (d, _bin) = live_upgrade_five_times(&[]);
+    assert!(!d.log_text().contains("(drained)"), "{}", d.log_text());
+}
+
+/// As on a kernel without `FUSE_NOTIFY_RESEND` (before 6.9, e.g. Debian 12's 6.1, where 5
+/// upgrades under 4 readers left 2 hung, issue 18): the successor cannot get back what its
+/// predecessor had read, so each upgrade drains the requests in flight before the exec. Every
+/// reader must complete every read; nothing is left for the journal.
+#[test]
+fn live_upgrade_without_resend_drains_and_loses_nothing() {
+    let (d, _bin) = live_upgrade_five_times(&["fuse_resend"]);
+    let log = d.log_text();
+    assert_eq!(
+        log.matches("requests in flight answered (drained)").count(),
+        5,
+        "{log}"
+    );
+    assert!(
+        log.contains("FUSE_NOTIFY_RESEND turned off (test)"),
+        "{log}"
+    );
+    assert!(!log.contains(REPLAYED), "drained: nothing to replay\n{log}");
+}
+
+/// Five SIGUSR1 upgrades under ten readers, with the kernel `features` off (see
+/// `Daemon::start_without`); returns the daemon, still serving, and its binary's directory.
+fn live_upgrade_five_times(without: &[&str]) -> (Daemon, tempfile::TempDir) {
     let bin_dir = tempfile::tempdir().unwrap();
     let bin = bin_dir.path().join("lxcfs");
     install_build(&bin, "gen-0");
-    let mut d = Daemon::start(&bin, &[]);
+    let mut d = Daemon::start_without(&bin, without, &[]);
     let dev = dev_of(d.path());
     let readers = Readers::start(d.path(), 10);
     std::thread::sleep(Duration::from_millis(300));
@@ -188,7 +227,12 @@ fn live_upgrade_five_times_under_ten_readers_loses_nothing() {
         unsafe { libc::kill(d.pid() as i32, libc::SIGUSR1) };
         wait_serving(&d, k + 1, &id);
     }
-    let reads = readers.finish(&mut d, MAX_STALL);
+    let reads = readers.finish(
+        || {
+            d.stop();
+        },
+        MAX_STALL,
+    );
     assert!(reads > 100, "{reads} reads");
     // Same process, same mount, the new binary, the pidfile still locked by it.
     assert_eq!(dev_of(d.path()), dev);
@@ -200,14 +244,46 @@ fn live_upgrade_five_times_under_ten_readers_loses_nothing() {
         d.pid().to_string()
     );
     assert_serves_containers(&mut d, "five upgrades");
+    (d, bin_dir)
 }
 
 #[test]
 fn kill_9_five_times_under_the_supervisor_loses_nothing() {
+    let (d, _bin) = kill_9_five_times(&[]);
+    assert!(!d.log_text().contains(REPLAYED), "{}", d.log_text());
+}
+
+/// As on a kernel without `FUSE_NOTIFY_RESEND` (before 6.9): the requests a killed server
+/// had read stay in the kernel, their readers stuck (uninterruptibly) until something answers
+/// them; each new server replays them from the journal the supervisor holds. Every reader
+/// must complete every read, and the log must show requests replayed (with ten readers in
+/// tight loops, a kill finds requests in flight nearly every time).
+#[test]
+fn kill_9_without_resend_replays_the_journal_and_loses_nothing() {
+    let (d, _bin) = kill_9_five_times(&["fuse_resend"]);
+    let log = d.log_text();
+    let replayed: usize = log
+        .lines()
+        .filter(|l| l.contains(REPLAYED))
+        .filter_map(|l| {
+            l.split("replayed ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
+        .sum();
+    assert!(replayed > 0, "no request was in flight at any kill?\n{log}");
+}
+
+/// Five `kill -9`s of the supervised server under ten readers, with the kernel `features`
+/// off; returns the supervisor, still serving, and its binary's directory.
+fn kill_9_five_times(without: &[&str]) -> (Daemon, tempfile::TempDir) {
     let bin_dir = tempfile::tempdir().unwrap();
     let bin = bin_dir.path().join("lxcfs");
     install_build(&bin, "crash-0");
-    let mut d = Daemon::start(&bin, &["--supervise"]);
+    let mut d = Daemon::start_without(&bin, without, &["--supervise"]);
     let dev = dev_of(d.path());
     let readers = Readers::start(d.path(), 10);
     std::thread::sleep(Duration::from_millis(300));
@@ -222,11 +298,17 @@ fn kill_9_five_times_under_the_supervisor_loses_nothing() {
     }
     // Each server here dies young, so the supervisor waits before each restart: 0, 100,
     // 200, 400, then 800 ms before the fifth (by design, see the backoff test below).
-    let reads = readers.finish(&mut d, MAX_STALL + Duration::from_millis(800));
+    let reads = readers.finish(
+        || {
+            d.stop();
+        },
+        MAX_STALL + Duration::from_millis(800),
+    );
     assert!(reads > 100, "{reads} reads");
     assert_eq!(dev_of(d.path()), dev);
     assert!(pidfile_is_locked(&d.pidfile()));
     assert_serves_containers(&mut d, "five kill -9");
+    (d, bin_dir)
 }
 
 #[test]
@@ -296,14 +378,16 @@ fn recv_notify(sock: &UnixDatagram) -> (String, Vec<OwnedFd>) {
     (String::from_utf8_lossy(&buf[..n]).to_string(), fds)
 }
 
-/// Start lxcfs the way systemd would: `NOTIFY_SOCKET`, and when `stored` is given, that fd
-/// as fd 3 with `LISTEN_FDS=1`, `LISTEN_FDNAMES=fuse` and `LISTEN_PID` set to the daemon's pid.
+/// Start lxcfs the way systemd would: `NOTIFY_SOCKET`, and the fds of the store (`stored`,
+/// with their names) from fd 3 on with `LISTEN_FDS`, `LISTEN_FDNAMES` and `LISTEN_PID` set to
+/// the daemon's pid; with the kernel features `without` turned off.
 fn start_like_systemd(
     notify: &Path,
     mnt: &Path,
     pidfile: &Path,
     log: &Path,
-    stored: Option<&OwnedFd>,
+    stored: &[(String, OwnedFd)],
+    without: &[&str],
 ) -> Child {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
@@ -314,23 +398,63 @@ fn start_like_systemd(
         .arg(pidfile)
         .arg(mnt)
         .env("NOTIFY_SOCKET", notify)
+        .envs(e2e::without_env(without))
         .stdin(Stdio::null())
-        .stdout(std::fs::File::create(log).unwrap())
+        .stdout(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap(),
+        )
         .stderr(std::fs::OpenOptions::new().append(true).open(log).unwrap());
-    if let Some(fd) = stored {
-        let raw = fd.as_raw_fd();
-        cmd.env("LISTEN_FDS", "1").env("LISTEN_FDNAMES", "fuse");
-        // SAFETY: only dup2 between fork and exec (async-signal-safe).
+    if !stored.is_empty() {
+        let names: Vec<&str> = stored.iter().map(|(n, _)| n.as_str()).collect();
+        cmd.env("LISTEN_FDS", stored.len().to_string())
+            .env("LISTEN_FDNAMES", names.join(":"));
+        let raw: Vec<RawFd> = stored.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
+        // SAFETY: only dup2 between fork and exec (async-signal-safe). The stored fds are
+        // first moved above the targets, so none is overwritten before it is copied.
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-                if libc::dup2(raw, 3) < 0 {
-                    return Err(std::io::Error::last_os_error());
+                let mut high = Vec::with_capacity(raw.len());
+                for fd in &raw {
+                    let h = libc::fcntl(*fd, libc::F_DUPFD, 100);
+                    if h < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    high.push(h);
+                }
+                for (i, h) in high.iter().enumerate() {
+                    if libc::dup2(*h, 3 + i as i32) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });
         }
     }
     cmd.spawn().unwrap()
+}
+
+/// Play systemd's side of a start: take the fds the daemon stores (by name) until it says
+/// `READY=1`.
+fn until_ready(sock: &UnixDatagram) -> Vec<(String, OwnedFd)> {
+    let mut stored = Vec::new();
+    loop {
+        let (msg, fds) = recv_notify(sock);
+        if msg.contains("FDSTORE=1") {
+            let name = msg
+                .lines()
+                .find_map(|l| l.strip_prefix("FDNAME="))
+                .unwrap_or("unknown")
+                .to_string();
+            stored.extend(fds.into_iter().map(|fd| (name.clone(), fd)));
+        }
+        if msg.contains("READY=1") {
+            return stored;
+        }
+    }
 }
 
 #[test]
@@ -348,18 +472,13 @@ fn a_crash_under_systemd_is_survived_through_the_fd_store() {
     sock.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     let guard = scopeguard(&mnt);
-    let mut first = start_like_systemd(&notify, &mnt, &pidfile, &log, None);
+    let mut first = start_like_systemd(&notify, &mnt, &pidfile, &log, &[], &[]);
     guard.pids.borrow_mut().push(first.id());
-    // The daemon parks the connection in the store, then says it is ready.
-    let (store, mut fds) = recv_notify(&sock);
-    assert!(
-        store.contains("FDSTORE=1") && store.contains("FDNAME=fuse"),
-        "{store}"
-    );
-    assert_eq!(fds.len(), 1);
-    let stored = fds.remove(0);
-    let (ready, _) = recv_notify(&sock);
-    assert!(ready.contains("READY=1"), "{ready}");
+    // The daemon parks the connection (and its request journal) in the store, then says it
+    // is ready.
+    let stored = until_ready(&sock);
+    let names: Vec<&str> = stored.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["fuse", "journal"]);
     let dev = dev_of(&mnt);
     assert!(std::fs::read_to_string(mnt.join("proc/uptime")).is_ok());
 
@@ -372,34 +491,89 @@ fn a_crash_under_systemd_is_survived_through_the_fd_store() {
         blocked.try_recv().is_err(),
         "the read did not wait for the successor"
     );
-    // systemd restarts the service and passes the stored fd back.
-    let mut second = start_like_systemd(&notify, &mnt, &pidfile, &log, Some(&stored));
+    // systemd restarts the service and passes the stored fds back.
+    let mut second = start_like_systemd(&notify, &mnt, &pidfile, &log, &stored, &[]);
     guard.pids.borrow_mut().push(second.id());
     let text = answer(&blocked, "the read that waited for the restart");
     assert!(text.contains("MemTotal:"));
-    loop {
-        let (msg, _) = recv_notify(&sock);
-        if msg.contains("READY=1") {
-            break;
-        }
-    }
+    until_ready(&sock);
     assert!(std::fs::read_to_string(&log)
         .unwrap()
         .contains("connection from systemd's fd store"));
     assert_eq!(dev_of(&mnt), dev);
 
-    // A clean stop unmounts and takes the fd out of the store.
+    // A clean stop unmounts and takes the fds out of the store.
     // SAFETY: signalling the daemon this test started.
     unsafe { libc::kill(second.id() as i32, libc::SIGTERM) };
-    let mut removed = false;
+    let mut removed = Vec::new();
     while let Ok(msg) = std::panic::catch_unwind(|| recv_notify(&sock).0) {
         if msg.contains("FDSTOREREMOVE=1") {
-            removed = true;
-            break;
+            removed.extend(
+                msg.lines()
+                    .filter_map(|l| l.strip_prefix("FDNAME="))
+                    .map(String::from),
+            );
+            if removed.len() == 2 {
+                break;
+            }
         }
     }
-    assert!(removed);
+    assert_eq!(removed, ["fuse", "journal"]);
     second.wait().unwrap();
+    assert!(!e2e::is_mounted(&mnt));
+    drop(guard);
+}
+
+/// As on a kernel without `FUSE_NOTIFY_RESEND`, under systemd: five `kill -9`s under ten
+/// readers, each followed by the restart with the stored connection *and journal*; the
+/// successor replays what the dead one had read and not answered. Every read completes.
+#[test]
+fn a_crash_under_systemd_without_resend_replays_the_stored_journal() {
+    e2e::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let (mnt, notify, pidfile, log) = (
+        dir.path().join("mnt"),
+        dir.path().join("notify"),
+        dir.path().join("pid"),
+        dir.path().join("log"),
+    );
+    std::fs::create_dir(&mnt).unwrap();
+    let sock = UnixDatagram::bind(&notify).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let guard = scopeguard(&mnt);
+    let without = ["fuse_resend"];
+    let mut daemon = start_like_systemd(&notify, &mnt, &pidfile, &log, &[], &without);
+    guard.pids.borrow_mut().push(daemon.id());
+    let stored = until_ready(&sock);
+    let readers = Readers::start(&mnt, 10);
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..5 {
+        daemon.kill().unwrap();
+        daemon.wait().unwrap();
+        daemon = start_like_systemd(&notify, &mnt, &pidfile, &log, &stored, &without);
+        guard.pids.borrow_mut().push(daemon.id());
+        until_ready(&sock);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // A stuck reader is released by ending the connection: the daemon and the store.
+    let pid = daemon.id();
+    let reads = readers.finish(
+        move || {
+            drop(stored);
+            e2e::signal(pid, nix::sys::signal::Signal::SIGKILL);
+        },
+        MAX_STALL,
+    );
+    assert!(reads > 100, "{reads} reads");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains(REPLAYED),
+        "no request in flight at any kill?\n{text}"
+    );
+    // SAFETY: signalling the daemon this test started.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    daemon.wait().unwrap();
     assert!(!e2e::is_mounted(&mnt));
     drop(guard);
 }

@@ -5,7 +5,10 @@
 //! #653). Here the counters come from `blkio.throttle.io_serviced/io_service_bytes_recursive`
 //! (v1) or `io.stat` (v2): completed reads/writes/discards and sectors; merges, times and
 //! in-flight are not tracked per cgroup and are 0. Devices the container never touched are
-//! left out, as lxcfs does. The root cgroup is the whole host: it gets the host's file.
+//! left out, as lxcfs does. The root cgroup is the whole host: it gets the host's file. A v2
+//! cgroup without the io controller (no `io.stat`: its parent does not enable it) is counted
+//! by the kernel in its nearest ancestor that has it, whose numbers it gets; the host's file
+//! when none below the root has it.
 //!
 //! On v1 the kernel only counts a cgroup's I/O on a device while blk-throttle is active on
 //! that device's queue, which it is from the first throttle limit any cgroup sets for the
@@ -21,7 +24,8 @@ use crate::tree::VFile;
 /// Render `/proc/diskstats`.
 pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
     let host = host::read(ctx, VFile::Diskstats)?;
-    let Some(cg) = view.cgroup(ctx, "blkio")? else {
+    // v2: a cgroup without the io controller is counted in its nearest ancestor with it.
+    let Some(cg) = view.charged_cgroup(ctx, "blkio", "io.stat")? else {
         return Ok(host);
     };
     if cg.is_root() {
@@ -118,5 +122,28 @@ mod tests {
         );
         h.fx.write(&cg, "io.stat", "254:0 rbytes=x\n");
         assert!(h.try_render(super::render, "c").is_err());
+    }
+
+    /// A v2 cgroup without the io controller has no `io.stat`: its I/O is counted in the
+    /// nearest ancestor that has one, else the host's file (it used to fail with ENOENT).
+    #[test]
+    fn v2_cgroup_without_the_io_controller() {
+        let h = Host::unified(&["io", "memory"]);
+        let c1 = h.fx.v2_cgroup("c1");
+        h.fx.v2_cgroup("c1/ct");
+        let host = h.render(super::render, "");
+        assert_eq!(
+            h.render(super::render, "c1/ct"),
+            host,
+            "nothing below the root"
+        );
+        h.fx.write(
+            &c1,
+            "io.stat",
+            "254:0 rbytes=1024 wbytes=0 rios=2 wios=0 dbytes=0 dios=0\n",
+        );
+        assert!(h
+            .render(super::render, "c1/ct")
+            .starts_with(" 254       0 vda 2 0 2 0 0"));
     }
 }

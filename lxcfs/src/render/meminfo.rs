@@ -8,12 +8,22 @@
 //! dirty, writeback, huge pages from `memory.stat` with exact keys (lxcfs 5.0.3 prefix-matched
 //! them, so `AnonHugePages` and v2 `Mapped` were always 0). Swap is the swap-only limit
 //! (lxcfs showed the RAM+swap memsw limit as SwapTotal). Every other line is the host's.
+//!
+//! A v2 cgroup without the memory controller (its parent does not enable it) is shown as its
+//! nearest ancestor that has it — the memcg the kernel charges it to and limits it by — and as
+//! the host when no cgroup below the root has it (lxcfs 5.0.3: the host's meminfo; ours used
+//! to fail with ENOENT).
 
 use cgroups::memory::{self, Memory};
 
 use super::{host, Ctx, View};
 use crate::error::FsResult;
 use crate::tree::VFile;
+
+/// The v2 file that says a cgroup has the memory controller (the root has none): a cgroup
+/// without it is shown as its nearest ancestor with it (`View::charged_cgroup`), or as the
+/// host when there is none.
+const USAGE_V2: &str = "memory.current";
 
 /// Swap as the container sees it, kB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +99,7 @@ fn numbers(ctx: &Ctx, host: &str, mem: Memory) -> Numbers {
 /// Render `/proc/meminfo`.
 pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
     let host = host::read(ctx, VFile::Meminfo)?;
-    let Some(cg) = view.cgroup(ctx, "memory")? else {
+    let Some(cg) = view.charged_cgroup(ctx, "memory", USAGE_V2)? else {
         return Ok(host);
     };
     let n = numbers(ctx, &host, read_memory(ctx, &host, &cg)?);
@@ -161,7 +171,7 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
 /// swap.
 pub fn render_swaps(ctx: &Ctx, view: &View) -> FsResult<String> {
     let header = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
-    let Some(cg) = view.cgroup(ctx, "memory")? else {
+    let Some(cg) = view.charged_cgroup(ctx, "memory", USAGE_V2)? else {
         return host::read(ctx, VFile::Swaps);
     };
     let host = host::read(ctx, VFile::Meminfo)?;
@@ -329,6 +339,81 @@ mod tests {
             value(&out, "SwapTotal"),
             0,
             "no swap.current: host swap (none)"
+        );
+    }
+
+    /// A v2 container whose cgroup has no memory controller (`c1`'s `subtree_control` does
+    /// not enable it): it is charged to and limited by `c1`, so it sees `c1`'s numbers; with
+    /// no memory controller below the root at all (a delegation with `subtree_control` empty
+    /// up the tree), the host's files. Both used to fail with ENOENT (issue 18).
+    #[test]
+    fn v2_cgroup_without_the_memory_controller() {
+        let h = Host::unified(&["memory", "cpu", "cpuset", "io", "pids"]);
+        let c1 = h.fx.v2_cgroup("c1");
+        let ct = h.fx.v2_cgroup("c1/ct");
+        // The container's own cgroup has only the core and implicit files.
+        h.fx.write(&ct, "cgroup.procs", "");
+        h.fx.write(
+            &ct,
+            "cpu.stat",
+            "usage_usec 0\nuser_usec 0\nsystem_usec 0\n",
+        );
+        let out = h.render(super::render, "c1/ct");
+        assert_eq!(
+            out, h.meminfo,
+            "no memcg below the root: the host's meminfo"
+        );
+        assert_eq!(
+            h.render(super::render_swaps, "c1/ct"),
+            "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n",
+            "the host's swaps"
+        );
+
+        h.fx.write(&c1, "memory.max", &format!("{}\n", 256u64 << 20));
+        h.fx.write(&c1, "memory.current", &format!("{}\n", 64u64 << 20));
+        h.fx.write(&c1, "memory.stat", "anon 1048576\nfile 2097152\n");
+        let out = h.render(super::render, "c1/ct");
+        assert_eq!(value(&out, "MemTotal"), 262144, "c1's limit applies");
+        assert_eq!(value(&out, "MemFree"), 262144 - 65536, "c1's usage");
+        assert_eq!(value(&out, "Cached"), 2048);
+        assert_eq!(
+            h.render(super::render, "c1/ct/deeper/still"),
+            out,
+            "any depth below"
+        );
+
+        // With swap on the host, swaps follows the same memcg.
+        let h = Host::unified(&["memory"]);
+        let c1 = h.fx.v2_cgroup("c1");
+        h.fx.v2_cgroup("c1/ct");
+        for (f, v) in [
+            ("memory.max", "max"),
+            ("memory.current", "4096"),
+            ("memory.stat", "anon 4096"),
+            ("memory.swap.max", "134217728"),
+            ("memory.swap.current", "1048576"),
+        ] {
+            h.fx.write(&c1, f, &format!("{v}\n"));
+        }
+        let mut meminfo = h.meminfo.replace(
+            "SwapTotal:             0 kB",
+            "SwapTotal:        1048576 kB",
+        );
+        meminfo = meminfo.replace(
+            "SwapFree:              0 kB",
+            "SwapFree:         1048576 kB",
+        );
+        h.fx.write_file("proc/meminfo", &meminfo);
+        let swaps = h.render(super::render_swaps, "c1/ct");
+        assert_eq!(
+            swaps
+                .lines()
+                .nth(1)
+                .unwrap()
+                .split_ascii_whitespace()
+                .collect::<Vec<_>>(),
+            ["none", "virtual", "131072", "1024", "0"],
+            "{swaps}"
         );
     }
 

@@ -79,6 +79,26 @@ impl View {
             Err(e) => Err(e.into()),
         }
     }
+
+    /// The cgroup whose `file` (one of `controller`'s) describes the view. On v1, the view's
+    /// cgroup. On v2 a controller's files exist only in cgroups whose parent enables it (a
+    /// delegated cgroup often has none: `cgroup.subtree_control` empty up the tree), and the
+    /// kernel charges and limits such a cgroup as its nearest ancestor that has them: that
+    /// ancestor. `None` when the host has no hierarchy for the controller or no cgroup below
+    /// the root has the file — the file is then the host's copy, as in lxcfs 5.0.3.
+    pub fn charged_cgroup(
+        &self,
+        ctx: &Ctx,
+        controller: &str,
+        file: &str,
+    ) -> FsResult<Option<Cgroup>> {
+        Ok(self
+            .cgroup(ctx, controller)?
+            .and_then(|cg| match cg.version {
+                cgroups::Version::V1 => Some(cg),
+                cgroups::Version::V2 => cg.nearest_with(file),
+            }))
+    }
 }
 
 #[cfg(test)]
