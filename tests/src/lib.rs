@@ -14,6 +14,7 @@ use nix::sys::signal::Signal;
 pub mod cgm;
 pub mod hostile;
 pub mod lxr;
+pub mod vm;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
