@@ -3,7 +3,8 @@
 # the benchmark need. Idempotent; skips apt when everything is already installed.
 set -euo pipefail
 
-PKGS=(fuse3 lxcfs lxc lxc-templates busybox-static uidmap procps util-linux dbus systemd python3 gcc xz-utils zstd bzip2 squashfs-tools strace libglib2.0-bin debootstrap)
+PKGS=(fuse3 lxcfs lxc lxc-templates busybox-static uidmap procps util-linux dbus systemd python3 gcc xz-utils zstd bzip2 squashfs-tools strace libglib2.0-bin debootstrap
+      qemu-system-x86 e2fsprogs cpio)
 
 if [ "$(id -u)" != 0 ]; then
     echo "setup.sh: run as root" >&2

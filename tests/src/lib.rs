@@ -15,6 +15,7 @@ pub mod cgm;
 pub mod hostile;
 pub mod lxr;
 pub mod raw_dbus;
+pub mod vm;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
