@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(fuse3 lxcfs lxc lxc-templates busybox-static uidmap procps util-linux dbus systemd python3 gcc xz-utils zstd bzip2 squashfs-tools strace libglib2.0-bin debootstrap
-      qemu-system-x86 e2fsprogs cpio)
+      qemu-system-x86 e2fsprogs cpio slirp4netns passt iperf3)
 
 if [ "$(id -u)" != 0 ]; then
     echo "setup.sh: run as root" >&2
@@ -30,6 +30,12 @@ if [ ${#missing[@]} -gt 0 ]; then
         trap 'rm -f "$policy"' EXIT
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# slirp4netns and pasta (lxr's container network) open /dev/net/tun as the user: Debian's
+# udev makes it 0666; a machine without udev (a VM, a container) may have it 0600.
+if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
+    chmod 0666 /dev/net/tun
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -32,6 +32,8 @@ pub enum Msg {
     Go,
     /// Intermediate → monitor: init was forked, with this pid (in the monitor's namespace).
     Init(u32),
+    /// Monitor → init: the network stack has configured the namespace (or there is none).
+    NetUp,
     /// Init → monitor: the console, with its pty master and peer attached.
     Console,
     /// Any stage → its parent: a step failed, and why.
@@ -151,6 +153,7 @@ fn name(m: &Msg) -> &'static str {
         Msg::Unshared => "Unshared",
         Msg::Go => "Go",
         Msg::Init(_) => "Init",
+        Msg::NetUp => "NetUp",
         Msg::Console => "Console",
         Msg::Failed(_) => "Failed",
         Msg::Started(_) => "Started",

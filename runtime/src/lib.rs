@@ -6,6 +6,7 @@
 //! * [`launch`]: the start sequence (monitor, intermediate, init) with [`launch::mounts`],
 //!   [`launch::console`], [`launch::boot`]; its processes talk over one [`channel`];
 //! * [`userns`] + [`idmap`]: user namespaces mapped with newuidmap/newgidmap;
+//! * [`net`]: the container's network (a user-mode stack: slirp4netns or pasta), proxy devices;
 //! * [`cgroup`] + [`limits`]: the container's cgroup from cgmanager, LXD's limit keys;
 //! * [`image`]: the built-in busybox image and imported LXD/Incus images; [`container`]:
 //!   config and runtime state on disk; [`paths`]: where they live; [`lock`]: who may change
@@ -27,6 +28,7 @@ pub mod launch;
 pub mod lifecycle;
 pub mod limits;
 pub mod lock;
+pub mod net;
 pub mod paths;
 pub mod relay;
 pub mod term;

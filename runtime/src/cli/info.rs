@@ -1,5 +1,6 @@
 //! `lxr info NAME` ([`Containers::status`]): state, pid, cgroups, limits, usage, how the last
-//! run ended, and whether lxcfs and a delegated cgroup are in use.
+//! run ended, whether lxcfs and a delegated cgroup are in use, the network stack, interfaces,
+//! addresses and forwards.
 
 use crate::error::Result;
 use crate::lifecycle::Containers;
@@ -44,6 +45,27 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
                     }
                 }
             }
+            match &s.net {
+                None => println!("Network: none (lo only)"),
+                Some(n) => {
+                    print!("Network: {} (helper pid {}", n.backend.name(), n.helper_pid);
+                    if n.restarts > 0 {
+                        print!(", restarted {} times", n.restarts);
+                    }
+                    println!(")");
+                }
+            }
+            if !st.ifaces.is_empty() {
+                println!("Interfaces:");
+                for i in &st.ifaces {
+                    let addrs: Vec<String> =
+                        i.v4.iter()
+                            .map(|a| a.to_string())
+                            .chain(i.v6.iter().map(|a| a.to_string()))
+                            .collect();
+                    println!("  {}: {}", i.name, addrs.join(" "));
+                }
+            }
             if let Some(m) = st.usage.memory {
                 println!("Memory usage: {m} bytes");
             }
@@ -53,6 +75,13 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
             if let Some(f) = st.usage.frozen {
                 println!("Frozen: {}", if f { "yes" } else { "no" });
             }
+        }
+    }
+    let proxies = crate::net::proxy::all(&st.config.keys);
+    if !proxies.is_empty() {
+        println!("Forwards:");
+        for p in &proxies {
+            println!("  {}", p.describe());
         }
     }
     if !st.config.keys.is_empty() {

@@ -1,5 +1,5 @@
-//! `lxr list [--format table|json|yaml|csv]` ([`Containers::list`]): name, state, pid, memory
-//! use, limits.
+//! `lxr list [--format table|json|yaml|csv]` ([`Containers::list`]): name, state, pid, IPv4 and
+//! IPv6 addresses, memory use, limits.
 
 use serde::Serialize;
 
@@ -23,6 +23,10 @@ pub struct Row {
     pub state: String,
     /// Host pid of its init.
     pub pid: Option<u32>,
+    /// IPv4 addresses, `10.0.2.100 (eth0)` (as LXD's list).
+    pub ipv4: Vec<String>,
+    /// Global IPv6 addresses, `fd00::100 (eth0)`.
+    pub ipv6: Vec<String>,
     /// Memory in use (bytes), when confined and running.
     pub memory: Option<u64>,
     /// Image.
@@ -43,6 +47,16 @@ pub fn rows(c: &Containers) -> Result<Vec<Row>> {
             }
             .into(),
             pid: s.running.as_ref().map(|r| r.init_pid),
+            ipv4: s
+                .ifaces
+                .iter()
+                .flat_map(|i| i.v4.iter().map(move |a| format!("{a} ({})", i.name)))
+                .collect(),
+            ipv6: s
+                .ifaces
+                .iter()
+                .flat_map(|i| i.v6.iter().map(move |a| format!("{a} ({})", i.name)))
+                .collect(),
             memory: s.usage.memory,
             limits: s
                 .config
@@ -65,12 +79,16 @@ fn mib(b: Option<u64>) -> String {
 /// `--format csv`: one line per container, the limits space-separated in one field.
 fn csv(rows: &[Row]) -> String {
     super::csv(
-        ["name", "state", "pid", "memory", "image", "limits"],
+        [
+            "name", "state", "pid", "ipv4", "ipv6", "memory", "image", "limits",
+        ],
         rows.iter().map(|r| {
             [
                 r.name.clone(),
                 r.state.clone(),
                 r.pid.map(|p| p.to_string()).unwrap_or_default(),
+                r.ipv4.join(" "),
+                r.ipv6.join(" "),
                 r.memory.map(|m| m.to_string()).unwrap_or_default(),
                 r.image.clone(),
                 r.limits.join(" "),
@@ -88,15 +106,24 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
         "csv" => print!("{}", csv(&rows)),
         _ => {
             println!(
-                "{:<20} {:<8} {:>8} {:>10} {:<10} LIMITS",
-                "NAME", "STATE", "PID", "MEMORY", "IMAGE"
+                "{:<20} {:<8} {:>8} {:<20} {:<28} {:>10} {:<10} LIMITS",
+                "NAME", "STATE", "PID", "IPV4", "IPV6", "MEMORY", "IMAGE"
             );
+            let addrs = |a: &[String]| {
+                if a.is_empty() {
+                    "-".to_string()
+                } else {
+                    a.join(",")
+                }
+            };
             for r in &rows {
                 let pid = r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
                 println!(
-                    "{:<20} {:<8} {pid:>8} {:>10} {:<10} {}",
+                    "{:<20} {:<8} {pid:>8} {:<20} {:<28} {:>10} {:<10} {}",
                     r.name,
                     r.state,
+                    addrs(&r.ipv4),
+                    addrs(&r.ipv6),
                     mib(r.memory),
                     r.image,
                     r.limits.join(" ")
@@ -120,6 +147,8 @@ mod tests {
                 name: "c1".into(),
                 state: "RUNNING".into(),
                 pid: Some(42),
+                ipv4: vec!["10.0.2.100 (eth0)".into()],
+                ipv6: vec![],
                 memory: Some(1048576),
                 image: "busybox".into(),
                 limits: vec!["cpu=0,1".into(), "memory=256MiB".into()],
@@ -128,6 +157,8 @@ mod tests {
                 name: "c2".into(),
                 state: "STOPPED".into(),
                 pid: None,
+                ipv4: vec![],
+                ipv6: vec![],
                 memory: None,
                 image: "deb \"12\"".into(),
                 limits: vec![],
@@ -136,14 +167,14 @@ mod tests {
         let out = csv(&rows);
         assert_eq!(
             out,
-            "name,state,pid,memory,image,limits\n\
-             c1,RUNNING,42,1048576,busybox,\"cpu=0,1 memory=256MiB\"\n\
-             c2,STOPPED,,,\"deb \"\"12\"\"\",\n"
+            "name,state,pid,ipv4,ipv6,memory,image,limits\n\
+             c1,RUNNING,42,10.0.2.100 (eth0),,1048576,busybox,\"cpu=0,1 memory=256MiB\"\n\
+             c2,STOPPED,,,,,\"deb \"\"12\"\"\",\n"
         );
         let mut r = ::csv::Reader::from_reader(out.as_bytes());
         let recs: Vec<::csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();
-        assert!(recs.iter().all(|r| r.len() == 6));
-        assert_eq!(&recs[0][5], "cpu=0,1 memory=256MiB");
-        assert_eq!(&recs[1][4], "deb \"12\"");
+        assert!(recs.iter().all(|r| r.len() == 8));
+        assert_eq!(&recs[0][7], "cpu=0,1 memory=256MiB");
+        assert_eq!(&recs[1][6], "deb \"12\"");
     }
 }

@@ -19,11 +19,18 @@ pub struct Config {
 }
 
 /// Check a setting before it is saved: `limits.*` as [`crate::limits`] reads them,
-/// `console.log.size` as a size; other keys are kept as given.
+/// `network.*` as [`crate::net`] does, `console.log.size` as a size, `devices.*` only through
+/// `config device`; other keys are kept as given.
 pub fn check_key(key: &str, value: &str) -> Result<()> {
     if key.starts_with("limits.") {
         // limits.cpu needs the available CPUs to check a count; any list will do here.
         crate::limits::writes(key, value, "0-4095")?;
+    } else if key.starts_with("network.") {
+        crate::net::check_key(key, value)?;
+    } else if key.starts_with(crate::net::proxy::PREFIX) {
+        return Err(Error::Usage(format!(
+            "{key}: devices are changed with `lxr config device add|remove`"
+        )));
     } else if key == LOG_SIZE_KEY {
         crate::limits::parse_bytes(value).map_err(|e| Error::Usage(format!("{key}: {e}")))?;
     }

@@ -24,6 +24,9 @@ pub struct State {
     /// Whether lxcfs's files are bound in.
     #[serde(default)]
     pub lxcfs: bool,
+    /// Its network stack, if it has one.
+    #[serde(default)]
+    pub net: Option<crate::net::NetState>,
 }
 
 impl State {

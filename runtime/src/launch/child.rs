@@ -27,7 +27,9 @@ fn os(what: &str) -> Error {
 
 /// The intermediate child: user namespace, the other namespaces, then fork init. `notify` is
 /// the monitor's readiness socket, if the init speaks that protocol.
-pub fn intermediate(spec: &Spec, chan: &End, notify: Option<&Path>) -> i32 {
+/// `resolv` is the `resolv.conf` of a container that gets a network: its init then waits for
+/// the monitor's [`Msg::NetUp`] before it execs.
+pub fn intermediate(spec: &Spec, chan: &End, notify: Option<&Path>, resolv: Option<&str>) -> i32 {
     let fail = |e: Error| {
         chan.fail(&e);
         1
@@ -67,22 +69,39 @@ pub fn intermediate(spec: &Spec, chan: &End, notify: Option<&Path>) -> i32 {
     match unsafe { fork() } {
         Err(e) => fail(Error::from_nix("fork init", e)),
         Ok(ForkResult::Child) => {
-            let e = init(spec, chan, notify.as_ref())
+            let e = init(spec, chan, notify.as_ref(), resolv)
                 .err()
                 .unwrap_or_else(|| Error::Setup("exec returned".into()));
             chan.fail(&e);
             super::exit_forked(1)
         }
-        Ok(ForkResult::Parent { child }) => match chan.send(&Msg::Init(child.as_raw() as u32)) {
-            Ok(()) => 0,
-            Err(e) => fail(e),
-        },
+        Ok(ForkResult::Parent { child }) => {
+            // The namespaces the network stack joins, by descriptor: the init cannot be
+            // opened through /proc by the user until it execs (it is not dumpable).
+            let ns = ["user", "net"].map(|n| {
+                std::fs::File::open(format!("/proc/self/ns/{n}")).map(std::os::fd::OwnedFd::from)
+            });
+            let fds: Vec<std::os::fd::RawFd> = ns
+                .iter()
+                .flatten()
+                .map(std::os::fd::AsRawFd::as_raw_fd)
+                .collect();
+            match chan.send_with(&Msg::Init(child.as_raw() as u32), &fds) {
+                Ok(()) => 0,
+                Err(e) => fail(e),
+            }
+        }
     }
 }
 
 /// PID 1 of the container: everything up to exec of `/sbin/init`. Its working directory is
 /// the rootfs mount ([`mounts::enter_rootfs`]).
-fn init(spec: &Spec, chan: &End, notify: Option<&std::os::fd::OwnedFd>) -> Result<()> {
+fn init(
+    spec: &Spec,
+    chan: &End,
+    notify: Option<&std::os::fd::OwnedFd>,
+    resolv: Option<&str>,
+) -> Result<()> {
     let root = Path::new(".");
     // What is made from here on (`/dev`'s directories, `/run/systemd`, mount points) belongs
     // to the container and is read by its unprivileged users (dbus-daemon as `messagebus`
@@ -106,6 +125,14 @@ fn init(spec: &Spec, chan: &End, notify: Option<&std::os::fd::OwnedFd>) -> Resul
     loopback_up()?;
     mounts::pivot(root)?;
     console::take_console()?;
+    if let Some(r) = resolv {
+        // After the pivot: nothing but the container's own files is in reach.
+        write_resolv_conf(r)?;
+        // The stack configures eth0 while the mounts are made; init runs with it up.
+        if !chan.expect(&Msg::NetUp)? {
+            return Err(Error::Setup("the monitor went away".into()));
+        }
+    }
     for cap in DROP_CAPS {
         caps::drop(None, caps::CapSet::Bounding, *cap).map_err(|e| {
             Error::Setup(format!(
@@ -135,6 +162,36 @@ fn init(spec: &Spec, chan: &End, notify: Option<&std::os::fd::OwnedFd>) -> Resul
     nix::unistd::execve(&prog, std::slice::from_ref(&prog), &env)
         .ctx(|| "exec /sbin/init".into())?;
     Ok(())
+}
+
+/// `/etc/resolv.conf` pointing at the stack's DNS forwarder: written when there is none, or when
+/// it is one lxr wrote (its first line is [`crate::net::RESOLV_MARK`]) or empty; a symlink
+/// (systemd-resolved's) or the image's own file is left alone.
+fn write_resolv_conf(text: &str) -> Result<()> {
+    let p = Path::new("/etc/resolv.conf");
+    if !Path::new("/etc").is_dir() {
+        return Ok(());
+    }
+    match std::fs::symlink_metadata(p) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).ctx(|| "stat /etc/resolv.conf".into()),
+        Ok(m) if m.is_file() => {
+            let old = std::fs::read_to_string(p).unwrap_or_default();
+            if !(old.trim().is_empty() || old.starts_with(crate::net::RESOLV_MARK)) {
+                return Ok(());
+            }
+        }
+        Ok(_) => return Ok(()),
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(p)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+        .ctx(|| "write /etc/resolv.conf".into())
 }
 
 /// Bring up `lo` in the container's network namespace.

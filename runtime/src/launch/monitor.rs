@@ -16,6 +16,7 @@ use super::{child, console, Spec};
 use crate::channel::{self, End, Msg};
 use crate::container::State;
 use crate::error::{Context, Error, Result};
+use crate::net::helper::Helper;
 
 /// What is recorded of the init's end, for `info`.
 pub const LAST_EXIT: &str = "last-exit";
@@ -54,14 +55,18 @@ pub fn monitor(spec: &Spec, report: End) -> i32 {
         lock = None;
         match started {
             Ok(Running {
-                state,
+                mut state,
                 init,
                 console,
+                mut net,
             }) => {
                 if let Some(r) = report.take() {
                     let _ = r.send(&Msg::Started(state.init_pid));
                 }
-                let status = waitpid(init, None);
+                let status = wait_init(spec, init, &mut net, &mut state);
+                if let Some(mut h) = net.take() {
+                    h.stop();
+                }
                 drop(console);
                 if let Ok(st) = &status {
                     let _ = std::fs::write(spec.state_dir.join(LAST_EXIT), ended(st));
@@ -105,6 +110,52 @@ struct Running {
     init: Pid,
     /// Holds the console's peer open while the init lives (see [`console::Console`]).
     console: Option<console::Console>,
+    /// The network stack, if it has one.
+    net: Option<Helper>,
+}
+
+/// The proxy devices of the moment (`config.yaml` may have changed since the start).
+fn proxies_now(spec: &Spec) -> Vec<crate::net::proxy::Proxy> {
+    let keys = spec
+        .rootfs
+        .parent()
+        .and_then(|d| crate::container::Config::load(&d.join("config.yaml")).ok())
+        .map(|c| c.keys)
+        .unwrap_or_else(|| spec.keys.clone());
+    crate::net::proxy::all(&keys)
+}
+
+/// Wait for the init to end; a network helper that dies meanwhile is restarted.
+fn wait_init(
+    spec: &Spec,
+    init: Pid,
+    net: &mut Option<Helper>,
+    state: &mut State,
+) -> nix::Result<WaitStatus> {
+    loop {
+        // Any child: the init, the helper, or an orphan of the helper's (this is a subreaper).
+        match waitpid(Pid::from_raw(-1), None) {
+            Ok(st) if st.pid() == Some(init) => return Ok(st),
+            Ok(st) => {
+                let Some(h) = net.as_mut() else { continue };
+                if !st.pid().is_some_and(|p| h.is(p)) {
+                    continue;
+                }
+                if !h.died(&st, &proxies_now(spec)) {
+                    *net = None;
+                    state.net = None;
+                } else {
+                    state.net = Some(h.state());
+                }
+                if let Err(e) = state.save(&spec.state_dir) {
+                    eprintln!("save the state: {e}");
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            // No child left but the init was not seen: it was reaped elsewhere.
+            Err(e) => return waitpid(init, None).or(Err(e)),
+        }
+    }
 }
 
 /// One start: the intermediate child, then init, then the wait for its boot.
@@ -115,6 +166,12 @@ fn run(spec: &Spec, lock_fd: Option<std::os::fd::RawFd>) -> Result<Running> {
         InitKind::Other => None,
     };
     let notify_path = notify.as_ref().map(|n| n.path.clone());
+    let plan = crate::net::plan(&spec.keys)?;
+    if let crate::net::Plan::None(Some(why)) = &plan {
+        eprintln!("network: {why}");
+    }
+    let resolv = plan.resolv_conf();
+    let mut net: Option<Helper> = None;
     // SAFETY: the monitor is single-threaded but for console threads of an earlier boot, which
     // hold no locks the child needs; the child execs or _exits.
     match unsafe { fork() }.ctx(|| "fork".into())? {
@@ -126,7 +183,8 @@ fn run(spec: &Spec, lock_fd: Option<std::os::fd::RawFd>) -> Result<Running> {
             }
             // Die with the monitor: without it nobody maps or confines this container.
             let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
-            let code = child::intermediate(spec, &child_end, notify_path.as_deref());
+            let code =
+                child::intermediate(spec, &child_end, notify_path.as_deref(), resolv.as_deref());
             super::exit_forked(code)
         }
         ForkResult::Parent { child } => {
@@ -173,9 +231,33 @@ fn run(spec: &Spec, lock_fd: Option<std::os::fd::RawFd>) -> Result<Running> {
             // Until the intermediate has exited and init has exec'd (or died): init's pid, its
             // console, and the first error of either.
             let (mut init_pid, mut console_fds, mut err) = (None, None, None);
+            let spec_proxies = crate::net::proxy::all(&spec.keys);
             while let Some((m, fds)) = chan.recv().map_err(fail)? {
                 match m {
-                    Msg::Init(p) => init_pid = Some(p),
+                    Msg::Init(p) => {
+                        init_pid = Some(p);
+                        let mut ns = fds.into_iter();
+                        // The init's network namespace exists: attach the stack to it while
+                        // the init mounts, and let it exec once eth0 is up.
+                        if let (Some(_), Some(user), Some(netns)) = (&resolv, ns.next(), ns.next())
+                        {
+                            match Helper::start(
+                                &plan,
+                                (user, netns),
+                                &spec.state_dir,
+                                &spec_proxies,
+                            ) {
+                                Ok(h) => {
+                                    net = h;
+                                    chan.send(&Msg::NetUp).map_err(fail)?;
+                                }
+                                Err(e) => {
+                                    let _ = chan.send(&Msg::Failed(e.to_string()));
+                                    err.get_or_insert(e.to_string());
+                                }
+                            }
+                        }
+                    }
                     Msg::Console => {
                         let mut fds = fds.into_iter();
                         if let (Some(master), Some(peer)) = (fds.next(), fds.next()) {
@@ -246,6 +328,7 @@ fn run(spec: &Spec, lock_fd: Option<std::os::fd::RawFd>) -> Result<Running> {
                 monitor_pid: std::process::id(),
                 cgroup: placement.clone(),
                 lxcfs: spec.lxcfs.is_some(),
+                net: net.as_ref().map(Helper::state),
                 started: std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs())
@@ -256,6 +339,7 @@ fn run(spec: &Spec, lock_fd: Option<std::os::fd::RawFd>) -> Result<Running> {
                 state,
                 init,
                 console,
+                net,
             })
         }
     }

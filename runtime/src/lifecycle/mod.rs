@@ -5,7 +5,7 @@
 //!
 //! One file per step: [`create`](Containers::create) and [`launch`](Containers::launch) in
 //! `create.rs`, `start.rs`, `stop.rs` (stop, restart), `delete.rs`, `freeze.rs`, `settings.rs`
-//! (config keys, applied live), `status.rs` (info, list), `exec.rs`, `console.rs`. The start
+//! (config keys, applied live), `devices.rs` (proxy devices), `status.rs` (info, list), `exec.rs`, `console.rs`. The start
 //! itself — monitor, intermediate, init — is [`crate::launch`].
 //!
 //! A `Containers` holds the command's one connection to cgmanager ([`Cgm`]), opened when a
@@ -14,6 +14,7 @@
 mod console;
 mod create;
 mod delete;
+mod devices;
 mod exec;
 mod freeze;
 mod settings;
@@ -21,6 +22,7 @@ mod start;
 mod status;
 mod stop;
 
+pub use devices::Applied;
 pub use exec::Exec;
 pub use status::{Status, Usage};
 pub use stop::Halt;

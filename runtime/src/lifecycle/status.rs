@@ -1,5 +1,5 @@
 //! What a container is and does: its settings, whether it runs, how its last run ended, and
-//! its usage from its cgroups — for `info` (one) and `list` (all).
+//! its usage from its cgroups, its interfaces and addresses — for `info` (one) and `list` (all).
 
 use super::Containers;
 use crate::container::{Config, State};
@@ -29,6 +29,8 @@ pub struct Status {
     pub last_exit: Option<String>,
     /// Its usage, when it runs.
     pub usage: Usage,
+    /// Its interfaces other than `lo`, when it runs.
+    pub ifaces: Vec<crate::net::addrs::Iface>,
 }
 
 impl Containers {
@@ -43,6 +45,10 @@ impl Containers {
         let state_dir = self.paths.state(name);
         let running = State::load(&state_dir).ok().flatten();
         let mut usage = Usage::default();
+        let ifaces = running
+            .as_ref()
+            .map(|s| crate::net::addrs::of(s.init_pid))
+            .unwrap_or_default();
         if let Some(s) = &running {
             let get = |c: &str, v1: &str, v2: &str| self.cgm.get(&s.cgroup, c, v1, v2);
             usage.memory = get("memory", "memory.usage_in_bytes", "memory.current")
@@ -60,6 +66,7 @@ impl Containers {
             running,
             last_exit: crate::launch::monitor::last_exit(&state_dir).map(|l| l.trim().to_string()),
             usage,
+            ifaces,
         }
     }
 
