@@ -249,7 +249,9 @@ fn run(spec: &Spec, lock_fd: Option<std::os::fd::RawFd>) -> Result<Running> {
                             ) {
                                 Ok(h) => {
                                     net = h;
-                                    chan.send(&Msg::NetUp).map_err(fail)?;
+                                    // An init that already failed has closed its end: its
+                                    // own error (read below) is the one to report.
+                                    let _ = chan.send(&Msg::NetUp);
                                 }
                                 Err(e) => {
                                     let _ = chan.send(&Msg::Failed(e.to_string()));
