@@ -204,6 +204,17 @@ fn a_debian_12_container_boots_to_running_as_a_user() {
     assert_eq!(exec(&lxr, "deb", &["cat", "/etc/hostname"]), "deb");
     // systemd makes the machine id on its first boot (the image's is empty).
     assert_eq!(exec(&lxr, "deb", &["cat", "/etc/machine-id"]).len(), 32);
+    // A network (issue 14): eth0 configured by slirp4netns before systemd started, a default
+    // route, lxr's resolv.conf (the image has none), the address in `list`.
+    let addr = exec(&lxr, "deb", &["ip", "-4", "-o", "addr", "show", "eth0"]);
+    assert!(addr.contains("10.0.2.100/24"), "{addr}");
+    let route = exec(&lxr, "deb", &["ip", "route", "show", "default"]);
+    assert!(route.contains("via 10.0.2.2 dev eth0"), "{route}");
+    let resolv = exec(&lxr, "deb", &["cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("nameserver 10.0.2.3"), "{resolv}");
+    assert!(lxr
+        .ok(&["list", "--format", "csv"])
+        .contains("10.0.2.100 (eth0)"));
 
     // The container's limits and age, through lxcfs.
     let free = exec(&lxr, "deb", &["free", "-m"]);
