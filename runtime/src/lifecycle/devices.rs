@@ -52,9 +52,22 @@ impl Containers {
                 p.listen
             )));
         }
+        // What the stack of the next (or the current) start can forward.
+        let host_loopback = matches!(
+            crate::net::plan(&cfg.keys)?,
+            crate::net::Plan::Stack {
+                host_loopback: true,
+                ..
+            }
+        );
+        match crate::net::plan(&cfg.keys)?.backend() {
+            Some(Backend::Slirp4netns) => slirp::check(&p, host_loopback)?,
+            Some(Backend::Pasta) => crate::net::pasta::check(&p)?,
+            None => {}
+        }
         let applied = match self.running_backend(name)? {
             Some(Backend::Slirp4netns) => {
-                slirp::check(&p)?;
+                slirp::check(&p, host_loopback)?;
                 p.check_free()?;
                 slirp::add(&Helper::api_socket(&self.paths.state(name)), &p)?;
                 Applied::Live

@@ -103,7 +103,7 @@ impl Helper {
     fn spawn(&mut self, proxies: &[Proxy]) -> Result<()> {
         for p in proxies {
             match self.backend {
-                Backend::Slirp4netns => slirp::check(p)?,
+                Backend::Slirp4netns => slirp::check(p, self.host_loopback)?,
                 Backend::Pasta => pasta::check(p)?,
             }
             p.check_free()?;

@@ -68,8 +68,19 @@ fn spec(p: &Proxy) -> String {
     }
 }
 
-/// Check that `p` is one pasta can forward: to a port of the container's own.
+/// Check that `p` is one pasta can forward: to a port of the container's own; UDP to the same
+/// port number (Debian 12's pasta, passt 2023-03-09, loses the replies of a UDP forward that
+/// changes the port: measured, the datagram arrives, the answer never comes back).
 pub fn check(p: &Proxy) -> crate::error::Result<()> {
+    if p.proto == Proto::Udp && p.listen.port() != p.connect.port() {
+        return Err(crate::error::Error::Usage(format!(
+            "device {}: UDP forwards on pasta keep the port number (listen port {} but \
+             connect port {}): this pasta loses the replies otherwise",
+            p.name,
+            p.listen.port(),
+            p.connect.port()
+        )));
+    }
     if p.connects_locally() {
         Ok(())
     } else {

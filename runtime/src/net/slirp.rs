@@ -95,9 +95,19 @@ fn guest_addr(p: &Proxy) -> Result<String> {
     }
 }
 
-/// Check that `p` is one slirp4netns can forward (before it is saved).
-pub fn check(p: &Proxy) -> Result<()> {
-    guest_addr(p).map(drop)
+/// Check that `p` is one slirp4netns can forward (before it is saved). UDP needs the host's
+/// loopback open: the container's replies go to 10.0.2.2, which `--disable-host-loopback`
+/// makes libslirp drop (TCP's go through the forward's own socket).
+pub fn check(p: &Proxy, host_loopback: bool) -> Result<()> {
+    guest_addr(p)?;
+    if p.proto == super::proxy::Proto::Udp && !host_loopback {
+        return Err(Error::Usage(format!(
+            "device {}: UDP forwards on slirp4netns need network.host_loopback=true (without \
+             it libslirp drops the container's replies to 10.0.2.2), or network.mode=pasta",
+            p.name
+        )));
+    }
+    Ok(())
 }
 
 /// Add the forward `p`.
