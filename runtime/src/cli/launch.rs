@@ -10,7 +10,8 @@ pub struct Args {
     image: String,
     /// Container name.
     name: String,
-    /// Settings, e.g. -c limits.memory=256MiB.
+    /// Settings, e.g. -c limits.memory=256MiB, -c network.mode=none|pasta|slirp4netns,
+    /// -c network.host_loopback=true.
     #[arg(short = 'c', long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
 }
