@@ -239,14 +239,20 @@ fn run(spec: &Spec, lock_fd: Option<std::os::fd::RawFd>) -> Result<Running> {
                         let mut ns = fds.into_iter();
                         // The init's network namespace exists: attach the stack to it while
                         // the init mounts, and let it exec once eth0 is up.
-                        if let (Some(_), Some(user), Some(netns)) = (&resolv, ns.next(), ns.next())
-                        {
-                            match Helper::start(
-                                &plan,
-                                (user, netns),
-                                &spec.state_dir,
-                                &spec_proxies,
-                            ) {
+                        // (An init that waits for NetUp always gets it or Failed.)
+                        if resolv.is_some() {
+                            let started = match (ns.next(), ns.next()) {
+                                (Some(user), Some(netns)) => Helper::start(
+                                    &plan,
+                                    (user, netns),
+                                    &spec.state_dir,
+                                    &spec_proxies,
+                                ),
+                                _ => Err(Error::Setup(
+                                    "the network: the container's namespaces did not arrive".into(),
+                                )),
+                            };
+                            match started {
                                 Ok(h) => {
                                     net = h;
                                     // An init that already failed has closed its end: its
