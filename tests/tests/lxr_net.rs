@@ -36,7 +36,12 @@ fn free_port() -> u16 {
 
 /// An HTTP-ish server on the host's 127.0.0.1 answering `body` to every connection.
 fn host_server(body: &'static str) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    host_server_on("127.0.0.1:0", body)
+}
+
+/// The same on `addr` (`[::1]:0` for the host's IPv6 loopback).
+fn host_server_on(addr: &str, body: &'static str) -> u16 {
+    let l = TcpListener::bind(addr).unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for s in l.incoming().flatten() {
@@ -219,7 +224,7 @@ fn the_default_network_is_slirp4netns_with_address_route_dns_and_shows_in_list_a
 #[test]
 fn the_hosts_loopback_is_reachable_only_when_asked_through_pasta_and_slirp4netns() {
     let (_home, lxr) = unconfined();
-    let _c = Cleanup(&lxr, vec!["pl", "pn", "sl"]);
+    let _c = Cleanup(&lxr, vec!["pl", "pn", "sl", "sn"]);
     let port = host_server("host-hello");
     let gw = host_gateway().expect("the host has an IPv4 default route (pasta copies it)");
     // pasta's gateway is the host's loopback with network.host_loopback=true …
@@ -251,6 +256,33 @@ fn the_hosts_loopback_is_reachable_only_when_asked_through_pasta_and_slirp4netns
         "network.host_loopback=true",
     ]);
     assert!(fetch_inside(&lxr, "sl", "10.0.2.2", port).contains("host-hello"));
+    // The same for the host's ::1: slirp4netns's fd00::2 reaches it only when asked, pasta's
+    // IPv6 gateway not without the mapping.
+    if host_has_ipv6() {
+        let p6 = host_server_on("[::1]:0", "host-hello-v6");
+        lxr.ok(&["launch", "busybox", "sn"]);
+        // SLAAC takes a router advertisement or two.
+        wait_for("IPv6 addresses", 15, || {
+            let csv = lxr.ok(&["list", "--format", "csv"]);
+            ["sl", "sn"].iter().all(|n| {
+                csv.lines()
+                    .any(|l| l.starts_with(&format!("{n},")) && l.contains("fd00::"))
+            })
+        });
+        assert!(fetch_inside(&lxr, "sl", "fd00::2", p6).contains("host-hello-v6"));
+        assert!(!fetch_inside(&lxr, "sn", "fd00::2", p6).contains("host-hello-v6"));
+        let gw6 = lxr.ok(&[
+            "exec",
+            "pn",
+            "--",
+            "sh",
+            "-c",
+            "busybox ip -6 route | awk '/^default/ {print $3; exit}'",
+        ]);
+        if !gw6.is_empty() {
+            assert!(!fetch_inside(&lxr, "pn", &gw6, p6).contains("host-hello-v6"));
+        }
+    }
 }
 
 #[test]
