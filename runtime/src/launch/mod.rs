@@ -14,6 +14,7 @@
 
 pub mod boot;
 mod child;
+pub mod clone;
 pub mod console;
 pub mod monitor;
 pub mod mounts;
