@@ -55,6 +55,7 @@ SUB=$(awk -F: -v u=$U '$1==u {print $2; exit}' /etc/subuid)
 W=/tmp/bench
 mkdir -p $W/data $W/lxc/bench $W/lxcroot
 chmod 755 $W
+touch $W/lxc.log && chown "$UID_:$GID_" $W/lxc.log
 chown -R "$UID_:$GID_" $W/data $W/lxc
 as_user() {
     setpriv --reuid="$UID_" --regid="$GID_" --init-groups env -i HOME=/home/$U \
@@ -83,60 +84,59 @@ lxc.tty.max = 0
 lxc.pty.max = 1
 lxc.autodev = 1
 lxc.mount.auto = proc:mixed sys:ro
+# The guest's kernel has AppArmor but no profiles loaded (lxr uses none either).
+lxc.apparmor.profile = unconfined
 CONF
 chown "$UID_:$GID_" $W/lxc/bench/config
 
-export W N UID_ GID_ U
-python3 - <<'PY'
-import os, statistics, subprocess, sys, time
-W, N, uid, gid, user = os.environ["W"], int(os.environ["N"]), os.environ["UID_"], os.environ["GID_"], os.environ["U"]
-def run(cmd, extra=()):
-    env = ["env", "-i", f"HOME=/home/{user}", "PATH=/lxr/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-           f"XDG_DATA_HOME={W}/data", "LXR_LXCFS=/nonexistent", *extra]
-    t = time.perf_counter()
-    r = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups"] + env + cmd,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    dt = time.perf_counter() - t
-    if r.returncode != 0:
-        sys.exit(f"{' '.join(cmd)}: {r.stderr.strip()}")
-    return dt, r.stdout
-NO = ["LXR_TEST_WITHOUT=clone_into_cgroup,cgroup_kill"]
-lxc = ["-n", "bench", "-P", f"{W}/lxc"]
-def lxr_cycle(extra):
-    def f():
-        s = run(["lxr", "start", "bench"], extra)[0]
-        entry = [l for l in run(["lxr", "info", "bench"])[1].splitlines() if l.startswith("Cgroup entry")]
-        e = run(["lxr", "exec", "bench", "--", "true"], extra)[0]
-        k = run(["lxr", "stop", "--force", "bench"], extra)[0]
-        return [s, e, k], entry
-    return f
-def lxc_cycle():
-    s = run(["lxc-start", "-d"] + lxc)[0]
-    e = run(["lxc-attach"] + lxc + ["--", "true"])[0]
-    k = run(["lxc-stop", "-k"] + lxc)[0]
-    return [s, e, k], []
-cycles = {"lxr (clone3)": lxr_cycle([]), "lxr (fallback)": lxr_cycle(NO), "LXC 5.0": lxc_cycle}
-res = {k: [] for k in cycles}
-seen = {}
-for i in range(N + 1):
-    for k, f in cycles.items():
-        r, entry = f()
-        seen.setdefault(k, entry)
-        if i >= 1:  # one warm-up round
-            res[k].append(r)
-for k, e in seen.items():
-    if e:
-        print(f"{k}: {e[0]}")
-print(f"{'runtime':<16} {'start_ms':>9} {'exec_ms':>8} {'stop_ms':>8} {'cycle_ms':>9}   (medians of {N}, interleaved, kernel {os.uname().release})")
-med = {}
-for k, rows in res.items():
-    cols = [statistics.median(r[j] for r in rows) * 1000 for j in range(3)]
-    cyc = statistics.median(sum(r) for r in rows) * 1000
-    med[k] = cols + [cyc]
-    print(f"{k:<16} {cols[0]:9.1f} {cols[1]:8.1f} {cols[2]:8.1f} {cyc:9.1f}")
-c, f, x = med["lxr (clone3)"], med["lxr (fallback)"], med["LXC 5.0"]
-print(f"fallback / clone3: start {f[0]/c[0]:.2f}x, stop {f[2]/c[2]:.2f}x, cycle {f[3]/c[3]:.2f}x")
-print(f"LXC / lxr (clone3): start {x[0]/c[0]:.2f}x, exec {x[1]/c[1]:.2f}x, stop {x[2]/c[2]:.2f}x, cycle {x[3]/c[3]:.2f}x")
-PY
+# The guest has no python: bash's $EPOCHREALTIME around each command, awk for the medians.
+run() { # label step cmd... ; appends "label step seconds" to $W/times
+    local label=$1 step=$2 t0 t1
+    shift 2
+    t0=$EPOCHREALTIME
+    as_user "$@" >/dev/null 2>$W/err || {
+        echo "$label $step: $(cat $W/err)" >&2
+        [ -f $W/lxc.log ] && grep -E 'ERROR|WARN' $W/lxc.log | tail -20 >&2
+        exit 1
+    }
+    t1=$EPOCHREALTIME
+    [ "$ROUND" -ge 1 ] && echo "$label $step $(awk -v a="$t1" -v b="$t0" 'BEGIN {print a - b}')" >>$W/times
+    return 0
+}
+NO=LXR_TEST_WITHOUT=clone_into_cgroup,cgroup_kill
+LXC=(-n bench -P $W/lxc)
+: >$W/times
+for ROUND in $(seq 0 "$N"); do # round 0 is the warm-up
+    run clone3 start lxr start bench
+    [ "$ROUND" = 0 ] && echo "lxr (clone3): $(as_user lxr info bench | grep 'Cgroup entry')"
+    run clone3 exec lxr exec bench -- true
+    run clone3 stop lxr stop --force bench
+    run fallback start env $NO lxr start bench
+    [ "$ROUND" = 0 ] && echo "lxr (fallback): $(as_user lxr info bench | grep 'Cgroup entry')"
+    run fallback exec env $NO lxr exec bench -- true
+    run fallback stop env $NO lxr stop --force bench
+    run lxc start lxc-start -d -o $W/lxc.log -l WARN "${LXC[@]}"
+    run lxc exec lxc-attach "${LXC[@]}" -- true
+    run lxc stop lxc-stop -k "${LXC[@]}"
+done
+awk -v n="$N" -v rel="$(uname -r)" '
+function median(a, k,   i, j, t) { # sorts a[1..k]
+    for (i = 2; i <= k; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+    return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+}
+{ c = ++cnt[$1, $2]; v[$1, $2, c] = $3; cyc[$1, c] += $3 }
+END {
+    split("clone3 fallback lxc", L, " "); split("start exec stop", S, " ")
+    name["clone3"] = "lxr (clone3)"; name["fallback"] = "lxr (fallback)"; name["lxc"] = "LXC 5.0"
+    printf "%-16s %9s %8s %8s %9s   (medians of %d, interleaved, kernel %s)\n", "runtime", "start_ms", "exec_ms", "stop_ms", "cycle_ms", n, rel
+    for (i = 1; i <= 3; i++) {
+        l = L[i]
+        for (j = 1; j <= 3; j++) { delete a; for (k = 1; k <= n; k++) a[k] = v[l, S[j], k]; m[l, j] = median(a, n) * 1000 }
+        delete a; for (k = 1; k <= n; k++) a[k] = cyc[l, k]; m[l, 4] = median(a, n) * 1000
+        printf "%-16s %9.1f %8.1f %8.1f %9.1f\n", name[l], m[l, 1], m[l, 2], m[l, 3], m[l, 4]
+    }
+    printf "fallback / clone3: start %.2fx, stop %.2fx, cycle %.2fx\n", m["fallback", 1] / m["clone3", 1], m["fallback", 3] / m["clone3", 3], m["fallback", 4] / m["clone3", 4]
+    printf "LXC / lxr (clone3): start %.2fx, exec %.2fx, stop %.2fx, cycle %.2fx\n", m["lxc", 1] / m["clone3", 1], m["lxc", 2] / m["clone3", 2], m["lxc", 3] / m["clone3", 3], m["lxc", 4] / m["clone3", 4]
+}' $W/times
 as_user lxr delete --force bench >/dev/null 2>&1 || true
 umount $W/lxcroot
