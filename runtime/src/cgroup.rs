@@ -207,9 +207,7 @@ impl Prepared {
         if h != "unified" {
             return None;
         }
-        let layout = cgroups::layout::Layout::detect(std::path::Path::new("/proc")).ok()?;
-        let v2 = layout.unified().filter(|u| u.mount_root == "/")?;
-        let dir = v2.mount_point.join(path.trim_start_matches('/'));
+        let dir = v2_dir(path)?;
         match nix::fcntl::open(
             &dir,
             nix::fcntl::OFlag::O_PATH
@@ -250,6 +248,15 @@ impl Prepared {
         }
         Ok(self.placement)
     }
+}
+
+/// Where this process sees the cgroup2 cgroup `path` (absolute from the hierarchy's root, as
+/// cgmanager names it): below a mount of the hierarchy's root. None without one (a mount
+/// namespace with another view), to be reached through cgmanager instead.
+fn v2_dir(path: &str) -> Option<std::path::PathBuf> {
+    let layout = cgroups::layout::Layout::detect(std::path::Path::new("/proc")).ok()?;
+    let v2 = layout.unified().filter(|u| u.mount_root == "/")?;
+    Some(v2.mount_point.join(path.trim_start_matches('/')))
 }
 
 /// The cgroup2 controllers a container gets: its limits', and what an init such as systemd
@@ -486,10 +493,28 @@ impl Cgm {
             tracing::debug!("no cgroup2 hierarchy: no cgroup.kill");
             return Ok(false);
         };
+        // Directly where this process sees the hierarchy: the file is the user's (cgmanager
+        // made the cgroup for it; the hand-over to the container's root leaves `cgroup.kill`,
+        // not a delegation file, with the user), and a stop then needs no cgmanager connection.
+        if let Some(dir) = v2_dir(path) {
+            match std::fs::write(dir.join("cgroup.kill"), "1") {
+                Ok(()) => {
+                    tracing::debug!("cgroup.kill written in {}", dir.display());
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir.is_dir() => {
+                    tracing::debug!("no cgroup.kill in {} (Linux < 5.14)", dir.display());
+                    return Ok(false);
+                }
+                Err(e) => {
+                    tracing::debug!("write {}/cgroup.kill: {e}; asking cgmanager", dir.display())
+                }
+            }
+        }
         let c = self.client()?;
         match c.rt.block_on(c.m.set_value(h, path, "cgroup.kill", "1")) {
             Ok(()) => {
-                tracing::debug!("cgroup.kill written in {h}:{path}");
+                tracing::debug!("cgroup.kill written in {h}:{path} by cgmanager");
                 Ok(true)
             }
             Err(cgmanager_dbus::Error::NotFound(m)) => {
