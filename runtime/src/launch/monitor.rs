@@ -5,10 +5,8 @@
 //! exits as soon as it has forked init, so that no lxr process stays in the container's
 //! cgroup) — reaps it, starts it again after a `reboot` inside, and cleans up after it.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
-
-use std::os::fd::AsFd;
 
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
