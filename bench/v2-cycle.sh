@@ -111,7 +111,10 @@ for ROUND in $(seq 0 "$N"); do # round 0 is the warm-up
     [ "$ROUND" = 0 ] && echo "lxr (clone3): $(as_user lxr info bench | grep 'Cgroup entry')"
     run clone3 exec lxr exec bench -- true
     run clone3 stop lxr stop --force bench
-    run fallback start env $NO lxr start bench
+    : >$W/data/lxr/run/bench/monitor.log
+    run fallback start env LXR_LOG=debug $NO lxr start bench
+    [ "$ROUND" -ge 1 ] && sed -n 's/.*cgmanager moved pid [0-9]* in \([0-9.]*\)\(m\?s\).*/\1 \2/p' \
+        $W/data/lxr/run/bench/monitor.log | awk '{print "fallback enter", ($2 == "ms" ? $1 / 1000 : $1)}' >>$W/times
     [ "$ROUND" = 0 ] && echo "lxr (fallback): $(as_user lxr info bench | grep 'Cgroup entry')"
     run fallback exec env $NO lxr exec bench -- true
     run fallback stop env $NO lxr stop --force bench
@@ -124,7 +127,7 @@ function median(a, k,   i, j, t) { # sorts a[1..k]
     for (i = 2; i <= k; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
     return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
 }
-{ c = ++cnt[$1, $2]; v[$1, $2, c] = $3; cyc[$1, c] += $3 }
+{ c = ++cnt[$1, $2]; v[$1, $2, c] = $3; if ($2 != "enter") cyc[$1, c] += $3 }
 END {
     split("clone3 fallback lxc", L, " "); split("start exec stop", S, " ")
     name["clone3"] = "lxr (clone3)"; name["fallback"] = "lxr (fallback)"; name["lxc"] = "LXC 5.0"
@@ -135,6 +138,8 @@ END {
         delete a; for (k = 1; k <= n; k++) a[k] = cyc[l, k]; m[l, 4] = median(a, n) * 1000
         printf "%-16s %9.1f %8.1f %8.1f %9.1f\n", name[l], m[l, 1], m[l, 2], m[l, 3], m[l, 4]
     }
+    delete a; for (k = 1; k <= cnt["fallback", "enter"]; k++) a[k] = v["fallback", "enter", k]
+    if (k > 1) printf "of the fallback start, cgmanager moving the first process (monitor.log): median %.1f ms of %d\n", median(a, k - 1) * 1000, k - 1
     printf "fallback / clone3: start %.2fx, stop %.2fx, cycle %.2fx\n", m["fallback", 1] / m["clone3", 1], m["fallback", 3] / m["clone3", 3], m["fallback", 4] / m["clone3", 4]
     printf "LXC / lxr (clone3): start %.2fx, exec %.2fx, stop %.2fx, cycle %.2fx\n", m["lxc", 1] / m["clone3", 1], m["lxc", 2] / m["clone3", 2], m["lxc", 3] / m["clone3", 3], m["lxc", 4] / m["clone3", 4]
 }' $W/times

@@ -177,7 +177,13 @@ fn run(spec: &Spec, lock_fd: Option<std::os::fd::RawFd>) -> Result<Running> {
             let maps = spec.maps.start_apply(pid);
             let entered = match entry {
                 Entry::Clone3 => Ok(prepared.cloned_in()),
-                Entry::Cgmanager => prepared.enter(pid),
+                Entry::Cgmanager => {
+                    let t = std::time::Instant::now();
+                    let r = prepared.enter(pid);
+                    // What clone3 saves, where it applies (bench/v2-cycle.sh reads this).
+                    tracing::debug!("cgmanager moved pid {pid} in {:?}", t.elapsed());
+                    r
+                }
             };
             let mapped = maps.wait();
             let placement = entered.map_err(fail)?;
