@@ -22,6 +22,30 @@ pub struct Placement {
     pub cgroups: Vec<(String, String)>,
     /// Why the container is not confined, when it is not.
     pub unconfined: Option<String>,
+    /// How its first process got there (`lxr info` says; none for an unconfined container or
+    /// a state written by an older lxr).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<Entry>,
+}
+
+/// How a container's first process entered its cgroups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Entry {
+    /// Started there by the monitor with `clone3(CLONE_INTO_CGROUP)` (cgroup v2; see
+    /// [`crate::launch::clone`]).
+    Clone3,
+    /// Moved there by cgmanager (`Enter`, a `cgroup.procs` write) after it started.
+    Cgmanager,
+}
+
+impl std::fmt::Display for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Entry::Clone3 => "clone3 (CLONE_INTO_CGROUP)",
+            Entry::Cgmanager => "moved by cgmanager",
+        })
+    }
 }
 
 /// How to reach cgmanager.
@@ -167,11 +191,51 @@ impl Prepared {
         }
     }
 
+    /// The container's cgroup2 directory, opened (`O_PATH`) for `clone3(CLONE_INTO_CGROUP)`:
+    /// only where cgroup2 is the container's one hierarchy (the clone places a process in the
+    /// v2 hierarchy only; on a v1 or hybrid placement cgmanager's move is needed anyway), and
+    /// where this process sees the hierarchy's root mounted (it opens the directory by its
+    /// absolute path). None otherwise, or when the tests turn the feature off.
+    pub fn clone_target(&self) -> Option<std::os::fd::OwnedFd> {
+        if self.client.is_none() || !crate::kernel::Compat::from_env().clone_into_cgroup {
+            return None;
+        }
+        let [(h, path)] = self.placement.cgroups.as_slice() else {
+            tracing::debug!("a v1 or hybrid placement: cgmanager moves the container");
+            return None;
+        };
+        if h != "unified" {
+            return None;
+        }
+        let dir = v2_dir(path)?;
+        match nix::fcntl::open(
+            &dir,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        ) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                tracing::debug!("open {}: {e}; cgmanager moves the container", dir.display());
+                None
+            }
+        }
+    }
+
+    /// The placement of a container whose first process the kernel started in its cgroup
+    /// (`clone3(CLONE_INTO_CGROUP)` into [`Prepared::clone_target`]): nothing to move.
+    pub fn cloned_in(mut self) -> Placement {
+        self.placement.entry = Some(Entry::Clone3);
+        self.placement
+    }
+
     /// Move `pid` (a host pid of the user's) into the cgroups; the placement.
-    pub fn enter(self, pid: u32) -> Result<Placement> {
+    pub fn enter(mut self, pid: u32) -> Result<Placement> {
         let Some(c) = self.client else {
             return Ok(self.placement);
         };
+        self.placement.entry = Some(Entry::Cgmanager);
         let rel = &self.rel;
         let entered = c.rt.block_on(async {
             c.d.enter("all", rel, pid as i32)
@@ -184,6 +248,15 @@ impl Prepared {
         }
         Ok(self.placement)
     }
+}
+
+/// Where this process sees the cgroup2 cgroup `path` (absolute from the hierarchy's root, as
+/// cgmanager names it): below a mount of the hierarchy's root. None without one (a mount
+/// namespace with another view), to be reached through cgmanager instead.
+fn v2_dir(path: &str) -> Option<std::path::PathBuf> {
+    let layout = cgroups::layout::Layout::detect(std::path::Path::new("/proc")).ok()?;
+    let v2 = layout.unified().filter(|u| u.mount_root == "/")?;
+    Some(v2.mount_point.join(path.trim_start_matches('/')))
 }
 
 /// The cgroup2 controllers a container gets: its limits', and what an init such as systemd
@@ -229,6 +302,7 @@ fn unconfined(why: String, wants_limits: bool) -> Result<Placement> {
     Ok(Placement {
         cgroups: Vec::new(),
         unconfined: Some(why),
+        entry: None,
     })
 }
 
@@ -404,6 +478,51 @@ impl Cgm {
             }
             Ok(())
         })
+    }
+
+    /// Kill every process of the container's cgroup tree at once with cgroup2's `cgroup.kill`
+    /// (Linux 5.14): unlike signals sent process by process, no fork can outrun it. Ok(false)
+    /// where it cannot be used — no cgroup2 hierarchy in the placement (v1), a kernel without
+    /// the file (`NotFound`), the tests turning it off — and the caller falls back to signals.
+    pub fn kill(&self, p: &Placement) -> Result<bool> {
+        if !crate::kernel::Compat::from_env().cgroup_kill {
+            tracing::debug!("cgroup.kill turned off (LXR_TEST_WITHOUT)");
+            return Ok(false);
+        }
+        let Some((h, path)) = p.cgroups.iter().find(|(h, _)| h == "unified") else {
+            tracing::debug!("no cgroup2 hierarchy: no cgroup.kill");
+            return Ok(false);
+        };
+        // Directly where this process sees the hierarchy: the file is the user's (cgmanager
+        // made the cgroup for it; the hand-over to the container's root leaves `cgroup.kill`,
+        // not a delegation file, with the user), and a stop then needs no cgmanager connection.
+        if let Some(dir) = v2_dir(path) {
+            match std::fs::write(dir.join("cgroup.kill"), "1") {
+                Ok(()) => {
+                    tracing::debug!("cgroup.kill written in {}", dir.display());
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir.is_dir() => {
+                    tracing::debug!("no cgroup.kill in {} (Linux < 5.14)", dir.display());
+                    return Ok(false);
+                }
+                Err(e) => {
+                    tracing::debug!("write {}/cgroup.kill: {e}; asking cgmanager", dir.display())
+                }
+            }
+        }
+        let c = self.client()?;
+        match c.rt.block_on(c.m.set_value(h, path, "cgroup.kill", "1")) {
+            Ok(()) => {
+                tracing::debug!("cgroup.kill written in {h}:{path} by cgmanager");
+                Ok(true)
+            }
+            Err(cgmanager_dbus::Error::NotFound(m)) => {
+                tracing::debug!("no cgroup.kill in {h}:{path} (Linux < 5.14?): {m}");
+                Ok(false)
+            }
+            Err(e) => Err(dbus(&format!("write {h}:{path}/cgroup.kill"), e)),
+        }
     }
 
     /// Remove the container's cgroups (after its init exited). Processes of the container

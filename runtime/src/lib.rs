@@ -8,6 +8,7 @@
 //! * [`userns`] + [`idmap`]: user namespaces mapped with newuidmap/newgidmap;
 //! * [`net`]: the container's network (a user-mode stack: slirp4netns or pasta), proxy devices;
 //! * [`cgroup`] + [`limits`]: the container's cgroup from cgmanager, LXD's limit keys;
+//!   [`kernel`]: the newer kernel features used where present (and their test switch);
 //! * [`image`]: the built-in busybox image and imported LXD/Incus images; [`container`]:
 //!   config and runtime state on disk; [`paths`]: where they live; [`lock`]: who may change
 //!   them now;
@@ -24,6 +25,7 @@ pub mod error;
 pub mod fds;
 pub mod idmap;
 pub mod image;
+pub mod kernel;
 pub mod launch;
 pub mod lifecycle;
 pub mod limits;

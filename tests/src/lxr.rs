@@ -181,6 +181,15 @@ impl World {
         )
     }
 
+    /// A world delegating only the cgroup2 hierarchy (on a hybrid host: a container's
+    /// placement as on a pure v2 one, where `clone3(CLONE_INTO_CGROUP)` applies).
+    pub fn v2_only(what: &str) -> World {
+        World::with(
+            crate::cgm::Scratch::new(what),
+            "controllers = [\"unified\"]",
+        )
+    }
+
     fn with(scratch: crate::cgm::Scratch, controllers: &str) -> World {
         let (uid, gid) = crate::cgm::test_user("lxrtest1");
         let policy = format!(

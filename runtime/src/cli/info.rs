@@ -40,6 +40,9 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
                 Some(why) => println!("Cgroup: unconfined ({why})"),
                 None => {
                     println!("Cgroup: delegated by cgmanager");
+                    if let Some(e) = s.cgroup.entry {
+                        println!("Cgroup entry: {e}");
+                    }
                     for (h, p) in &s.cgroup.cgroups {
                         println!("  {h}: {p}");
                     }

@@ -81,11 +81,29 @@ fn warn_unconfined(name: &str, s: &State) {
     }
 }
 
+/// Logs (tracing) go to stderr — the monitor's to its `monitor.log` — at `$LXR_LOG`'s level
+/// (`debug` says which kernel paths a start and a stop took), warnings only by default. A
+/// plain level rather than an `EnvFilter`, as in lxcfs.
+fn init_logging() {
+    let level = std::env::var("LXR_LOG")
+        .ok()
+        .and_then(|v| v.parse::<tracing_subscriber::filter::LevelFilter>().ok())
+        .unwrap_or(tracing_subscriber::filter::LevelFilter::WARN);
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
 /// Entry point of the `lxr` binary.
 pub fn main() -> ExitCode {
     // What lxr makes for itself is the user's alone; container content gets its modes
     // explicitly (and its processes a 022 umask, see `launch::before_exec`).
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    init_logging();
     let cli = Cli::parse();
     let run = || -> Result<i32> {
         crate::fds::cloexec_inherited()?;

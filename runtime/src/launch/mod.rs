@@ -1,8 +1,10 @@
 //! Starting a container. Three processes:
 //!
 //! * the **monitor** ([`monitor`], forked from `lxr`, detached with `setsid`) stays on the
-//!   host: it makes the cgroups, writes the user namespace's maps, waits for the boot
-//!   ([`boot`]), records the state, serves the console, and reaps and cleans up after init;
+//!   host: it makes the cgroups, starts the intermediate child in them where the kernel allows
+//!   it ([`clone`]: `clone3(CLONE_INTO_CGROUP)`, else cgmanager moves the child), writes the
+//!   user namespace's maps, waits for the boot ([`boot`]), records the state, serves the
+//!   console, and reaps and cleans up after init;
 //! * the **intermediate** child (`child.rs`) enters a new user namespace (mapped by the monitor
 //!   through newuidmap/newgidmap), unshares mount/uts/ipc/net/cgroup/pid namespaces, enters the
 //!   rootfs, becomes root there, forks init and exits;
@@ -14,6 +16,7 @@
 
 pub mod boot;
 mod child;
+pub mod clone;
 pub mod console;
 pub mod monitor;
 pub mod mounts;

@@ -5,17 +5,19 @@
 //! exits as soon as it has forked init, so that no lxr process stays in the container's
 //! cgroup) — reaps it, starts it again after a `reboot` inside, and cleans up after it.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{fork, ForkResult, Pid};
+use nix::unistd::Pid;
 
 use super::boot::{self, Booted, InitKind, Notify};
+use super::clone::{self, Forked};
 use super::{child, console, Spec};
+use crate::cgroup::Entry;
 use crate::channel::{self, End, Msg};
 use crate::container::State;
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use crate::net::helper::Helper;
 
 /// What is recorded of the init's end, for `info`.
@@ -172,11 +174,27 @@ fn run(spec: &Spec, lock_fd: Option<std::os::fd::RawFd>) -> Result<Running> {
     }
     let resolv = plan.resolv_conf();
     let mut net: Option<Helper> = None;
-    // SAFETY: the monitor is single-threaded but for console threads of an earlier boot, which
-    // hold no locks the child needs; the child execs or _exits.
-    match unsafe { fork() }.ctx(|| "fork".into())? {
-        ForkResult::Child => {
+    // The cgroups first, so that where the kernel allows it the intermediate child starts in
+    // them (`clone3(CLONE_INTO_CGROUP)`, see [`super::clone`]) rather than being moved there.
+    let prepared = crate::cgroup::prepare(&spec.name, &spec.keys)?;
+    let target = prepared.clone_target();
+    // SAFETY: the child execs or _exits. clone3 is tried only while the monitor is
+    // single-threaded (its first boot); after a reboot the console threads of the earlier boot
+    // run, which hold no locks the child needs across a plain fork.
+    let forked = unsafe { clone::fork_into(target.as_ref().map(AsFd::as_fd)) };
+    drop(target);
+    let forked = match forked {
+        Ok(f) => f,
+        Err(e) => {
+            prepared.abandon();
+            return Err(e);
+        }
+    };
+    match forked {
+        Forked::Child => {
             drop(chan);
+            // The monitor's cgmanager connection is not the child's to use or close.
+            std::mem::forget(prepared);
             // The intermediate child must not keep the container lock.
             if let Some(fd) = lock_fd {
                 let _ = nix::unistd::close(fd);
@@ -187,15 +205,13 @@ fn run(spec: &Spec, lock_fd: Option<std::os::fd::RawFd>) -> Result<Running> {
                 child::intermediate(spec, &child_end, notify_path.as_deref(), resolv.as_deref());
             super::exit_forked(code)
         }
-        ForkResult::Parent { child } => {
+        Forked::Parent { child, entry } => {
             drop(child_end);
             let fail = |e: Error| {
                 let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
                 let _ = waitpid(child, None);
                 e
             };
-            // The cgroups are made while the child creates its user namespace.
-            let prepared = crate::cgroup::prepare(&spec.name, &spec.keys).map_err(fail)?;
             match chan.expect(&Msg::Unshared) {
                 Ok(true) => {}
                 Ok(false) => {
@@ -212,12 +228,21 @@ fn run(spec: &Spec, lock_fd: Option<std::os::fd::RawFd>) -> Result<Running> {
                 }
             }
             let pid = child.as_raw() as u32;
-            // The id-map helpers run while cgmanager moves the child, whose first cgroup.procs
-            // write waits on the kernel for milliseconds. The child is still the user's (not
-            // yet root of its namespace): the daemon may move it, and everything it forks stays
-            // in the container's cgroup.
+            // The id-map helpers run while cgmanager moves the child (when the kernel did not
+            // start it in its cgroup), whose cgroup.procs write waits on the kernel for
+            // milliseconds. The child is still the user's (not yet root of its namespace): the
+            // daemon may move it, and everything it forks stays in the container's cgroup.
             let maps = spec.maps.start_apply(pid);
-            let entered = prepared.enter(pid);
+            let entered = match entry {
+                Entry::Clone3 => Ok(prepared.cloned_in()),
+                Entry::Cgmanager => {
+                    let t = std::time::Instant::now();
+                    let r = prepared.enter(pid);
+                    // What clone3 saves, where it applies (bench/v2-cycle.sh reads this).
+                    tracing::debug!("cgmanager moved pid {pid} in {:?}", t.elapsed());
+                    r
+                }
+            };
             let mapped = maps.wait();
             let placement = entered.map_err(fail)?;
             let fail = |e: Error| {

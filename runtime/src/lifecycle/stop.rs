@@ -1,6 +1,9 @@
 //! Stopping: the init's own halt signal (SIGRTMIN+3 for systemd, SIGUSR1 for busybox init),
-//! SIGKILL after a timeout; then the monitor removes the cgroups and the state. Restart is
-//! stop then start under the container's lock.
+//! then, after a timeout (at once with `--force`), the kill: cgroup2's `cgroup.kill` where the
+//! container has a cgroup2 cgroup and the kernel the file (5.14), which kills the whole tree
+//! with no race against forks; else SIGKILL to the init, whose pid namespace the kernel then
+//! empties. Then the monitor removes the cgroups and the state. Restart is stop then start
+//! under the container's lock.
 
 use std::time::Duration;
 
@@ -50,11 +53,7 @@ impl Containers {
             State::reap_stale(&dir, &self.cgm)?;
             return Err(Error::Usage(format!("{name} is not running")));
         };
-        let sig = if how.force {
-            Signal::SIGKILL as libc::c_int
-        } else {
-            halt_signal(&self.paths.container(name).join("rootfs"))
-        };
+        let sig = halt_signal(&self.paths.container(name).join("rootfs"));
         // Tell the monitor this exit is a stop, so a SIGHUP-style end is not taken for a reboot.
         let _ = std::fs::write(dir.join("stopping"), b"");
         let init = cgroups::process::Pidfd::open(s.init_pid).map_err(|e| Error::Os {
@@ -65,12 +64,11 @@ impl Containers {
             .monitor_alive()
             .then(|| cgroups::process::Pidfd::open(s.monitor_pid).ok())
             .flatten();
-        signal(s.init_pid, sig)?;
-        if !init.wait_exit(how.timeout) {
-            if how.force {
-                return Err(Error::Setup(format!("{name} did not stop")));
-            }
-            signal(s.init_pid, Signal::SIGKILL as libc::c_int)?;
+        if !how.force {
+            signal(s.init_pid, sig)?;
+        }
+        if how.force || !init.wait_exit(how.timeout) {
+            self.kill(&s)?;
             if !init.wait_exit(Duration::from_secs(10)) {
                 return Err(Error::Setup(format!("{name} did not stop")));
             }
@@ -83,6 +81,18 @@ impl Containers {
         // A monitor that was killed cleaned nothing up: do it here.
         State::reap_stale(&dir, &self.cgm)?;
         Ok(())
+    }
+
+    /// The forceful part of a stop: `cgroup.kill` (see the module), else SIGKILL to the init.
+    fn kill(&self, s: &State) -> Result<()> {
+        match self.cgm.kill(&s.cgroup) {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            // cgmanager gone, or the write refused: the signal still works.
+            Err(e) => tracing::debug!("cgroup.kill failed ({e}); SIGKILL to the init"),
+        }
+        tracing::debug!("SIGKILL to the init, pid {}", s.init_pid);
+        signal(s.init_pid, Signal::SIGKILL as libc::c_int)
     }
 
     /// Stop `name`, then start it again.
