@@ -12,7 +12,8 @@
 //! - the Debian 12 systemd image (`scripts/build-image.sh debian12` on the host, as plain
 //!   tarballs — the guest has no `xz` or `unsquashfs` — linked into the guest's `/lxr/out`): systemd reaches `running` with no failed unit and no failed
 //!   cgroup mount, its root cgroup has the controllers and is owned by the container's root,
-//!   `systemd-run -p MemoryMax=64M --wait` works inside; stop, delete, nothing left.
+//!   `systemd-run -p MemoryMax=64M --wait` works inside; `systemctl reboot` inside brings it
+//!   back to `running`; stop, delete, nothing left.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -115,6 +116,17 @@ echo "host_top_procs=$(cat "$L/cgroup.procs" | wc -l)"
 echo "host_top_owner=$(stat -c %u "$L")"
 echo "memmax=$(lxr exec -T d1 -- systemd-run -q -p MemoryMax=64M --wait --pipe sh -c 'cat /sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/memory.max')"
 echo "memmax_status=$?"
+# reboot inside: a new init on fresh cgroups (the old top cgroup had controllers enabled).
+old=$(lxr list --format csv | grep '^d1,' | cut -d, -f3)
+lxr exec -T d1 -- systemctl reboot
+new=$old
+for i in $(seq 120); do
+    new=$(lxr list --format csv | grep '^d1,' | cut -d, -f3)
+    [ -n "$new" ] && [ "$new" != "$old" ] && break
+    sleep 0.5
+done
+echo "rebooted=$([ -n "$new" ] && [ "$new" != "$old" ] && echo yes || echo "no $(tail -3 /run/user/1000/lxr/d1/monitor.log | tr '\n' ' ')") t_rebooted=$SECONDS"
+echo "state_after_reboot=$(lxr exec -T d1 -- systemctl is-system-running --wait)"
 echo "in_free=$(lxr exec -T d1 -- free -m | awk '/^Mem:/ {print $2}')"
 echo "in_nproc=$(lxr exec -T d1 -- nproc)"
 PIDS=$(cat $(find "$L" -name cgroup.procs) | tr '\n' ' ')
@@ -376,6 +388,8 @@ fn debian(kernel: Kernel) {
         "systemd-run -p MemoryMax=64M: {out}"
     );
     assert_eq!(f("memmax_status"), "0", "{out}");
+    assert_eq!(f("rebooted").split(' ').next(), Some("yes"), "{out}");
+    assert_eq!(f("state_after_reboot"), "running", "{out}");
     assert_eq!(f("in_free"), "384", "{out}");
     assert_eq!(f("in_nproc"), "1", "{out}");
     assert!(f("stop").starts_with("0 "), "{out}");
