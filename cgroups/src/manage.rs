@@ -322,11 +322,25 @@ impl Cgroup {
             .map_err(|e| Error::change("chown", path, e.into()))
         };
         own(None)?;
+        self.chown_files(files, uid, gid)
+    }
+
+    /// chown the named files only, not the directory (missing files are skipped).
+    pub fn chown_files(&self, files: &[String], uid: u32, gid: u32) -> Result<()> {
         for f in files {
-            match own(Some(f)) {
-                Err(e) if e.is_not_found() => {}
+            let path = self.file(f);
+            let fd = match beneath::open(self, Some(f), OFlag::O_PATH) {
+                Err(e) if e.is_not_found() => continue,
                 r => r?,
-            }
+            };
+            nix::unistd::fchownat(
+                fd.as_fd(),
+                "",
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+                AtFlags::AT_EMPTY_PATH,
+            )
+            .map_err(|e| Error::change("chown", path, e.into()))?;
         }
         Ok(())
     }

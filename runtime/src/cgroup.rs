@@ -167,6 +167,13 @@ pub fn prepare(name: &str, keys: &BTreeMap<String, String>) -> Result<Prepared> 
                 .map_err(|e| dbus(&format!("create {h}:{path}"), e))?;
             if h == "unified" {
                 enable_controllers(&c.m, h, dpath).await;
+                // The leaf `lxr exec` joins once the container's init has enabled controllers
+                // in its top cgroup, made now, while that is the user's: later it belongs to
+                // the container's root (`hand_over`), and the user could not make it there.
+                let leaf = format!("{path}/{EXEC_LEAF}");
+                c.m.create(h, &leaf)
+                    .await
+                    .map_err(|e| dbus(&format!("create {h}:{leaf}"), e))?;
             }
             out.cgroups.push((h.clone(), path));
         }
@@ -357,7 +364,9 @@ async fn apply_limits(
 }
 
 /// The leaf an `lxr exec`'d process joins where cgroup v2 keeps processes out of the
-/// container's top cgroup (as LXC's `.lxc`).
+/// container's top cgroup (as LXC's `.lxc`). Made with the container's cgroup, as the user's
+/// (found in the v2 guest, issue 18: made at the first `exec` into a systemd container, it was
+/// refused — the top cgroup belongs to the container's root by then).
 pub const EXEC_LEAF: &str = ".lxr";
 
 /// One connection to cgmanager for a whole command, opened when first needed; a command that

@@ -18,7 +18,27 @@ pub const WAIT: Duration = Duration::from_secs(30);
 
 /// A held lock (released when dropped, and by every process holding a copy of the fd).
 #[derive(Debug)]
-pub struct Lock(File);
+pub struct Lock {
+    file: File,
+    /// A container's lock: (the lock file, the container's directory). The lock file is
+    /// removed when the lock is dropped and there is no such container (a launch that failed
+    /// before anything was made, a `stop` or `delete` of a name that does not exist), so a
+    /// command about a container that never was leaves nothing behind (found in the v2 guest,
+    /// issue 18: `<run>/<name>.lock` outlived a failed `launch`).
+    orphan: Option<(PathBuf, PathBuf)>,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // Still held here (the file is closed after this): no other lxr is between the check
+        // and the removal.
+        if let Some((lock, dir)) = &self.orphan {
+            if !dir.exists() {
+                let _ = std::fs::remove_file(lock);
+            }
+        }
+    }
+}
 
 impl Lock {
     /// Lock `path` (created if missing), waiting up to `wait`; `busy` says who holds it.
@@ -35,7 +55,10 @@ impl Lock {
             // the monitor's inherited copy keeps holding it (unlike nix's `Flock`, whose drop
             // would unlock every copy).
             if f.try_lock().is_ok() {
-                return Ok(Lock(f));
+                return Ok(Lock {
+                    file: f,
+                    orphan: None,
+                });
             }
             if t.elapsed() >= wait {
                 return Err(Error::Usage(busy()));
@@ -47,9 +70,12 @@ impl Lock {
     /// The lock of container `name`.
     pub fn container(paths: &Paths, name: &str) -> Result<Lock> {
         paths.ensure()?;
-        Lock::take(&Lock::container_path(paths, name), WAIT, || {
+        let path = Lock::container_path(paths, name);
+        let mut lock = Lock::take(&path, WAIT, || {
             format!("{name} is busy: another lxr is creating, starting or deleting it (try again)")
-        })
+        })?;
+        lock.orphan = Some((path, paths.container(name)));
+        Ok(lock)
     }
 
     /// Where the lock of container `name` lives (removed with the container).
@@ -59,6 +85,23 @@ impl Lock {
 
     /// The fd, for a forked monitor that must close its copy once the start is done.
     pub fn raw_fd(&self) -> RawFd {
-        self.0.as_raw_fd()
+        self.file.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_of_no_container_leaves_no_file() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::under(root.path());
+        let file = Lock::container_path(&paths, "c1");
+        drop(Lock::container(&paths, "c1").unwrap());
+        assert!(!file.exists(), "the lock of a container that is not there");
+        std::fs::create_dir_all(paths.container("c1")).unwrap();
+        drop(Lock::container(&paths, "c1").unwrap());
+        assert!(file.exists(), "an existing container keeps its lock file");
     }
 }

@@ -89,7 +89,57 @@ impl GuestOutput {
     pub fn file(&self, name: &str) -> PathBuf {
         self.results.path().join(name)
     }
+
+    /// The `key=value` lines of the script's stdout (a later line wins).
+    pub fn facts(&self) -> std::collections::BTreeMap<String, String> {
+        self.stdout
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    /// The fact `key`; panics (with the guest's output) when the script did not print it.
+    #[track_caller]
+    pub fn fact(&self, key: &str) -> String {
+        self.facts()
+            .remove(key)
+            .unwrap_or_else(|| panic!("the guest printed no {key}=: {self}"))
+    }
 }
+
+/// Guest shell (bash) that sets the guest up as its admin would with this workspace's
+/// daemons: cgmanager from `systemd/cgmanager.service` (`Delegate=yes`; `ExecStart` pointed at
+/// `/lxr/bin/cgmanager`) with the bus policy from `dbus/` and a delegation policy giving
+/// `lxrtest1` every controller at `%D/users/%u`; our lxcfs from `systemd/lxcfs.service` at
+/// `/var/lib/lxcfs`; `loginctl enable-linger lxrtest1` (a user who runs containers keeps its
+/// runtime directory between logins). `$D` is then lxrtest1's delegation point in
+/// `/sys/fs/cgroup`, `as_user CMD` runs bash `CMD` as lxrtest1 in a login session of its own
+/// (`su -`: pam_systemd puts it in `user.slice/…/session-N.scope`) with `/lxr/bin` first in
+/// `PATH`. Prints `admin_setup=ok` when all of it worked, and fails the script otherwise.
+pub const ADMIN_SETUP: &str = r#"
+set -euo pipefail
+sed 's#/usr/local/bin/cgmanager#/lxr/bin/cgmanager#' /lxr/src/systemd/cgmanager.service     >/etc/systemd/system/cgmanager.service
+sed 's#/usr/local/bin/lxcfs#/lxr/bin/lxcfs#' /lxr/src/systemd/lxcfs.service     >/etc/systemd/system/lxcfs.service
+cp /lxr/src/dbus/org.linuxcontainers.cgmanager.conf /usr/share/dbus-1/system.d/
+systemctl reload dbus
+mkdir -p /etc/cgmanager
+cat >/etc/cgmanager/delegation.conf <<'POLICY'
+[[delegate]]
+users = ["lxrtest1"]
+controllers = ["all"]
+path = "%D/users/%u"
+POLICY
+loginctl enable-linger lxrtest1
+systemctl daemon-reload
+systemctl start cgmanager.service lxcfs.service
+D=/sys/fs/cgroup/system.slice/cgmanager.service/users/lxrtest1
+as_user() {
+    su - lxrtest1 -s /bin/bash -c "export PATH=/lxr/bin:\$PATH D=$D; $1"
+}
+echo admin_setup=ok
+set +e +o pipefail
+"#;
 
 impl fmt::Display for GuestOutput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -125,6 +175,7 @@ pub struct Guest {
     timeout: Duration,
     bin: PathBuf,
     append: String,
+    files: Vec<(PathBuf, String)>,
 }
 
 impl Guest {
@@ -139,6 +190,7 @@ impl Guest {
             timeout: Duration::from_secs(300),
             bin,
             append: String::new(),
+            files: Vec::new(),
         }
     }
 
@@ -160,6 +212,14 @@ impl Guest {
         self
     }
 
+    /// Put the host's file `src` into the results directory before the boot (hard-linked, else
+    /// copied): the script finds it at `/lxr/out/<name>` (e.g. the Debian 12 image, without
+    /// changing the guest). The guest may write the share: give it nothing it must not change.
+    pub fn file(mut self, src: impl Into<PathBuf>, name: &str) -> Guest {
+        self.files.push((src.into(), name.to_owned()));
+        self
+    }
+
     /// Boot, run `script` with bash, power off. Panics (with the reason and the console's end)
     /// when the guest cannot be built or booted or runs out of time; a script that fails is
     /// an ordinary [`GuestOutput`] with its `code`.
@@ -169,6 +229,14 @@ impl Guest {
             .prefix("e2e-vm-")
             .tempdir()
             .expect("temp dir");
+        for (src, name) in &self.files {
+            // A hard link where the two are on one file system (no 300 MB copy per boot).
+            let to = results.path().join(name);
+            if std::fs::hard_link(src, &to).is_err() {
+                std::fs::copy(src, &to)
+                    .unwrap_or_else(|e| panic!("copy {} into the guest: {e}", src.display()));
+            }
+        }
         let vm_sh = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/vm.sh");
         let o = Command::new("bash")
             .arg(&vm_sh)
@@ -199,10 +267,11 @@ impl Guest {
                 tail(&console, 60)
             };
             panic!(
-                "the v2 guest ({}) did not run the script ({}):\n{}\n--- console (last 60 lines)\n{console}",
+                "the v2 guest ({}) did not run the script ({}):\n{}\n--- the script's stdout so far\n{}\n--- console (last 60 lines)\n{console}",
                 self.kernel,
                 o.status,
                 String::from_utf8_lossy(&o.stderr).trim_end(),
+                tail(&read("stdout"), 60),
             );
         };
         GuestOutput {

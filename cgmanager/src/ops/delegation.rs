@@ -305,6 +305,7 @@ impl Manager {
             }
             if let Some(plan) = &plan {
                 self.enable_controllers(d, plan)?;
+                self.enable_at_point(c, d, plan)?;
             }
             self.set_limits(h, d, rule, plan.as_ref())?;
             let files = d.delegation_files(&self.config.delegate_list);
@@ -497,6 +498,46 @@ impl Manager {
             );
         }
         Ok(())
+    }
+
+    /// The planned controllers also in the delegation point's own `cgroup.subtree_control`,
+    /// added to what is there (never removed), so that the cgroups the user makes or enters
+    /// below it (`cgm enter memory work $$`) have them: a user who asked for `memory` gets a
+    /// cgroup with `memory.max`, on v2 as on v1. The user owns that file and may change it
+    /// afterwards. A point that holds processes (the user moved some up from a child) cannot
+    /// enable controllers (EBUSY, the no-internal-process rule): that arrangement is the
+    /// user's, and is left alone. Files the write makes in existing children are the user's
+    /// ([`super::value::as_writer`]).
+    fn enable_at_point(&self, c: &Caller, d: &Cgroup, plan: &Plan) -> Result<()> {
+        let have = d.subtree_control().map_err(|e| from_cgroups(&e))?;
+        let add: Vec<&String> = plan.want.iter().filter(|c| !have.contains(c)).collect();
+        if add.is_empty() {
+            return Ok(());
+        }
+        let names = add.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" ");
+        let write = || d.enable_controllers(&add).map_err(|e| from_cgroups(&e));
+        match super::value::as_writer(d, c.uid, c.gid, write) {
+            Ok(()) => {
+                tracing::info!("enabled {names} in the delegation point {}", d.abs_path());
+                Ok(())
+            }
+            Err(e) if e.kind() == Kind::Busy => {
+                tracing::info!(
+                    "left {} as it is: it holds processes, so it cannot enable {names} for \
+                     its children",
+                    d.abs_path()
+                );
+                Ok(())
+            }
+            Err(e) => Err(Error::new(
+                e.kind(),
+                format!(
+                    "cannot enable {names} in the delegation point {}: {}",
+                    d.abs_path(),
+                    e.message()
+                ),
+            )),
+        }
     }
 
     /// The policy's limits at the delegation point, as root. A limit is set wherever its

@@ -75,6 +75,11 @@ impl Manager {
     ) -> Result<String> {
         target::check_key(key)?;
         let h = self.one(controller)?;
+        // v1's memory.limit_in_bytes read on cgroup2 is memory.max, its `max` v1's number.
+        let alias = super::value::v2_alias(key, "")
+            .filter(|_| h.version == cgroups::Version::V2)
+            .map(|(k, _)| k);
+        let key = alias.unwrap_or(key);
         let base = self.base(c, h)?;
         let cg = self.resolve(c, &base, cgroup)?;
         self.need(c, &cg, None, R | X, "read")?;
@@ -85,6 +90,9 @@ impl Manager {
             .map_err(|e| from_io(&e, &format!("read {}/{key}", cg.abs_path())))?;
         if buf.last() == Some(&b'\n') {
             buf.pop();
+        }
+        if alias.is_some() && buf == b"max" {
+            return Ok(super::value::V1_NO_MEMORY_LIMIT.to_owned());
         }
         Ok(String::from_utf8_lossy(&buf).into_owned())
     }

@@ -400,14 +400,15 @@ fn v2_delegation_enables_its_controllers_on_the_way_down() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].path, format!("/{d}"));
     // Below the root and from the daemon's own cgroup (which it has left) down: not the root
-    // (the service manager's), not in the delegation point (the user's).
+    // (the service manager's). In the delegation point too, so that the cgroup a user enters
+    // below it (`cgm enter memory work $$`) has memory.max (found in the v2 guest, issue 18).
     assert_eq!(h.read("", "cgroup.subtree_control"), "cpu memory pids");
     assert_eq!(h.read("svc", "cgroup.subtree_control"), "+memory +pids");
     assert_eq!(
         h.read("svc/users", "cgroup.subtree_control"),
         "+memory +pids"
     );
-    assert_eq!(h.read(&d, "cgroup.subtree_control"), "");
+    assert_eq!(h.read(&d, "cgroup.subtree_control"), "+memory +pids");
     // The policy's limits are set, as root.
     assert_eq!(h.read(&d, "memory.max"), "1073741824");
     assert_eq!(h.read(&d, "pids.max"), "100");
@@ -424,9 +425,43 @@ fn v2_delegation_enables_its_controllers_on_the_way_down() {
             "memory pids",
         );
     }
+    h.fx.write(&h.fx.v2_cgroup(&d), "cgroup.subtree_control", "memory pids");
     assert_eq!(h.delegate().unwrap(), got);
     assert_eq!(h.read("svc", "cgroup.subtree_control"), "memory pids");
     assert_eq!(h.read("svc/users", "cgroup.subtree_control"), "memory pids");
+    assert_eq!(h.read(&d, "cgroup.subtree_control"), "memory pids");
+}
+
+/// The README's `cgm setvalue memory '' memory.limit_in_bytes 512M` on a pure v2 host writes
+/// memory.max (`-1` as `max`), and GetValue of the v1 name reads memory.max, `max` as v1's
+/// number (found in the v2 guest, issue 18). Other v1 names are not translated.
+#[test]
+fn v2_memory_limit_in_bytes_is_memory_max() {
+    let h = memory_and_pids(true);
+    h.delegate().unwrap();
+    let d = format!("svc/users/{USER}");
+    let work = h.fx.v2_cgroup(&format!("{d}/work"));
+    h.fx.write(&work, "memory.max", "max\n");
+    std::os::unix::fs::chown(work.file("memory.max"), Some(USER), Some(USER)).unwrap();
+    let me = plain_caller(USER, USER, &format!("0::/{d}/work\n"));
+    let get = || h.mgr.get_value(&me, "memory", "", "memory.limit_in_bytes");
+    assert_eq!(get().unwrap(), "9223372036854771712");
+    h.mgr
+        .set_value(&me, "memory", "", "memory.limit_in_bytes", "512M")
+        .unwrap();
+    assert_eq!(h.read(&format!("{d}/work"), "memory.max"), "512M");
+    assert_eq!(get().unwrap(), "512M");
+    // (A fixture file is not truncated by the write, as a cgroup file needs not be.)
+    h.fx.write(&work, "memory.max", "");
+    h.mgr
+        .set_value(&me, "memory", "", "memory.limit_in_bytes", "-1")
+        .unwrap();
+    assert_eq!(h.read(&format!("{d}/work"), "memory.max"), "max");
+    let e = h
+        .mgr
+        .set_value(&me, "memory", "", "memory.memsw.limit_in_bytes", "1G")
+        .unwrap_err();
+    assert_eq!(e.kind(), Kind::NotFound, "{e}");
 }
 
 #[test]
@@ -549,4 +584,32 @@ fn set_xattr(p: &Path, name: &str, value: &[u8]) {
         p.display(),
         std::io::Error::last_os_error()
     );
+}
+
+/// A controller enabled in `cgroup.subtree_control` through the daemon leaves its new files in
+/// the children to the caller, as the kernel does for the writer (found in the v2 guest, issue
+/// 18: lxr's `cpuset.cpus` was root's); files that were there keep their owner.
+#[test]
+fn v2_files_a_subtree_control_write_makes_are_the_callers() {
+    let h = memory_and_pids(true);
+    h.delegate().unwrap();
+    let d = format!("svc/users/{USER}");
+    let child = h.fx.v2_cgroup(&format!("{d}/lxr"));
+    h.fx.write(&child, "cgroup.procs", "");
+    let owner = |f: &str| std::fs::metadata(child.file(f)).unwrap().uid();
+    let before = owner("cgroup.procs");
+    super::value::as_writer(&h.fx.v2_cgroup(&d), USER, USER, || {
+        // What the kernel does when memory is enabled: memory.max appears in every child.
+        h.fx.write(&child, "memory.max", "max\n");
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(owner("memory.max"), USER);
+    assert_eq!(owner("cgroup.procs"), before);
+    // A refused write hands nothing over and says why.
+    let e = super::value::as_writer(&h.fx.v2_cgroup(&d), USER, USER, || {
+        Err(crate::errors::Error::new(Kind::Busy, "held"))
+    })
+    .unwrap_err();
+    assert_eq!(e.kind(), Kind::Busy);
 }

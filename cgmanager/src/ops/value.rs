@@ -6,7 +6,7 @@ use nix::fcntl::OFlag;
 
 use crate::access::{W, X};
 use crate::caller::Caller;
-use crate::errors::{from_io, Error, Kind, Result};
+use crate::errors::{from_cgroups, from_io, Error, Kind, Result};
 use crate::manager::Manager;
 use crate::target;
 
@@ -23,6 +23,29 @@ pub fn protected(key: &str) -> Option<&'static str> {
         "notify_on_release" => Some("controls the host's release agent; use RemoveOnEmpty"),
         _ => None,
     }
+}
+
+/// cgroup v1's `memory.limit_in_bytes`, which CGManager's clients (LXC, libcgmanager, the
+/// README's `cgm setvalue memory '' memory.limit_in_bytes 512M`) write.
+pub const V1_MEMORY_LIMIT: &str = "memory.limit_in_bytes";
+
+/// What v1's `memory.limit_in_bytes` reads when there is no limit (`PAGE_COUNTER_MAX` pages of
+/// 4 KiB), returned for v2's `max` so a v1 client's number parser keeps working.
+pub const V1_NO_MEMORY_LIMIT: &str = "9223372036854771712";
+
+/// The v2 file a v1 key stands for on a cgroup2 hierarchy, where the two mean the same thing:
+/// only `memory.limit_in_bytes` → `memory.max` (both the hard limit, both take `512M` or bytes;
+/// v1's `-1` is v2's `max`). Other v1 files either keep their name on v2 (`pids.max`,
+/// `cpuset.cpus`) or have no v2 file of the same meaning (`memory.memsw.limit_in_bytes` counts
+/// memory and swap, `memory.swap.max` swap alone; `cpu.shares` and `cpu.weight` differ in
+/// scale), and are left to fail `NotFound`.
+pub fn v2_alias<'a>(key: &str, value: &'a str) -> Option<(&'static str, &'a str)> {
+    (key == V1_MEMORY_LIMIT).then(|| {
+        (
+            "memory.max",
+            if value.trim() == "-1" { "max" } else { value },
+        )
+    })
 }
 
 /// `CAP_SYS_ADMIN`.
@@ -68,19 +91,79 @@ impl Manager {
             ));
         }
         let h = self.one(controller)?;
+        let (key, value) = match v2_alias(key, value) {
+            Some(alias) if h.version == cgroups::Version::V2 => alias,
+            _ => (key, value),
+        };
         let base = self.base(c, h)?;
         let cg = self.resolve(c, &base, cgroup)?;
         self.need(c, &cg, None, X, "enter")?;
         let mut f = self.open_checked(c, &cg, key, OFlag::O_WRONLY, W, "write")?;
         let what = format!("write {}/{key}", cg.abs_path().trim_end_matches('/'));
-        let n = f.write(value.as_bytes()).map_err(|e| from_io(&e, &what))?;
-        if n != value.len() {
-            return Err(Error::new(
-                Kind::Failed,
-                format!("{what}: short write ({n} of {})", value.len()),
-            ));
+        let mut write = || {
+            let n = f.write(value.as_bytes()).map_err(|e| from_io(&e, &what))?;
+            if n != value.len() {
+                return Err(Error::new(
+                    Kind::Failed,
+                    format!("{what}: short write ({n} of {})", value.len()),
+                ));
+            }
+            Ok(())
+        };
+        if h.version == cgroups::Version::V2 && key == SUBTREE_CONTROL && !c.host_root {
+            as_writer(&cg, c.uid, c.gid, write)?;
+        } else {
+            write()?;
         }
         tracing::debug!(uid = c.uid, "{what} = {value:?}");
         Ok(())
     }
+}
+
+/// cgroup v2's file that enables controllers for a cgroup's children.
+pub const SUBTREE_CONTROL: &str = "cgroup.subtree_control";
+
+/// Run `write` (a write to `cg`'s `cgroup.subtree_control`) as if `uid`/`gid` had written it.
+/// The kernel creates the files of a controller enabled there (`memory.max`, `cpuset.cpus`, …)
+/// in every child, owned by the writer's fsuid: written by the daemon as root for a user, they
+/// would be root's, and the user who enabled the controller in its own subtree could not set
+/// the limits it enabled it for (found in the v2 guest, issue 18: `lxr launch -c limits.cpu=1`
+/// failed writing `cpuset.cpus`). So the files that appear in the children with the write are
+/// given to the caller, as the kernel would have given them; nothing that existed before
+/// changes owner.
+pub(crate) fn as_writer(
+    cg: &cgroups::Cgroup,
+    uid: u32,
+    gid: u32,
+    write: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    let files = |child: &cgroups::Cgroup| -> Vec<String> {
+        child
+            .keys()
+            .map(|ks| ks.into_iter().map(|k| k.name).collect())
+            .unwrap_or_default()
+    };
+    let before: Vec<(cgroups::Cgroup, Vec<String>)> = cg
+        .children()
+        .map_err(|e| from_cgroups(&e))?
+        .iter()
+        .filter_map(|name| cg.descendant(name).ok())
+        .map(|child| {
+            let have = files(&child);
+            (child, have)
+        })
+        .collect();
+    write()?;
+    for (child, had) in before {
+        let new: Vec<String> = files(&child)
+            .into_iter()
+            .filter(|f| !had.contains(f))
+            .collect();
+        match child.chown_files(&new, uid, gid) {
+            // A child removed meanwhile has nothing to hand over.
+            Err(e) if e.is_not_found() => {}
+            r => r.map_err(|e| from_cgroups(&e))?,
+        }
+    }
+    Ok(())
 }

@@ -81,6 +81,14 @@ pub fn monitor(spec: &Spec, report: End) -> i32 {
                     Ok(WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGHUP, _))
                 ) && !spec.state_dir.join("stopping").exists();
                 if rebooted {
+                    // The next boot gets fresh cgroups, as a start does: the old ones are the
+                    // old init's, the container root's, shaped by it (on cgroup v2 a systemd
+                    // enabled controllers in the top cgroup, which the kernel then refuses to
+                    // put the new init in, and removed the exec leaf it found empty; found by
+                    // the v2 suite, issue 18).
+                    if let Err(e) = crate::cgroup::remove(&state.cgroup) {
+                        let _ = std::fs::write(spec.state_dir.join("cleanup-error"), e.to_string());
+                    }
                     let _ = State::clear(&spec.state_dir);
                     continue;
                 }
