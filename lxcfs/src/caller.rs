@@ -235,13 +235,16 @@ impl CallerResolver {
             }
             let err = std::io::Error::last_os_error();
             match err.raw_os_error() {
-                // Not an ioctl this kernel knows (before 6.11): do not ask again.
+                // Not an ioctl this kernel knows (before 6.11): do not ask again. Said once,
+                // by the thread that turns it off (concurrent first readers all get ENOTTY;
+                // the v2 guest on 6.1 logged it twice).
                 Some(libc::ENOTTY) => {
-                    self.tgid_ioctl.store(false, Ordering::Relaxed);
-                    tracing::info!(
-                        "no NS_GET_TGID_FROM_PIDNS (Linux < 6.11): finding container inits \
-                         through /proc"
-                    );
+                    if self.tgid_ioctl.swap(false, Ordering::Relaxed) {
+                        tracing::info!(
+                            "no NS_GET_TGID_FROM_PIDNS (Linux < 6.11): finding container \
+                             inits through /proc"
+                        );
+                    }
                 }
                 Some(libc::EINVAL) | Some(libc::ENOSYS) => {}
                 _ => return Err(gone(pid, &err)),

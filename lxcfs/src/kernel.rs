@@ -1,5 +1,6 @@
-//! Kernel features newer than the oldest kernel lxcfs supports (5.15) that it uses when the
-//! running kernel has them, each with a fallback (the README's kernel table lists them all):
+//! Kernel features newer than the oldest kernel lxcfs starts on (5.3: `pidfd_open`) that it
+//! uses when the running kernel has them, each with a fallback (the README's kernel table
+//! lists them all, with the tests that prove each on a kernel with and one without):
 //!
 //! * `NS_GET_TGID_FROM_PIDNS` (6.11): a pid namespace's init in one ioctl
 //!   (`crate::caller`); without it, a walk up the caller's parents, then a scan of `/proc`;

@@ -2,7 +2,10 @@
 //! of each sampled cpu cgroup (and its sub-cgroups) that are running or in uninterruptible
 //! sleep, and folds the count into the kernel's exponential load averages (same fixed-point
 //! constants as the kernel). The daemon starts it; `render::loadavg` only reads its table.
-//! A cgroup is sampled from its first read on, and dropped when unread for a minute or gone.
+//! A cgroup is sampled from its first read on, until it is gone (as lxcfs does). It used to be
+//! dropped after a minute unread, so that a container read less often — `uptime` now and then,
+//! a monitor polling every few minutes — always saw `0.00 0.00 0.00` (the v2 guest showed it:
+//! its readers were that slow under TCG).
 //!
 //! At scale the cost is the count. lxcfs reads `/proc/<pid>/task/*/status` for every thread
 //! of every container every 5 s (and froze past ~250 containers, #504). Here one taskstats
@@ -18,7 +21,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cgroups::Cgroup;
 
@@ -30,7 +33,6 @@ pub const FSHIFT: u32 = 11;
 pub const FIXED_1: u64 = 1 << FSHIFT;
 const EXP: [u64; 3] = [1884, 2014, 2037];
 const INTERVAL: Duration = Duration::from_secs(5);
-const IDLE_DROP: Duration = Duration::from_secs(60);
 /// How deep below the container's cgroup tasks are counted.
 const MAX_DEPTH: usize = 16;
 
@@ -43,15 +45,9 @@ pub struct Loads {
     pub running: u64,
 }
 
-#[derive(Debug, Clone)]
-struct Entry {
-    loads: Loads,
-    last_read: Instant,
-}
-
 struct Shared {
     proc_root: PathBuf,
-    entries: Mutex<HashMap<Cgroup, Entry>>,
+    entries: Mutex<HashMap<Cgroup, Loads>>,
     stop: AtomicBool,
     wake: Condvar,
     wake_lock: Mutex<()>,
@@ -165,27 +161,22 @@ impl Sampler {
         }
     }
 
-    /// The loads of `cg`, which is sampled from now on (until unread for a minute). A first
-    /// read counts its running threads at once.
+    /// The loads of `cg`, which is sampled from now on (until it is gone). A first read counts
+    /// its running threads at once.
     pub fn loads(&self, cg: &Cgroup) -> Loads {
         let mut entries = self
             .shared
             .entries
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let e = entries.entry(cg.clone()).or_insert_with(|| {
+        *entries.entry(cg.clone()).or_insert_with(|| {
             // Through /proc: the netlink socket is the sampler thread's.
             let running = sample(&self.shared.proc_root, cg, &mut None).unwrap_or(0);
-            Entry {
-                loads: Loads {
-                    avenrun: [0; 3],
-                    running,
-                },
-                last_read: Instant::now(),
+            Loads {
+                avenrun: [0; 3],
+                running,
             }
-        });
-        e.last_read = Instant::now();
-        e.loads
+        })
     }
 
     /// Stop and join the thread.
@@ -226,8 +217,7 @@ fn run(shared: &Shared) {
         }
         // Sample outside the table lock: reading many /proc files must not block readers.
         let targets: Vec<Cgroup> = {
-            let mut entries = shared.entries.lock().unwrap_or_else(|e| e.into_inner());
-            entries.retain(|_, e| e.last_read.elapsed() < IDLE_DROP);
+            let entries = shared.entries.lock().unwrap_or_else(|e| e.into_inner());
             entries.keys().cloned().collect()
         };
         let samples: Vec<(Cgroup, Option<u64>)> = targets
@@ -244,10 +234,10 @@ fn run(shared: &Shared) {
                 continue;
             };
             if let Some(e) = entries.get_mut(&cg) {
-                for (a, exp) in e.loads.avenrun.iter_mut().zip(EXP) {
+                for (a, exp) in e.avenrun.iter_mut().zip(EXP) {
                     *a = calc_load(*a, exp, running * FIXED_1);
                 }
-                e.loads.running = running;
+                e.running = running;
             }
         }
     }

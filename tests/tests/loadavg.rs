@@ -38,3 +38,26 @@ fn a_busy_container_gets_its_own_load_and_its_own_pids() {
     // wrapped meanwhile) as the container numbers it, not its host pid.
     assert!(fields[5..].contains(&fields[4]), "{out}");
 }
+
+/// A container that reads its load average rarely — `uptime` now and then, a monitor polling
+/// every few minutes — gets it all the same: sampling goes on from the first read until the
+/// cgroup is gone. (It used to stop after a minute unread, and every later read started
+/// afresh from `0.00 0.00 0.00`; the v2 guest showed it, its readers being that slow under
+/// TCG.)
+#[test]
+fn a_container_read_once_a_minute_or_less_still_gets_its_load() {
+    let d = Daemon::ours(&["-l"]);
+    let cg = TestCgroup::new("loadavg-rare");
+    let f = d.file("proc/loadavg");
+    let f = f.display();
+    let out = stdout(&in_container(
+        &cg,
+        &format!("cat {f} >/dev/null; (while :; do :; done) & a=$!; sleep 66; cat {f}; kill $a"),
+    ));
+    let one: f64 = out.split_whitespace().next().unwrap().parse().unwrap();
+    // One busy thread for 66 s: 1 − e^(−65/60) ≈ 0.66 once sampled throughout.
+    assert!(
+        one > 0.4,
+        "1-minute load {one} after 66 s of one busy thread: {out}"
+    );
+}

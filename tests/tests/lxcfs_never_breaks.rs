@@ -437,6 +437,21 @@ fn start_like_systemd(
     cmd.spawn().unwrap()
 }
 
+/// `FileDescriptorStoreMax` of the shipped unit, `systemd/lxcfs.service`.
+fn fd_store_max() -> usize {
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/lxcfs.service");
+    std::fs::read_to_string(unit)
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("FileDescriptorStoreMax=")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .expect("FileDescriptorStoreMax in systemd/lxcfs.service")
+}
+
 /// Play systemd's side of a start: take the fds the daemon stores (by name) until it says
 /// `READY=1`.
 fn until_ready(sock: &UnixDatagram) -> Vec<(String, OwnedFd)> {
@@ -496,7 +511,18 @@ fn a_crash_under_systemd_is_survived_through_the_fd_store() {
     guard.pids.borrow_mut().push(second.id());
     let text = answer(&blocked, "the read that waited for the restart");
     assert!(text.contains("MemTotal:"));
-    until_ready(&sock);
+    // The successor stores the same fds again. systemd (252, Debian 12's) checks that the
+    // store has room before it recognises a duplicate: the unit must leave room for both
+    // sets, or it refuses them ("Cannot store more fds than FileDescriptorStoreMax=2", at
+    // every restart and upgrade of the v2 guest's unit, `v2_lxcfs.rs`).
+    let again = until_ready(&sock);
+    let max = fd_store_max();
+    assert!(
+        stored.len() + again.len() <= max,
+        "{} fds stored, then {} again: systemd/lxcfs.service has FileDescriptorStoreMax={max}",
+        stored.len(),
+        again.len()
+    );
     assert!(std::fs::read_to_string(&log)
         .unwrap()
         .contains("connection from systemd's fd store"));

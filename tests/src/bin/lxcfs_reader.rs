@@ -7,8 +7,11 @@
 //! With `--hold` it opens the files once and keeps those descriptors for its whole life,
 //! reading each from offset 0 every round (so a descriptor opened through one daemon
 //! generation is read through the next ones); otherwise every read opens the file afresh.
+//! With `--pause-ms=N` it sleeps N ms before each round (the v2 guest's readers: under TCG,
+//! eight tight loops leave nothing of the guest's two CPUs to anything else); with
+//! `--ready=FILE` it creates FILE once its first round is done (a test then knows it reads).
 //!
-//! Usage: lxcfs-reader MOUNT EXPECTED_MEMTOTAL_KB STOPFILE [--hold]
+//! Usage: lxcfs-reader MOUNT EXPECTED_MEMTOTAL_KB STOPFILE [--hold] [--pause-ms=N] [--ready=FILE]
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -46,10 +49,24 @@ fn memtotal(text: &str) -> Option<u64> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mnt), Some(expected), Some(stop)) = (args.get(1), args.get(2), args.get(3)) else {
-        eprintln!("usage: lxcfs-reader MOUNT EXPECTED_MEMTOTAL_KB STOPFILE [--hold]");
+        eprintln!(
+            "usage: lxcfs-reader MOUNT EXPECTED_MEMTOTAL_KB STOPFILE [--hold] [--pause-ms=N] \
+             [--ready=FILE]"
+        );
         std::process::exit(2);
     };
-    let hold = args.get(4).is_some_and(|a| a == "--hold");
+    let hold = args.iter().skip(4).any(|a| a == "--hold");
+    let pause = Duration::from_millis(
+        args.iter()
+            .skip(4)
+            .find_map(|a| a.strip_prefix("--pause-ms=")?.parse().ok())
+            .unwrap_or(0),
+    );
+    let ready = args
+        .iter()
+        .skip(4)
+        .find_map(|a| a.strip_prefix("--ready="))
+        .map(PathBuf::from);
     let expected: u64 = expected.parse().unwrap_or(0);
     let mnt = PathBuf::from(mnt);
     let stop = PathBuf::from(stop);
@@ -74,6 +91,9 @@ fn main() {
             break;
         }
         round += 1;
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
         for (f, h) in files.iter().zip(&held) {
             reads += 1;
             let t = Instant::now();
@@ -100,6 +120,13 @@ fn main() {
                     if first_error.is_empty() {
                         first_error = format!("{}: {e}", f.display());
                     }
+                }
+            }
+        }
+        if round == 1 {
+            if let Some(r) = &ready {
+                if let Err(e) = File::create(r) {
+                    eprintln!("lxcfs-reader: create {}: {e}", r.display());
                 }
             }
         }
