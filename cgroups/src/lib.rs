@@ -41,3 +41,4 @@ pub mod fixture;
 pub mod pids;
 pub mod psi;
 pub mod size;
+pub mod test_without;

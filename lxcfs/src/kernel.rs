@@ -20,6 +20,8 @@
 /// (`FUSE_NOTIFY_RESEND`).
 pub const TEST_WITHOUT_ENV: &str = "LXCFS_TEST_WITHOUT";
 
+use cgroups::test_without::Without;
+
 /// Which newer kernel features the daemon may use (when the kernel has them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Compat {
@@ -30,40 +32,37 @@ pub struct Compat {
 }
 
 impl Default for Compat {
+    /// Every feature allowed.
     fn default() -> Self {
-        Compat {
-            tgid_ioctl: true,
-            fuse_resend: true,
-        }
+        Compat::from(Without::default())
     }
 }
+
+/// The features [`TEST_WITHOUT_ENV`] may name.
+const FEATURES: [&str; 2] = ["ns_get_tgid", "fuse_resend"];
 
 impl Compat {
     /// All features allowed, except those named in [`TEST_WITHOUT_ENV`].
     pub fn from_env() -> Compat {
-        match std::env::var(TEST_WITHOUT_ENV) {
-            Ok(v) => Compat::without(&v),
-            Err(_) => Compat::default(),
-        }
+        Compat::from(Without::from_env(TEST_WITHOUT_ENV, &FEATURES))
     }
 
     /// All features allowed except those in the comma-separated `list` (unknown names are
     /// logged and ignored).
     pub fn without(list: &str) -> Compat {
-        let mut c = Compat::default();
-        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            match name {
-                "ns_get_tgid" => c.tgid_ioctl = false,
-                "fuse_resend" => c.fuse_resend = false,
-                other => tracing::warn!("{TEST_WITHOUT_ENV}: unknown kernel feature {other:?}"),
-            }
-        }
-        if c != Compat::default() {
+        Compat::from(Without::parse(TEST_WITHOUT_ENV, list, &FEATURES))
+    }
+
+    fn from(off: Without) -> Compat {
+        if !off.is_empty() {
             tracing::warn!(
-                "{TEST_WITHOUT_ENV}: behaving as on a kernel without {list} (for tests only)"
+                "{TEST_WITHOUT_ENV}: behaving as on a kernel without {off:?} (for tests only)"
             );
         }
-        c
+        Compat {
+            tgid_ioctl: !off.has("ns_get_tgid"),
+            fuse_resend: !off.has("fuse_resend"),
+        }
     }
 }
 

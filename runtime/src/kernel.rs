@@ -21,6 +21,8 @@
 /// environment.
 pub const TEST_WITHOUT_ENV: &str = "LXR_TEST_WITHOUT";
 
+use cgroups::test_without::Without;
+
 /// Which newer kernel features lxr may try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Compat {
@@ -31,40 +33,37 @@ pub struct Compat {
 }
 
 impl Default for Compat {
+    /// Every feature allowed.
     fn default() -> Self {
-        Compat {
-            clone_into_cgroup: true,
-            cgroup_kill: true,
-        }
+        Compat::from(Without::default())
     }
 }
+
+/// The features [`TEST_WITHOUT_ENV`] may name.
+const FEATURES: [&str; 2] = ["clone_into_cgroup", "cgroup_kill"];
 
 impl Compat {
     /// All features allowed, except those named in [`TEST_WITHOUT_ENV`].
     pub fn from_env() -> Compat {
-        match std::env::var(TEST_WITHOUT_ENV) {
-            Ok(v) => Compat::without(&v),
-            Err(_) => Compat::default(),
-        }
+        Compat::from(Without::from_env(TEST_WITHOUT_ENV, &FEATURES))
     }
 
     /// All features allowed except those in the comma-separated `list` (unknown names are
     /// logged and ignored).
     pub fn without(list: &str) -> Compat {
-        let mut c = Compat::default();
-        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            match name {
-                "clone_into_cgroup" => c.clone_into_cgroup = false,
-                "cgroup_kill" => c.cgroup_kill = false,
-                other => tracing::warn!("{TEST_WITHOUT_ENV}: unknown kernel feature {other:?}"),
-            }
-        }
-        if c != Compat::default() {
+        Compat::from(Without::parse(TEST_WITHOUT_ENV, list, &FEATURES))
+    }
+
+    fn from(off: Without) -> Compat {
+        if !off.is_empty() {
             tracing::debug!(
-                "{TEST_WITHOUT_ENV}: behaving as on a kernel without {list} (for tests only)"
+                "{TEST_WITHOUT_ENV}: behaving as on a kernel without {off:?} (for tests only)"
             );
         }
-        c
+        Compat {
+            clone_into_cgroup: !off.has("clone_into_cgroup"),
+            cgroup_kill: !off.has("cgroup_kill"),
+        }
     }
 }
 

@@ -240,3 +240,22 @@ pub fn subuid_base(user: &str) -> u32 {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no /etc/subuid range for {user}"))
 }
+
+/// The Debian 12 split image (metadata tarball, squashfs rootfs) of `scripts/build-image.sh`,
+/// built once per machine (cached, under flock).
+pub fn debian_image() -> (PathBuf, PathBuf) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-image.sh");
+    let o = Command::new("bash")
+        .arg(&script)
+        .arg("debian12")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "build-image.sh debian12: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let mut lines = out.lines().map(PathBuf::from);
+    (lines.next().unwrap(), lines.next().unwrap())
+}

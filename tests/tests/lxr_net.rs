@@ -14,6 +14,11 @@ use std::time::{Duration, Instant};
 
 use e2e::lxr::{unconfined, Cleanup, Lxr};
 
+/// `lxr config device add <c> <dev> proxy <listen> <connect>`'s arguments.
+fn proxy<'a>(c: &'a str, dev: &'a str, listen: &'a str, connect: &'a str) -> [&'a str; 8] {
+    ["config", "device", "add", c, dev, "proxy", listen, connect]
+}
+
 fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < end {
@@ -294,16 +299,7 @@ fn proxy_devices_live_on_slirp4netns_at_start_on_pasta_and_a_taken_port_is_refus
     // Live, on slirp4netns: the host's 127.0.0.1:port reaches the container's port 80.
     let port = free_port();
     let listen = format!("listen=tcp:127.0.0.1:{port}");
-    lxr.ok(&[
-        "config",
-        "device",
-        "add",
-        "w1",
-        "web",
-        "proxy",
-        &listen,
-        "connect=tcp:127.0.0.1:80",
-    ]);
+    lxr.ok(&proxy("w1", "web", &listen, "connect=tcp:127.0.0.1:80"));
     assert!(fetch_host(port).unwrap().contains("from-w1"));
     let list = lxr.ok(&["config", "device", "list", "w1"]);
     assert_eq!(list, format!("web: tcp 127.0.0.1:{port} -> 127.0.0.1:80"));
@@ -313,31 +309,23 @@ fn proxy_devices_live_on_slirp4netns_at_start_on_pasta_and_a_taken_port_is_refus
     // UDP on slirp4netns needs the host's loopback open (libslirp drops the replies to
     // 10.0.2.2 otherwise): refused, saying so (udp_proxy_devices_… forwards datagrams).
     let uport = free_port();
-    let o = lxr.run(&[
-        "config",
-        "device",
-        "add",
+    let o = lxr.run(&proxy(
         "w1",
         "dns",
-        "proxy",
         &format!("listen=udp:127.0.0.1:{uport}"),
         "connect=udp:127.0.0.1:53",
-    ]);
+    ));
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("network.host_loopback=true"));
     // A taken port: a clear error, nothing saved.
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let tport = taken.local_addr().unwrap().port();
-    let o = lxr.run(&[
-        "config",
-        "device",
-        "add",
+    let o = lxr.run(&proxy(
         "w1",
         "web2",
-        "proxy",
         &format!("listen=tcp:127.0.0.1:{tport}"),
         "connect=tcp:127.0.0.1:80",
-    ]);
+    ));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(err.contains("already in use"), "{err}");
@@ -360,16 +348,7 @@ fn proxy_devices_live_on_slirp4netns_at_start_on_pasta_and_a_taken_port_is_refus
     lxr.ok(&["config", "device", "remove", "w1", "web"]);
     assert!(fetch_host(port).is_err());
     // Re-applied at the next start.
-    lxr.ok(&[
-        "config",
-        "device",
-        "add",
-        "w1",
-        "web",
-        "proxy",
-        &listen,
-        "connect=tcp:127.0.0.1:80",
-    ]);
+    lxr.ok(&proxy("w1", "web", &listen, "connect=tcp:127.0.0.1:80"));
     lxr.ok(&["restart", "w1"]);
     serve_inside(&lxr, "w1", "80", "from-w1-again");
     assert!(fetch_host(port).unwrap().contains("from-w1-again"));
@@ -378,16 +357,12 @@ fn proxy_devices_live_on_slirp4netns_at_start_on_pasta_and_a_taken_port_is_refus
     let pport = free_port();
     lxr.ok(&["launch", "busybox", "w2", "-c", "network.mode=pasta"]);
     lxr.ok(&["stop", "w2"]);
-    let o = lxr.run(&[
-        "config",
-        "device",
-        "add",
+    let o = lxr.run(&proxy(
         "w2",
         "web",
-        "proxy",
         &format!("listen=tcp:127.0.0.1:{pport}"),
         "connect=tcp:127.0.0.1:80",
-    ]);
+    ));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     lxr.ok(&["start", "w2"]);
     serve_inside(&lxr, "w2", "127.0.0.1:80", "from-w2");
@@ -413,16 +388,12 @@ fn two_containers_of_one_user_each_get_their_network() {
         lxr.ok(&["launch", "busybox", n]);
         serve_inside(&lxr, n, "80", &format!("i-am-{n}"));
         let p = free_port();
-        lxr.ok(&[
-            "config",
-            "device",
-            "add",
+        lxr.ok(&proxy(
             n,
             "web",
-            "proxy",
             &format!("listen=tcp:127.0.0.1:{p}"),
             "connect=tcp:127.0.0.1:80",
-        ]);
+        ));
         ports.push(p);
     }
     assert!(fetch_host(ports[0]).unwrap().contains("i-am-a1"));
@@ -511,16 +482,12 @@ fn a_killed_helper_is_restarted_with_its_forwards_and_one_that_keeps_dying_is_gi
     lxr.ok(&["launch", "busybox", "h1"]);
     serve_inside(&lxr, "h1", "80", "still-here");
     let port = free_port();
-    lxr.ok(&[
-        "config",
-        "device",
-        "add",
+    lxr.ok(&proxy(
         "h1",
         "web",
-        "proxy",
         &format!("listen=tcp:127.0.0.1:{port}"),
         "connect=tcp:127.0.0.1:80",
-    ]);
+    ));
     let first = helper_pid(&lxr, "h1").unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(first as i32),
@@ -583,16 +550,12 @@ fn a_flooding_container_does_not_take_the_helper_or_the_stop_down() {
     ]);
     serve_inside(&lxr, "f1", "80", "alive");
     let port = free_port();
-    lxr.ok(&[
-        "config",
-        "device",
-        "add",
+    lxr.ok(&proxy(
         "f1",
         "web",
-        "proxy",
         &format!("listen=tcp:127.0.0.1:{port}"),
         "connect=tcp:127.0.0.1:80",
-    ]);
+    ));
     let h = helper_pid(&lxr, "f1").unwrap();
     let flood = format!(
         "for i in 1 2 3 4; do timeout 4 sh -c 'cat /dev/zero | nc 10.0.2.2 {sport}' & done; \
@@ -702,16 +665,12 @@ fn bogus_device_specs_and_network_keys_are_refused() {
         assert!(!o.stderr.is_empty(), "{args:?}: no message");
     }
     // slirp4netns (the default) forwards only to the container's own address.
-    let o = lxr.run(&[
-        "config",
-        "device",
-        "add",
+    let o = lxr.run(&proxy(
         "b1",
         "web",
-        "proxy",
         "listen=tcp:127.0.0.1:8080",
         "connect=tcp:10.9.9.9:80",
-    ]);
+    ));
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("10.0.2.100"));
     assert_eq!(lxr.ok(&["config", "show", "b1"]), before);
@@ -832,44 +791,32 @@ fn udp_proxy_devices_forward_datagrams_on_slirp4netns_and_pasta() {
     ]);
     let _echo = UdpEcho::start(&lxr, "u1", 5353);
     let p1 = free_port();
-    lxr.ok(&[
-        "config",
-        "device",
-        "add",
+    lxr.ok(&proxy(
         "u1",
         "dns",
-        "proxy",
         &format!("listen=udp:127.0.0.1:{p1}"),
         "connect=udp:127.0.0.1:5353",
-    ]);
+    ));
     assert_eq!(udp_round_trip(p1).as_deref(), Some("echo:ping"));
     lxr.ok(&["config", "device", "remove", "u1", "dns"]);
     assert_eq!(udp_round_trip(p1), None);
     // pasta, at start; this pasta keeps UDP's port number (it loses the replies otherwise).
     lxr.ok(&["launch", "busybox", "u2", "-c", "network.mode=pasta"]);
     let p2 = free_port();
-    let o = lxr.run(&[
-        "config",
-        "device",
-        "add",
+    let o = lxr.run(&proxy(
         "u2",
         "dns",
-        "proxy",
         &format!("listen=udp:127.0.0.1:{p2}"),
         "connect=udp:127.0.0.1:5353",
-    ]);
+    ));
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("keep the port number"));
-    lxr.ok(&[
-        "config",
-        "device",
-        "add",
+    lxr.ok(&proxy(
         "u2",
         "dns",
-        "proxy",
         &format!("listen=udp:127.0.0.1:{p2}"),
         &format!("connect=udp:127.0.0.1:{p2}"),
-    ]);
+    ));
     lxr.ok(&["restart", "u2"]);
     let _echo2 = UdpEcho::start(&lxr, "u2", p2);
     assert_eq!(udp_round_trip(p2).as_deref(), Some("echo:ping"));

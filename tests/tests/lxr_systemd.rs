@@ -15,24 +15,6 @@ use std::time::{Duration, Instant};
 use e2e::hostile::{metadata, Meta, Tar};
 use e2e::lxr::{subuid_base, user_dir, Cleanup, Lxr, World};
 
-/// The Debian 12 split image (metadata tarball, squashfs rootfs), built once per machine.
-fn debian_image() -> (PathBuf, PathBuf) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-image.sh");
-    let o = std::process::Command::new("bash")
-        .arg(&script)
-        .arg("debian12")
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "build-image.sh debian12: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
-    let mut lines = out.lines().map(PathBuf::from);
-    (lines.next().unwrap(), lines.next().unwrap())
-}
-
 /// lxcfs on a mount point the container's root may traverse.
 struct Lxcfs {
     _dir: tempfile::TempDir,
@@ -149,7 +131,7 @@ fn new_init(lxr: &Lxr, name: &str, old: u32) -> u32 {
 
 #[test]
 fn a_debian_12_container_boots_to_running_as_a_user() {
-    let (meta, rootfs) = debian_image();
+    let (meta, rootfs) = e2e::lxr::debian_image();
     let w = World::everywhere("lxr-systemd");
     let s = &w.scratch;
     let lx = lxcfs();

@@ -284,31 +284,13 @@ fn v2_6_12_lxr_busybox_every_limit_freeze_stop_delete_leaves_nothing() {
     busybox(Kernel::V6_12);
 }
 
-/// The Debian 12 split image, built on the host once per machine.
-fn debian_image() -> (PathBuf, PathBuf) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-image.sh");
-    let o = std::process::Command::new("bash")
-        .arg(&script)
-        .arg("debian12")
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "build-image.sh debian12: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
-    let mut lines = out.lines().map(PathBuf::from);
-    (lines.next().unwrap(), lines.next().unwrap())
-}
-
 /// The image as the guest can import it: the guest has neither `xz` nor `unsquashfs` (and its
 /// package list is vm.sh's build recipe, shared by every run), so the metadata is decompressed
 /// and the squashfs unpacked into a plain rootfs tarball here, once per image build (cached
 /// beside it in `/var/cache/lxr/images/debian12-plain`). lxr takes a split image of two plain
 /// tarballs as it takes one with a squashfs.
 fn debian_image_plain() -> (PathBuf, PathBuf) {
-    let (meta, rootfs) = debian_image();
+    let (meta, rootfs) = e2e::lxr::debian_image();
     let dir = Path::new("/var/cache/lxr/images/debian12-plain");
     let (tmeta, troot) = (dir.join("meta.tar"), dir.join("rootfs.tar"));
     let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
