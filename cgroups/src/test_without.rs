@@ -17,7 +17,7 @@ impl Without {
     }
 
     /// A comma-separated `list` (from `var`, for the log); unknown names are logged and
-    /// ignored.
+    /// ignored, and what is turned off is logged once.
     pub fn parse(var: &str, list: &str, known: &[&'static str]) -> Without {
         let mut off = Vec::new();
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -25,6 +25,9 @@ impl Without {
                 Some(k) => off.push(*k),
                 None => tracing::warn!("{var}: unknown kernel feature {name:?}"),
             }
+        }
+        if !off.is_empty() {
+            tracing::info!("{var}: behaving as on a kernel without {off:?} (for tests only)");
         }
         Without(off)
     }

@@ -54,11 +54,6 @@ impl Compat {
     }
 
     fn from(off: Without) -> Compat {
-        if !off.is_empty() {
-            tracing::warn!(
-                "{TEST_WITHOUT_ENV}: behaving as on a kernel without {off:?} (for tests only)"
-            );
-        }
         Compat {
             tgid_ioctl: !off.has("ns_get_tgid"),
             fuse_resend: !off.has("fuse_resend"),

@@ -55,11 +55,6 @@ impl Compat {
     }
 
     fn from(off: Without) -> Compat {
-        if !off.is_empty() {
-            tracing::debug!(
-                "{TEST_WITHOUT_ENV}: behaving as on a kernel without {off:?} (for tests only)"
-            );
-        }
         Compat {
             clone_into_cgroup: !off.has("clone_into_cgroup"),
             cgroup_kill: !off.has("cgroup_kill"),
