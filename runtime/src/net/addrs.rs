@@ -16,10 +16,23 @@ pub struct Iface {
     pub v6: Vec<Ipv6Addr>,
 }
 
+/// At most this much of each `/proc/<init>/net` file is read: the container's root makes
+/// those files (interfaces, addresses, routes), and `list` must stay quick whatever it made.
+const MAX_READ: u64 = 1 << 20;
+/// At most this many interfaces, and addresses of a kind per interface, are shown.
+const MAX_SHOWN: usize = 64;
+
 /// The interfaces of `pid`'s network namespace (empty if it cannot be read).
 pub fn of(pid: u32) -> Vec<Iface> {
-    let read =
-        |f: &str| std::fs::read_to_string(format!("/proc/{pid}/net/{f}")).unwrap_or_default();
+    let read = |f: &str| {
+        use std::io::Read;
+        let mut text = String::new();
+        if let Ok(file) = std::fs::File::open(format!("/proc/{pid}/net/{f}")) {
+            // A file cut at the limit (or not UTF-8) is parsed as far as it was read.
+            let _ = file.take(MAX_READ).read_to_string(&mut text);
+        }
+        text
+    };
     parse(
         &read("dev"),
         &read("fib_trie"),
@@ -44,6 +57,7 @@ pub fn parse(dev: &str, fib_trie: &str, route: &str, if_inet6: &str) -> Vec<Ifac
         .skip(2)
         .filter_map(|l| clean_name(l.split(':').next()?))
         .filter(|n| n != "lo")
+        .take(MAX_SHOWN)
         .map(|name| Iface {
             name,
             ..Default::default()
@@ -58,7 +72,8 @@ pub fn parse(dev: &str, fib_trie: &str, route: &str, if_inet6: &str) -> Vec<Ifac
             last = a.trim().parse().ok();
         } else if t.starts_with("/32 host LOCAL") {
             if let Some(a) = last {
-                if !a.is_loopback() && !locals.contains(&a) {
+                if !a.is_loopback() && locals.len() < MAX_SHOWN * MAX_SHOWN && !locals.contains(&a)
+                {
                     locals.push(a);
                 }
             }
@@ -80,7 +95,9 @@ pub fn parse(dev: &str, fib_trie: &str, route: &str, if_inet6: &str) -> Vec<Ifac
         let n = u32::from_le_bytes(a.octets());
         if let Some((name, _, _)) = routes.iter().find(|(_, d, m)| n & m == *d) {
             if let Some(i) = out.iter_mut().find(|i| &i.name == name) {
-                i.v4.push(a);
+                if i.v4.len() < MAX_SHOWN {
+                    i.v4.push(a);
+                }
             }
         }
     }
@@ -96,7 +113,9 @@ pub fn parse(dev: &str, fib_trie: &str, route: &str, if_inet6: &str) -> Vec<Ifac
             continue;
         };
         if let Some(i) = out.iter_mut().find(|i| i.name == *name) {
-            i.v6.push(Ipv6Addr::from(v));
+            if i.v6.len() < MAX_SHOWN {
+                i.v6.push(Ipv6Addr::from(v));
+            }
         }
     }
     out
@@ -118,5 +137,32 @@ mod tests {
         assert_eq!(i[0].v4, vec!["10.0.2.100".parse::<Ipv4Addr>().unwrap()]);
         assert_eq!(i[0].v6, vec!["fd00::100".parse::<Ipv6Addr>().unwrap()]);
         assert!(parse("", "", "", "").is_empty());
+    }
+
+    /// Container root names interfaces as it likes (the kernel refuses only whitespace, `/`
+    /// and `:`): an escape sequence never reaches the user's terminal through list/info.
+    #[test]
+    fn a_hostile_interface_name_is_not_shown() {
+        let dev = "h1\nh2\n    lo: 0\n\u{1b}[2J\u{1b}]0;pwned\u{7}: 1\n  eth0: 1\n";
+        let v6 = "fd000000000000000000000000000100 02 40 00 00 \u{1b}[2J\n";
+        let i = parse(dev, "", "", v6);
+        assert_eq!(i.len(), 1, "{i:?}");
+        assert_eq!(i[0].name, "eth0");
+        assert!(i[0].v6.is_empty());
+    }
+
+    /// Container root may make thousands of interfaces and addresses: what is shown is bounded
+    /// (and parsing them stays linear in what is shown).
+    #[test]
+    fn a_flood_of_interfaces_and_addresses_is_bounded() {
+        let mut dev = String::from("h1\nh2\n");
+        let mut v6 = String::new();
+        for n in 0..5000 {
+            dev.push_str(&format!("  d{n}: 1\n"));
+            v6.push_str(&format!("fd00{n:028x} 02 40 00 00 d0\n"));
+        }
+        let i = parse(&dev, "", "", &v6);
+        assert_eq!(i.len(), MAX_SHOWN);
+        assert_eq!(i[0].v6.len(), MAX_SHOWN);
     }
 }
