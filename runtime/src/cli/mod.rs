@@ -4,17 +4,20 @@
 mod config;
 mod console;
 mod delete;
+mod docs;
 mod exec;
 mod freeze;
 mod image;
 mod info;
 mod launch;
 mod list;
+mod many;
 mod restart;
 mod start;
 mod stop;
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 
@@ -27,38 +30,67 @@ use crate::paths::Paths;
 #[derive(Debug, Parser)]
 #[command(name = "lxr", version)]
 pub struct Cli {
+    /// Print no informational messages (errors and warnings still go to stderr).
+    #[arg(short, long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
+
+/// `-q/--quiet` was given.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Whether `-q/--quiet` was given: informational lines ("Started c1") are left out.
+pub(crate) fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// `println!` for an informational line, which `-q` leaves out (what a command was asked to
+/// show — a list, a config value — is not informational).
+macro_rules! say {
+    ($($t:tt)*) => {
+        if !$crate::cli::quiet() {
+            println!($($t)*);
+        }
+    };
+}
+pub(crate) use say;
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Create a container from an image and start it.
     Launch(launch::Args),
-    /// Start a stopped container.
+    /// Start stopped containers.
     Start(start::Args),
-    /// Stop a running container.
+    /// Stop running containers.
     Stop(stop::Args),
-    /// List containers.
+    /// List containers (columns with -c, filters as arguments).
+    #[command(visible_alias = "ls")]
     List(list::Args),
     /// Run a command inside a running container.
     Exec(exec::Args),
-    /// Delete a container.
+    /// Delete containers.
+    #[command(visible_alias = "rm")]
     Delete(delete::Args),
     /// Stop, then start.
     Restart(stop::Args),
     /// Show a container's state, cgroups, limits and usage.
     Info(info::Args),
-    /// Freeze every process of a container.
+    /// Freeze every process of containers.
     Freeze(freeze::Args),
-    /// Thaw a frozen container.
-    Unfreeze(freeze::Args),
+    /// Thaw frozen containers.
+    Unfreeze(freeze::Unargs),
     /// Read and change a container's settings.
     Config(config::Args),
     /// Attach to a container's console (Ctrl-a q detaches).
     Console(console::Args),
     /// Import, list and delete images.
     Image(image::Args),
+    /// Print a shell completion script (bash, zsh, fish).
+    Completion(docs::CompletionArgs),
+    /// Write a man page per command into a directory (as `incus manpage`).
+    #[command(hide = true)]
+    Manpage(docs::ManpageArgs),
 }
 
 /// `header` and `rows` as CSV for `--format csv` (RFC 4180, by the `csv` crate: a field with
@@ -105,7 +137,14 @@ pub fn main() -> ExitCode {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     init_logging();
     let cli = Cli::parse();
+    QUIET.store(cli.quiet, Ordering::Relaxed);
     let run = || -> Result<i32> {
+        // Neither reads nor makes anything of the user's: no data directory needed.
+        match &cli.cmd {
+            Cmd::Completion(a) => return docs::completion(a),
+            Cmd::Manpage(a) => return docs::manpages(a),
+            _ => {}
+        }
         crate::fds::cloexec_inherited()?;
         let c = Containers::new(Paths::from_env()?);
         match cli.cmd {
@@ -122,6 +161,7 @@ pub fn main() -> ExitCode {
             Cmd::Config(a) => config::run(&c, a),
             Cmd::Console(a) => console::run(&c, a),
             Cmd::Image(a) => image::run(c.paths(), a),
+            Cmd::Completion(_) | Cmd::Manpage(_) => Ok(0),
         }
     };
     match run() {

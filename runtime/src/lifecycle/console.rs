@@ -28,7 +28,7 @@ impl Containers {
 
     /// A connection to the running container's console.
     pub fn console(&self, name: &str) -> Result<UnixStream> {
-        check_name(name)?;
+        self.existing(name)?;
         let dir = self.paths.state(name);
         if State::load(&dir)?.is_none() {
             return Err(Error::Usage(format!("{name} is not running")));

@@ -12,7 +12,8 @@ use crate::lock::Lock;
 impl Containers {
     /// Delete `name`; a running container only with `force` (stopped with SIGKILL first).
     pub fn delete(&self, name: &str, force: bool) -> Result<()> {
-        crate::container::check_name(name)?;
+        // Before the lock, which makes lxr's directories (checked again under it).
+        self.existing(name)?;
         // Waits for a create or start in progress (e.g. the monitor of a killed `lxr launch`).
         let _lock = Lock::container(&self.paths, name)?;
         self.existing(name)?;

@@ -16,7 +16,7 @@ use nix::unistd::{fork, ForkResult, Pid};
 
 use super::Containers;
 use crate::channel::{self, End, Msg};
-use crate::container::{check_name, State};
+use crate::container::State;
 use crate::error::{Context, Error, Result};
 use crate::relay;
 
@@ -46,7 +46,7 @@ impl Containers {
     /// there and forks the command; lxr relays between the user's stdio and the command's.
     /// Call it from a single-threaded process.
     pub fn exec(&self, name: &str, what: &Exec) -> Result<i32> {
-        check_name(name)?;
+        self.existing(name)?;
         // Nothing lxr was started with but its stdio lives on: what the helper could inherit,
         // lxr does not hold in the first place.
         crate::fds::keep_only(&[]);

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::Containers;
-use crate::container::{check_name, State};
+use crate::container::State;
 use crate::error::{Error, Result};
 
 /// How long `freeze` waits for the last process to be frozen.
@@ -13,7 +13,7 @@ impl Containers {
     /// Freeze (`true`) or thaw a running container; a freeze returns once every process is
     /// frozen.
     pub fn freeze(&self, name: &str, frozen: bool) -> Result<()> {
-        check_name(name)?;
+        self.existing(name)?;
         let Some(s) = State::load(&self.paths.state(name))? else {
             return Err(Error::Usage(format!("{name} is not running")));
         };

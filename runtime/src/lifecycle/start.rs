@@ -1,7 +1,7 @@
 //! Starting a created container: the checks, then [`crate::launch::start`] with its spec.
 
 use super::Containers;
-use crate::container::{check_name, Config, State};
+use crate::container::{Config, State};
 use crate::error::{Error, Result};
 use crate::idmap::IdMaps;
 use crate::launch::{self, Spec};
@@ -10,7 +10,9 @@ use crate::lock::Lock;
 impl Containers {
     /// Start `name`; returns once its init runs (and, for systemd, reported ready).
     pub fn start(&self, name: &str) -> Result<State> {
-        check_name(name)?;
+        // Before the lock, which makes lxr's directories: a name that is no container leaves
+        // nothing behind.
+        self.existing(name)?;
         let lock = Lock::container(&self.paths, name)?;
         self.start_locked(name, &lock)
     }

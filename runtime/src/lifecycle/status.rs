@@ -34,7 +34,8 @@ pub struct Status {
 }
 
 impl Containers {
-    /// The status of `name`; `full` reads every usage figure (`info`), else memory only.
+    /// The status of `name`; `full` reads every usage figure (`info`), else memory and the
+    /// freezer only.
     pub fn status(&self, name: &str, full: bool) -> Result<Status> {
         self.existing(name)?;
         let config = Config::load(&self.paths.container(name).join("config.yaml"))?;
@@ -53,11 +54,12 @@ impl Containers {
             let get = |c: &str, v1: &str, v2: &str| self.cgm.get(&s.cgroup, c, v1, v2);
             usage.memory = get("memory", "memory.usage_in_bytes", "memory.current")
                 .and_then(|v| v.trim().parse().ok());
+            // Frozen or not is the state `list` shows (FROZEN), so always read.
+            usage.frozen = get("freezer", "freezer.state", "cgroup.freeze")
+                .map(|f| matches!(f.trim(), "FROZEN" | "1"));
             if full {
                 usage.processes =
                     get("pids", "pids.current", "pids.current").and_then(|v| v.trim().parse().ok());
-                usage.frozen = get("freezer", "freezer.state", "cgroup.freeze")
-                    .map(|f| matches!(f.trim(), "FROZEN" | "1"));
             }
         }
         Status {
@@ -70,7 +72,7 @@ impl Containers {
         }
     }
 
-    /// Every container, sorted by name (memory usage only).
+    /// Every container, sorted by name (memory use and the freezer only).
     pub fn list(&self) -> Result<Vec<Status>> {
         let dir = self.paths.data.join("containers");
         let rd = match std::fs::read_dir(&dir) {

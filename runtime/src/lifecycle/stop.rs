@@ -10,7 +10,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::Containers;
-use crate::container::{check_name, State};
+use crate::container::State;
 use crate::error::{Error, Result};
 use crate::launch::boot::{init_kind, InitKind};
 use crate::lock::Lock;
@@ -20,8 +20,14 @@ use crate::lock::Lock;
 pub struct Halt {
     /// SIGKILL at once.
     pub force: bool,
-    /// How long a clean halt may take before SIGKILL.
+    /// How long a clean halt may take before SIGKILL; [`Halt::FOREVER`] waits as long as it
+    /// takes (`stop --timeout -1`).
     pub timeout: Duration,
+}
+
+impl Halt {
+    /// No timeout: wait for the clean halt however long it takes.
+    pub const FOREVER: Duration = Duration::MAX;
 }
 
 /// The signal that halts the container's init.
@@ -29,6 +35,22 @@ fn halt_signal(rootfs: &std::path::Path) -> libc::c_int {
     match init_kind(rootfs) {
         InitKind::Systemd => libc::SIGRTMIN() + 3,
         InitKind::Other => libc::SIGUSR1,
+    }
+}
+
+/// Wait up to `timeout` for the process to exit; [`Halt::FOREVER`] for as long as it takes (a
+/// single poll is bounded to ~24 days, and a signal could end it early).
+fn wait_exit(p: &cgroups::process::Pidfd, timeout: Duration) -> bool {
+    if timeout != Halt::FOREVER {
+        return p.wait_exit(timeout);
+    }
+    loop {
+        if p.wait_exit(timeout) {
+            return true;
+        }
+        if !p.alive() {
+            return true;
+        }
     }
 }
 
@@ -47,7 +69,8 @@ fn signal(pid: u32, sig: libc::c_int) -> Result<()> {
 impl Containers {
     /// Stop `name`; returns when its init is gone and its monitor has cleaned up.
     pub fn stop(&self, name: &str, how: Halt) -> Result<()> {
-        check_name(name)?;
+        // `no container X` and `X is not running` are two answers, the same for every verb.
+        self.existing(name)?;
         let dir = self.paths.state(name);
         let Some(s) = State::load(&dir)? else {
             State::reap_stale(&dir, &self.cgm)?;
@@ -67,7 +90,7 @@ impl Containers {
         if !how.force {
             signal(s.init_pid, sig)?;
         }
-        if how.force || !init.wait_exit(how.timeout) {
+        if how.force || !wait_exit(&init, how.timeout) {
             self.kill(&s)?;
             if !init.wait_exit(Duration::from_secs(10)) {
                 return Err(Error::Setup(format!("{name} did not stop")));
@@ -97,7 +120,8 @@ impl Containers {
 
     /// Stop `name`, then start it again.
     pub fn restart(&self, name: &str, how: Halt) -> Result<State> {
-        check_name(name)?;
+        // Before the lock, which makes lxr's directories.
+        self.existing(name)?;
         let lock = Lock::container(&self.paths, name)?;
         self.stop(name, how)?;
         self.start_locked(name, &lock)
