@@ -54,6 +54,70 @@ pub struct IdMaps {
     pub gid: Range,
 }
 
+/// What to tell a user without a range in one or both files (`(missing, path, text)` each):
+/// the exact `usermod` line, with a range free in both files — each user a range of its own,
+/// not the same fixed one suggested to everybody (which would overlap the first user's).
+fn missing_hint(name: &str, uids: (bool, &Path, &str), gids: (bool, &Path, &str)) -> String {
+    let files: Vec<String> = [uids, gids]
+        .iter()
+        .filter(|f| f.0)
+        .map(|f| f.1.display().to_string())
+        .collect();
+    let what = format!(
+        "no range of {CONTAINER_IDS} ids for {name} in {}",
+        files.join(" and ")
+    );
+    match free_range(&[uids.2, gids.2]) {
+        Some(a) => {
+            let r = format!("{a}-{}", a + (CONTAINER_IDS - 1));
+            let mut cmd = String::from("usermod");
+            if uids.0 {
+                cmd += &format!(" --add-subuids {r}");
+            }
+            if gids.0 {
+                cmd += &format!(" --add-subgids {r}");
+            }
+            format!("{what}; ask an admin to run `{cmd} {name}` ({r} is free in both files now)")
+        }
+        None => format!(
+            "{what}; ask an admin to give {name} {CONTAINER_IDS} subordinate uids and gids \
+             (usermod --add-subuids/--add-subgids)"
+        ),
+    }
+}
+
+/// The first block of [`CONTAINER_IDS`] ids from 100000 up (useradd's `SUB_UID_MIN`, so on a
+/// host where useradd gave out the ranges it is the next of 100000, 165536, 231072, …) that
+/// overlaps no entry of any of the subid files' `texts` (whoever the entry is for).
+pub fn free_range(texts: &[&str]) -> Option<u32> {
+    let mut taken: Vec<(u64, u64)> = texts
+        .iter()
+        .flat_map(|t| t.lines())
+        .filter_map(|l| {
+            let mut f = l.trim().split(':');
+            let (_, start, count) = (f.next()?, f.next()?, f.next()?);
+            let (start, count) = (
+                start.trim().parse::<u64>().ok()?,
+                count.trim().parse::<u64>().ok()?,
+            );
+            Some((start, start + count))
+        })
+        .collect();
+    taken.sort_unstable();
+    let mut at: u64 = 100_000;
+    for (start, end) in taken {
+        if start >= at + u64::from(CONTAINER_IDS) {
+            break;
+        }
+        at = at.max(end);
+    }
+    let last = at + u64::from(CONTAINER_IDS) - 1;
+    // newuidmap takes u32 ids, and (u32)-1 is no id.
+    (last < u64::from(u32::MAX))
+        .then(|| u32::try_from(at).ok())
+        .flatten()
+}
+
 /// Find the first range of at least [`CONTAINER_IDS`] ids for a user (by name or uid) in a
 /// subid file's text.
 pub fn find_range(text: &str, name: &str, id: u32) -> Option<Range> {
@@ -92,21 +156,18 @@ impl IdMaps {
     /// From explicit files (tests).
     pub fn from_files(subuid: &Path, subgid: &Path, name: &str, uid: u32) -> Result<IdMaps> {
         let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-        let missing = |file: &Path| {
-            Error::Host(format!(
-                "no range of {CONTAINER_IDS} ids for {name} in {}; ask an admin to run \
-                 `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {name}`",
-                file.display()
-            ))
-        };
-        let uid_r = find_range(&read(subuid), name, uid).ok_or_else(|| missing(subuid))?;
-        let gid_r = find_range(&read(subgid), name, uid).ok_or_else(|| missing(subgid))?;
-        Ok(IdMaps {
-            uid: uid_r,
-            gid: gid_r,
-        })
+        let (uids, gids) = (read(subuid), read(subgid));
+        let uid_r = find_range(&uids, name, uid);
+        let gid_r = find_range(&gids, name, uid);
+        match (uid_r, gid_r) {
+            (Some(uid), Some(gid)) => Ok(IdMaps { uid, gid }),
+            (u, g) => Err(Error::Host(missing_hint(
+                name,
+                (u.is_none(), subuid, &uids),
+                (g.is_none(), subgid, &gids),
+            ))),
+        }
     }
-
     /// Start writing the maps of process `pid`'s (new) user namespace with
     /// newuidmap/newgidmap — container ids 0–65535 onto the user's range — and return at
     /// once, so the caller can do something else while the setuid helpers run.
@@ -215,6 +276,39 @@ mod tests {
         assert_eq!(
             IdMaps::lines(r, 1001, Ids::UserAsRoot),
             vec![[0, 1001, 1], [1, 100000, 1]]
+        );
+    }
+
+    /// The hint suggested `100000-165535` to every user, which overlaps the first user's range
+    /// on any host that has one.
+    #[test]
+    fn no_subuid_range_hint_suggests_a_free_range() {
+        assert_eq!(free_range(&["", ""]), Some(100000));
+        let uids = "lxrtest1:100000:65536\nlxrtest2:165536:65536\n# x\nbad line\n";
+        let gids = "lxrtest1:100000:65536\nlxrtest2:165536:65536\nother:231072:100\n";
+        assert_eq!(free_range(&[uids, gids]), Some(231172));
+        // A gap big enough is used; one too small is not.
+        assert_eq!(free_range(&["a:100000:10\nb:165546:65536\n"]), Some(100010));
+        assert_eq!(free_range(&["a:100000:10\nb:165545:65536\n"]), Some(231081));
+        assert_eq!(free_range(&["a:165536:65536\n"]), Some(100000));
+        assert_eq!(free_range(&["a:100000:4294900000\n"]), None);
+        let d = tempfile::tempdir().unwrap();
+        let (su, sg) = (d.path().join("subuid"), d.path().join("subgid"));
+        std::fs::write(&su, uids).unwrap();
+        std::fs::write(&sg, "lxrtest1:100000:65536\ncarol:231072:65536\n").unwrap();
+        let e = IdMaps::from_files(&su, &sg, "carol", 1005)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`usermod --add-subuids 296608-362143 carol`"),
+            "only the file it is missing from, a range free in both: {e}"
+        );
+        let e = IdMaps::from_files(&su, &sg, "dave", 1006)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`usermod --add-subuids 296608-362143 --add-subgids 296608-362143 dave`"),
+            "{e}"
         );
     }
 

@@ -34,12 +34,14 @@ enum Cmd {
         max_size: Option<String>,
     },
     /// List images.
+    #[command(visible_alias = "ls")]
     List {
         /// Output format.
         #[arg(long, default_value = "table", value_parser = ["table", "json", "yaml", "csv"])]
         format: String,
     },
     /// Delete images (by alias or fingerprint prefix).
+    #[command(visible_alias = "rm")]
     Delete {
         /// Images.
         #[arg(required = true)]
@@ -79,9 +81,20 @@ struct Row {
     imported_at: u64,
 }
 
-fn store(paths: &Paths) -> Result<Store> {
-    paths.ensure()?;
-    Ok(Store::new(paths.data.join("images")))
+/// The store. Its directories are made by `import` only: reading an empty store (`image
+/// list` as a new user) makes nothing.
+fn store(paths: &Paths) -> Store {
+    Store::new(paths.data.join("images"))
+}
+
+/// `file` is not an image: say what is wrong with it (an empty file; not a tarball or a
+/// squashfs; no `metadata.yaml`), not "container setup failed" — the unpacking runs in a
+/// helper namespace, whose failures read as a container's.
+fn not_an_image(file: &std::path::Path, e: Error) -> Error {
+    match e {
+        Error::Setup(why) => Error::Usage(format!("cannot import {}: {why}", file.display())),
+        e => e,
+    }
 }
 
 fn stored(store: &Store, name: &str) -> Result<String> {
@@ -95,7 +108,7 @@ fn stored(store: &Store, name: &str) -> Result<String> {
 
 /// Run.
 pub fn run(paths: &Paths, a: Args) -> Result<i32> {
-    let store = store(paths)?;
+    let store = store(paths);
     match a.cmd {
         Cmd::Import {
             file,
@@ -108,19 +121,30 @@ pub fn run(paths: &Paths, a: Args) -> Result<i32> {
                     .map_err(|e| Error::Usage(format!("--max-size: {e}")))?,
                 None => import::DEFAULT_MAX_SIZE,
             };
+            for f in std::iter::once(&file).chain(rootfs.as_ref()) {
+                if std::fs::metadata(f).is_ok_and(|m| m.is_file() && m.len() == 0) {
+                    return Err(Error::Usage(format!(
+                        "cannot import {}: the file is empty, not an image",
+                        f.display()
+                    )));
+                }
+            }
             let maps = IdMaps::for_current_user()?;
-            match import::import(&store, &maps, &file, rootfs.as_deref(), &alias, max)? {
-                Imported::New(fp) => println!("Image imported with fingerprint: {fp}"),
-                Imported::Existing(fp) => println!("Image already present: {fp}"),
+            paths.ensure()?;
+            match import::import(&store, &maps, &file, rootfs.as_deref(), &alias, max)
+                .map_err(|e| not_an_image(&file, e))?
+            {
+                Imported::New(fp) => super::say!("Image imported with fingerprint: {fp}"),
+                Imported::Existing(fp) => super::say!("Image already present: {fp}"),
             }
         }
         Cmd::List { format } => list(&store, &format)?,
         Cmd::Delete { images } => {
-            let maps = IdMaps::for_current_user()?;
             let fps = images
                 .iter()
                 .map(|i| stored(&store, i))
                 .collect::<Result<Vec<_>>>()?;
+            let maps = IdMaps::for_current_user()?;
             for fp in fps {
                 import::delete(&store, &maps, &fp)?;
             }

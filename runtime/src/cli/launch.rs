@@ -19,7 +19,7 @@ pub struct Args {
 /// Run.
 pub fn run(c: &Containers, a: Args) -> Result<i32> {
     let s = c.launch(&a.image, &a.name, &a.config)?;
-    println!("Launched {}", a.name);
+    super::say!("Launched {}", a.name);
     super::warn_unconfined(&a.name, &s);
     Ok(0)
 }
