@@ -46,3 +46,40 @@ fi
 if awk '$5 == "/var/lib/lxcfs" {found=1} END {exit !found}' /proc/self/mountinfo; then
     echo "setup.sh: note: something is mounted at /var/lib/lxcfs already"
 fi
+
+# lxr's shell completions (bash, zsh, fish) and man pages (lxr.1, lxr-launch.1, …), made by
+# the lxr of this checkout from its own command definition (`lxr completion SHELL`,
+# `lxr manpage DIR`), so every command it has is in them. Built first, as the checkout's
+# owner (not root: target/ stays theirs), if no build is there. $DESTDIR prefixes the paths.
+install_lxr_docs() {
+    local repo owner lxr tmp d
+    repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    if [ ! -x "$repo/target/release/lxr" ] && [ ! -x "$repo/target/debug/lxr" ]; then
+        owner=$(stat -c %U "$repo")
+        echo "setup.sh: building lxr (as $owner) for its completions and man pages"
+        runuser -u "$owner" -- env PATH="$PATH" HOME="$(getent passwd "$owner" | cut -d: -f6)" \
+            cargo build -q -p lxr --manifest-path "$repo/Cargo.toml" || return 1
+    fi
+    # The newer build if there are two.
+    lxr=$(ls -t "$repo/target/release/lxr" "$repo/target/debug/lxr" 2>/dev/null | head -n 1)
+    tmp=$(mktemp -d)
+    mkdir "$tmp/man"
+    "$lxr" completion bash > "$tmp/lxr.bash" &&
+        "$lxr" completion zsh > "$tmp/_lxr" &&
+        "$lxr" completion fish > "$tmp/lxr.fish" &&
+        "$lxr" -q manpage "$tmp/man" || { rm -rf "$tmp"; return 1; }
+    for d in /usr/share/bash-completion/completions /usr/share/zsh/vendor-completions \
+             /usr/share/fish/vendor_completions.d /usr/share/man/man1; do
+        mkdir -p "$DESTDIR$d"
+    done
+    install -m 0644 "$tmp/lxr.bash" "$DESTDIR/usr/share/bash-completion/completions/lxr"
+    install -m 0644 "$tmp/_lxr" "$DESTDIR/usr/share/zsh/vendor-completions/_lxr"
+    install -m 0644 "$tmp/lxr.fish" "$DESTDIR/usr/share/fish/vendor_completions.d/lxr.fish"
+    # Pages of commands an older lxr had go.
+    rm -f "$DESTDIR/usr/share/man/man1/lxr.1" "$DESTDIR"/usr/share/man/man1/lxr-*.1
+    install -m 0644 "$tmp"/man/*.1 "$DESTDIR/usr/share/man/man1/"
+    rm -rf "$tmp"
+    echo "setup.sh: lxr completions (bash, zsh, fish) and man pages installed (man lxr)"
+}
+DESTDIR=${DESTDIR:-}
+install_lxr_docs || echo "setup.sh: note: lxr's completions and man pages not installed (build lxr, re-run)" >&2
