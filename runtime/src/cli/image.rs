@@ -81,10 +81,15 @@ struct Row {
     imported_at: u64,
 }
 
-/// The store. Its directories are made by `import` only: reading an empty store (`image
-/// list` as a new user) makes nothing.
-fn store(paths: &Paths) -> Store {
-    Store::new(paths.data.join("images"))
+/// The store. Its directories are made by `import` only: reading the store of a user who has
+/// none (`image list` as a new user) makes nothing. Where the data directory exists it is
+/// checked and made private again as every writing command does ([`Paths::ensure`]: an
+/// older lxr's set-id files are defused on the first command that looks at the store).
+fn store(paths: &Paths) -> Result<Store> {
+    if paths.data.exists() {
+        paths.ensure()?;
+    }
+    Ok(Store::new(paths.data.join("images")))
 }
 
 /// `file` is not an image: say what is wrong with it (an empty file; not a tarball or a
@@ -108,7 +113,7 @@ fn stored(store: &Store, name: &str) -> Result<String> {
 
 /// Run.
 pub fn run(paths: &Paths, a: Args) -> Result<i32> {
-    let store = store(paths);
+    let store = store(paths)?;
     match a.cmd {
         Cmd::Import {
             file,
