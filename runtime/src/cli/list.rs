@@ -476,6 +476,21 @@ mod tests {
         assert!(m("c(", "c(x"));
     }
 
+    /// A filter is the user's, but a backtracking engine would make `(a*)*b` against a long
+    /// name take ages; regex-lite's is linear.
+    #[test]
+    fn a_pathological_name_regex_is_quick() {
+        let t0 = std::time::Instant::now();
+        let Filter::Name(re) = Filter::parse("name=(a*)*(a*)*(a*)*b").unwrap() else {
+            panic!()
+        };
+        let name = "a".repeat(63);
+        for _ in 0..100 {
+            assert!(!re.is_match(&name));
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+    }
+
     #[test]
     fn address_filters_take_networks() {
         let a = |s: &str| s.parse::<IpAddr>().unwrap();
