@@ -86,6 +86,18 @@ fn several_names_each_acted_on_and_one_failure_does_not_stop_the_others() {
     for n in ["m1", "m2", "m3"] {
         assert_eq!(state(&lxr, n), "STOPPED", "{n}");
     }
+    // What is no container in the containers directory (a stray file, a hidden work
+    // directory) is neither listed nor acted on by --all.
+    let dir = _home.path().join("lxr/containers");
+    std::fs::write(dir.join("notes.txt"), b"x").unwrap();
+    std::fs::create_dir(dir.join(".work-m9")).unwrap();
+    let o = lxr.run(&["start", "--all"]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(errors(&o), Vec::<String>::new(), "{o:?}");
+    lxr.ok(&["stop", "--all", "--force"]);
+    assert_eq!(lxr.ok(&["ls", "-c", "n", "-f", "csv"]), "name\nm1\nm2\nm3");
+    std::fs::remove_file(dir.join("notes.txt")).unwrap();
+    std::fs::remove_dir(dir.join(".work-m9")).unwrap();
     // Names and --all together are refused.
     assert_eq!(lxr.run(&["stop", "--all", "m1"]).status.code(), Some(2));
     assert_eq!(lxr.run(&["stop"]).status.code(), Some(2));

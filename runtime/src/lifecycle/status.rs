@@ -80,8 +80,14 @@ impl Containers {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e).ctx(|| format!("read {}", dir.display())),
         };
+        // Only directories with a container's name: a stray file, or a hidden work directory
+        // (`.something`) is no container, and `stop --all` must not trip over it.
         let mut out: Vec<Status> = rd
             .flatten()
+            .filter(|e| {
+                e.file_type().is_ok_and(|t| t.is_dir())
+                    && crate::container::check_name(&e.file_name().to_string_lossy()).is_ok()
+            })
             .map(|e| {
                 let name = e.file_name().to_string_lossy().to_string();
                 let config = Config::load(&e.path().join("config.yaml")).unwrap_or_default();
