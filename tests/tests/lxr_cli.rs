@@ -43,7 +43,7 @@ fn state(lxr: &Lxr, name: &str) -> String {
 
 #[test]
 fn several_names_each_acted_on_and_one_failure_does_not_stop_the_others() {
-    let (_home, lxr) = unconfined();
+    let (home, lxr) = unconfined();
     let _c = Cleanup(&lxr, vec!["m1", "m2", "m3"]);
     for n in ["m1", "m2", "m3"] {
         lxr.ok(&["launch", "busybox", n]);
@@ -88,7 +88,7 @@ fn several_names_each_acted_on_and_one_failure_does_not_stop_the_others() {
     }
     // What is no container in the containers directory (a stray file, a hidden work
     // directory) is neither listed nor acted on by --all.
-    let dir = _home.path().join("lxr/containers");
+    let dir = home.path().join("lxr/containers");
     std::fs::write(dir.join("notes.txt"), b"x").unwrap();
     std::fs::create_dir(dir.join(".work-m9")).unwrap();
     let o = lxr.run(&["start", "--all"]);
@@ -325,6 +325,8 @@ fn list_has_a_fixed_20_column_name_and_no_frozen_state() {
     assert_eq!(state(&lxr, "f1"), "FROZEN");
     assert_eq!(state(&lxr, "f2"), "FROZEN");
     assert_eq!(state(&lxr, LONG), "RUNNING");
+    let info = lxr.ok(&["info", "f1"]);
+    assert!(info.contains("Status: FROZEN"), "as Incus's info: {info}");
     let frozen = lxr.ok(&["list", "status=frozen", "-c", "n", "-f", "csv"]);
     assert_eq!(frozen, "name\nf1\nf2", "{frozen}");
     let running = lxr.ok(&["list", "status=running", "-c", "n", "-f", "csv"]);
@@ -459,4 +461,53 @@ fn completions_and_man_pages_are_generated_from_the_cli() {
         assert!(text.contains("NAME") && text.contains("lxr-list"), "{o:?}");
         assert!(text.contains("--columns"), "{text}");
     }
+}
+
+/// `image list`'s ALIAS column was 20 wide too (an alias may have 128 characters); `image ls`
+/// and `image rm` are Incus's aliases.
+#[test]
+fn image_list_has_a_fixed_20_column_alias() {
+    let (home, lxr) = unconfined();
+    let dir = home.path().join("img");
+    std::fs::create_dir_all(dir.join("rootfs/bin")).unwrap();
+    std::fs::write(
+        dir.join("metadata.yaml"),
+        "architecture: x86_64\ncreation_date: 1\nproperties:\n  description: tiny\n",
+    )
+    .unwrap();
+    let tar = home.path().join("tiny.tar");
+    let t = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .arg("-cf")
+        .arg(&tar)
+        .args(["metadata.yaml", "rootfs"])
+        .status()
+        .unwrap();
+    assert!(t.success());
+    let (uid, gid) = e2e::cgm::test_user("lxrtest1");
+    std::os::unix::fs::chown(&tar, Some(uid), Some(gid)).unwrap();
+    let alias = "x".repeat(100);
+    let o = lxr.run(&[
+        "-q",
+        "image",
+        "import",
+        tar.to_str().unwrap(),
+        "--alias",
+        &alias,
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(stdout(&o), "", "-q: {o:?}");
+    let table = lxr.ok(&["image", "ls"]);
+    let lines: Vec<&str> = table.lines().collect();
+    let at = lines[0].find("FINGERPRINT").unwrap();
+    assert_eq!(at, 100 + 2, "{table}");
+    let row = lines.iter().find(|l| l.starts_with(&alias)).unwrap();
+    assert_eq!(row.find("tiny"), lines[0].find("DESCRIPTION"), "{table}");
+    assert!(
+        row[at..].split_whitespace().next().unwrap().len() == 12,
+        "{table}"
+    );
+    lxr.ok(&["image", "rm", &alias]);
+    assert!(!lxr.ok(&["image", "ls"]).contains(&alias));
 }

@@ -225,27 +225,31 @@ fn list(store: &Store, format: &str) -> Result<()> {
             )
         ),
         _ => {
-            println!(
-                "{:<20} {:<12} {:<10} {:>10}  DESCRIPTION",
-                "ALIAS", "FINGERPRINT", "ARCH", "SIZE"
-            );
-            for b in BUILTIN {
-                println!("{b:<20} {:<12} {:<10} {:>10}  built in", "-", "-", "-");
-            }
-            for r in &rows {
-                println!(
-                    "{:<20} {:<12} {:<10} {:>10}  {}",
+            // Columns as wide as their widest cell: an alias may have 128 characters.
+            let dash = || "-".to_string();
+            let builtin = BUILTIN
+                .iter()
+                .map(|b| vec![b.to_string(), dash(), dash(), dash(), "built in".into()]);
+            let stored = rows.iter().map(|r| {
+                vec![
                     if r.aliases.is_empty() {
-                        "-".to_string()
+                        dash()
                     } else {
                         r.aliases.join(",")
                     },
-                    &r.fingerprint[..12.min(r.fingerprint.len())],
-                    r.architecture,
+                    r.fingerprint[..12.min(r.fingerprint.len())].to_string(),
+                    r.architecture.clone(),
                     format!("{:.1}MiB", r.size as f64 / 1048576.0),
-                    r.description
-                );
-            }
+                    r.description.clone(),
+                ]
+            });
+            print!(
+                "{}",
+                super::table::render(
+                    &["ALIAS", "FINGERPRINT", "ARCH", "SIZE", "DESCRIPTION"],
+                    builtin.chain(stored)
+                )
+            );
         }
     }
     Ok(())

@@ -25,7 +25,9 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
             }
         }
         Some(s) => {
-            println!("Status: RUNNING");
+            // As Incus (and `list`): a frozen container's status is FROZEN.
+            let frozen = st.usage.frozen == Some(true);
+            println!("Status: {}", if frozen { "FROZEN" } else { "RUNNING" });
             println!("PID: {}", s.init_pid);
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -329,42 +329,14 @@ fn csv(rows: &[Row], cols: &[Column]) -> String {
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
-/// The table: each column as wide as its widest cell (a 63-character name too), two spaces
-/// apart, the last one unpadded.
+/// The table (see [`super::table`]).
 fn table(rows: &[Row], cols: &[Column]) -> String {
-    let cells: Vec<Vec<String>> = std::iter::once(cols.iter().map(|c| c.header().into()).collect())
-        .chain(
-            rows.iter()
-                .map(|r| cols.iter().map(|c| c.cell(r, false)).collect()),
-        )
-        .collect();
-    let widths: Vec<usize> = (0..cols.len())
-        .map(|i| {
-            cells
-                .iter()
-                .map(|l| l[i].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for line in &cells {
-        let mut l = String::new();
-        for (i, cell) in line.iter().enumerate() {
-            if i + 1 == line.len() {
-                l.push_str(cell);
-            } else {
-                l.push_str(cell);
-                l.extend(std::iter::repeat_n(
-                    ' ',
-                    widths[i] - cell.chars().count() + 2,
-                ));
-            }
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    }
-    out
+    let header: Vec<&str> = cols.iter().map(|c| c.header()).collect();
+    super::table::render(
+        &header,
+        rows.iter()
+            .map(|r| cols.iter().map(|c| c.cell(r, false)).collect()),
+    )
 }
 
 /// Run.

@@ -15,6 +15,7 @@ mod many;
 mod restart;
 mod start;
 mod stop;
+mod table;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
