@@ -5,6 +5,7 @@ mod config;
 mod console;
 mod delete;
 mod exec;
+mod file;
 mod freeze;
 mod image;
 mod info;
@@ -59,6 +60,8 @@ enum Cmd {
     Console(console::Args),
     /// Import, list and delete images.
     Image(image::Args),
+    /// Copy files into and out of a container, edit and delete them (push, pull, edit, delete).
+    File(file::Args),
 }
 
 /// `header` and `rows` as CSV for `--format csv` (RFC 4180, by the `csv` crate: a field with
@@ -122,6 +125,7 @@ pub fn main() -> ExitCode {
             Cmd::Config(a) => config::run(&c, a),
             Cmd::Console(a) => console::run(&c, a),
             Cmd::Image(a) => image::run(c.paths(), a),
+            Cmd::File(a) => file::run(&c, a),
         }
     };
     match run() {
