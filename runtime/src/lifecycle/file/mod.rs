@@ -376,7 +376,7 @@ impl Containers {
                         "{name}{src} is a directory (-r pulls it with all it holds)"
                     )));
                 }
-                pull_tree(&s, &at, &to, &mut warnings)?;
+                pull_tree(&s, &at, &to, meta.mode, &mut warnings)?;
             } else {
                 let (mut from, m) = s.fd(&Req::Open { at })?;
                 let mut f = std::fs::OpenOptions::new()
@@ -553,10 +553,14 @@ fn push_tree(
 /// Pull the container directory `at` to the host path `to` (made; or, if it is a directory
 /// already, filled). Everything is made beneath `to`, never through a symlink: the container
 /// chose every name and link in the tree.
-fn pull_tree(s: &Session, at: &At, to: &Path, warnings: &mut Vec<String>) -> Result<()> {
+fn pull_tree(s: &Session, at: &At, to: &Path, mode: u32, warnings: &mut Vec<String>) -> Result<()> {
     match std::fs::create_dir(to) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && to.is_dir() => {}
-        r => r.ctx(|| format!("mkdir {}", to.display()))?,
+        r => {
+            r.ctx(|| format!("mkdir {}", to.display()))?;
+            std::fs::set_permissions(to, std::fs::Permissions::from_mode((mode & 0o777) | 0o700))
+                .ctx(|| format!("chmod {}", to.display()))?;
+        }
     }
     let top = Dir::open(to)?;
     let mut stack: Vec<(At, Dir)> = vec![(at.clone(), top)];
