@@ -12,6 +12,7 @@ mod info;
 mod launch;
 mod list;
 mod restart;
+mod shell;
 mod start;
 mod stop;
 
@@ -44,6 +45,8 @@ enum Cmd {
     List(list::Args),
     /// Run a command inside a running container.
     Exec(exec::Args),
+    /// A login shell in a running container (`su -l`, as `incus shell`).
+    Shell(shell::Args),
     /// Delete a container.
     Delete(delete::Args),
     /// Stop, then start.
@@ -117,6 +120,7 @@ pub fn main() -> ExitCode {
             Cmd::Stop(a) => stop::run(&c, a),
             Cmd::List(a) => list::run(&c, a),
             Cmd::Exec(a) => exec::run(&c, a),
+            Cmd::Shell(a) => shell::run(&c, a),
             Cmd::Delete(a) => delete::run(&c, a),
             Cmd::Restart(a) => restart::run(&c, a),
             Cmd::Info(a) => info::run(&c, a),
