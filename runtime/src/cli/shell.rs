@@ -13,7 +13,8 @@ pub struct Args {
 }
 
 /// `su -l` where the image has it, else a login `sh` (from `/root`, `HOME=/root`).
-const SHELL: &str = "command -v su >/dev/null 2>&1 && exec su -l; cd /root 2>/dev/null; exec /bin/sh -l";
+const SHELL: &str =
+    "command -v su >/dev/null 2>&1 && exec su -l; cd /root 2>/dev/null; exec /bin/sh -l";
 
 /// Run.
 pub fn run(c: &Containers, a: Args) -> Result<i32> {
