@@ -298,7 +298,7 @@ fn list(root: &Dir, chan: &End, at: &At) -> Result<()> {
 fn remove(dir: &OwnedFd, name: &[u8], recursive: bool, what: &str) -> Result<()> {
     let c = std::ffi::CString::new(name.to_vec())
         .map_err(|_| Error::Usage("a NUL in a path".into()))?;
-    match nix::unistd::unlinkat(&dir, c.as_c_str(), UnlinkatFlags::NoRemoveDir) {
+    match nix::unistd::unlinkat(dir, c.as_c_str(), UnlinkatFlags::NoRemoveDir) {
         Ok(()) => return Ok(()),
         Err(Errno::EISDIR) => {}
         Err(e) => return Err(at::err(&format!("remove {what}"), e)),
