@@ -157,3 +157,53 @@ pub fn symlinkat(target: &[u8], dir: impl AsFd, name: &[u8]) -> std::result::Res
     };
     Errno::result(r).map(drop)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn container_paths_are_absolute_and_split_into_a_directory_and_a_name() {
+        assert_eq!(below_root("/").unwrap(), ".");
+        assert_eq!(below_root("//etc//").unwrap(), "etc");
+        assert_eq!(below_root("/a/b").unwrap(), "a/b");
+        assert!(below_root("etc/x").is_err() && below_root("").is_err());
+        assert_eq!(split("/a/b/"), Some(("/a".into(), "b".into())));
+        assert_eq!(split("/a"), Some(("/".into(), "a".into())));
+        assert_eq!(split("/"), None);
+        assert_eq!(split("/a/.."), None);
+        for bad in [&b""[..], b".", b"..", b"a/b", b"a\0b"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(join(&[b"a".to_vec(), b"b".to_vec()]).unwrap(), b"a/b");
+        assert!(join(&[b"a".to_vec(), b"..".to_vec()]).is_err());
+    }
+
+    #[test]
+    fn in_root_resolution_keeps_absolute_and_climbing_links_inside() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/hostname"), "inside").unwrap();
+        std::fs::write(t.path().join("outside"), "outside").unwrap();
+        std::os::unix::fs::symlink("/", root.join("x")).unwrap();
+        std::os::unix::fs::symlink("../../../../outside", root.join("up")).unwrap();
+        std::os::unix::fs::symlink("/proc/self/root/etc", root.join("magic")).unwrap();
+        let r = crate::beneath::Dir::open(&root).unwrap();
+        let read = |p: &str, how: ResolveFlag| {
+            openat2(&r, p.as_bytes(), OFlag::O_RDONLY, 0, how).map(|fd| {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut s).unwrap();
+                s
+            })
+        };
+        assert_eq!(read("x/etc/hostname", IN_ROOT).unwrap(), "inside");
+        // `../../../../outside` climbs to the root and stops: `<root>/outside`, absent.
+        assert_eq!(read("up", IN_ROOT), Err(Errno::ENOENT));
+        assert!(read("magic/hostname", IN_ROOT).is_err());
+        // Beneath: no symlink at all.
+        assert_eq!(read("x/etc/hostname", BENEATH), Err(Errno::ELOOP));
+        assert_eq!(read("etc/hostname", BENEATH).unwrap(), "inside");
+    }
+}
