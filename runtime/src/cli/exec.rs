@@ -23,10 +23,10 @@ pub struct Args {
     /// Directory to run the command in (default: the user's home, /root for root); it must exist.
     #[arg(long)]
     cwd: Option<String>,
-    /// User ID to run the command as, numeric, in the container (default 0).
+    /// User ID to run the command as, numeric, in the container.
     #[arg(long, value_name = "UID", default_value_t = 0)]
     user: u32,
-    /// Group ID to run the command as, numeric, in the container (default 0).
+    /// Group ID to run the command as, numeric, in the container.
     #[arg(long, value_name = "GID", default_value_t = 0)]
     group: u32,
     /// The command and its arguments (options after the command are the command's).

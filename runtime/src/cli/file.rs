@@ -16,7 +16,8 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Cmd {
-    /// Copy host files into a container: lxr file push [-r] [-p] SRC... NAME/PATH (`-` is stdin).
+    /// Copy host files into a container (`-` is stdin).
+    #[command(override_usage = "lxr file push [OPTIONS] SRC... NAME/PATH")]
     Push {
         /// Directories with everything in them (symlinks are copied as symlinks).
         #[arg(short, long)]
@@ -24,10 +25,10 @@ enum Cmd {
         /// Create the missing parent directories (0755, owned by --uid/--gid).
         #[arg(short = 'p', long = "create-dirs")]
         parents: bool,
-        /// Owner in the container (numeric; default 0).
+        /// Owner in the container (numeric).
         #[arg(long, default_value_t = 0)]
         uid: u32,
-        /// Group in the container (numeric; default 0).
+        /// Group in the container (numeric).
         #[arg(long, default_value_t = 0)]
         gid: u32,
         /// Mode of the files, octal (default: the source's; 0644 for stdin).
@@ -37,7 +38,8 @@ enum Cmd {
         #[arg(required = true, num_args = 2..)]
         paths: Vec<String>,
     },
-    /// Copy files out of a container: lxr file pull [-r] [-p] NAME/PATH... DST (`-` is stdout).
+    /// Copy files out of a container (`-` is stdout).
+    #[command(override_usage = "lxr file pull [OPTIONS] NAME/PATH... DST")]
     Pull {
         /// Directories with everything in them (symlinks are made as symlinks, never followed;
         /// FIFOs and devices skipped).
@@ -52,11 +54,13 @@ enum Cmd {
     },
     /// Edit a file of a container with $VISUAL or $EDITOR (its new content from stdin when
     /// stdin is not a terminal).
+    #[command(override_usage = "lxr file edit NAME/PATH")]
     Edit {
         /// NAME/PATH.
         path: String,
     },
     /// Delete a file, a symlink or an empty directory of a container.
+    #[command(override_usage = "lxr file delete [-f] NAME/PATH...")]
     Delete {
         /// A directory with everything in it.
         #[arg(short, long)]
