@@ -129,7 +129,7 @@ fn attach(lxr: &Lxr, args: &[&str], tag: &str) -> Attached {
 fn console_detaches_when_the_container_stops() {
     let (_home, lxr) = unconfined();
     let _c = Cleanup(&lxr, vec!["k1"]);
-    lxr.ok(&["launch", "busybox", "k1"]);
+    lxr.ok(&["launch", "busybox", "k1", "-c", "network.mode=none"]);
     let mut a = attach(&lxr, &["console", "k1"], "one");
     lxr.ok(&["stop", "k1"]);
     let st = a.ends_within(15);
@@ -144,7 +144,7 @@ fn console_detaches_when_the_container_stops() {
 fn a_second_console_is_refused_unless_forced_and_force_detaches_the_first() {
     let (_home, lxr) = unconfined();
     let _c = Cleanup(&lxr, vec!["k2"]);
-    lxr.ok(&["launch", "busybox", "k2"]);
+    lxr.ok(&["launch", "busybox", "k2", "-c", "network.mode=none"]);
     let mut first = attach(&lxr, &["console", "k2"], "first");
     // A second one: refused, and the first keeps the console's output.
     let o = typed(&lxr, &["console", "k2"], b"echo second-$((1+1))\n");
@@ -193,7 +193,7 @@ fn console_of_a_stopped_or_missing_container_is_a_clear_error() {
         !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no container k3"),
         "{o:?}"
     );
-    lxr.ok(&["launch", "busybox", "k3"]);
+    lxr.ok(&["launch", "busybox", "k3", "-c", "network.mode=none"]);
     lxr.ok(&["stop", "k3"]);
     let o = lxr.run(&["console", "k3"]);
     assert!(

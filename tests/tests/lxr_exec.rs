@@ -3,6 +3,7 @@
 //! the environment, the exit status, and the hostile cases — a `--cwd` that does not exist
 //! (an error, never a run in `/`), a symlink planted by the container's root (resolved in the
 //! container, never on the host), an id outside the container's mapping.
+//! Containers run without a network (`network.mode=none`): nothing here needs one.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,7 +20,7 @@ fn err(o: &Output) -> String {
 }
 
 fn launched(lxr: &Lxr, name: &str) {
-    lxr.ok(&["launch", "busybox", name]);
+    lxr.ok(&["launch", "busybox", name, "-c", "network.mode=none"]);
 }
 
 #[test]
@@ -77,6 +78,20 @@ fn exec_user_group_cwd_and_the_default_environment() {
         lxr.ok(&["exec", "x2", "--user", "1000", "--group", "1000", "id", "-G"]),
         "1000"
     );
+    // On a pty (-t), the terminal is the user's.
+    let o = lxr.ok(&[
+        "exec",
+        "x2",
+        "-t",
+        "--user",
+        "1000",
+        "--group",
+        "1000",
+        "sh",
+        "-c",
+        "stat -c '%u %g' $(tty)",
+    ]);
+    assert_eq!(o.trim(), "1000 1000");
     // --cwd.
     assert_eq!(lxr.ok(&["exec", "x2", "--cwd", "/tmp", "pwd"]), "/tmp");
     // A directory the user may not enter is an error too, not a run elsewhere.

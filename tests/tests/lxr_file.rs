@@ -95,7 +95,7 @@ fn file_push_through_planted_symlinks_lands_in_the_container_running_and_stopped
     let (uid, gid) = test_user("lxrtest1");
     let host = user_dir(uid, gid);
     let src = user_file(host.path(), "payload", "pushed\n", 0o644);
-    lxr.ok(&["launch", "busybox", "f1"]);
+    lxr.ok(&["launch", "busybox", "f1", "-c", "network.mode=none"]);
     plant(&lxr, "f1", host.path());
     push_through_links(&lxr, "f1", &src, host.path());
     assert_eq!(lxr.ok(&["exec", "f1", "cat", "/evil"]), "pushed");
@@ -114,7 +114,7 @@ fn file_pull_of_a_planted_link_reads_the_containers_target_never_the_hosts() {
     let _c = Cleanup(&lxr, vec!["f2"]);
     let (uid, gid) = test_user("lxrtest1");
     let host = user_dir(uid, gid);
-    lxr.ok(&["launch", "busybox", "f2"]);
+    lxr.ok(&["launch", "busybox", "f2", "-c", "network.mode=none"]);
     plant(&lxr, "f2", host.path());
     lxr.ok(&[
         "exec",
@@ -152,7 +152,7 @@ fn file_pull_r_recreates_symlinks_reads_nothing_through_them_and_skips_fifos() {
     let _c = Cleanup(&lxr, vec!["f3"]);
     let (uid, gid) = test_user("lxrtest1");
     let host = user_dir(uid, gid);
-    lxr.ok(&["launch", "busybox", "f3"]);
+    lxr.ok(&["launch", "busybox", "f3", "-c", "network.mode=none"]);
     lxr.ok(&[
         "exec", "f3", "sh", "-c",
         "mkdir -p /srv/t/sub && echo data > /srv/t/sub/f && chmod 4755 /srv/t/sub/f && \
@@ -215,7 +215,7 @@ fn file_pull_r_never_writes_through_a_symlink_in_the_destination() {
     let victim_dir = host.path().join("victim-dir");
     std::fs::create_dir(&victim_dir).unwrap();
     std::os::unix::fs::chown(&victim_dir, Some(uid), Some(gid)).unwrap();
-    lxr.ok(&["launch", "busybox", "f4"]);
+    lxr.ok(&["launch", "busybox", "f4", "-c", "network.mode=none"]);
     lxr.ok(&[
         "exec",
         "f4",
@@ -255,7 +255,7 @@ fn file_push_owner_mode_parents_recursive_stdin_stdout() {
     let (uid, gid) = test_user("lxrtest1");
     let host = user_dir(uid, gid);
     let a = user_file(host.path(), "a", "alpha\n", 0o751);
-    lxr.ok(&["launch", "busybox", "f5"]);
+    lxr.ok(&["launch", "busybox", "f5", "-c", "network.mode=none"]);
     // Into a directory, the source's mode, root's.
     lxr.ok(&["file", "push", &a, "f5/tmp/"]);
     assert_eq!(stat(&lxr, "f5", "/tmp/a"), "0 0 751");
@@ -327,7 +327,7 @@ fn file_edit_through_editor_and_stdin_keeps_owner_and_mode() {
     let _c = Cleanup(&lxr, vec!["f6"]);
     let (uid, gid) = test_user("lxrtest1");
     let host = user_dir(uid, gid);
-    lxr.ok(&["launch", "busybox", "f6"]);
+    lxr.ok(&["launch", "busybox", "f6", "-c", "network.mode=none"]);
     lxr.ok(&[
         "exec",
         "f6",
@@ -389,7 +389,7 @@ fn file_delete_removes_the_link_not_its_target_and_dirs_only_with_force() {
     let (uid, gid) = test_user("lxrtest1");
     let host = user_dir(uid, gid);
     let keep = user_file(host.path(), "keep", "keep\n", 0o644);
-    lxr.ok(&["launch", "busybox", "f7"]);
+    lxr.ok(&["launch", "busybox", "f7", "-c", "network.mode=none"]);
     lxr.ok(&[
         "exec", "f7", "sh", "-c",
         &format!("mkdir -p /d/e && echo x > /d/e/f && echo t > /target && ln -s /target /l && ln -s {keep} /hl && ln -s / /r"),

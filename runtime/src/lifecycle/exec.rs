@@ -296,6 +296,11 @@ fn become_user(a: &Exec) -> Result<()> {
         nix::unistd::Uid::from_raw(a.user),
         nix::unistd::Gid::from_raw(a.group),
     );
+    if a.mode == relay::Mode::Pty {
+        // The command's terminal is its own, as after a login (the pty was opened as root).
+        // Best effort: an unmapped id fails just below, with its message.
+        let _ = nix::unistd::fchown(std::io::stdin().as_fd(), Some(u), Some(g));
+    }
     nix::unistd::setgroups(&[]).map_err(|e| Error::from_nix("setgroups", e))?;
     nix::unistd::setresgid(g, g, g).map_err(unmapped("group", a.group))?;
     nix::unistd::setresuid(u, u, u).map_err(unmapped("user", a.user))
