@@ -206,6 +206,38 @@ fn file_pull_r_recreates_symlinks_reads_nothing_through_them_and_skips_fifos() {
 }
 
 #[test]
+fn file_pull_r_of_a_running_root_skips_proc_sys_and_devices_and_ends() {
+    let (_home, lxr) = unconfined();
+    let _c = Cleanup(&lxr, vec!["f8"]);
+    let (uid, gid) = test_user("lxrtest1");
+    let host = user_dir(uid, gid);
+    lxr.ok(&["launch", "busybox", "f8", "-c", "network.mode=none"]);
+    let dest = host.path().join("all");
+    let o = run_within(
+        &lxr,
+        &["file", "pull", "-r", "f8/", &dest.display().to_string()],
+        120,
+    );
+    assert!(o.status.success(), "{o:?}");
+    let e = err(&o);
+    for skipped in [
+        "/proc: a proc filesystem",
+        "/sys: a sysfs filesystem",
+        "/dev/pts: a devpts",
+        "dev/null: a FIFO, socket or device",
+    ] {
+        assert!(e.contains(skipped), "{skipped}: {e}");
+    }
+    assert_eq!(std::fs::read_dir(dest.join("proc")).unwrap().count(), 0);
+    assert!(!dest.join("dev/null").exists());
+    assert!(dest.join("etc/inittab").is_file());
+    assert!(std::fs::symlink_metadata(dest.join("bin/ls"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
+#[test]
 fn file_pull_r_never_writes_through_a_symlink_in_the_destination() {
     let (_home, lxr) = unconfined();
     let _c = Cleanup(&lxr, vec!["f4"]);

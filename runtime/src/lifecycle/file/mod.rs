@@ -565,7 +565,17 @@ fn pull_tree(s: &Session, at: &At, to: &Path, mode: u32, warnings: &mut Vec<Stri
     let top = Dir::open(to)?;
     let mut stack: Vec<(At, Dir)> = vec![(at.clone(), top)];
     while let Some((at, host)) = stack.pop() {
-        for e in s.list(&at)? {
+        let entries = match s.list(&at) {
+            Ok(e) => e,
+            // Below the top: a directory gone meanwhile, unreadable, or a `/proc` is skipped,
+            // not the end of the pull.
+            Err(e) if !at.rel.is_empty() => {
+                warnings.push(format!("{e}: skipped"));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        for e in entries {
             at::check_name(&e.name)?;
             let sub = at.join(&e.name);
             let shown = format!(

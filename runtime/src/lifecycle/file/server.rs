@@ -30,7 +30,9 @@ pub fn serve(root: &Dir, chan: &End) -> Result<()> {
 fn show(at: &At) -> String {
     let mut s = at.top.clone();
     for n in &at.rel {
-        s.push('/');
+        if !s.ends_with('/') {
+            s.push('/');
+        }
         s.push_str(&String::from_utf8_lossy(n));
     }
     s
@@ -247,9 +249,38 @@ fn check_regular(st: &nix::sys::stat::FileStat, what: &str) -> Result<()> {
 /// Entries go in parts well below the channel's 64 KiB a message.
 const PART: usize = 16 << 10;
 
+/// Filesystems a walk does not descend into (`statfs` magic numbers): the kernel's views
+/// (`/proc`, `/sys`, cgroups, `/dev/pts`, `/dev/mqueue`, debug, trace, security, bpf) are not
+/// files to copy — endless, or not readable — and a FUSE mount (lxcfs, or one of the
+/// container's own) may never answer. Asked for by name they are listed as any directory.
+const NOT_WALKED: [(i64, &str); 10] = [
+    (0x9fa0, "proc"),
+    (0x6265_6572, "sysfs"),
+    (0x0027_e0eb, "cgroup"),
+    (0x6367_7270, "cgroup2"),
+    (0x1cd1, "devpts"),
+    (0x1980_0202, "mqueue"),
+    (0x6573_5546, "fuse"),
+    (0x6462_6720, "debugfs"),
+    (0x7472_6163, "tracefs"),
+    (0xcafe_4a11, "bpf"),
+];
+
 fn list(root: &Dir, chan: &End, at: &At) -> Result<()> {
     let what = show(at);
     let fd = open(root, at, OFlag::O_RDONLY | OFlag::O_DIRECTORY, 0)?;
+    if !at.rel.is_empty() {
+        let fs =
+            nix::sys::statfs::fstatfs(&fd).map_err(|e| at::err(&format!("statfs {what}"), e))?;
+        // The width of the magic's type differs between architectures.
+        #[allow(clippy::unnecessary_cast)]
+        let magic = fs.filesystem_type().0 as i64;
+        if let Some((_, name)) = NOT_WALKED.iter().find(|(m, _)| *m == magic) {
+            return Err(Error::Usage(format!(
+                "{what}: a {name} filesystem, not walked"
+            )));
+        }
+    }
     let dup = fd.try_clone().map_err(|e| Error::Os {
         what: format!("dup {what}"),
         source: e,
