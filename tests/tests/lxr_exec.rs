@@ -182,6 +182,12 @@ fn exec_user_outside_the_mapping_is_a_clear_error() {
         assert!(!o.status.success() && out(&o).is_empty(), "{o:?}");
         assert!(err(&o).contains("does not exist in the container"), "{o:?}");
     }
+    // A container that does not exist is named so (not "not running").
+    let o = lxr.run(&["exec", "nosuch", "true"]);
+    assert!(
+        !o.status.success() && err(&o).contains("no container nosuch"),
+        "{o:?}"
+    );
     let o = lxr.run(&["exec", "x5", "--user", "-1", "id"]);
     assert!(!o.status.success(), "{o:?}");
 }

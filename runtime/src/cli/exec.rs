@@ -20,6 +20,10 @@ pub struct Args {
     /// Never give the command a terminal: connect it through pipes.
     #[arg(short = 'T', long = "force-noninteractive", conflicts_with = "tty")]
     no_tty: bool,
+    /// Incus's spelling of -t/-T: auto (a terminal if stdin, stdout or stderr is one),
+    /// interactive, non-interactive.
+    #[arg(long, value_parser = ["auto", "interactive", "non-interactive"], conflicts_with_all = ["tty", "no_tty"])]
+    mode: Option<String>,
     /// Directory to run the command in (default: the user's home, /root for root); it must exist.
     #[arg(long)]
     cwd: Option<String>,
@@ -64,7 +68,10 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
             cwd: a.cwd,
             user: a.user,
             group: a.group,
-            mode: relay::mode(a.tty, a.no_tty),
+            mode: relay::mode(
+                a.tty || a.mode.as_deref() == Some("interactive"),
+                a.no_tty || a.mode.as_deref() == Some("non-interactive"),
+            ),
         },
     )
 }
@@ -89,6 +96,9 @@ mod tests {
         let t = T::try_parse_from(["lxr", "c1", "--cwd", "/tmp", "--", "ls", "-la"]).unwrap();
         assert_eq!(t.a.cmd, ["ls", "-la"]);
         assert_eq!(t.a.cwd.as_deref(), Some("/tmp"));
+        let t = T::try_parse_from(["lxr", "c1", "--mode", "non-interactive", "id"]).unwrap();
+        assert_eq!(t.a.mode.as_deref(), Some("non-interactive"));
+        assert!(T::try_parse_from(["lxr", "c1", "--mode", "sometimes", "id"]).is_err());
         let t = T::try_parse_from(["lxr", "c1", "--user", "1000", "-T", "id", "-u"]).unwrap();
         assert_eq!((t.a.user, t.a.no_tty, t.a.cmd.len()), (1000, true, 2));
         assert!(T::try_parse_from(["lxr", "c1"]).is_err());

@@ -58,6 +58,7 @@ impl Containers {
         // lxr does not hold in the first place.
         crate::fds::keep_only(&[]);
         let Some(s) = State::load(&self.paths.state(name))? else {
+            self.existing(name)?;
             return Err(Error::Usage(format!(
                 "{name} is not running (lxr start {name})"
             )));

@@ -283,6 +283,11 @@ impl Containers {
                     exist_ok: true,
                 })?;
                 push_tree(&s, src, &At::top(&dest), o, &mut warnings)?;
+            } else if !md.is_file() {
+                return Err(Error::Usage(format!(
+                    "{} is not a regular file",
+                    src.display()
+                )));
             } else {
                 let mut f = std::fs::File::open(src).ctx(|| format!("open {}", src.display()))?;
                 let mode = o.mode.unwrap_or(md.permissions().mode() & 0o777);
