@@ -189,13 +189,29 @@ fn edit(data: &[u8]) -> Result<Option<Vec<u8>>> {
     let editor = std::env::var("VISUAL")
         .or_else(|_| std::env::var("EDITOR"))
         .unwrap_or_else(|_| "vi".into());
-    let path = std::env::temp_dir().join(format!("lxr-edit-{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .ctx(|| format!("create {}", path.display()))?;
+    // A new private file (O_EXCL: never an existing file or a symlink another user planted
+    // in a shared /tmp), under a name nobody can guess ahead.
+    let mut attempt = 0;
+    let (path, mut f) = loop {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!(
+            "lxr-edit-{}-{nanos:08x}-{attempt}",
+            std::process::id()
+        ));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(f) => break (path, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 20 => attempt += 1,
+            Err(e) => return Err(e).ctx(|| format!("create {}", path.display())),
+        }
+    };
     let result = (|| {
         f.write_all(data)
             .ctx(|| format!("write {}", path.display()))?;
