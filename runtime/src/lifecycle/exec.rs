@@ -254,7 +254,8 @@ fn passwd_entry(uid: u32) -> Option<(String, String)> {
     let text = read_small("/etc/passwd", 1 << 20)?;
     text.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 7 && f[2].parse::<u32>().ok() == Some(uid))
+        // A NUL would make the environment unusable: such an entry counts as none.
+        (f.len() >= 7 && f[2].parse::<u32>().ok() == Some(uid) && !l.contains('\0'))
             .then(|| (f[0].to_string(), f[5].to_string()))
     })
 }
