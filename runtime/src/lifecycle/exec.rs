@@ -251,7 +251,11 @@ fn environment(a: &Exec, pw: &Option<(String, String)>) -> Vec<String> {
 /// container's (its root writes it): read only if it is a regular file, at most 1 MiB, and
 /// only ever parsed.
 fn passwd_entry(uid: u32) -> Option<(String, String)> {
-    let text = read_small("/etc/passwd", 1 << 20)?;
+    parse_passwd(&read_small("/etc/passwd", 1 << 20)?, uid)
+}
+
+/// The name and home of `uid` in passwd `text`.
+fn parse_passwd(text: &str, uid: u32) -> Option<(String, String)> {
     text.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
         // A NUL would make the environment unusable: such an entry counts as none.
@@ -335,4 +339,48 @@ fn wait(child: Pid) -> Result<i32> {
         WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
         _ => 1,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn exec(user: u32, env: &[&str]) -> Exec {
+        Exec {
+            cmd: vec!["true".into()],
+            env: env.iter().map(|e| e.to_string()).collect(),
+            cwd: None,
+            user,
+            group: 0,
+            mode: relay::Mode::Pipes,
+        }
+    }
+
+    #[test]
+    fn the_environment_is_incus_defaults_under_the_users_env() {
+        let pw = "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\nbad:x:7:7::/a\0b:/bin/sh\n";
+        assert_eq!(parse_passwd(pw, 1000), Some(("u".into(), "/home/u".into())));
+        assert_eq!(parse_passwd(pw, 7), None);
+        assert_eq!(parse_passwd(pw, 5), None);
+        let env = environment(
+            &exec(1000, &["LANG=de_DE.UTF-8", "X=1"]),
+            &parse_passwd(pw, 1000),
+        );
+        for want in [
+            "HOME=/home/u",
+            "USER=u",
+            "LANG=de_DE.UTF-8",
+            "X=1",
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ] {
+            assert!(env.iter().any(|e| e == want), "{want}: {env:?}");
+        }
+        assert_eq!(env.iter().filter(|e| e.starts_with("LANG=")).count(), 1);
+        // Root without an entry: /root; another uid without one: no HOME at all.
+        let env = environment(&exec(0, &[]), &None);
+        assert!(env.iter().any(|e| e == "HOME=/root") && env.iter().any(|e| e == "USER=root"));
+        let env = environment(&exec(5, &[]), &None);
+        assert!(!env.iter().any(|e| e.starts_with("HOME=")));
+    }
 }
