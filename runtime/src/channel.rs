@@ -44,6 +44,9 @@ pub enum Msg {
     Stdio,
     /// `lxr exec`'s helper → `lxr`: the command ended with this code (128 + signal if killed).
     Exited(i32),
+    /// `lxr file` ↔ its helper in the container: a request or an answer (JSON of
+    /// `lifecycle::file::wire`), a descriptor attached to some.
+    File(String),
 }
 
 /// One end of a channel.
@@ -159,6 +162,7 @@ fn name(m: &Msg) -> &'static str {
         Msg::Started(_) => "Started",
         Msg::Stdio => "Stdio",
         Msg::Exited(_) => "Exited",
+        Msg::File(_) => "File",
     }
 }
 

@@ -6,6 +6,7 @@ mod console;
 mod delete;
 mod docs;
 mod exec;
+mod file;
 mod freeze;
 mod image;
 mod info;
@@ -13,6 +14,7 @@ mod launch;
 mod list;
 mod many;
 mod restart;
+mod shell;
 mod start;
 mod stop;
 mod table;
@@ -70,6 +72,8 @@ enum Cmd {
     List(list::Args),
     /// Run a command inside a running container.
     Exec(exec::Args),
+    /// A login shell in a running container (`su -l`, as `incus shell`).
+    Shell(shell::Args),
     /// Delete containers.
     #[command(visible_alias = "rm")]
     Delete(delete::Args),
@@ -87,6 +91,8 @@ enum Cmd {
     Console(console::Args),
     /// Import, list and delete images.
     Image(image::Args),
+    /// Copy files into and out of a container, edit and delete them (push, pull, edit, delete).
+    File(file::Args),
     /// Print a shell completion script (bash, zsh, fish).
     Completion(docs::CompletionArgs),
     /// Write a man page per command into a directory (as `incus manpage`).
@@ -154,6 +160,7 @@ pub fn main() -> ExitCode {
             Cmd::Stop(a) => stop::run(&c, a),
             Cmd::List(a) => list::run(&c, a),
             Cmd::Exec(a) => exec::run(&c, a),
+            Cmd::Shell(a) => shell::run(&c, a),
             Cmd::Delete(a) => delete::run(&c, a),
             Cmd::Restart(a) => restart::run(&c, a),
             Cmd::Info(a) => info::run(&c, a),
@@ -162,6 +169,7 @@ pub fn main() -> ExitCode {
             Cmd::Config(a) => config::run(&c, a),
             Cmd::Console(a) => console::run(&c, a),
             Cmd::Image(a) => image::run(c.paths(), a),
+            Cmd::File(a) => file::run(&c, a),
             Cmd::Completion(_) | Cmd::Manpage(_) => Ok(0),
         }
     };

@@ -143,13 +143,35 @@ impl Log {
     }
 }
 
+/// What a client sends first: attach if the console is free…
+pub const HELLO_ATTACH: u8 = b'a';
+/// …or take it over from the client attached (`lxr console --force`).
+pub const HELLO_FORCE: u8 = b'f';
+/// The answer: attached.
+pub const ATTACHED: u8 = b'+';
+/// The answer: another client is attached (and no `--force`).
+pub const BUSY: u8 = b'-';
+/// What a client taken over by `--force` reads last, before its connection is closed.
+pub const TAKEN_OVER: &str = "\r\nlxr: another `lxr console --force` took over this console.\r\n";
+
+/// The one attached client, and which connection it is (a reader thread that ends detaches
+/// only its own).
+struct Attached {
+    id: u64,
+    conn: std::os::unix::net::UnixStream,
+}
+
+type Slot = std::sync::Arc<std::sync::Mutex<Option<Attached>>>;
+
 /// Serve the console from the monitor: everything the container writes goes to `log` and to
-/// the attached client, if any; a client of the unix socket `sock` (one at a time; a new one
-/// replaces the old) types into it. Runs in threads until the returned [`Console`] is dropped.
+/// the attached client, if any. A client of the unix socket `sock` says hello first
+/// ([`HELLO_ATTACH`] or [`HELLO_FORCE`]): one client at a time — a second is refused
+/// ([`BUSY`]) unless it forces, and then the first is told ([`TAKEN_OVER`]) and closed. When
+/// the console ends (the container stopped) the client's connection is closed, so it detaches.
+/// Runs in threads until the returned [`Console`] is dropped.
 pub fn serve(master: OwnedFd, peer: OwnedFd, mut log: Log, sock: PathBuf) -> Console {
-    use std::os::unix::net::{UnixListener, UnixStream};
-    use std::sync::{Arc, Mutex};
-    let client: Arc<Mutex<Option<UnixStream>>> = Arc::new(Mutex::new(None));
+    use std::os::unix::net::UnixListener;
+    let client: Slot = Default::default();
     let master = std::fs::File::from(master);
     let console = Console { _peer: peer };
     let Ok(input) = master.try_clone() else {
@@ -159,20 +181,10 @@ pub fn serve(master: OwnedFd, peer: OwnedFd, mut log: Log, sock: PathBuf) -> Con
     if let Ok(listener) = UnixListener::bind(&sock) {
         let client = client.clone();
         std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let Ok(reader) = conn.try_clone() else {
-                    continue;
-                };
-                if let Ok(mut c) = client.lock() {
-                    *c = Some(conn);
+            for (id, conn) in (1u64..).zip(listener.incoming().flatten()) {
+                if let Ok(to_pty) = input.try_clone() {
+                    accept(&client, id, conn, to_pty);
                 }
-                let Ok(mut to_pty) = input.try_clone() else {
-                    continue;
-                };
-                std::thread::spawn(move || {
-                    let mut r = reader;
-                    let _ = std::io::copy(&mut r, &mut to_pty);
-                });
             }
         });
     }
@@ -185,15 +197,64 @@ pub fn serve(master: OwnedFd, peer: OwnedFd, mut log: Log, sock: PathBuf) -> Con
             }
             log.write(&buf[..n]);
             if let Ok(mut c) = client.lock() {
-                if let Some(s) = c.as_mut() {
-                    if s.write_all(&buf[..n]).is_err() {
+                if let Some(a) = c.as_mut() {
+                    if a.conn.write_all(&buf[..n]).is_err() {
                         *c = None;
                     }
                 }
             }
         }
+        // The container's console is gone: the client detaches.
+        if let Ok(mut c) = client.lock() {
+            if let Some(a) = c.take() {
+                let _ = a.conn.shutdown(std::net::Shutdown::Both);
+            }
+        }
     });
     console
+}
+
+/// A new client: its hello, then attached (taking over if it forces) or refused.
+fn accept(client: &Slot, id: u64, mut conn: std::os::unix::net::UnixStream, to_pty: std::fs::File) {
+    use std::time::Duration;
+    // A client that says nothing must not hold the listener up.
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut hello = [0u8; 1];
+    if conn.read_exact(&mut hello).is_err() {
+        return;
+    }
+    let _ = conn.set_read_timeout(None);
+    let Ok(mut slot) = client.lock() else { return };
+    if let Some(old) = slot.as_mut() {
+        if hello[0] != HELLO_FORCE {
+            let _ = conn.write_all(&[BUSY]);
+            return;
+        }
+        // A client that does not read must not block the takeover.
+        let _ = old.conn.set_write_timeout(Some(Duration::from_secs(1)));
+        let _ = old.conn.write_all(TAKEN_OVER.as_bytes());
+        let _ = old.conn.shutdown(std::net::Shutdown::Both);
+    } else if hello[0] != HELLO_ATTACH && hello[0] != HELLO_FORCE {
+        return;
+    }
+    let (Ok(reader), true) = (conn.try_clone(), conn.write_all(&[ATTACHED]).is_ok()) else {
+        *slot = None;
+        return;
+    };
+    *slot = Some(Attached { id, conn });
+    drop(slot);
+    let client = client.clone();
+    std::thread::spawn(move || {
+        let (mut r, mut to_pty) = (reader, to_pty);
+        let _ = std::io::copy(&mut r, &mut to_pty);
+        // This client left (or was closed): the console is free again, unless another
+        // client has it already.
+        if let Ok(mut c) = client.lock() {
+            if c.as_ref().is_some_and(|a| a.id == id) {
+                *c = None;
+            }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -25,10 +25,17 @@ use crate::relay;
 pub struct Exec {
     /// The program and its arguments.
     pub cmd: Vec<String>,
-    /// Extra environment, KEY=VALUE.
+    /// Extra environment, KEY=VALUE (over the defaults: `PATH`, `HOME`, `USER`, `LANG`,
+    /// `TERM`).
     pub env: Vec<String>,
-    /// Working directory inside the container (`/` if it does not exist).
-    pub cwd: String,
+    /// Working directory inside the container; `None`: the user's home (`/root` for root),
+    /// `/` if that does not exist. A given directory that does not exist (or cannot be
+    /// entered by the user) is an error, as in Incus.
+    pub cwd: Option<String>,
+    /// The container's uid to run as (0: root).
+    pub user: u32,
+    /// The container's gid to run as (0).
+    pub group: u32,
     /// How its stdio is connected.
     pub mode: relay::Mode,
 }
@@ -51,6 +58,7 @@ impl Containers {
         // lxr does not hold in the first place.
         crate::fds::keep_only(&[]);
         let Some(s) = State::load(&self.paths.state(name))? else {
+            self.existing(name)?;
             return Err(Error::Usage(format!(
                 "{name} is not running (lxr start {name})"
             )));
@@ -102,7 +110,7 @@ impl Containers {
         loop {
             match chan.recv()? {
                 None => return Err(Error::Setup("lxr exec's helper died".into())),
-                Some((Msg::Failed(why), _)) => return Err(Error::from_child(&why)),
+                Some((Msg::Failed(why), _)) => return Err(helper_error(&why)),
                 Some((Msg::Stdio, fds)) => ends = Some(relay::Ends::from_fds(what.mode, fds)?),
                 Some((Msg::Init(pid), _)) => {
                     let ends = ends
@@ -152,16 +160,12 @@ fn helper(init: &cgroups::process::Pidfd, name: &str, a: &Exec, chan: &End) -> R
         | CloneFlags::CLONE_NEWCGROUP;
     setns(init, flags).ctx(|| format!("join the namespaces of {name}"))?;
     crate::userns::become_root()?;
-    let mut env = vec![
-        "container=lxc".to_string(),
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-        "HOME=/root".into(),
-        format!(
-            "TERM={}",
-            std::env::var("TERM").unwrap_or_else(|_| "xterm".into())
-        ),
-    ];
-    env.extend(a.env.iter().cloned());
+    let env = environment(a, &passwd_entry(a.user));
+    let home = env
+        .iter()
+        .find_map(|e| e.strip_prefix("HOME="))
+        .unwrap_or("/")
+        .to_string();
     let (argv, envp) = (cstrings(&a.cmd)?, cstrings(&env)?);
     // A pty comes from the container's own devpts (the helper is in its mount namespace now).
     let (ends, command_ends) = relay::make(a.mode, std::path::Path::new("/"))?;
@@ -174,11 +178,12 @@ fn helper(init: &cgroups::process::Pidfd, name: &str, a: &Exec, chan: &End) -> R
                 chan.fail(&e);
                 crate::launch::exit_forked(126)
             }
-            if nix::unistd::chdir(a.cwd.as_str()).is_err() {
-                let _ = nix::unistd::chdir("/");
-            }
-            if let Err(e) =
-                crate::launch::seccomp::install().and_then(|()| crate::launch::before_exec())
+            // The filter first: installing one needs root's capabilities, which `--user`
+            // gives up.
+            if let Err(e) = crate::launch::seccomp::install()
+                .and_then(|()| become_user(a))
+                .and_then(|()| enter_cwd(a, &home))
+                .and_then(|()| crate::launch::before_exec())
             {
                 chan.fail(&e);
                 // Nothing runs unfiltered.
@@ -204,6 +209,129 @@ fn helper(init: &cgroups::process::Pidfd, name: &str, a: &Exec, chan: &End) -> R
     }
 }
 
+/// What a helper that enters a running container reported: the container is set up already,
+/// so not "container setup failed" but the helper's own words.
+pub(super) fn helper_error(why: &str) -> Error {
+    match Error::from_child(why) {
+        Error::Setup(m) => Error::Usage(m),
+        e => e,
+    }
+}
+
+/// The defaults Incus gives a command, then the user's `--env` over them: `PATH`, `LANG`
+/// (`C.UTF-8`), `TERM` (lxr's, `xterm` without one), `HOME` and `USER` (from the container's
+/// `/etc/passwd` entry of the uid; `/root` and `root` for root without one).
+fn environment(a: &Exec, pw: &Option<(String, String)>) -> Vec<String> {
+    let mut env = vec![
+        "container=lxc".to_string(),
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        "LANG=C.UTF-8".into(),
+        format!(
+            "TERM={}",
+            std::env::var("TERM").unwrap_or_else(|_| "xterm".into())
+        ),
+    ];
+    match (pw, a.user) {
+        (Some((name, home)), _) => {
+            env.push(format!("HOME={home}"));
+            env.push(format!("USER={name}"));
+        }
+        (None, 0) => env.extend(["HOME=/root".to_string(), "USER=root".into()]),
+        (None, _) => {}
+    }
+    for e in &a.env {
+        let key = e.split('=').next().unwrap_or(e);
+        env.retain(|old| old.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    env
+}
+
+/// The container's `/etc/passwd` entry of `uid`: its name and home. The file is the
+/// container's (its root writes it): read only if it is a regular file, at most 1 MiB, and
+/// only ever parsed.
+fn passwd_entry(uid: u32) -> Option<(String, String)> {
+    parse_passwd(&read_small("/etc/passwd", 1 << 20)?, uid)
+}
+
+/// The name and home of `uid` in passwd `text`.
+fn parse_passwd(text: &str, uid: u32) -> Option<(String, String)> {
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        // A NUL would make the environment unusable: such an entry counts as none.
+        (f.len() >= 7 && f[2].parse::<u32>().ok() == Some(uid) && !l.contains('\0'))
+            .then(|| (f[0].to_string(), f[5].to_string()))
+    })
+}
+
+/// A regular file of the container, up to `limit` bytes (a FIFO does not block: `O_NONBLOCK`).
+fn read_small(path: &str, limit: u64) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut out = String::new();
+    f.take(limit).read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// Become `--user`/`--group` (no supplementary groups), in the command's process. An id the
+/// container's user namespace does not map is refused by the kernel (`EINVAL`).
+fn become_user(a: &Exec) -> Result<()> {
+    if a.user == 0 && a.group == 0 {
+        return Ok(());
+    }
+    let unmapped = |what: &'static str, id: u32| {
+        move |e: nix::Error| {
+            if e == nix::errno::Errno::EINVAL {
+                Error::Usage(format!(
+                    "{what} {id} does not exist in the container (it maps ids 0-65535)"
+                ))
+            } else {
+                Error::from_nix(&format!("become {what} {id}"), e)
+            }
+        }
+    };
+    let (u, g) = (
+        nix::unistd::Uid::from_raw(a.user),
+        nix::unistd::Gid::from_raw(a.group),
+    );
+    if a.mode == relay::Mode::Pty {
+        // The command's terminal is its own, as after a login (the pty was opened as root).
+        // Best effort: an unmapped id fails just below, with its message.
+        let _ = nix::unistd::fchown(std::io::stdin().as_fd(), Some(u), Some(g));
+    }
+    nix::unistd::setgroups(&[]).map_err(|e| Error::from_nix("setgroups", e))?;
+    nix::unistd::setresgid(g, g, g).map_err(unmapped("group", a.group))?;
+    nix::unistd::setresuid(u, u, u).map_err(unmapped("user", a.user))
+}
+
+/// `--cwd` (which must exist), else the home directory, else `/`. Resolved in the
+/// container's mount namespace, as the command's user: a symlink there leads where it leads
+/// in the container, never out of it.
+fn enter_cwd(a: &Exec, home: &str) -> Result<()> {
+    match &a.cwd {
+        Some(dir) => nix::unistd::chdir(dir.as_str()).map_err(|e| {
+            Error::Usage(format!(
+                "--cwd {dir}: cannot enter that directory in the container: {}",
+                e.desc()
+            ))
+        }),
+        None => {
+            if nix::unistd::chdir(home).is_err() {
+                let _ = nix::unistd::chdir("/");
+            }
+            Ok(())
+        }
+    }
+}
+
 /// The command's exit code (128 + signal if killed).
 fn wait(child: Pid) -> Result<i32> {
     Ok(match waitpid(child, None).ctx(|| "wait".into())? {
@@ -211,4 +339,48 @@ fn wait(child: Pid) -> Result<i32> {
         WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
         _ => 1,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn exec(user: u32, env: &[&str]) -> Exec {
+        Exec {
+            cmd: vec!["true".into()],
+            env: env.iter().map(|e| e.to_string()).collect(),
+            cwd: None,
+            user,
+            group: 0,
+            mode: relay::Mode::Pipes,
+        }
+    }
+
+    #[test]
+    fn the_environment_is_incus_defaults_under_the_users_env() {
+        let pw = "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\nbad:x:7:7::/a\0b:/bin/sh\n";
+        assert_eq!(parse_passwd(pw, 1000), Some(("u".into(), "/home/u".into())));
+        assert_eq!(parse_passwd(pw, 7), None);
+        assert_eq!(parse_passwd(pw, 5), None);
+        let env = environment(
+            &exec(1000, &["LANG=de_DE.UTF-8", "X=1"]),
+            &parse_passwd(pw, 1000),
+        );
+        for want in [
+            "HOME=/home/u",
+            "USER=u",
+            "LANG=de_DE.UTF-8",
+            "X=1",
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ] {
+            assert!(env.iter().any(|e| e == want), "{want}: {env:?}");
+        }
+        assert_eq!(env.iter().filter(|e| e.starts_with("LANG=")).count(), 1);
+        // Root without an entry: /root; another uid without one: no HOME at all.
+        let env = environment(&exec(0, &[]), &None);
+        assert!(env.iter().any(|e| e == "HOME=/root") && env.iter().any(|e| e == "USER=root"));
+        let env = environment(&exec(5, &[]), &None);
+        assert!(!env.iter().any(|e| e.starts_with("HOME=")));
+    }
 }

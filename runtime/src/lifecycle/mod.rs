@@ -16,7 +16,9 @@ mod create;
 mod delete;
 mod devices;
 mod exec;
+mod file;
 mod freeze;
+mod rootfs;
 mod settings;
 mod start;
 mod status;
@@ -24,6 +26,7 @@ mod stop;
 
 pub use devices::Applied;
 pub use exec::Exec;
+pub use file::{Pull, Push};
 pub use status::{Status, Usage};
 pub use stop::Halt;
 
