@@ -3,6 +3,7 @@
 
 mod config;
 mod console;
+mod copy;
 mod delete;
 mod exec;
 mod freeze;
@@ -10,7 +11,9 @@ mod image;
 mod info;
 mod launch;
 mod list;
+mod rename;
 mod restart;
+mod snapshot;
 mod start;
 mod stop;
 
@@ -59,6 +62,12 @@ enum Cmd {
     Console(console::Args),
     /// Import, list and delete images.
     Image(image::Args),
+    /// Take, list, delete, restore and rename a container's snapshots.
+    Snapshot(snapshot::Args),
+    /// Copy a container or one of its snapshots to a new (stopped) container.
+    Copy(copy::Args),
+    /// Rename a stopped container (or a snapshot: NAME/SNAP NAME/NEW).
+    Rename(rename::Args),
 }
 
 /// `header` and `rows` as CSV for `--format csv` (RFC 4180, by the `csv` crate: a field with
@@ -122,6 +131,9 @@ pub fn main() -> ExitCode {
             Cmd::Config(a) => config::run(&c, a),
             Cmd::Console(a) => console::run(&c, a),
             Cmd::Image(a) => image::run(c.paths(), a),
+            Cmd::Snapshot(a) => snapshot::run(&c, a),
+            Cmd::Copy(a) => copy::run(&c, a),
+            Cmd::Rename(a) => rename::run(&c, a),
         }
     };
     match run() {

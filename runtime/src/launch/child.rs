@@ -49,7 +49,7 @@ pub fn intermediate(spec: &Spec, chan: &End, notify: Option<&Path>, resolv: Opti
     // Still with the user's credentials: the rootfs (and the monitor's notify socket) are
     // reached through the user's private directories, which the container's root cannot
     // search. From here on the container's processes work relative to the rootfs mount.
-    let entered = mounts::enter_rootfs(&spec.rootfs).and_then(|()| {
+    let entered = mounts::enter_rootfs(&spec.rootfs, spec.overlay.as_ref()).and_then(|()| {
         notify
             .map(|p| {
                 nix::fcntl::open(

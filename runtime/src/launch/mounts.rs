@@ -58,9 +58,10 @@ pub fn lxcfs_mounted(mount_point: &Path) -> bool {
 
 /// In the new mount namespace, still with the user's credentials (the rootfs lies in the
 /// user's private directory, which the container's root cannot search): make every mount
-/// private, bind the rootfs on itself and make it the working directory. Everything after
-/// works relative to it.
-pub fn enter_rootfs(rootfs: &Path) -> Result<()> {
+/// private, bind the rootfs on itself — or mount the container's overlay there
+/// ([`crate::storage::overlay`]) — and make it the working directory. Everything after works
+/// relative to it.
+pub fn enter_rootfs(rootfs: &Path, overlay: Option<&crate::storage::overlay::Layers>) -> Result<()> {
     let md = std::fs::symlink_metadata(rootfs).ctx(|| format!("stat {}", rootfs.display()))?;
     if !md.is_dir() {
         return Err(crate::error::Error::Setup(format!(
@@ -76,7 +77,10 @@ pub fn enter_rootfs(rootfs: &Path) -> Result<()> {
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None,
     )?;
-    bind(rootfs, rootfs, MsFlags::MS_REC)?;
+    match overlay {
+        Some(layers) => crate::storage::overlay::mount_on(layers, rootfs)?,
+        None => bind(rootfs, rootfs, MsFlags::MS_REC)?,
+    }
     nix::unistd::chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))
 }
 

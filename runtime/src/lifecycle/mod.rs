@@ -12,18 +12,23 @@
 //! step first needs it.
 
 mod console;
+mod copy;
 mod create;
 mod delete;
 mod devices;
 mod exec;
 mod freeze;
+mod rename;
+mod rootfs;
 mod settings;
+mod snapshot;
 mod start;
 mod status;
 mod stop;
 
 pub use devices::Applied;
 pub use exec::Exec;
+pub use snapshot::{check_snap_name, Snapshot};
 pub use status::{Status, Usage};
 pub use stop::Halt;
 

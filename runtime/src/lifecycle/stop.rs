@@ -53,7 +53,7 @@ impl Containers {
             State::reap_stale(&dir, &self.cgm)?;
             return Err(Error::Usage(format!("{name} is not running")));
         };
-        let sig = halt_signal(&self.paths.container(name).join("rootfs"));
+        let sig = halt_signal(&self.init_view(name));
         // Tell the monitor this exit is a stop, so a SIGHUP-style end is not taken for a reboot.
         let _ = std::fs::write(dir.join("stopping"), b"");
         let init = cgroups::process::Pidfd::open(s.init_pid).map_err(|e| Error::Os {
