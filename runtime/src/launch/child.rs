@@ -49,8 +49,10 @@ pub fn intermediate(spec: &Spec, chan: &End, notify: Option<&Path>, resolv: Opti
     // Still with the user's credentials: the rootfs (and the monitor's notify socket) are
     // reached through the user's private directories, which the container's root cannot
     // search. From here on the container's processes work relative to the rootfs mount.
-    let entered = mounts::enter_rootfs(&spec.rootfs, spec.overlay.as_ref()).and_then(|()| {
-        notify
+    // An overlay is mounted once this process is the container's root (see
+    // `storage::overlay`): its layers are opened here, then mounted after `become_root`.
+    let entered = mounts::enter_rootfs(&spec.rootfs, spec.overlay.as_ref()).and_then(|ov| {
+        let n = notify
             .map(|p| {
                 nix::fcntl::open(
                     p,
@@ -59,9 +61,17 @@ pub fn intermediate(spec: &Spec, chan: &End, notify: Option<&Path>, resolv: Opti
                 )
                 .ctx(|| format!("open {}", p.display()))
             })
-            .transpose()
+            .transpose()?;
+        Ok((ov, n))
     });
-    let notify = match entered.and_then(|n| become_root().map(|()| n)) {
+    let entered = entered.and_then(|(ov, n)| {
+        become_root()?;
+        if let Some(ov) = ov {
+            ov.mount()?;
+        }
+        Ok(n)
+    });
+    let notify = match entered {
         Ok(n) => n,
         Err(e) => return fail(e),
     };

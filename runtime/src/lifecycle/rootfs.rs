@@ -201,12 +201,6 @@ impl Containers {
         let layer = layer_name(record);
         let src = Dir::open(&from.join(layer))?;
         let parent = Dir::open(to)?;
-        // An overlay's upper layer holds whiteouts overlay made with the user's uid: the copy
-        // needs that uid mapped to keep them (see SECURITY.md).
-        let ids = match record.backend {
-            Backend::Overlay => Ids::WithUser,
-            _ => Ids::Container,
-        };
         let mode = {
             use std::os::unix::fs::PermissionsExt;
             std::fs::symlink_metadata(from.join(layer))
@@ -219,7 +213,9 @@ impl Containers {
             parent.chmod(layer, mode)
         })?;
         let dest = parent.open_dir(layer)?;
-        copy::tree(maps, ids, &src, &dest, Blocks::Auto)
+        // Every file of a layer is the container's (overlay too works as its root): the copy
+        // runs in a namespace that maps nothing of the user's.
+        copy::tree(maps, Ids::Container, &src, &dest, Blocks::Auto)
     }
 
     /// The storage of `name` and the disk use of its own layer, for `info`.

@@ -23,7 +23,9 @@ use crate::error::{Context, Error, Result};
 use crate::idmap::IdMaps;
 use crate::lock::Lock;
 use crate::storage::{self, overlay, Backend, Record};
-use crate::userns::remove_as_root;
+use crate::beneath::Dir;
+use crate::idmap::Ids;
+use crate::userns::{remove_as_root, run_as_root};
 
 /// Longest snapshot name.
 pub const MAX_SNAP_NAME: usize = 63;
@@ -249,11 +251,13 @@ impl Containers {
                 },
             )?;
         }
-        self.restore_from(name, &sd)?;
+        let restored = self.restore_from(name, &sd);
         if running {
-            self.start_locked(name, &lock)?;
+            // Started again also when the restore failed (it changed nothing then).
+            let started = self.start_locked(name, &lock);
+            return restored.and(started.map(drop));
         }
-        Ok(())
+        restored
     }
 
     /// Replace the layer and config of stopped `name` by those of snapshot directory `sd`:
@@ -278,14 +282,19 @@ impl Containers {
         let result = (|| {
             self.copy_layer(&maps, &snap_rec, sd, &staging)?;
             copy_file(&sd.join("config.yaml"), &staging.join("config.yaml"))?;
-            // Swap: the old layer into staging, the new one into place (two renames in the
-            // user's directory), then the config.
-            let old = staging.join("old");
-            std::fs::rename(dir.join(layer), &old).ctx(|| format!("move {layer} aside"))?;
-            if let Err(e) = std::fs::rename(staging.join(layer), dir.join(layer)) {
-                let _ = std::fs::rename(&old, dir.join(layer));
-                return Err(e).ctx(|| format!("move the snapshot's {layer} in"));
-            }
+            // Swap: the old layer into staging, the new one into place, then the config.
+            // Moving a directory to another parent rewrites its `..`, which takes the
+            // container's root (the layers are its): done as root of a namespace mapping
+            // both, by names in directories opened here (a rename follows no symlink).
+            let (d, st) = (Dir::open(&dir)?, Dir::open(&staging)?);
+            run_as_root(&maps, Ids::WithUser, || {
+                d.rename(layer, &st, "old")?;
+                if let Err(e) = st.rename(layer, &d, layer) {
+                    let _ = st.rename("old", &d, layer);
+                    return Err(e);
+                }
+                Ok(())
+            })?;
             std::fs::rename(staging.join("config.yaml"), dir.join("config.yaml"))
                 .ctx(|| "restore config.yaml".into())?;
             if cur.backend == Backend::Overlay {

@@ -6,15 +6,19 @@
 //! off, so renaming a directory that came from the image fails with `EXDEV` and `mv` falls
 //! back to a copy, as in any unprivileged overlay.
 //!
-//! Credentials: the mount is made by a process of the user namespace that has every
-//! capability there but still the user's own uid (before it becomes the container's root), so
-//! it can name the layers by path below the user's private data directory; overlay then acts
-//! on the layers with those credentials. Every file of the layers belongs to the container's
-//! ids, over which those capabilities hold; the only files of the user's own uid overlay makes
-//! are whiteouts (0/0 devices) and its work files. The layers are opened first and named to
-//! the kernel as `/proc/self/fd/N`, so a data directory path with `,` or `:` cannot inject
-//! mount options.
+//! Credentials: overlay acts on its layers with the credentials of whoever mounted it. The
+//! layers and the mount point are opened while the process still has the user's uid (they lie
+//! below the user's private data directory, which the container's root cannot search), then
+//! the process becomes the container's root and mounts (the new mount API: `fsopen`,
+//! `fsconfig` naming the layers as `/proc/self/fd/N` — so a data directory path with `,` or
+//! `:` cannot inject options —, `fsmount`, `move_mount` onto the mount point). So overlay
+//! works on the layers as the container's root: every file it makes (copy-ups, whiteouts,
+//! its work directory) is the container's, and it can reach nothing the container's root could
+//! not — no file of the user's. (Mounted with the user's own uid, overlay's `work/work`,
+//! mode 000 and the user's, is out of reach of capabilities that hold only over the
+//! container's ids: the mount fails with `EACCES`.)
 
+use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -57,39 +61,136 @@ fn open_path(p: &Path) -> Result<OwnedFd> {
     .ctx(|| format!("open {}", p.display()))
 }
 
-/// Mount the overlay of `layers` on `target`. Call in a mount namespace of the container's
-/// user namespace with the user's uid and every capability there (see the module doc).
-pub fn mount_on(layers: &Layers, target: &Path) -> Result<()> {
-    let fd_path = |fd: &OwnedFd| format!("/proc/self/fd/{}", fd.as_raw_fd());
-    let lowers = layers
-        .lowers
-        .iter()
-        .map(|p| open_path(p))
-        .collect::<Result<Vec<_>>>()?;
-    let lowerdir = lowers.iter().map(fd_path).collect::<Vec<_>>().join(":");
-    let mut opts = format!("lowerdir={lowerdir}");
-    let mut held = Vec::new();
-    let mut flags = MsFlags::empty();
-    match &layers.upper {
-        Some((upper, work)) => {
-            let (u, w) = (open_path(upper)?, open_path(work)?);
-            opts.push_str(&format!(",upperdir={},workdir={}", fd_path(&u), fd_path(&w)));
-            held.push(u);
-            held.push(w);
-        }
-        None => flags |= MsFlags::MS_RDONLY,
+/// An overlay about to be mounted: its layers and its mount point opened (by the user, who
+/// can reach them), to be mounted once the process is the container's root
+/// ([`Prepared::mount`]).
+#[derive(Debug)]
+pub struct Prepared {
+    lowers: Vec<OwnedFd>,
+    upper: Option<(OwnedFd, OwnedFd)>,
+    target: OwnedFd,
+}
+
+/// Open the layers of `layers` and the mount point `target`, still with the user's uid (see
+/// the module doc).
+pub fn prepare(layers: &Layers, target: &Path) -> Result<Prepared> {
+    Ok(Prepared {
+        lowers: layers
+            .lowers
+            .iter()
+            .map(|p| open_path(p))
+            .collect::<Result<Vec<_>>>()?,
+        upper: match &layers.upper {
+            Some((u, w)) => Some((open_path(u)?, open_path(w)?)),
+            None => None,
+        },
+        target: open_path(target)?,
+    })
+}
+
+fn os(what: &str) -> Error {
+    Error::Os {
+        what: what.into(),
+        source: std::io::Error::last_os_error(),
     }
-    opts.push_str(",userxattr");
-    mount(
-        Some("overlay"),
-        target,
-        Some("overlay"),
-        flags,
-        Some(opts.as_str()),
-    )
-    .ctx(|| format!("mount the overlay on {}", target.display()))?;
-    drop(held);
-    Ok(())
+}
+
+fn fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+fn cstring(s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::Usage(format!("{s:?} has a NUL byte")))
+}
+
+// The new mount API (Linux 5.2), which libc and nix do not wrap.
+const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+const MOUNT_ATTR_RDONLY: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+
+impl Prepared {
+    /// Mount the overlay on the mount point and make its root this process's working
+    /// directory. Call as root of the container's user namespace, in a mount namespace of its
+    /// own: overlay then acts on its layers with the container's root's credentials.
+    pub fn mount(self) -> Result<()> {
+        // SAFETY: fsopen takes a NUL-terminated name and flags; returns a new fd or -1.
+        let fs = unsafe { libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), FSOPEN_CLOEXEC) };
+        if fs < 0 {
+            return Err(os("fsopen(overlay)"));
+        }
+        // SAFETY: a descriptor fsopen just returned, owned from here on.
+        let fs = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fs as i32) };
+        let set = |key: &str, value: Option<&str>| -> Result<()> {
+            let k = cstring(key)?;
+            let v = value.map(cstring).transpose()?;
+            let (cmd, vp) = match &v {
+                Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
+                None => (FSCONFIG_SET_FLAG, std::ptr::null()),
+            };
+            // SAFETY: fsconfig on our fs context fd with NUL-terminated key and value (or a
+            // null value for a flag), aux 0.
+            let rc = unsafe {
+                libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), cmd, k.as_ptr(), vp, 0)
+            };
+            if rc < 0 {
+                return Err(os(&format!("overlay option {key}")));
+            }
+            Ok(())
+        };
+        let lowerdir = self.lowers.iter().map(fd_path).collect::<Vec<_>>().join(":");
+        set("lowerdir", Some(&lowerdir))?;
+        if let Some((u, w)) = &self.upper {
+            set("upperdir", Some(&fd_path(u)))?;
+            set("workdir", Some(&fd_path(w)))?;
+        }
+        set("userxattr", None)?;
+        // SAFETY: as above, a command without key or value.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                FSCONFIG_CMD_CREATE,
+                std::ptr::null::<libc::c_char>(),
+                std::ptr::null::<libc::c_void>(),
+                0,
+            )
+        };
+        if rc < 0 {
+            return Err(os("create the overlay"));
+        }
+        let attrs = if self.upper.is_none() {
+            MOUNT_ATTR_RDONLY
+        } else {
+            0
+        };
+        // SAFETY: fsmount of a created context; returns a new fd or -1.
+        let m = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) };
+        if m < 0 {
+            return Err(os("fsmount(overlay)"));
+        }
+        // SAFETY: a descriptor fsmount just returned, owned from here on.
+        let m = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(m as i32) };
+        // SAFETY: move_mount from our mount fd onto our mount point fd, empty paths.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_move_mount,
+                m.as_raw_fd(),
+                c"".as_ptr(),
+                self.target.as_raw_fd(),
+                c"".as_ptr(),
+                MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+            )
+        };
+        if rc < 0 {
+            return Err(os("attach the overlay"));
+        }
+        nix::unistd::fchdir(&m).ctx(|| "chdir into the overlay".into())
+    }
 }
 
 /// Run `f` as root of a new user namespace mapping only the container's ids, with the overlay
@@ -100,20 +201,26 @@ where
     F: FnOnce(&Dir) -> Result<()>,
 {
     run_mapped(maps, Ids::Container, || {
-        unshare(CloneFlags::CLONE_NEWNS).ctx(|| "unshare(CLONE_NEWNS)".into())?;
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )
-        .ctx(|| "make / private".into())?;
-        mount_on(layers, target)?;
-        let root = Dir::open(target)?;
+        private_mounts()?;
+        let prepared = prepare(layers, target)?;
         become_root()?;
+        prepared.mount()?;
+        let root = Dir::open(Path::new("."))?;
         f(&root)
     })
+}
+
+/// A mount namespace of this process's own, nothing propagating back.
+fn private_mounts() -> Result<()> {
+    unshare(CloneFlags::CLONE_NEWNS).ctx(|| "unshare(CLONE_NEWNS)".into())?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .ctx(|| "make / private".into())
 }
 
 /// Make the layers of a new container in `dir` (the user's): `upper/` with the mode of the
@@ -148,7 +255,7 @@ pub fn reset_work(maps: &IdMaps, dir: &Path) -> Result<()> {
 
 /// Can this user mount an overlay with `userxattr` in a user namespace in `data`, and does
 /// it behave (a file of the lower layer deleted through it leaves a whiteout)? Works in a
-/// scratch directory that it removes.
+/// scratch directory laid out as a container's, which it removes.
 pub fn probe(data: &Path, maps: &IdMaps) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = data.join(format!(".storage-probe-{}", std::process::id()));
@@ -157,28 +264,21 @@ pub fn probe(data: &Path, maps: &IdMaps) -> Result<()> {
         .create(&dir)
         .ctx(|| format!("create {}", dir.display()))?;
     let result = (|| {
-        for d in ["lower", "upper", "work", "merged"] {
-            std::fs::create_dir(dir.join(d)).ctx(|| format!("create {d}"))?;
-        }
-        std::fs::write(dir.join("lower/file"), b"x").ctx(|| "write the probe file".into())?;
+        let top = Dir::open(&dir)?;
+        run_as_root(maps, Ids::WithUser, || {
+            for d in ["lower", "upper", "work", "merged"] {
+                top.mkdir(d, 0o755)?;
+                top.chown(d, 0, 0)?;
+            }
+            let lower = top.open_dir("lower")?;
+            lower.write("file", b"x", 0o644)?;
+            lower.chown("file", 0, 0)
+        })?;
         let layers = Layers {
             lowers: vec![dir.join("lower")],
             upper: Some((dir.join("upper"), dir.join("work"))),
         };
-        let merged = dir.join("merged");
-        run_mapped(maps, Ids::Container, || {
-            unshare(CloneFlags::CLONE_NEWNS).ctx(|| "unshare(CLONE_NEWNS)".into())?;
-            mount(
-                None::<&str>,
-                "/",
-                None::<&str>,
-                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-                None::<&str>,
-            )
-            .ctx(|| "make / private".into())?;
-            mount_on(&layers, &merged)?;
-            std::fs::remove_file(merged.join("file")).ctx(|| "remove through the overlay".into())
-        })?;
+        enter(maps, &layers, &dir.join("merged"), |root| root.unlink("file"))?;
         use std::os::unix::fs::FileTypeExt;
         let wh = std::fs::symlink_metadata(dir.join("upper/file"))
             .ctx(|| "the probe's whiteout".into())?;
@@ -187,9 +287,7 @@ pub fn probe(data: &Path, maps: &IdMaps) -> Result<()> {
         }
         Ok(())
     })();
-    // The work directory holds a 000 directory of overlay's: removed as root of a namespace.
     let _ = crate::userns::remove_as_root(maps, &dir);
-    let _ = std::fs::remove_dir_all(&dir);
     result
 }
 

@@ -29,7 +29,8 @@ pub fn disk_use(maps: &IdMaps, dir: &Dir) -> Result<u64> {
 
 /// The blocks below `root` (what cannot be read is not counted).
 fn walk(root: &Path) -> u64 {
-    let Ok(top) = std::fs::symlink_metadata(root) else {
+    // `root` is a `/proc/self/fd/N` link: followed (its own lstat is proc's).
+    let Ok(top) = std::fs::metadata(root) else {
         return 0;
     };
     let dev = top.dev();
