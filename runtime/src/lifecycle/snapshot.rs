@@ -44,6 +44,9 @@ pub struct Snapshot {
 #[derive(Debug, Serialize, Deserialize)]
 struct Meta {
     taken_at: u64,
+    /// Nanoseconds within the second: snapshots taken in one second keep their order.
+    #[serde(default)]
+    nanos: u32,
 }
 
 /// Check a snapshot name: 1-63 letters, digits, `-`, `_`, `.`, not starting with `.` or `-`
@@ -67,11 +70,11 @@ pub fn check_snap_name(name: &str) -> Result<()> {
     }
 }
 
-fn now() -> u64 {
+fn now() -> (u64, u32) {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+        .map(|d| (d.as_secs(), d.subsec_nanos()))
+        .unwrap_or((0, 0))
 }
 
 impl Containers {
@@ -172,7 +175,8 @@ impl Containers {
             self.copy_layer(&maps, &record, &dir, &partial)?;
             copy_file(&dir.join("config.yaml"), &partial.join("config.yaml"))?;
             record.save(&partial)?;
-            let meta = serde_json::to_string(&Meta { taken_at: now() })
+            let (taken_at, nanos) = now();
+            let meta = serde_json::to_string(&Meta { taken_at, nanos })
                 .map_err(|e| Error::Host(format!("encode snapshot.json: {e}")))?;
             storage::write_atomic(&partial.join("snapshot.json"), meta.as_bytes())?;
             std::fs::rename(&partial, snaps.join(snap))
@@ -193,22 +197,27 @@ impl Containers {
             let Ok(d) = self.snapshot_dir(name, &n) else {
                 continue;
             };
-            let taken_at = std::fs::read_to_string(d.join("snapshot.json"))
+            let (taken_at, nanos) = std::fs::read_to_string(d.join("snapshot.json"))
                 .ok()
                 .and_then(|t| serde_json::from_str::<Meta>(&t).ok())
-                .map_or(0, |m| m.taken_at);
+                .map_or((0, 0), |m| (m.taken_at, m.nanos));
             let size = Record::load(&d)
                 .and_then(|r| crate::beneath::Dir::open(&d.join(layer_name(&r))))
                 .and_then(|l| storage::usage::disk_use(&maps, &l))
                 .ok();
-            out.push(Snapshot {
-                name: n,
-                taken_at,
-                size,
-            });
+            out.push((
+                nanos,
+                Snapshot {
+                    name: n,
+                    taken_at,
+                    size,
+                },
+            ));
         }
-        out.sort_by(|a, b| a.taken_at.cmp(&b.taken_at).then(a.name.cmp(&b.name)));
-        Ok(out)
+        out.sort_by(|(an, a), (bn, b)| {
+            (a.taken_at, an, &a.name).cmp(&(b.taken_at, bn, &b.name))
+        });
+        Ok(out.into_iter().map(|(_, s)| s).collect())
     }
 
     /// Delete snapshot `snap` of `name`.
