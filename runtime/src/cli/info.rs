@@ -20,7 +20,10 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
     if let Ok((storage, used)) = c.storage(&a.name) {
         println!("Storage: {}", storage.describe());
         if let Some(u) = used {
-            println!("Disk usage: {} ({u} bytes)", crate::storage::usage::human(u));
+            println!(
+                "Disk usage: {} ({u} bytes)",
+                crate::storage::usage::human(u)
+            );
         }
     }
     match &st.running {

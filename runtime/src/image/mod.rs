@@ -13,12 +13,12 @@ pub mod store;
 pub mod template;
 pub mod unpack;
 
-use std::path::Path;
 use crate::beneath::{Dir, Kind};
 use crate::error::{Error, Result};
 use crate::idmap::{IdMaps, Ids};
 use crate::storage::copy::{tree_here, Blocks};
 use crate::userns::run_as_root;
+use std::path::Path;
 
 pub use store::{Source, Store};
 

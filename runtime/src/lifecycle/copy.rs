@@ -16,7 +16,13 @@ use crate::storage::{Backend, Record};
 
 impl Containers {
     /// Copy `src` (or its snapshot `snap`) to the new container `dst`.
-    pub fn copy(&self, src: &str, snap: Option<&str>, dst: &str, instance_only: bool) -> Result<()> {
+    pub fn copy(
+        &self,
+        src: &str,
+        snap: Option<&str>,
+        dst: &str,
+        instance_only: bool,
+    ) -> Result<()> {
         check_name(src)?;
         check_name(dst)?;
         if src == dst {
@@ -45,7 +51,11 @@ impl Containers {
         let maps = IdMaps::for_current_user()?;
         std::fs::create_dir(&to).ctx(|| format!("create {}", to.display()))?;
         let made = self.copy_into(&maps, src, snap, &from, dst, instance_only);
-        let thawed = if thaw { self.freeze(src, false) } else { Ok(()) };
+        let thawed = if thaw {
+            self.freeze(src, false)
+        } else {
+            Ok(())
+        };
         if made.is_err() {
             let _ = self.remove_tree(dst, &maps);
         }

@@ -18,13 +18,13 @@ use serde::{Deserialize, Serialize};
 
 use super::rootfs::layer_name;
 use super::{Containers, Halt};
+use crate::beneath::Dir;
 use crate::container::State;
 use crate::error::{Context, Error, Result};
 use crate::idmap::IdMaps;
+use crate::idmap::Ids;
 use crate::lock::Lock;
 use crate::storage::{self, overlay, Backend, Record};
-use crate::beneath::Dir;
-use crate::idmap::Ids;
 use crate::userns::{remove_as_root, run_as_root};
 
 /// Longest snapshot name.
@@ -132,7 +132,11 @@ impl Containers {
             )));
         }
         let running = State::load(&self.paths.state(name))?.is_some();
-        let thaw = if running { self.freeze_for(name)? } else { false };
+        let thaw = if running {
+            self.freeze_for(name)?
+        } else {
+            false
+        };
         let made = self.snapshot_take(name, &snap);
         // Thawed whatever the copy did; the copy's error first.
         let thawed = if thaw {
@@ -214,9 +218,7 @@ impl Containers {
                 },
             ));
         }
-        out.sort_by(|(an, a), (bn, b)| {
-            (a.taken_at, an, &a.name).cmp(&(b.taken_at, bn, &b.name))
-        });
+        out.sort_by(|(an, a), (bn, b)| (a.taken_at, an, &a.name).cmp(&(b.taken_at, bn, &b.name)));
         Ok(out.into_iter().map(|(_, s)| s).collect())
     }
 
@@ -331,7 +333,17 @@ mod tests {
         for ok in ["snap0", "before-upgrade", "v1.2_x"] {
             assert!(check_snap_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "..", ".", "../x", "a/b", ".partial-x", "-a", "a b", &"x".repeat(64)] {
+        for bad in [
+            "",
+            "..",
+            ".",
+            "../x",
+            "a/b",
+            ".partial-x",
+            "-a",
+            "a b",
+            &"x".repeat(64),
+        ] {
             assert!(check_snap_name(bad).is_err(), "{bad}");
         }
     }

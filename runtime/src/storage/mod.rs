@@ -224,6 +224,8 @@ mod tests {
     fn a_lower_layer_is_only_an_image_of_the_store() {
         let p = Paths::under(Path::new("/x"));
         assert!(lower_of(&p, "../../etc").is_err());
-        assert!(lower_of(&p, "busybox").unwrap().ends_with(".builtin-busybox/rootfs"));
+        assert!(lower_of(&p, "busybox")
+            .unwrap()
+            .ends_with(".builtin-busybox/rootfs"));
     }
 }

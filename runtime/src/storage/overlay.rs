@@ -142,7 +142,12 @@ impl Prepared {
             }
             Ok(())
         };
-        let lowerdir = self.lowers.iter().map(fd_path).collect::<Vec<_>>().join(":");
+        let lowerdir = self
+            .lowers
+            .iter()
+            .map(fd_path)
+            .collect::<Vec<_>>()
+            .join(":");
         set("lowerdir", Some(&lowerdir))?;
         if let Some((u, w)) = &self.upper {
             set("upperdir", Some(&fd_path(u)))?;
@@ -278,7 +283,9 @@ pub fn probe(data: &Path, maps: &IdMaps) -> Result<()> {
             lowers: vec![dir.join("lower")],
             upper: Some((dir.join("upper"), dir.join("work"))),
         };
-        enter(maps, &layers, &dir.join("merged"), |root| root.unlink("file"))?;
+        enter(maps, &layers, &dir.join("merged"), |root| {
+            root.unlink("file")
+        })?;
         use std::os::unix::fs::FileTypeExt;
         let wh = std::fs::symlink_metadata(dir.join("upper/file"))
             .ctx(|| "the probe's whiteout".into())?;

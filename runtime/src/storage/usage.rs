@@ -19,7 +19,8 @@ pub fn disk_use(maps: &IdMaps, dir: &Dir) -> Result<u64> {
     let (mut rx, mut tx) = std::io::pipe().ctx(|| "pipe".into())?;
     run_as_root(maps, Ids::Container, || {
         let total = walk(&dir.proc_path());
-        tx.write_all(&total.to_le_bytes()).ctx(|| "send the size".into())
+        tx.write_all(&total.to_le_bytes())
+            .ctx(|| "send the size".into())
     })?;
     drop(tx);
     let mut b = [0u8; 8];
