@@ -441,3 +441,94 @@ fn xattrs(path: &Path) -> Vec<String> {
         .map(|s| String::from_utf8_lossy(s).to_string())
         .collect()
 }
+
+/// An xfs filesystem in a loop image, mounted for the test user (unmounted when dropped).
+struct Xfs {
+    dir: tempfile::TempDir,
+}
+
+impl Xfs {
+    /// None where the host has no `mkfs.xfs` or no loop devices (the test then says so).
+    fn new() -> Option<Xfs> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let img = dir.path().join("xfs.img");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let run = |c: &mut std::process::Command| c.output().is_ok_and(|o| o.status.success());
+        let ok = run(std::process::Command::new("truncate")
+            .args(["-s", "400M"])
+            .arg(&img))
+            && run(std::process::Command::new("mkfs.xfs").arg("-q").arg(&img))
+            && run(std::process::Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&img)
+                .arg(&mnt));
+        if !ok {
+            return None;
+        }
+        let (uid, gid) = e2e::cgm::test_user("lxrtest1");
+        std::os::unix::fs::chown(&mnt, Some(uid), Some(gid)).unwrap();
+        Some(Xfs { dir })
+    }
+
+    fn mnt(&self) -> PathBuf {
+        self.dir.path().join("mnt")
+    }
+}
+
+impl Drop for Xfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.mnt())
+            .status();
+    }
+}
+
+/// The reflink backend on a filesystem with reflinks (xfs in a loop image): containers,
+/// snapshots and copies share the image's blocks; on this host's ext4 it is refused cleanly.
+#[test]
+fn reflink_storage_on_xfs_and_refused_on_ext4() {
+    // ext4 (the test's data directory): `cp --reflink=always` fails, nothing is left.
+    let (_home, ext4) = unconfined();
+    let o = ext4
+        .command_env(&["LXR_STORAGE=reflink"], &["launch", "busybox", "e1"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "reflinks on ext4?");
+    assert!(!data(&ext4).join("containers/e1").exists());
+
+    let Some(xfs) = Xfs::new() else {
+        eprintln!("no mkfs.xfs or loop device here: the reflink half of this test is skipped");
+        return;
+    };
+    let lxr = Lxr {
+        home: PathBuf::from("/home/lxrtest1"),
+        data: xfs.mnt(),
+        cgm: "/nonexistent/sock".into(),
+        lxcfs: None,
+    };
+    let _cleanup = Cleanup(&lxr, vec!["r1", "r2"]);
+    let run = |args: &[&str]| {
+        let o = lxr
+            .command_env(&["LXR_STORAGE=reflink"], args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    run(&["launch", "busybox", "r1"]);
+    assert!(lxr.ok(&["info", "r1"]).contains("Storage: reflink"));
+    sh(&lxr, "r1", "echo ref > /root/f");
+    lxr.ok(&["stop", "r1"]);
+    lxr.ok(&["snapshot", "create", "r1"]);
+    lxr.ok(&["copy", "r1", "r2"]);
+    lxr.ok(&["start", "r2"]);
+    assert_eq!(sh(&lxr, "r2", "cat /root/f"), "ref");
+    assert!(lxr.ok(&["info", "r2"]).contains("Storage: reflink"));
+    lxr.ok(&["delete", "--force", "r2"]);
+    lxr.ok(&["delete", "r1"]);
+}

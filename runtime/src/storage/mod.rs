@@ -155,7 +155,18 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 /// recorded choice, else what the probes find (then recorded).
 pub fn backend_for_new(paths: &Paths, maps: &IdMaps) -> Result<Backend> {
     if let Some(v) = std::env::var_os("LXR_STORAGE").filter(|v| !v.is_empty()) {
-        return Backend::parse(&v.to_string_lossy());
+        let b = Backend::parse(&v.to_string_lossy())?;
+        // Built-in images are built, not copied: without this, a forced reflink on a
+        // filesystem without reflinks would quietly make full trees.
+        if b == Backend::Reflink {
+            reflink::probe(&paths.data).map_err(|e| {
+                Error::Usage(format!(
+                    "LXR_STORAGE=reflink: {} has no reflinks ({e})",
+                    paths.data.display()
+                ))
+            })?;
+        }
+        return Ok(b);
     }
     let file = paths.data.join("storage.json");
     if let Ok(text) = std::fs::read_to_string(&file) {
