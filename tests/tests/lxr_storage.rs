@@ -66,9 +66,33 @@ fn snapshot_round_trip_of_a_stopped_and_a_running_container() {
         .contains("Storage: overlay (image busybox)"));
     sh(&lxr, "s1", "echo one > /root/f");
 
-    // Running: frozen for the copy, thawed after, still running.
+    // Running: frozen for the copy (the freezer's state is watched meanwhile), thawed after,
+    // still running.
     let pid = lxr.pid("s1").unwrap();
+    let state = w.scratch.dir("freezer", "lxrtest1/lxr/s1/freezer.state");
+    assert_eq!(std::fs::read_to_string(&state).unwrap().trim(), "THAWED");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (done, state) = (done.clone(), state.clone());
+        std::thread::spawn(move || {
+            let mut seen = std::collections::BTreeSet::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(s) = std::fs::read_to_string(&state) {
+                    seen.insert(s.trim().to_string());
+                }
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            seen
+        })
+    };
     lxr.ok(&["snapshot", "create", "s1"]);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = watcher.join().unwrap();
+    assert!(
+        seen.contains("FROZEN"),
+        "never frozen during the snapshot: {seen:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&state).unwrap().trim(), "THAWED");
     let info = lxr.ok(&["info", "s1"]);
     assert!(info.contains("Frozen: no"), "{info}");
     assert_eq!(lxr.pid("s1"), Some(pid));
