@@ -52,8 +52,6 @@ pub struct Spec {
     /// The overlay's layers, when the container's storage is an overlay
     /// ([`crate::storage::overlay`]).
     pub overlay: Option<crate::storage::overlay::Layers>,
-    /// Where `/sbin/init` is read on the host (the rootfs, or an overlay's layer).
-    pub init_view: PathBuf,
     /// Id maps.
     pub maps: IdMaps,
     /// The container's runtime state directory.

@@ -3,7 +3,7 @@
 //! ([`Containers::with_rootfs`]), its own layer (an overlay's `upper/`, a copy's `rootfs/`)
 //! copied for snapshots and copies, and measured for `info`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::Containers;
 use crate::beneath::Dir;
@@ -109,14 +109,11 @@ impl Containers {
         built
     }
 
-    /// The directory the monitor and `stop` read `/sbin/init` from (an overlay's is not
-    /// mounted on the host).
-    pub(crate) fn init_view(&self, name: &str) -> PathBuf {
+    /// The init of `name` (what `stop` signals), read from its rootfs or its overlay's layers.
+    pub(crate) fn init_kind(&self, name: &str) -> crate::launch::boot::InitKind {
         let dir = self.paths.container(name);
-        match self.overlay_layers(&dir) {
-            Ok(Some(l)) => overlay::init_view(&l),
-            _ => dir.join("rootfs"),
-        }
+        let layers = self.overlay_layers(&dir).ok().flatten();
+        crate::launch::boot::init_kind_of(&dir.join("rootfs"), layers.as_ref())
     }
 
     /// The overlay layers of the container in `dir`, if it is an overlay.

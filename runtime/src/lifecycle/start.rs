@@ -41,7 +41,6 @@ impl Containers {
             name: name.to_string(),
             rootfs: dir.join("rootfs"),
             overlay: self.overlay_layers(&dir)?,
-            init_view: self.init_view(name),
             maps: IdMaps::for_current_user()?,
             state_dir,
             lxcfs: launch::mounts::lxcfs_mounted(&lxcfs).then_some(lxcfs),

@@ -27,7 +27,7 @@ use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::stat::Mode;
 
-use crate::beneath::Dir;
+use crate::beneath::{Dir, Kind};
 use crate::error::{Context, Error, Result};
 use crate::idmap::{IdMaps, Ids};
 use crate::userns::{become_root, run_as_root, run_mapped};
@@ -298,14 +298,173 @@ pub fn probe(data: &Path, maps: &IdMaps) -> Result<()> {
     result
 }
 
-/// Which directory holds the container's `/sbin/init` as the overlay will show it, for the
-/// monitor, which reads it on the host before the overlay exists: the upper layer if it has
-/// its own `/sbin` (changed or replaced), else the image.
-pub fn init_view(layers: &Layers) -> PathBuf {
+/// Where the merged view's `/sbin/init` points (its link text), read on the host from the
+/// layers — the monitor and `stop` need it before the overlay exists, or from outside it: a
+/// systemd init halts on SIGRTMIN+3, others on SIGUSR1. Resolved as overlay does: each name
+/// in the topmost layer that has it, a whiteout hiding the layers below, a directory merged
+/// with the same directory below unless opaque, symlinks on the way followed (inside the
+/// view, at most 8). Every step is beneath a layer's directory without following a symlink
+/// on the host ([`Dir`]). None if it is not a link or cannot be read.
+pub fn sbin_init_link(layers: &Layers) -> Option<PathBuf> {
+    let mut roots: Vec<PathBuf> = Vec::new();
     if let Some((upper, _)) = &layers.upper {
-        if std::fs::symlink_metadata(upper.join("sbin")).is_ok() {
-            return upper.clone();
+        roots.push(upper.clone());
+    }
+    roots.extend(layers.lowers.iter().cloned());
+    resolve_link(&roots, vec!["sbin".into(), "init".into()], 0)
+}
+
+/// Whether overlay takes directory `d` as opaque (`user.overlay.opaque` = `y`).
+fn opaque(d: &Dir) -> bool {
+    let Ok(path) = CString::new(d.proc_path().as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    let mut v = [0u8; 4];
+    // SAFETY: a NUL-terminated path, an attribute name literal and a buffer of the length given.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            c"user.overlay.opaque".as_ptr(),
+            v.as_mut_ptr().cast(),
+            v.len(),
+        )
+    };
+    n >= 1 && v[0] == b'y'
+}
+
+fn resolve_link(roots: &[PathBuf], comps: Vec<String>, depth: u32) -> Option<PathBuf> {
+    use std::path::Component;
+    let mut dirs: Vec<Dir> = roots.iter().filter_map(|r| Dir::open(r).ok()).collect();
+    let mut here: Vec<String> = Vec::new();
+    for (i, name) in comps.iter().enumerate() {
+        let last = i + 1 == comps.len();
+        let (j, kind) = dirs
+            .iter()
+            .enumerate()
+            .find_map(|(j, d)| d.kind(name).ok().flatten().map(|k| (j, k)))?;
+        match kind {
+            Kind::Symlink => {
+                let target = dirs[j].read_link(name).ok()?;
+                if last {
+                    return Some(target);
+                }
+                if depth >= 8 {
+                    return None;
+                }
+                let mut next = if target.is_absolute() {
+                    Vec::new()
+                } else {
+                    here.clone()
+                };
+                for c in target.components() {
+                    match c {
+                        Component::Normal(x) => next.push(x.to_string_lossy().to_string()),
+                        Component::ParentDir => {
+                            next.pop();
+                        }
+                        _ => {}
+                    }
+                }
+                next.extend(comps[i + 1..].iter().cloned());
+                return resolve_link(roots, next, depth + 1);
+            }
+            Kind::Dir if !last => {
+                let top = dirs[j].open_dir(name).ok()?;
+                let mut merged = Vec::new();
+                let mut stop = opaque(&top);
+                merged.push(top);
+                for d in &dirs[j + 1..] {
+                    if stop {
+                        break;
+                    }
+                    match d.kind(name) {
+                        Ok(Some(Kind::Dir)) => {
+                            let nd = d.open_dir(name).ok()?;
+                            stop = opaque(&nd);
+                            merged.push(nd);
+                        }
+                        Ok(None) => {}
+                        // A whiteout or a file hides what is below.
+                        _ => break,
+                    }
+                }
+                dirs = merged;
+                here.push(name.clone());
+            }
+            // A whiteout (a 0/0 device), a file, or a directory at the end.
+            _ => return None,
         }
     }
-    layers.lowers.first().cloned().unwrap_or_default()
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn layers(d: &Path) -> Layers {
+        for l in ["upper", "lower", "work"] {
+            std::fs::create_dir_all(d.join(l)).unwrap();
+        }
+        Layers::of_container(d, d.join("lower"))
+    }
+
+    /// A non-merged systemd image whose container wrote a file into `/sbin`: the upper layer
+    /// has a `sbin/` without `init`, which is still the image's. Taken as "not systemd", the
+    /// stop sent SIGUSR1 and waited out its timeout.
+    #[test]
+    fn sbin_init_is_read_through_the_layers() {
+        let d = tempfile::tempdir().unwrap();
+        let l = layers(d.path());
+        std::fs::create_dir_all(d.path().join("lower/sbin")).unwrap();
+        symlink("/lib/systemd/systemd", d.path().join("lower/sbin/init")).unwrap();
+        assert_eq!(
+            sbin_init_link(&l).unwrap(),
+            Path::new("/lib/systemd/systemd")
+        );
+        std::fs::create_dir_all(d.path().join("upper/sbin")).unwrap();
+        std::fs::write(d.path().join("upper/sbin/other"), "").unwrap();
+        assert_eq!(
+            sbin_init_link(&l).unwrap(),
+            Path::new("/lib/systemd/systemd")
+        );
+        // The container's own init wins.
+        symlink("/bin/busybox", d.path().join("upper/sbin/init")).unwrap();
+        assert_eq!(sbin_init_link(&l).unwrap(), Path::new("/bin/busybox"));
+    }
+
+    /// Merged /usr: `/sbin -> usr/sbin` in the image, `usr/sbin/init` in either layer; a
+    /// replaced `/sbin` link in the upper layer is followed inside the view, never on the host.
+    #[test]
+    fn links_on_the_way_resolve_inside_the_view() {
+        let d = tempfile::tempdir().unwrap();
+        let l = layers(d.path());
+        std::fs::create_dir_all(d.path().join("lower/usr/sbin")).unwrap();
+        symlink("usr/sbin", d.path().join("lower/sbin")).unwrap();
+        symlink(
+            "../lib/systemd/systemd",
+            d.path().join("lower/usr/sbin/init"),
+        )
+        .unwrap();
+        assert_eq!(
+            sbin_init_link(&l).unwrap(),
+            Path::new("../lib/systemd/systemd")
+        );
+        std::fs::create_dir_all(d.path().join("upper/usr/sbin")).unwrap();
+        assert_eq!(
+            sbin_init_link(&l).unwrap(),
+            Path::new("../lib/systemd/systemd")
+        );
+        std::fs::create_dir_all(d.path().join("host/sbin")).unwrap();
+        symlink("/bin/sh", d.path().join("host/sbin/init")).unwrap();
+        symlink(d.path().join("host/sbin"), d.path().join("upper/sbin")).unwrap();
+        assert_eq!(sbin_init_link(&l), None, "resolved from the view's root");
+        std::fs::remove_file(d.path().join("upper/sbin")).unwrap();
+        symlink("/usr/sbin", d.path().join("upper/sbin")).unwrap();
+        assert_eq!(
+            sbin_init_link(&l).unwrap(),
+            Path::new("../lib/systemd/systemd")
+        );
+    }
 }
