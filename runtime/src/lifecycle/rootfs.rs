@@ -58,12 +58,24 @@ impl Containers {
             Source::Stored(fp) => fp.clone(),
         };
         let lower = storage::lower_of(&self.paths, &img)?;
-        overlay::create(maps, dir, &lower)?;
-        let record = Record {
-            backend,
-            image: Some(img),
-        };
-        record.save(dir)?;
+        {
+            // Under the store's lock until the record names the image: an `image delete`
+            // meanwhile either ran before (the image is gone: refused here) or sees this
+            // container among the image's users.
+            let _store = store.lock()?;
+            if !lower.is_dir() {
+                return Err(Error::NotFound(format!(
+                    "image {} was deleted meanwhile",
+                    img.get(..12).unwrap_or(&img)
+                )));
+            }
+            overlay::create(maps, dir, &lower)?;
+            Record {
+                backend,
+                image: Some(img),
+            }
+            .save(dir)?;
+        }
         // The image's create templates (hostname, hosts) land in the upper layer, written
         // through the mounted overlay as the container's root.
         if let Source::Stored(fp) = source {
