@@ -227,6 +227,18 @@ fn copy_and_rename_keep_content_and_snapshots_and_delete_removes_all() {
     lxr.ok(&["start", "c5"]);
     assert_eq!(sh(&lxr, "c5", "cat /root/f"), "mine");
 
+    assert!(lxr
+        .ok(&["info", "c5"])
+        .contains("Snapshots: renamed, snap0"));
+    // --reuse replaces a snapshot (Incus's flag).
+    lxr.ok(&["stop", "c5"]);
+    lxr.ok(&["snapshot", "create", "c5", "snap0", "--reuse"]);
+    lxr.ok(&["start", "c5"]);
+    sh(&lxr, "c5", "echo later > /root/f");
+    lxr.ok(&["snapshot", "restore", "c5", "snap0"]);
+    assert_eq!(sh(&lxr, "c5", "cat /root/f"), "mine");
+    assert_eq!(snapshots(&lxr, "c5"), ["renamed", "snap0"]);
+
     // Delete takes the snapshots with it.
     lxr.ok(&["delete", "--force", "c5"]);
     assert!(!data(&lxr).join("containers/c5").exists());

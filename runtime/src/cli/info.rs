@@ -26,6 +26,10 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
             );
         }
     }
+    let snaps = c.snapshot_names(&a.name);
+    if !snaps.is_empty() {
+        println!("Snapshots: {}", snaps.join(", "));
+    }
     match &st.running {
         None => {
             println!("Status: STOPPED");

@@ -23,6 +23,9 @@ enum Cmd {
         name: String,
         /// Snapshot name.
         snap: Option<String>,
+        /// Replace an existing snapshot of that name.
+        #[arg(long)]
+        reuse: bool,
     },
     /// List a container's snapshots: name, when taken, size.
     #[command(alias = "ls")]
@@ -89,8 +92,8 @@ fn utc(t: u64) -> String {
 /// Run.
 pub fn run(c: &Containers, a: Args) -> Result<i32> {
     match a.cmd {
-        Cmd::Create { name, snap } => {
-            c.snapshot_create(&name, snap.as_deref())?;
+        Cmd::Create { name, snap, reuse } => {
+            c.snapshot_create(&name, snap.as_deref(), reuse)?;
         }
         Cmd::List { name, format } => {
             let rows: Vec<Row> = c

@@ -90,8 +90,9 @@ impl Containers {
         Ok(d)
     }
 
-    /// The snapshot names of `name`, sorted.
-    fn snapshot_names(&self, name: &str) -> Vec<String> {
+    /// The snapshot names of `name`, sorted by name (cheap: no sizes; for `list`'s snapshot
+    /// count and `info`).
+    pub fn snapshot_names(&self, name: &str) -> Vec<String> {
         let dir = self.paths.container(name).join("snapshots");
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .map(|rd| {
@@ -106,8 +107,9 @@ impl Containers {
     }
 
     /// Take a snapshot of `name` called `snap` (default: `snapN`, one more than the highest
-    /// such name, as Incus); returns its name.
-    pub fn snapshot_create(&self, name: &str, snap: Option<&str>) -> Result<String> {
+    /// such name, as Incus); returns its name. An existing snapshot of that name is an error,
+    /// or with `reuse` (Incus's `--reuse`) replaced once the new one is complete.
+    pub fn snapshot_create(&self, name: &str, snap: Option<&str>, reuse: bool) -> Result<String> {
         crate::container::check_name(name)?;
         let _lock = Lock::container(&self.paths, name)?;
         self.existing(name)?;
@@ -126,9 +128,10 @@ impl Containers {
                 format!("snap{next}")
             }
         };
-        if existing.contains(&snap) {
+        if existing.contains(&snap) && !reuse {
             return Err(Error::Usage(format!(
-                "{name} already has a snapshot {snap} (lxr snapshot delete {name} {snap} first)"
+                "{name} already has a snapshot {snap} (lxr snapshot delete {name} {snap} first, \
+                 or --reuse)"
             )));
         }
         let running = State::load(&self.paths.state(name))?.is_some();
@@ -183,8 +186,16 @@ impl Containers {
             let meta = serde_json::to_string(&Meta { taken_at, nanos })
                 .map_err(|e| Error::Host(format!("encode snapshot.json: {e}")))?;
             storage::write_atomic(&partial.join("snapshot.json"), meta.as_bytes())?;
-            std::fs::rename(&partial, snaps.join(snap))
-                .ctx(|| format!("rename {}", partial.display()))
+            // A snapshot replaced (--reuse) goes aside first, and only once the new one is
+            // complete: one of the two is always there.
+            let done = snaps.join(snap);
+            let old = snaps.join(format!(".old-{snap}"));
+            if std::fs::symlink_metadata(&done).is_ok() {
+                remove_as_root(&maps, &old)?;
+                std::fs::rename(&done, &old).ctx(|| format!("move {} aside", done.display()))?;
+            }
+            std::fs::rename(&partial, &done).ctx(|| format!("rename {}", partial.display()))?;
+            remove_as_root(&maps, &old)
         })();
         if result.is_err() {
             let _ = remove_as_root(&maps, &partial);
