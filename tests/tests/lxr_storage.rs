@@ -259,9 +259,15 @@ fn overlay_semantics_seen_from_inside() {
         &lxr,
         "o1",
         "rm /etc/fstab && echo x >> /etc/passwd && chown 1000:1000 /etc/group && \
-         ln /etc/group /root/g && mv /etc/init.d /etc/initd2",
+         ln /etc/group /root/g && mv /etc/init.d /etc/initd2 && \
+         rm -rf /usr/sbin && mkdir /usr/sbin && touch /usr/sbin/mine",
     );
     lxr.ok(&["restart", "o1"]);
+    // A directory removed and made again is opaque: the image's entries stay hidden.
+    assert_eq!(sh(&lxr, "o1", "ls /usr/sbin"), "mine");
+    let upper = data(&lxr).join("containers/o1/upper");
+    assert!(xattrs(&upper.join("usr/sbin")).contains(&"user.overlay.opaque".to_string()));
+    assert!(std::fs::read_dir(image.join("usr/sbin")).unwrap().count() > 1);
     assert_eq!(
         sh(
             &lxr,
