@@ -56,8 +56,9 @@ where
 
 /// [`run_as_root`] without the last step: `f` runs with every capability in the mapped
 /// namespace but still with the user's own uid and gid ([`child_mapped`]), so it can still
-/// reach the user's private directories by path (to mount an overlay of them, see
-/// [`crate::storage::overlay`]), and may call [`become_root`] itself afterwards.
+/// reach the user's private directories by path (to open an overlay's layers before it
+/// mounts them as the container's root, see [`crate::storage::overlay`]), and may call
+/// [`become_root`] itself afterwards.
 pub fn run_mapped<F>(maps: &IdMaps, ids: Ids, f: F) -> Result<()>
 where
     F: FnOnce() -> Result<()>,

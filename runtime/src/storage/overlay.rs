@@ -2,8 +2,8 @@
 //! an overlayfs of the image's rootfs (lower, never written) and `containers/<name>/upper`
 //! (with `work/` beside it). Mounted in the container's user namespace with `userxattr`
 //! (Linux ≥ 5.11): overlay keeps its own bookkeeping (opaque directories) in `user.overlay.*`
-//! xattrs, whiteouts are 0/0 character devices, and `redirect_dir`, `metacopy` and `index` are
-//! off, so renaming a directory that came from the image fails with `EXDEV` and `mv` falls
+//! xattrs, whiteouts are 0/0 character devices, `redirect_dir=nofollow` and no `metacopy` or
+//! `index`, so renaming a directory that came from the image fails with `EXDEV` and `mv` falls
 //! back to a copy, as in any unprivileged overlay.
 //!
 //! Credentials: overlay acts on its layers with the credentials of whoever mounted it. The
