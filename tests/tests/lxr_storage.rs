@@ -5,7 +5,9 @@
 //! snapshot round trips of stopped and running (frozen, then thawed) containers; copies of
 //! containers and snapshots; renames; and hostile cases: bad snapshot names, symlinks planted
 //! by the container's root towards the user's files, a container writing during its snapshot,
-//! `user.overlay.*` xattrs set from inside. The Debian image launches without being copied.
+//! `user.overlay.*` xattrs set from inside. The Debian image launches without being copied;
+//! the copy backend on request (`LXR_STORAGE=copy`); the reflink backend on an xfs loop image
+//! (skipped where the host has no `mkfs.xfs`), refused on ext4.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
