@@ -101,6 +101,11 @@ impl End {
                     MsgFlags::MSG_CMSG_CLOEXEC,
                 ) {
                     Err(nix::errno::Errno::EINTR) => continue,
+                    // A peer that exited with a message of ours unread (the init failing
+                    // while the monitor sent it NetUp) leaves ECONNRESET pending, which the
+                    // kernel reports before the messages still queued here — the peer's
+                    // Failed among them. Reading the error clears it: read on.
+                    Err(nix::errno::Errno::ECONNRESET) => continue,
                     r => break r,
                 }
             }

@@ -11,7 +11,7 @@
 //!   [`kernel`]: the newer kernel features used where present (and their test switch);
 //! * [`image`]: the built-in busybox image and imported LXD/Incus images; [`container`]:
 //!   config and runtime state on disk; [`paths`]: where they live; [`lock`]: who may change
-//!   them now;
+//!   them now; [`storage`]: a container's rootfs on disk (overlay, reflink or copy);
 //! * the defences (`SECURITY.md`): [`fds`] (no host descriptor reaches a container),
 //!   [`relay`] (no host terminal does), [`beneath`] (no symlink is followed on an image's
 //!   behalf), [`text`] (no image text reaches the terminal raw).
@@ -33,6 +33,7 @@ pub mod lock;
 pub mod net;
 pub mod paths;
 pub mod relay;
+pub mod storage;
 pub mod term;
 pub mod text;
 pub mod userns;

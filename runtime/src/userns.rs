@@ -51,6 +51,25 @@ pub fn run_as_root<F>(maps: &IdMaps, ids: Ids, f: F) -> Result<()>
 where
     F: FnOnce() -> Result<()>,
 {
+    run_in_userns(maps, ids, true, f)
+}
+
+/// [`run_as_root`] without the last step: `f` runs with every capability in the mapped
+/// namespace but still with the user's own uid and gid ([`child_mapped`]), so it can still
+/// reach the user's private directories by path (to open an overlay's layers before it
+/// mounts them as the container's root, see [`crate::storage::overlay`]), and may call
+/// [`become_root`] itself afterwards.
+pub fn run_mapped<F>(maps: &IdMaps, ids: Ids, f: F) -> Result<()>
+where
+    F: FnOnce() -> Result<()>,
+{
+    run_in_userns(maps, ids, false, f)
+}
+
+fn run_in_userns<F>(maps: &IdMaps, ids: Ids, root: bool, f: F) -> Result<()>
+where
+    F: FnOnce() -> Result<()>,
+{
     let (parent, child_end) = channel::pair()?;
     // SAFETY: the caller is single-threaded (documented); the child only runs our code and
     // exits with _exit.
@@ -72,7 +91,12 @@ where
             if let Ok(null) = std::fs::File::open("/dev/null") {
                 let _ = nix::unistd::dup2_stdin(&null);
             }
-            let code = match child_enter(&child_end).and_then(|()| f()) {
+            let entered = if root {
+                child_enter(&child_end)
+            } else {
+                child_mapped(&child_end)
+            };
+            let code = match entered.and_then(|()| f()) {
                 Ok(()) => 0,
                 Err(e) => {
                     child_end.fail(&e);

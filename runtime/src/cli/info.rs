@@ -17,6 +17,19 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
     let st = c.status(&a.name, true)?;
     println!("Name: {}", st.name);
     println!("Image: {}", st.config.image);
+    if let Ok((storage, used)) = c.storage(&a.name) {
+        println!("Storage: {}", storage.describe());
+        if let Some(u) = used {
+            println!(
+                "Disk usage: {} ({u} bytes)",
+                crate::storage::usage::human(u)
+            );
+        }
+    }
+    let snaps = c.snapshot_names(&a.name);
+    if !snaps.is_empty() {
+        println!("Snapshots: {}", snaps.join(", "));
+    }
     match &st.running {
         None => {
             println!("Status: STOPPED");

@@ -3,6 +3,7 @@
 
 mod config;
 mod console;
+mod copy;
 mod delete;
 mod docs;
 mod exec;
@@ -13,8 +14,10 @@ mod info;
 mod launch;
 mod list;
 mod many;
+mod rename;
 mod restart;
 mod shell;
+mod snapshot;
 mod start;
 mod stop;
 mod table;
@@ -98,6 +101,12 @@ enum Cmd {
     /// Write a man page per command into a directory (as `incus manpage`).
     #[command(hide = true)]
     Manpage(docs::ManpageArgs),
+    /// Take, list, delete, restore and rename a container's snapshots.
+    Snapshot(snapshot::Args),
+    /// Copy a container or one of its snapshots to a new (stopped) container.
+    Copy(copy::Args),
+    /// Rename a stopped container (or a snapshot: NAME/SNAP NAME/NEW).
+    Rename(rename::Args),
 }
 
 /// `header` and `rows` as CSV for `--format csv` (RFC 4180, by the `csv` crate: a field with
@@ -171,6 +180,9 @@ pub fn main() -> ExitCode {
             Cmd::Image(a) => image::run(c.paths(), a),
             Cmd::File(a) => file::run(&c, a),
             Cmd::Completion(_) | Cmd::Manpage(_) => Ok(0),
+            Cmd::Snapshot(a) => snapshot::run(&c, a),
+            Cmd::Copy(a) => copy::run(&c, a),
+            Cmd::Rename(a) => rename::run(&c, a),
         }
     };
     match run() {

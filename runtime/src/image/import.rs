@@ -241,6 +241,19 @@ fn settle(pdir: &Dir, partial: &Path) -> Result<()> {
 /// Delete an image (by fingerprint) and every alias that names it.
 pub fn delete(store: &Store, maps: &IdMaps, fp: &str) -> Result<()> {
     let _lock = store.lock()?;
+    // Overlays of the image read its rootfs at every start: it stays while they exist.
+    let image = store.image(fp);
+    if let Some(containers) = image.parent().and_then(|p| p.parent()) {
+        let users = crate::storage::users_of(&containers.join("containers"), fp);
+        if !users.is_empty() {
+            return Err(Error::Usage(format!(
+                "image {} is the base of container(s) {}: delete them first (or `lxr copy` them \
+                 with LXR_STORAGE=copy)",
+                &fp[..fp.len().min(12)],
+                users.join(", ")
+            )));
+        }
+    }
     let mut table = store.aliases()?;
     let before = table.len();
     table.retain(|_, v| v != fp);

@@ -13,13 +13,12 @@ pub mod store;
 pub mod template;
 pub mod unpack;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-
 use crate::beneath::{Dir, Kind};
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use crate::idmap::{IdMaps, Ids};
+use crate::storage::copy::{tree_here, Blocks};
 use crate::userns::run_as_root;
+use std::path::Path;
 
 pub use store::{Source, Store};
 
@@ -28,13 +27,15 @@ pub const BUILTIN: &[&str] = &["busybox"];
 
 /// Make a container's rootfs at `rootfs` (which must not exist; its parent is the user's)
 /// from `source`, for the container `name`: build the built-in image, or copy an imported one
-/// (owners, modes, setuid bits and hard links kept) and render its `create` templates.
+/// (owners, modes, setuid bits and hard links kept; blocks shared as `blocks` says) and render
+/// its `create` templates.
 pub fn create_rootfs(
     store: &Store,
     source: &Source,
     maps: &IdMaps,
     rootfs: &Path,
     name: &str,
+    blocks: Blocks,
 ) -> Result<()> {
     let parent = Dir::open(rootfs.parent().unwrap_or(Path::new(".")))?;
     let leaf = rootfs
@@ -54,35 +55,24 @@ pub fn create_rootfs(
         }),
         Source::Stored(fp) => {
             let image = Dir::open(&store.image(fp))?;
-            let meta = store::read_metadata(&image)?;
             let src = image.open_dir("rootfs")?;
-            let templates = match image.kind("templates")? {
-                Some(Kind::Dir) => Some(image.open_dir("templates")?),
-                _ => None,
-            };
+            let (meta, templates) = templates_of(store, fp)?;
             run_as_root(maps, Ids::Container, || {
-                // Into the working directory, from the image's rootfs as cp's own inherited
-                // descriptor (`/.`: its contents, not the magic link itself).
-                src.inheritable()?;
-                dest.chdir()?;
-                let out = Command::new("cp")
-                    .args(["--archive", "--reflink=auto", "--no-target-directory"])
-                    .arg(src.proc_path().join("."))
-                    .arg(".")
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .output()
-                    .ctx(|| "run cp".into())?;
-                if !out.status.success() {
-                    return Err(Error::Setup(format!(
-                        "copying the image's rootfs failed ({}): {}",
-                        out.status,
-                        crate::text::clean(String::from_utf8_lossy(&out.stderr).trim(), true)
-                    )));
-                }
+                tree_here(&src, &dest, blocks)?;
                 template::apply_create(templates.as_ref(), &meta, &dest, name)
             })
         }
     }
+}
+
+/// An imported image's metadata and its `templates/` directory, if it has one (opened now,
+/// for a process that will no longer be able to reach the user's store by path).
+pub fn templates_of(store: &Store, fp: &str) -> Result<(metadata::Metadata, Option<Dir>)> {
+    let image = Dir::open(&store.image(fp))?;
+    let meta = store::read_metadata(&image)?;
+    let templates = match image.kind("templates")? {
+        Some(Kind::Dir) => Some(image.open_dir("templates")?),
+        _ => None,
+    };
+    Ok((meta, templates))
 }

@@ -45,10 +45,24 @@ pub fn init_kind(rootfs: &Path) -> InitKind {
         .and_then(|d| d.open_dir_in_root("sbin"))
         .and_then(|d| d.read_link("init"))
         .unwrap_or_default();
+    kind_of_link(&target)
+}
+
+/// The init a `/sbin/init` link to `target` names.
+pub fn kind_of_link(target: &Path) -> InitKind {
     if target.to_string_lossy().contains("systemd") {
         InitKind::Systemd
     } else {
         InitKind::Other
+    }
+}
+
+/// The init of a container's rootfs: a directory, or the overlay of `overlay`'s layers
+/// mounted there (read through its layers, [`crate::storage::overlay::sbin_init_link`]).
+pub fn init_kind_of(rootfs: &Path, overlay: Option<&crate::storage::overlay::Layers>) -> InitKind {
+    match overlay {
+        Some(l) => kind_of_link(&crate::storage::overlay::sbin_init_link(l).unwrap_or_default()),
+        None => init_kind(rootfs),
     }
 }
 

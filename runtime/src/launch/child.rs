@@ -49,8 +49,10 @@ pub fn intermediate(spec: &Spec, chan: &End, notify: Option<&Path>, resolv: Opti
     // Still with the user's credentials: the rootfs (and the monitor's notify socket) are
     // reached through the user's private directories, which the container's root cannot
     // search. From here on the container's processes work relative to the rootfs mount.
-    let entered = mounts::enter_rootfs(&spec.rootfs).and_then(|()| {
-        notify
+    // An overlay is mounted once this process is the container's root (see
+    // `storage::overlay`): its layers are opened here, then mounted after `become_root`.
+    let entered = mounts::enter_rootfs(&spec.rootfs, spec.overlay.as_ref()).and_then(|ov| {
+        let n = notify
             .map(|p| {
                 nix::fcntl::open(
                     p,
@@ -59,16 +61,33 @@ pub fn intermediate(spec: &Spec, chan: &End, notify: Option<&Path>, resolv: Opti
                 )
                 .ctx(|| format!("open {}", p.display()))
             })
-            .transpose()
+            .transpose()?;
+        Ok((ov, n))
     });
-    let notify = match entered.and_then(|n| become_root().map(|()| n)) {
+    let entered = entered.and_then(|(ov, n)| {
+        become_root()?;
+        if let Some(ov) = ov {
+            ov.mount()?;
+        }
+        Ok(n)
+    });
+    let notify = match entered {
         Ok(n) => n,
         Err(e) => return fail(e),
     };
+    // The namespaces the network stack joins, by descriptor: the init cannot be opened
+    // through /proc by the user until it execs (it is not dumpable). Opened before the fork:
+    // the init's `pivot_root` moves the root of every process of this mount namespace still
+    // at the old one, this process's too, after which `/proc/self` would be the container's
+    // `/proc`, where this process has no pid (the network then failed with "the container's
+    // namespaces did not arrive", under load).
+    let ns = ["user", "net"]
+        .map(|n| std::fs::File::open(format!("/proc/self/ns/{n}")).map(std::os::fd::OwnedFd::from));
     // SAFETY: single-threaded; the child becomes the container's init and execs or _exits.
     match unsafe { fork() } {
         Err(e) => fail(Error::from_nix("fork init", e)),
         Ok(ForkResult::Child) => {
+            drop(ns);
             let e = init(spec, chan, notify.as_ref(), resolv)
                 .err()
                 .unwrap_or_else(|| Error::Setup("exec returned".into()));
@@ -76,11 +95,6 @@ pub fn intermediate(spec: &Spec, chan: &End, notify: Option<&Path>, resolv: Opti
             super::exit_forked(1)
         }
         Ok(ForkResult::Parent { child }) => {
-            // The namespaces the network stack joins, by descriptor: the init cannot be
-            // opened through /proc by the user until it execs (it is not dumpable).
-            let ns = ["user", "net"].map(|n| {
-                std::fs::File::open(format!("/proc/self/ns/{n}")).map(std::os::fd::OwnedFd::from)
-            });
             let fds: Vec<std::os::fd::RawFd> = ns
                 .iter()
                 .flatten()

@@ -46,8 +46,12 @@ pub(crate) const DROP_CAPS: &[caps::Capability] = &[
 pub struct Spec {
     /// Container name (also its hostname).
     pub name: String,
-    /// Root filesystem (owned by the container's root).
+    /// Root filesystem (owned by the container's root): a directory, or for an overlay the
+    /// mount point of [`Spec::overlay`].
     pub rootfs: PathBuf,
+    /// The overlay's layers, when the container's storage is an overlay
+    /// ([`crate::storage::overlay`]).
+    pub overlay: Option<crate::storage::overlay::Layers>,
     /// Id maps.
     pub maps: IdMaps,
     /// The container's runtime state directory.

@@ -171,7 +171,7 @@ fn wait_init(
 /// One start: the intermediate child, then init, then the wait for its boot.
 fn run(spec: &Spec, lock_fd: Option<std::os::fd::RawFd>) -> Result<Running> {
     let (chan, child_end) = channel::pair()?;
-    let notify = match boot::init_kind(&spec.rootfs) {
+    let notify = match boot::init_kind_of(&spec.rootfs, spec.overlay.as_ref()) {
         InitKind::Systemd => Some(Notify::create(&spec.state_dir)?),
         InitKind::Other => None,
     };

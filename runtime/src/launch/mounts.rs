@@ -12,6 +12,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use crate::beneath::{Dir, Kind};
 use crate::error::{Context, Result};
+use crate::storage::overlay::{Layers, Prepared};
 
 /// Host device nodes bound into the container's `/dev`.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -58,9 +59,11 @@ pub fn lxcfs_mounted(mount_point: &Path) -> bool {
 
 /// In the new mount namespace, still with the user's credentials (the rootfs lies in the
 /// user's private directory, which the container's root cannot search): make every mount
-/// private, bind the rootfs on itself and make it the working directory. Everything after
-/// works relative to it.
-pub fn enter_rootfs(rootfs: &Path) -> Result<()> {
+/// private, bind the rootfs on itself and make it the working directory. Everything after works
+/// relative to it. For an overlay ([`crate::storage::overlay`]) its layers and mount point are
+/// only opened here: the caller mounts it ([`Prepared::mount`]) once it is the container's root,
+/// which also makes it the working directory.
+pub fn enter_rootfs(rootfs: &Path, overlay: Option<&Layers>) -> Result<Option<Prepared>> {
     let md = std::fs::symlink_metadata(rootfs).ctx(|| format!("stat {}", rootfs.display()))?;
     if !md.is_dir() {
         return Err(crate::error::Error::Setup(format!(
@@ -76,8 +79,12 @@ pub fn enter_rootfs(rootfs: &Path) -> Result<()> {
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None,
     )?;
+    if let Some(layers) = overlay {
+        return crate::storage::overlay::prepare(layers, rootfs).map(Some);
+    }
     bind(rootfs, rootfs, MsFlags::MS_REC)?;
-    nix::unistd::chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))
+    nix::unistd::chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))?;
+    Ok(None)
 }
 
 /// The top-level directories lxr mounts over. The rootfs is the image's and container root's

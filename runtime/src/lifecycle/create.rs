@@ -55,7 +55,7 @@ impl Containers {
         std::fs::create_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
         let result = (|| {
             cfg.save(&dir.join("config.yaml"))?;
-            image::create_rootfs(&store, &source, &maps, &dir.join("rootfs"), name)
+            self.make_rootfs(&store, &source, &maps, &dir, name)
         })();
         if result.is_err() {
             let _ = self.remove_tree(name, &maps);
@@ -63,11 +63,12 @@ impl Containers {
         result
     }
 
-    /// Remove a container's directory tree (the rootfs as the container's root, from inside a
-    /// namespace that also maps the user) and its runtime directory.
+    /// Remove a container's directory tree (its layers and snapshots belong to the container's
+    /// root, some files of an overlay's to the user: removed from inside a namespace that maps
+    /// both) and its runtime directory.
     pub(super) fn remove_tree(&self, name: &str, maps: &IdMaps) -> Result<()> {
         let dir = self.paths.container(name);
-        remove_as_root(maps, &dir.join("rootfs"))?;
+        remove_as_root(maps, &dir)?;
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

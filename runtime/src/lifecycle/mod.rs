@@ -12,14 +12,17 @@
 //! step first needs it.
 
 mod console;
+mod copy;
 mod create;
 mod delete;
 mod devices;
 mod exec;
 mod file;
 mod freeze;
+mod rename;
 mod rootfs;
 mod settings;
+mod snapshot;
 mod start;
 mod status;
 mod stop;
@@ -27,6 +30,7 @@ mod stop;
 pub use devices::Applied;
 pub use exec::Exec;
 pub use file::{Pull, Push};
+pub use snapshot::{check_snap_name, Snapshot};
 pub use status::{Status, Usage};
 pub use stop::Halt;
 

@@ -42,6 +42,7 @@ impl Containers {
         let spec = Spec {
             name: name.to_string(),
             rootfs: dir.join("rootfs"),
+            overlay: self.overlay_layers(&dir)?,
             maps: IdMaps::for_current_user()?,
             state_dir,
             lxcfs: launch::mounts::lxcfs_mounted(&lxcfs).then_some(lxcfs),

@@ -12,7 +12,7 @@ use nix::sys::signal::Signal;
 use super::Containers;
 use crate::container::State;
 use crate::error::{Error, Result};
-use crate::launch::boot::{init_kind, InitKind};
+use crate::launch::boot::InitKind;
 use crate::lock::Lock;
 
 /// How to stop.
@@ -31,8 +31,8 @@ impl Halt {
 }
 
 /// The signal that halts the container's init.
-fn halt_signal(rootfs: &std::path::Path) -> libc::c_int {
-    match init_kind(rootfs) {
+fn halt_signal(kind: InitKind) -> libc::c_int {
+    match kind {
         InitKind::Systemd => libc::SIGRTMIN() + 3,
         InitKind::Other => libc::SIGUSR1,
     }
@@ -76,7 +76,7 @@ impl Containers {
             State::reap_stale(&dir, &self.cgm)?;
             return Err(Error::Usage(format!("{name} is not running")));
         };
-        let sig = halt_signal(&self.paths.container(name).join("rootfs"));
+        let sig = halt_signal(self.init_kind(name));
         // Tell the monitor this exit is a stop, so a SIGHUP-style end is not taken for a reboot.
         let _ = std::fs::write(dir.join("stopping"), b"");
         let init = cgroups::process::Pidfd::open(s.init_pid).map_err(|e| Error::Os {
