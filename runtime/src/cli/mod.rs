@@ -8,6 +8,7 @@ mod exec;
 mod freeze;
 mod image;
 mod info;
+mod init;
 mod launch;
 mod list;
 mod restart;
@@ -35,6 +36,8 @@ pub struct Cli {
 enum Cmd {
     /// Create a container from an image and start it.
     Launch(launch::Args),
+    /// Create a container from an image without starting it.
+    Init(launch::Args),
     /// Start a stopped container.
     Start(start::Args),
     /// Stop a running container.
@@ -110,6 +113,7 @@ pub fn main() -> ExitCode {
         let c = Containers::new(Paths::from_env()?);
         match cli.cmd {
             Cmd::Launch(a) => launch::run(&c, a),
+            Cmd::Init(a) => init::run(&c, a),
             Cmd::Start(a) => start::run(&c, a),
             Cmd::Stop(a) => stop::run(&c, a),
             Cmd::List(a) => list::run(&c, a),

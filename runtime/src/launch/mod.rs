@@ -59,6 +59,9 @@ pub struct Spec {
     /// The container lock's fd, inherited by the monitor, which closes it once the start is
     /// done (see [`crate::lock::Lock`]).
     pub lock_fd: Option<std::os::fd::RawFd>,
+    /// For an ephemeral container, where the user's containers live: the monitor deletes it
+    /// after its init's last end ([`crate::lifecycle::Containers::reap_ephemeral`]).
+    pub ephemeral: Option<crate::paths::Paths>,
 }
 
 /// Start the container; returns once its init runs (or the launch failed). The calling

@@ -97,6 +97,16 @@ pub fn monitor(spec: &Spec, report: End) -> i32 {
                 }
                 let _ = State::clear(&spec.state_dir);
                 let _ = std::fs::remove_file(spec.state_dir.join("stopping"));
+                if let Some(paths) = &spec.ephemeral {
+                    // Its end: an ephemeral container goes with it (unless a restart, a
+                    // publish or a delete stopped it, see `lifecycle::ephemeral`).
+                    let c = crate::lifecycle::Containers::new(paths.clone());
+                    match c.reap_ephemeral(&spec.name, crate::lock::WAIT) {
+                        Ok(true) => eprintln!("ephemeral: deleted"),
+                        Ok(false) => {}
+                        Err(e) => eprintln!("ephemeral: could not delete it: {e}"),
+                    }
+                }
                 return match status {
                     Ok(WaitStatus::Exited(_, c)) => c,
                     _ => 0,

@@ -15,6 +15,7 @@ mod console;
 mod create;
 mod delete;
 mod devices;
+mod ephemeral;
 mod exec;
 mod freeze;
 mod settings;
@@ -23,6 +24,7 @@ mod status;
 mod stop;
 
 pub use devices::Applied;
+pub use ephemeral::KEEP;
 pub use exec::Exec;
 pub use status::{Status, Usage};
 pub use stop::Halt;

@@ -45,8 +45,18 @@ fn signal(pid: u32, sig: libc::c_int) -> Result<()> {
 }
 
 impl Containers {
-    /// Stop `name`; returns when its init is gone and its monitor has cleaned up.
+    /// Stop `name`; returns when its init is gone and its monitor has cleaned up (and, for an
+    /// ephemeral container, when it is deleted).
     pub fn stop(&self, name: &str, how: Halt) -> Result<()> {
+        self.halt(name, how)?;
+        // The monitor deletes an ephemeral container; one that was killed did not.
+        self.reap_ephemeral(name, crate::lock::WAIT)?;
+        Ok(())
+    }
+
+    /// Stop `name`, nothing more: callers that hold its lock (`delete`, `restart`,
+    /// `publish --force`).
+    pub(super) fn halt(&self, name: &str, how: Halt) -> Result<()> {
         check_name(name)?;
         let dir = self.paths.state(name);
         let Some(s) = State::load(&dir)? else {
@@ -99,7 +109,9 @@ impl Containers {
     pub fn restart(&self, name: &str, how: Halt) -> Result<State> {
         check_name(name)?;
         let lock = Lock::container(&self.paths, name)?;
-        self.stop(name, how)?;
+        // Not an ephemeral container's end: it starts again.
+        self.keep_across_stop(name);
+        self.halt(name, how)?;
         self.start_locked(name, &lock)
     }
 }
