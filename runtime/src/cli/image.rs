@@ -1,4 +1,4 @@
-//! `lxr image import|list|delete|alias`: the user's LXD/Incus image store.
+//! `lxr image import|list|delete|export|alias`: the user's LXD/Incus image store.
 
 use serde::Serialize;
 
@@ -44,6 +44,15 @@ enum Cmd {
         /// Images.
         #[arg(required = true)]
         images: Vec<String>,
+    },
+    /// Write an image's file(s) as they were imported (or published) into a directory:
+    /// `<fp>.tar.xz` for a unified image, `meta-<fp>.tar.xz` + `<fp>.squashfs` for a split
+    /// one. Importing them gives the same fingerprint.
+    Export {
+        /// Image (alias or fingerprint prefix).
+        image: String,
+        /// Directory to write into (default: the current one).
+        target: Option<std::path::PathBuf>,
     },
     /// Manage aliases.
     #[command(subcommand)]
@@ -123,6 +132,20 @@ pub fn run(paths: &Paths, a: Args) -> Result<i32> {
                 .collect::<Result<Vec<_>>>()?;
             for fp in fps {
                 import::delete(&store, &maps, &fp)?;
+            }
+        }
+        Cmd::Export { image, target } => {
+            let fp = stored(&store, &image)?;
+            let dir = target.unwrap_or_else(|| ".".into());
+            if !dir.is_dir() {
+                return Err(Error::Usage(format!(
+                    "{} is not a directory: give the directory to write the image into",
+                    dir.display()
+                )));
+            }
+            let record = store.record(&fp)?;
+            for p in crate::image::original::export(&store, &fp, &record.files, &dir)? {
+                println!("{}", p.display());
             }
         }
         Cmd::Alias(AliasCmd::Create { alias, image }) => {

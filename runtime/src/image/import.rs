@@ -24,9 +24,10 @@ use crate::error::{Context, Error, Result};
 use crate::idmap::{IdMaps, Ids};
 use crate::userns::{remove_as_root, run_as_root};
 
+use super::original;
 use super::scan::{Part, Space, Summary, METADATA_MAX};
 use super::store::{check_alias, check_metadata, fingerprint, read_metadata, Record, Store};
-use super::unpack::{extract, scan};
+use super::unpack::{extract, format_of, scan};
 
 /// An image may unpack to at most this much unless `--max-size` (or `LXR_IMAGE_MAX_SIZE`)
 /// says otherwise.
@@ -119,6 +120,40 @@ fn unpack(
         .create(&partial)
         .ctx(|| format!("create {}", partial.display()))?;
     let result = (|| {
+        // The files are copied first, and the copies fingerprinted again and unpacked: what
+        // is kept for `image export` is exactly what was unpacked and fingerprinted.
+        let keep = partial.join(original::DIR);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&keep)
+            .ctx(|| format!("create {}", keep.display()))?;
+        let (meta_file, meta_name) = meta;
+        let meta_format = format_of(meta_file, meta_name)?;
+        let mut rootfs = rootfs;
+        let rootfs_format = match rootfs.as_mut() {
+            Some((f, n)) => Some(format_of(f, n)?),
+            None => None,
+        };
+        let names = original::names(fp, meta_format, rootfs_format);
+        let mut meta_copy = original::copy(meta_file, meta_name, &keep.join(&names[0]))?;
+        let mut rootfs_copy = match (rootfs, names.get(1)) {
+            (Some((f, n)), Some(to)) => Some((original::copy(f, n, &keep.join(to))?, n)),
+            _ => None,
+        };
+        let (again, _) = {
+            let mut files = vec![(&mut meta_copy, meta_name)];
+            if let Some((f, n)) = rootfs_copy.as_mut() {
+                files.push((f, *n));
+            }
+            fingerprint(&mut files)?
+        };
+        if again != fp {
+            return Err(Error::Usage(format!(
+                "{meta_name} changed while it was imported: import it again"
+            )));
+        }
+        let meta = (&mut meta_copy, meta_name);
+        let rootfs = rootfs_copy.as_mut().map(|(f, n)| (f, *n));
         let pdir = Dir::open(&partial)?;
         run_as_root(maps, Ids::WithUser, || {
             pdir.mkdir("unpack", 0o700)?;
@@ -140,6 +175,7 @@ fn unpack(
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            files: names,
         };
         let json = serde_json::to_string_pretty(&record)
             .map_err(|e| Error::Host(format!("encode image record: {e}")))?;

@@ -8,6 +8,7 @@
 pub mod busybox;
 pub mod import;
 pub mod metadata;
+pub mod original;
 pub mod scan;
 pub mod store;
 pub mod template;
