@@ -11,6 +11,7 @@ mod info;
 mod init;
 mod launch;
 mod list;
+mod publish;
 mod restart;
 mod start;
 mod stop;
@@ -62,6 +63,8 @@ enum Cmd {
     Console(console::Args),
     /// Import, list and delete images.
     Image(image::Args),
+    /// Make an image from a stopped container (--force: stop it, and start it again after).
+    Publish(publish::Args),
 }
 
 /// `header` and `rows` as CSV for `--format csv` (RFC 4180, by the `csv` crate: a field with
@@ -126,6 +129,7 @@ pub fn main() -> ExitCode {
             Cmd::Config(a) => config::run(&c, a),
             Cmd::Console(a) => console::run(&c, a),
             Cmd::Image(a) => image::run(c.paths(), a),
+            Cmd::Publish(a) => publish::run(&c, a),
         }
     };
     match run() {

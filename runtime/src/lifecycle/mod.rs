@@ -18,6 +18,8 @@ mod devices;
 mod ephemeral;
 mod exec;
 mod freeze;
+mod publish;
+mod rootfs;
 mod settings;
 mod start;
 mod status;
@@ -26,6 +28,7 @@ mod stop;
 pub use devices::Applied;
 pub use ephemeral::KEEP;
 pub use exec::Exec;
+pub use publish::Publish;
 pub use status::{Status, Usage};
 pub use stop::Halt;
 
