@@ -400,13 +400,13 @@ fn init_creates_a_stopped_container() {
     let (_home, lxr) = unconfined();
     let _cleanup = Cleanup(&lxr, vec!["i1"]);
     assert_eq!(
-        lxr.ok(&["init", "busybox", "i1", "-c", "limits.memory=64MiB"]),
+        lxr.ok(&["init", "busybox", "i1", "-c", "console.log.size=64KiB"]),
         "Created i1"
     );
     assert_eq!(state(&lxr, "i1"), "STOPPED");
     let info = lxr.ok(&["info", "i1"]);
     assert!(
-        info.contains("Type: container\n") && info.contains("limits.memory: 64MiB"),
+        info.contains("Type: container\n") && info.contains("console.log.size: 64KiB"),
         "{info}"
     );
     lxr.ok(&["start", "i1"]);

@@ -45,8 +45,9 @@ pub fn names(fp: &str, meta: Format, rootfs: Option<Format>) -> Vec<String> {
     }
 }
 
-/// Copy `from` (rewound first) to a new file `to`, mode 0600; the copy is rewound, open for
-/// reading.
+/// Copy `from` (rewound first) to a new file `to`; the copy is rewound, open for reading. It
+/// is mode 0644 (in the user's private store): `unsquashfs` reopens its stdin by path
+/// (`/dev/stdin`) as the container's root, to whom the user's file is "other".
 pub fn copy(from: &mut File, name: &str, to: &Path) -> Result<File> {
     std::io::Seek::rewind(from).ctx(|| format!("rewind {name}"))?;
     let mut out = std::fs::OpenOptions::new()
@@ -57,6 +58,9 @@ pub fn copy(from: &mut File, name: &str, to: &Path) -> Result<File> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(to)
         .ctx(|| format!("create {}", to.display()))?;
+    // lxr's umask is 077; the mode is set explicitly.
+    out.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .ctx(|| format!("chmod {}", to.display()))?;
     std::io::copy(from, &mut out).ctx(|| format!("copy {name} to {}", to.display()))?;
     out.flush().ctx(|| format!("write {}", to.display()))?;
     std::io::Seek::rewind(&mut out).ctx(|| format!("rewind {}", to.display()))?;
