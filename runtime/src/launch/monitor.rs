@@ -97,15 +97,8 @@ pub fn monitor(spec: &Spec, report: End) -> i32 {
                 }
                 let _ = State::clear(&spec.state_dir);
                 let _ = std::fs::remove_file(spec.state_dir.join("stopping"));
-                if let Some(paths) = &spec.ephemeral {
-                    // Its end: an ephemeral container goes with it (unless a restart, a
-                    // publish or a delete stopped it, see `lifecycle::ephemeral`).
-                    let c = crate::lifecycle::Containers::new(paths.clone());
-                    match c.reap_ephemeral(&spec.name, crate::lock::WAIT) {
-                        Ok(true) => eprintln!("ephemeral: deleted"),
-                        Ok(false) => {}
-                        Err(e) => eprintln!("ephemeral: could not delete it: {e}"),
-                    }
+                if let Some((paths, at_end)) = &spec.at_end {
+                    at_end(paths, &spec.name);
                 }
                 return match status {
                     Ok(WaitStatus::Exited(_, c)) => c,

@@ -69,3 +69,15 @@ impl Containers {
         Ok(())
     }
 }
+
+/// The monitor's last step for an ephemeral container ([`crate::launch::Spec::at_end`]): its
+/// end is its deletion (unless a restart, a publish or a delete stopped it). Runs in the
+/// monitor, whose log (stderr) gets the warning if the deletion fails.
+pub(super) fn at_end(paths: &crate::paths::Paths, name: &str) {
+    let c = Containers::new(paths.clone());
+    match c.reap_ephemeral(name, crate::lock::WAIT) {
+        Ok(true) => tracing::info!("ephemeral {name}: deleted"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!("ephemeral {name}: could not delete it: {e}"),
+    }
+}

@@ -53,7 +53,12 @@ impl Containers {
             lxcfs: launch::mounts::lxcfs_mounted(&lxcfs).then_some(lxcfs),
             keys: cfg.keys,
             lock_fd: Some(lock.raw_fd()),
-            ephemeral: cfg.ephemeral.then(|| self.paths.clone()),
+            at_end: cfg.ephemeral.then(|| {
+                (
+                    self.paths.clone(),
+                    super::ephemeral::at_end as fn(&crate::paths::Paths, &str),
+                )
+            }),
         };
         self.clear_keep(name);
         launch::start(&spec)
