@@ -1,6 +1,8 @@
 //! `image import` and `image delete` on the store. An import fingerprints the file(s), then
 //! in a partial directory `.partial-<fingerprint>` (the user's):
 //!
+//! 0. copies them into `export/` (kept for `image export`, [`super::original`]) and
+//!    fingerprints the copies again: the steps below read the copies;
 //! 1. makes `unpack/`, owned by the container's root ([`Ids::WithUser`], lxr's own code);
 //! 2. lists, checks and extracts the image into it as the container's root of a namespace
 //!    mapping nothing of the user's ([`Ids::Container`]; [`super::scan`], [`super::unpack`]);

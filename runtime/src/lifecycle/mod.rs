@@ -5,7 +5,9 @@
 //!
 //! One file per step: [`create`](Containers::create) and [`launch`](Containers::launch) in
 //! `create.rs`, `start.rs`, `stop.rs` (stop, restart), `delete.rs`, `freeze.rs`, `settings.rs`
-//! (config keys, applied live), `devices.rs` (proxy devices), `status.rs` (info, list), `exec.rs`, `console.rs`. The start
+//! (config keys, applied live), `devices.rs` (proxy devices), `status.rs` (info, list), `exec.rs`, `console.rs`,
+//! `ephemeral.rs` (deleted when stopped), `publish.rs` (an image from a container), `rootfs.rs`
+//! (a stopped rootfs handed to the container's root). The start
 //! itself — monitor, intermediate, init — is [`crate::launch`].
 //!
 //! A `Containers` holds the command's one connection to cgmanager ([`Cgm`]), opened when a
