@@ -300,6 +300,21 @@ fn publish_of_a_running_container_needs_force_and_starts_it_again() {
         "live"
     );
 
+    // The alias is taken: refused before the container is stopped, unless --reuse moves it.
+    let o = lxr.run(&["publish", "run1", "--alias", "r", "--force"]);
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--reuse"),
+        "{o:?}"
+    );
+    assert_eq!(lxr.pid("run1"), Some(again));
+    let fp2 = fingerprint(&lxr.ok(&["publish", "run1", "--alias", "r", "--force", "--reuse"]));
+    assert_ne!(fp2, fp);
+    assert!(lxr.ok(&["image", "alias", "list"]).contains(&fp2[..12]));
+    assert!(
+        lxr.ok(&["image", "list"]).contains(&fp[..12]),
+        "the old image stays"
+    );
+
     // An ephemeral container is not deleted by the stop a publish --force makes.
     lxr.ok(&["launch", "busybox", "eph1", "--ephemeral"]);
     lxr.ok(&["publish", "eph1", "--force"]);

@@ -1,4 +1,4 @@
-//! `lxr publish NAME[/SNAP] [--alias A]… [--force] [--compression C] [KEY=VALUE…]`
+//! `lxr publish NAME[/SNAP] [--alias A]… [--force] [--reuse] [--compression C] [KEY=VALUE…]`
 //! ([`Containers::publish`]): make an image from a stopped container, as `incus publish`.
 
 use crate::error::{Error, Result};
@@ -20,6 +20,9 @@ pub struct Args {
     /// Stop a running container first, and start it again after.
     #[arg(short, long)]
     force: bool,
+    /// If an alias names another image already, move it to the new one.
+    #[arg(long)]
+    reuse: bool,
     /// Compression of the image tarball.
     #[arg(long, value_enum, default_value_t = Compression::Gzip)]
     compression: Compression,
@@ -46,6 +49,7 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
     let how = Publish {
         aliases: a.alias,
         force: a.force,
+        reuse: a.reuse,
         compression: a.compression,
         properties: a.properties,
         max_size,

@@ -33,6 +33,8 @@ pub struct Publish {
     pub aliases: Vec<String>,
     /// Stop a running container first (and start it again after).
     pub force: bool,
+    /// Move an alias that names another image to the new one (the old image stays).
+    pub reuse: bool,
     /// The tarball's compression.
     pub compression: Compression,
     /// `KEY=VALUE` properties for `metadata.yaml` (`description=…`).
@@ -102,6 +104,16 @@ impl Containers {
             .collect::<Result<Vec<_>>>()?;
         let lock = Lock::container(&self.paths, name)?;
         self.existing(name)?;
+        if !how.reuse {
+            // Before anything is stopped or packed.
+            let table = Store::new(self.paths.data.join("images")).aliases()?;
+            if let Some((a, fp)) = how.aliases.iter().find_map(|a| table.get_key_value(a)) {
+                return Err(Error::Usage(format!(
+                    "alias {a} already names image {}: publish --reuse moves it",
+                    &fp[..12.min(fp.len())]
+                )));
+            }
+        }
         let running = snap.is_none() && State::load(&self.paths.state(name))?.is_some();
         if running {
             if !how.force {
@@ -147,6 +159,8 @@ impl Containers {
         let store = Store::new(images.clone());
         let maps = IdMaps::for_current_user()?;
         // The source image's metadata and templates, if it is still in the store.
+        // TODO(merge): by the fingerprint config.yaml records (config branch), not the name,
+        // which may name another image by now.
         let cfg = Config::load(&self.paths.container(name).join("config.yaml"))?;
         let source = match store.resolve(&cfg.image) {
             Ok(Source::Stored(fp)) => Dir::open(&store.image(&fp)).ok(),
@@ -195,11 +209,28 @@ impl Containers {
                 };
                 pack(&c, out, how.compression, how.max_size)
             })?;
+            if how.reuse {
+                release_aliases(&store, &how.aliases)?;
+            }
             import::import(&store, &maps, &out_path, None, &how.aliases, how.max_size)
         })();
         let _ = remove_as_root(&maps, &work);
         result
     }
+}
+
+/// `--reuse`: the aliases stop naming whatever they named.
+fn release_aliases(store: &Store, aliases: &[String]) -> Result<()> {
+    let _lock = store.lock()?;
+    let mut table = store.aliases()?;
+    let before = table.len();
+    for a in aliases {
+        table.remove(a);
+    }
+    if table.len() != before {
+        store.save_aliases(&table)?;
+    }
+    Ok(())
 }
 
 /// Work directories of publishes that were killed (their pid is gone).
