@@ -61,7 +61,7 @@ enum Cmd {
     Config(config::Args),
     /// Attach to a container's console (Ctrl-a q detaches).
     Console(console::Args),
-    /// Import, list and delete images.
+    /// Import, list, export and delete images, and their aliases.
     Image(image::Args),
     /// Make an image from a stopped container (--force: stop it, and start it again after).
     Publish(publish::Args),
