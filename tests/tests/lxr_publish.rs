@@ -469,7 +469,8 @@ fn publish_of_a_hostile_rootfs_archives_symlinks_as_symlinks_and_nothing_of_the_
     let plant = format!(
         "ln -s /home/lxrtest1/.ssh /etc/x && ln -s /proc/self/root /etc/procroot && \
          ln -s {s} /etc/secret && ln -s {s}/key /etc/key && ln -s ../../../../../.. /etc/up && \
-         mkfifo /root/fifo",
+         mkfifo /root/fifo && touch \"/root/$(printf 'a\\nb')\" \"/root/$(printf '\\033[31mred')\" && \
+         mkdir /root/locked && echo kept > /root/locked/f && chmod 000 /root/locked",
         s = secret_dir.display()
     );
     lxr.ok(&["exec", "h1", "--", "sh", "-c", &plant]);
@@ -531,6 +532,30 @@ fn publish_of_a_hostile_rootfs_archives_symlinks_as_symlinks_and_nothing_of_the_
     assert_eq!(
         lxr.ok(&["exec", "h2", "--", "readlink", "/etc/key"]),
         format!("{}/key", secret_dir.display())
+    );
+    // Names with a line break and an escape sequence, and an unreadable directory, come
+    // back as they were.
+    assert_eq!(
+        lxr.ok(&[
+            "exec",
+            "h2",
+            "--",
+            "sh",
+            "-c",
+            "ls /root | grep -c -e b -e red"
+        ]),
+        "2"
+    );
+    assert_eq!(
+        lxr.ok(&[
+            "exec",
+            "h2",
+            "--",
+            "sh",
+            "-c",
+            "stat -c %a /root/locked; cat /root/locked/f"
+        ]),
+        "0\nkept"
     );
     assert_eq!(
         std::fs::read_to_string(secret_dir.join("key")).unwrap(),
