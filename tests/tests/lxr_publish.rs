@@ -329,7 +329,7 @@ fn publish_of_a_running_container_needs_force_and_starts_it_again() {
 #[test]
 fn ephemeral_containers_are_deleted_when_they_stop_not_when_they_reboot() {
     let (_home, lxr) = unconfined();
-    let _cleanup = Cleanup(&lxr, vec!["e1", "e2", "e3", "e4", "e5", "e6"]);
+    let _cleanup = Cleanup(&lxr, vec!["e1", "e2", "e3", "e4", "e5", "e6", "e7"]);
     // stop
     lxr.ok(&["launch", "busybox", "e1", "-e"]);
     assert!(lxr
@@ -377,34 +377,35 @@ fn ephemeral_containers_are_deleted_when_they_stop_not_when_they_reboot() {
     lxr.ok(&["start", "e5"]);
     lxr.ok(&["stop", "e5"]);
     assert!(!exists(&lxr, "e5"));
-    // its monitor killed, then its init: the next `list` deletes it
-    lxr.ok(&["launch", "busybox", "e6", "-e"]);
-    let st = std::fs::read_to_string(lxr.data.join("lxr/run/e6/state.json")).unwrap();
-    let field = |k: &str| -> i32 {
-        let i = st.find(&format!("\"{k}\":")).unwrap() + k.len() + 3;
-        st[i..]
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    let (monitor, init) = (field("monitor_pid"), field("init_pid"));
-    for p in [monitor, init] {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(p),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
+    // its monitor killed, then its init: the next `list` deletes it; or the next `start`
+    for (name, then) in [("e6", "list"), ("e7", "start")] {
+        lxr.ok(&["launch", "busybox", name, "-e"]);
+        let (monitor, init) = monitor_and_init(&lxr, name);
+        for p in [monitor, init] {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .unwrap();
+        }
+        wait_for("the init gone", 10, || {
+            std::fs::read_to_string(format!("/proc/{init}/stat"))
+                .map_or(true, |s| s.contains(") Z "))
+        });
+        assert!(exists(&lxr, name), "nobody was left to delete it");
+        let o = if then == "list" {
+            lxr.run(&["list"])
+        } else {
+            lxr.run(&[then, name])
+        };
+        assert!(!exists(&lxr, name), "{then} deleted it: {o:?}");
+        if then == "start" {
+            assert!(
+                !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("ephemeral"),
+                "{o:?}"
+            );
+        }
     }
-    wait_for("e6's init gone", 10, || {
-        !Path::new(&format!("/proc/{init}")).exists()
-            || std::fs::read_to_string(format!("/proc/{init}/stat"))
-                .is_ok_and(|s| s.contains(") Z "))
-    });
-    assert!(exists(&lxr, "e6"), "nobody was left to delete it");
-    assert!(!lxr.ok(&["list"]).contains("e6"));
-    assert!(!exists(&lxr, "e6"), "list deleted it");
     // Not a config key.
     let o = lxr.run(&["init", "busybox", "e1", "-c", "ephemeral=true"]);
     assert!(!o.status.success() && !exists(&lxr, "e1"));
@@ -430,6 +431,21 @@ fn init_creates_a_stopped_container() {
     assert!(exists(&lxr, "i1"), "not ephemeral: kept");
     let o = lxr.run(&["init", "busybox", "i1"]);
     assert!(!o.status.success(), "exists already");
+}
+
+/// The monitor's and the init's pids, from the container's `state.json`.
+fn monitor_and_init(lxr: &Lxr, name: &str) -> (i32, i32) {
+    let st = std::fs::read_to_string(lxr.data.join(format!("lxr/run/{name}/state.json"))).unwrap();
+    let field = |k: &str| -> i32 {
+        let i = st.find(&format!("\"{k}\":")).unwrap() + k.len() + 3;
+        st[i..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (field("monitor_pid"), field("init_pid"))
 }
 
 /// Run lxr with a deadline: a publish that hangs (on a FIFO, say) fails the test.
