@@ -54,6 +54,30 @@ pub fn import(
     aliases: &[String],
     max_size: u64,
 ) -> Result<Imported> {
+    import_with(store, maps, file, rootfs, aliases, max_size, false)
+}
+
+/// [`import`] of a unified tarball lxr made itself in the store's directory (`publish`): it is
+/// moved, not copied, to where the store keeps imported files.
+pub fn import_own(
+    store: &Store,
+    maps: &IdMaps,
+    file: &Path,
+    aliases: &[String],
+    max_size: u64,
+) -> Result<Imported> {
+    import_with(store, maps, file, None, aliases, max_size, true)
+}
+
+fn import_with(
+    store: &Store,
+    maps: &IdMaps,
+    file: &Path,
+    rootfs: Option<&Path>,
+    aliases: &[String],
+    max_size: u64,
+    take: bool,
+) -> Result<Imported> {
     for a in aliases {
         check_alias(a)?;
     }
@@ -89,7 +113,7 @@ pub fn import(
             maps,
             &fp,
             size,
-            (&mut meta_file, &file_name),
+            (&mut meta_file, &file_name, take.then_some(file)),
             rootfs_file.as_mut().map(|f| (f, rootfs_name.as_str())),
             max_size,
         )?;
@@ -112,7 +136,7 @@ fn unpack(
     maps: &IdMaps,
     fp: &str,
     size: u64,
-    meta: (&mut File, &str),
+    meta: (&mut File, &str, Option<&Path>),
     rootfs: Option<(&mut File, &str)>,
     max_size: u64,
 ) -> Result<()> {
@@ -129,7 +153,8 @@ fn unpack(
             .mode(0o700)
             .create(&keep)
             .ctx(|| format!("create {}", keep.display()))?;
-        let (meta_file, meta_name) = meta;
+        // `take`: a file of lxr's own, moved rather than copied.
+        let (meta_file, meta_name, take) = meta;
         let meta_format = format_of(meta_file, meta_name)?;
         let mut rootfs = rootfs;
         let rootfs_format = match rootfs.as_mut() {
@@ -137,7 +162,10 @@ fn unpack(
             None => None,
         };
         let names = original::names(fp, meta_format, rootfs_format);
-        let mut meta_copy = original::copy(meta_file, meta_name, &keep.join(&names[0]))?;
+        let mut meta_copy = match take {
+            Some(path) => original::take(path, &keep.join(&names[0]))?,
+            None => original::copy(meta_file, meta_name, &keep.join(&names[0]))?,
+        };
         let mut rootfs_copy = match (rootfs, names.get(1)) {
             (Some((f, n)), Some(to)) => Some((original::copy(f, n, &keep.join(to))?, n)),
             _ => None,

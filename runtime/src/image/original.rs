@@ -67,6 +67,20 @@ pub fn copy(from: &mut File, name: &str, to: &Path) -> Result<File> {
     Ok(out)
 }
 
+/// Move `from` (a file of lxr's, in the store's directory) to `to`, mode 0644 as [`copy`]
+/// makes it; open for reading.
+pub fn take(from: &Path, to: &Path) -> Result<File> {
+    std::fs::rename(from, to).ctx(|| format!("move {} to {}", from.display(), to.display()))?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(to)
+        .ctx(|| format!("open {}", to.display()))?;
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .ctx(|| format!("chmod {}", to.display()))?;
+    Ok(f)
+}
+
 /// Write the original files of image `fp` into `dir` (new files; an existing one is not
 /// overwritten). Returns the paths written.
 pub fn export(store: &Store, fp: &str, files: &[String], dir: &Path) -> Result<Vec<PathBuf>> {

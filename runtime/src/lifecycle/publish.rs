@@ -6,8 +6,8 @@
 //! listing checks, size limit and layout checks), so its fingerprint is the sha256 of the
 //! tarball and `image export` gives that tarball back.
 //!
-//! The tarball is made in `<data>/images/.publish-<pid>/` (the user's) and removed after the
-//! import; a killed publish's directory is removed by the next publish. A running container
+//! The tarball is made in `<data>/images/.publish-<pid>/` (the user's) and moved into the
+//! image's `export/` by the import (not copied: no second copy on disk); a killed publish's directory is removed by the next publish. A running container
 //! is refused unless `force`: then it is stopped, published and started again (an ephemeral
 //! one is not deleted by that stop).
 
@@ -212,7 +212,7 @@ impl Containers {
             if how.reuse {
                 release_aliases(&store, &how.aliases)?;
             }
-            import::import(&store, &maps, &out_path, None, &how.aliases, how.max_size)
+            import::import_own(&store, &maps, &out_path, &how.aliases, how.max_size)
         })();
         let _ = remove_as_root(&maps, &work);
         result
