@@ -28,7 +28,6 @@ mod status;
 mod stop;
 
 pub use devices::Applied;
-pub use ephemeral::KEEP;
 pub use exec::Exec;
 pub use publish::Publish;
 pub use status::{Status, Usage};

@@ -7,9 +7,10 @@
 //! tarball and `image export` gives that tarball back.
 //!
 //! The tarball is made in `<data>/images/.publish-<pid>/` (the user's) and moved into the
-//! image's `export/` by the import (not copied: no second copy on disk); a killed publish's directory is removed by the next publish. A running container
-//! is refused unless `force`: then it is stopped, published and started again (an ephemeral
-//! one is not deleted by that stop).
+//! image's `export/` by the import (not copied: no second copy on disk); a killed publish's
+//! directory is removed by the next publish. A running container is refused unless `force`:
+//! then it is stopped, published and started again (an ephemeral one is not deleted by that
+//! stop).
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -28,7 +28,7 @@ impl Containers {
         let state_dir = self.paths.state(name);
         let reaped = State::reap_stale(&state_dir, &self.cgm)?;
         let cfg = Config::load(&dir.join("config.yaml"))?;
-        if reaped && cfg.ephemeral && !state_dir.join(super::KEEP).exists() {
+        if reaped && cfg.ephemeral && !state_dir.join(super::ephemeral::KEEP).exists() {
             // Its monitor was killed: nobody deleted it when it stopped.
             self.delete_stopped(name)?;
             return Err(Error::NotFound(format!(
