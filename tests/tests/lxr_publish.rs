@@ -7,7 +7,9 @@
 //! Hostile: the container's root plants symlinks to the user's files and to
 //! `/proc/self/root`, a FIFO and a socket before a publish — the image holds the symlinks as
 //! symlinks and nothing of the host, and the publish does not hang; a published image meets
-//! the import's size limit.
+//! the import's size limit. With Debian 12 and systemd (cgroups from cgmanager): an
+//! ephemeral container survives `systemctl reboot` and goes on `systemctl poweroff`; a
+//! published Debian container boots from its image.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -620,4 +622,83 @@ fn publish_of_a_snapshot_gives_the_snapshots_content() {
     let fp = fingerprint(&lxr.ok(&["publish", "s1/snap0"]));
     lxr.ok(&["launch", &fp[..12], "s2"]);
     assert_eq!(lxr.ok(&["exec", "s2", "--", "cat", "/root/f"]), "old");
+}
+
+/// systemd's verdict once its boot is over (`running`, `degraded`…).
+fn system_state(lxr: &Lxr, name: &str) -> String {
+    let o = lxr.run(&[
+        "exec",
+        "-T",
+        name,
+        "--",
+        "systemctl",
+        "is-system-running",
+        "--wait",
+    ]);
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+#[test]
+fn a_debian_ephemeral_container_survives_reboot_goes_on_poweroff_and_publishes() {
+    let (meta, rootfs) = e2e::lxr::debian_image();
+    let w = e2e::lxr::World::everywhere("lxr-publish-deb");
+    let lxr = w.lxr(None);
+    lxr.ok(&[
+        "image",
+        "import",
+        meta.to_str().unwrap(),
+        rootfs.to_str().unwrap(),
+        "--alias",
+        "debian12",
+    ]);
+    let _cleanup = Cleanup(&lxr, vec!["deb1", "deb2", "deb3"]);
+    // systemd's reboot keeps an ephemeral container, its poweroff deletes it.
+    lxr.ok(&["launch", "debian12", "deb1", "--ephemeral"]);
+    system_state(&lxr, "deb1");
+    lxr.ok(&["exec", "deb1", "--", "sh", "-c", "echo survived > /root/m"]);
+    let pid = lxr.pid("deb1").unwrap();
+    let _ = lxr.run(&["exec", "-T", "deb1", "--", "systemctl", "reboot"]);
+    wait_for("deb1 back after reboot", 60, || {
+        lxr.pid("deb1").is_some_and(|p| p != pid)
+    });
+    system_state(&lxr, "deb1");
+    assert_eq!(
+        lxr.ok(&["exec", "deb1", "--", "cat", "/root/m"]),
+        "survived"
+    );
+    let _ = lxr.run(&["exec", "-T", "deb1", "--", "systemctl", "poweroff"]);
+    wait_for("deb1 deleted after poweroff", 60, || !exists(&lxr, "deb1"));
+
+    // Publish a Debian container (zstd) and launch the image: systemd boots, the file is there.
+    lxr.ok(&["launch", "debian12", "deb2"]);
+    system_state(&lxr, "deb2");
+    lxr.ok(&[
+        "exec",
+        "deb2",
+        "--",
+        "sh",
+        "-c",
+        "echo published > /root/m && chown 1000:1000 /root/m",
+    ]);
+    let fp = fingerprint(&lxr.ok(&[
+        "publish",
+        "deb2",
+        "--force",
+        "--compression",
+        "zstd",
+        "--alias",
+        "deb-pub",
+        "description=debian, published",
+    ]));
+    assert!(lxr.pid("deb2").is_some(), "started again");
+    let (_d, files) = export(&lxr, "deb-pub");
+    assert_eq!(sha256(&files[0]), fp);
+    lxr.ok(&["launch", "deb-pub", "deb3"]);
+    let state = system_state(&lxr, "deb3");
+    assert!(state == "running" || state == "degraded", "{state}");
+    assert_eq!(
+        lxr.ok(&["exec", "deb3", "--", "stat", "-c", "%u %n", "/root/m"]),
+        "1000 /root/m"
+    );
+    assert_eq!(lxr.ok(&["exec", "deb3", "--", "hostname"]), "deb3");
 }
