@@ -316,6 +316,16 @@ fn publish_of_a_running_container_needs_force_and_starts_it_again() {
         lxr.ok(&["image", "list"]).contains(&fp[..12]),
         "the old image stays"
     );
+    lxr.ok(&["image", "alias", "rename", "r", "r2"]);
+    let aliases = lxr.ok(&["image", "alias", "list"]);
+    assert!(
+        aliases.starts_with("r2 ") && aliases.contains(&fp2[..12]),
+        "{aliases}"
+    );
+    assert!(!lxr
+        .run(&["image", "alias", "rename", "r", "r3"])
+        .status
+        .success());
 
     // An ephemeral container is not deleted by the stop a publish --force makes.
     lxr.ok(&["launch", "busybox", "eph1", "--ephemeral"]);

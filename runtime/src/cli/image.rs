@@ -75,6 +75,13 @@ enum AliasCmd {
     },
     /// List aliases.
     List,
+    /// Rename an alias.
+    Rename {
+        /// Alias.
+        alias: String,
+        /// New name.
+        new: String,
+    },
 }
 
 /// One image as `image list` shows it.
@@ -165,6 +172,21 @@ pub fn run(paths: &Paths, a: Args) -> Result<i32> {
             if table.remove(&alias).is_none() {
                 return Err(Error::NotFound(format!("no alias {alias}")));
             }
+            store.save_aliases(&table)?;
+        }
+        Cmd::Alias(AliasCmd::Rename { alias, new }) => {
+            check_alias(&new)?;
+            let _lock = store.lock()?;
+            let mut table = store.aliases()?;
+            if table.contains_key(&new) {
+                return Err(Error::Usage(format!(
+                    "alias {new} exists: `lxr image alias delete {new}` first"
+                )));
+            }
+            let fp = table
+                .remove(&alias)
+                .ok_or_else(|| Error::NotFound(format!("no alias {alias}")))?;
+            table.insert(new, fp);
             store.save_aliases(&table)?;
         }
         Cmd::Alias(AliasCmd::List) => {
