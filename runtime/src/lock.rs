@@ -69,9 +69,14 @@ impl Lock {
 
     /// The lock of container `name`.
     pub fn container(paths: &Paths, name: &str) -> Result<Lock> {
+        Lock::container_wait(paths, name, WAIT)
+    }
+
+    /// The lock of container `name`, waiting at most `wait` for it.
+    pub fn container_wait(paths: &Paths, name: &str, wait: Duration) -> Result<Lock> {
         paths.ensure()?;
         let path = Lock::container_path(paths, name);
-        let mut lock = Lock::take(&path, WAIT, || {
+        let mut lock = Lock::take(&path, wait, || {
             format!("{name} is busy: another lxr is creating, starting or deleting it (try again)")
         })?;
         lock.orphan = Some((path, paths.container(name)));

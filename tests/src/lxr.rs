@@ -259,3 +259,78 @@ pub fn debian_image() -> (PathBuf, PathBuf) {
     let mut lines = out.lines().map(PathBuf::from);
     (lines.next().unwrap(), lines.next().unwrap())
 }
+
+/// The `metadata.yaml` of [`image_tree`].
+pub const IMAGE_METADATA: &str = "\
+architecture: x86_64
+creation_date: 1700000000
+properties:
+  description: lxr test image
+  os: busybox
+templates:
+  /etc/hostname:
+    when:
+    - create
+    template: hostname.tpl
+  /etc/hosts:
+    when: [start]
+    template: hosts.tpl
+";
+
+/// An LXD image tree in `dir`: metadata.yaml (with a `create` template for /etc/hostname and a
+/// `start` one for /etc/hosts), templates/, and a busybox rootfs owned by root with a
+/// setuid binary, a hard link and a file owned by uid 1000.
+pub fn image_tree(dir: &Path) {
+    std::fs::write(dir.join("metadata.yaml"), IMAGE_METADATA).unwrap();
+    std::fs::create_dir(dir.join("templates")).unwrap();
+    std::fs::write(dir.join("templates/hostname.tpl"), "{{ instance.name }}\n").unwrap();
+    std::fs::write(
+        dir.join("templates/hosts.tpl"),
+        "127.0.1.1 {{ instance.name }}\n",
+    )
+    .unwrap();
+    let root = dir.join("rootfs");
+    for d in [
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "etc",
+        "dev",
+        "proc",
+        "sys",
+        "run",
+        "tmp",
+        "root",
+        "home/user",
+    ] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    std::fs::hard_link(root.join("bin/busybox"), root.join("sbin/init")).unwrap();
+    let list = Command::new("/bin/busybox")
+        .arg("--list-full")
+        .output()
+        .unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        let link = root.join(applet);
+        if !link.exists() {
+            std::os::unix::fs::symlink("/bin/busybox", link).unwrap();
+        }
+    }
+    std::fs::copy("/bin/busybox", root.join("usr/bin/suidtest")).unwrap();
+    std::fs::set_permissions(
+        root.join("usr/bin/suidtest"),
+        std::fs::Permissions::from_mode(0o4755),
+    )
+    .unwrap();
+    std::fs::write(root.join("home/user/file"), "mine\n").unwrap();
+    std::os::unix::fs::chown(root.join("home/user/file"), Some(1000), Some(1000)).unwrap();
+    std::fs::write(
+        root.join("etc/inittab"),
+        "::sysinit:/bin/true\n::respawn:/bin/sleep 1000000\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/hostname"), "image\n").unwrap();
+    std::fs::write(root.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+}

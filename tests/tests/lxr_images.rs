@@ -6,85 +6,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
 use e2e::cgm::test_user;
-use e2e::lxr::{subuid_base, unconfined, user_dir, Cleanup};
-
-const METADATA: &str = "\
-architecture: x86_64
-creation_date: 1700000000
-properties:
-  description: lxr test image
-  os: busybox
-templates:
-  /etc/hostname:
-    when:
-    - create
-    template: hostname.tpl
-  /etc/hosts:
-    when: [start]
-    template: hosts.tpl
-";
-
-/// An image tree: metadata.yaml, templates/, and a busybox rootfs owned by root with a
-/// setuid binary, a hard link and a file owned by uid 1000.
-fn image_tree(dir: &Path) {
-    std::fs::write(dir.join("metadata.yaml"), METADATA).unwrap();
-    std::fs::create_dir(dir.join("templates")).unwrap();
-    std::fs::write(dir.join("templates/hostname.tpl"), "{{ instance.name }}\n").unwrap();
-    std::fs::write(
-        dir.join("templates/hosts.tpl"),
-        "127.0.1.1 {{ instance.name }}\n",
-    )
-    .unwrap();
-    let root = dir.join("rootfs");
-    for d in [
-        "bin",
-        "sbin",
-        "usr/bin",
-        "usr/sbin",
-        "etc",
-        "dev",
-        "proc",
-        "sys",
-        "run",
-        "tmp",
-        "root",
-        "home/user",
-    ] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    std::fs::hard_link(root.join("bin/busybox"), root.join("sbin/init")).unwrap();
-    let list = Command::new("/bin/busybox")
-        .arg("--list-full")
-        .output()
-        .unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        let link = root.join(applet);
-        if !link.exists() {
-            std::os::unix::fs::symlink("/bin/busybox", link).unwrap();
-        }
-    }
-    std::fs::copy("/bin/busybox", root.join("usr/bin/suidtest")).unwrap();
-    std::fs::set_permissions(
-        root.join("usr/bin/suidtest"),
-        std::fs::Permissions::from_mode(0o4755),
-    )
-    .unwrap();
-    std::fs::write(root.join("home/user/file"), "mine\n").unwrap();
-    std::os::unix::fs::chown(root.join("home/user/file"), Some(1000), Some(1000)).unwrap();
-    std::fs::write(
-        root.join("etc/inittab"),
-        "::sysinit:/bin/true\n::respawn:/bin/sleep 1000000\n",
-    )
-    .unwrap();
-    std::fs::write(root.join("etc/hostname"), "image\n").unwrap();
-    std::fs::write(root.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
-}
+use e2e::lxr::{image_tree, subuid_base, unconfined, user_dir, Cleanup};
 
 fn sh(cmd: &str) -> String {
     let o = Command::new("sh").args(["-c", cmd]).output().unwrap();

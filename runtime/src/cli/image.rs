@@ -1,4 +1,4 @@
-//! `lxr image import|list|delete|alias`: the user's LXD/Incus image store.
+//! `lxr image import|list|delete|export|alias`: the user's LXD/Incus image store.
 
 use serde::Serialize;
 
@@ -47,6 +47,15 @@ enum Cmd {
         #[arg(required = true)]
         images: Vec<String>,
     },
+    /// Write an image's file(s) as they were imported (or published) into a directory:
+    /// `<fp>.tar.xz` for a unified image, `meta-<fp>.tar.xz` + `<fp>.squashfs` for a split
+    /// one. Importing them gives the same fingerprint.
+    Export {
+        /// Image (alias or fingerprint prefix).
+        image: String,
+        /// Directory to write into (default: the current one).
+        target: Option<std::path::PathBuf>,
+    },
     /// Manage aliases.
     #[command(subcommand)]
     Alias(AliasCmd),
@@ -68,6 +77,13 @@ enum AliasCmd {
     },
     /// List aliases.
     List,
+    /// Rename an alias.
+    Rename {
+        /// Alias.
+        alias: String,
+        /// New name.
+        new: String,
+    },
 }
 
 /// One image as `image list` shows it.
@@ -154,6 +170,20 @@ pub fn run(paths: &Paths, a: Args) -> Result<i32> {
                 import::delete(&store, &maps, &fp)?;
             }
         }
+        Cmd::Export { image, target } => {
+            let fp = stored(&store, &image)?;
+            let dir = target.unwrap_or_else(|| ".".into());
+            if !dir.is_dir() {
+                return Err(Error::Usage(format!(
+                    "{} is not a directory: give the directory to write the image into",
+                    dir.display()
+                )));
+            }
+            let record = store.record(&fp)?;
+            for p in crate::image::original::export(&store, &fp, &record.files, &dir)? {
+                println!("{}", p.display());
+            }
+        }
         Cmd::Alias(AliasCmd::Create { alias, image }) => {
             check_alias(&alias)?;
             let fp = stored(&store, &image)?;
@@ -171,6 +201,21 @@ pub fn run(paths: &Paths, a: Args) -> Result<i32> {
             if table.remove(&alias).is_none() {
                 return Err(Error::NotFound(format!("no alias {alias}")));
             }
+            store.save_aliases(&table)?;
+        }
+        Cmd::Alias(AliasCmd::Rename { alias, new }) => {
+            check_alias(&new)?;
+            let _lock = store.lock()?;
+            let mut table = store.aliases()?;
+            if table.contains_key(&new) {
+                return Err(Error::Usage(format!(
+                    "alias {new} exists: `lxr image alias delete {new}` first"
+                )));
+            }
+            let fp = table
+                .remove(&alias)
+                .ok_or_else(|| Error::NotFound(format!("no alias {alias}")))?;
+            table.insert(new, fp);
             store.save_aliases(&table)?;
         }
         Cmd::Alias(AliasCmd::List) => {

@@ -16,6 +16,14 @@ pub struct Args {
 pub fn run(c: &Containers, a: Args) -> Result<i32> {
     let st = c.status(&a.name, true)?;
     println!("Name: {}", st.name);
+    println!(
+        "Type: container{}",
+        if st.config.ephemeral {
+            " (ephemeral)"
+        } else {
+            ""
+        }
+    );
     println!("Image: {}", st.config.image);
     if let Ok((storage, used)) = c.storage(&a.name) {
         println!("Storage: {}", storage.describe());

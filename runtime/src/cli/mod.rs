@@ -11,9 +11,11 @@ mod file;
 mod freeze;
 mod image;
 mod info;
+mod init;
 mod launch;
 mod list;
 mod many;
+mod publish;
 mod rename;
 mod restart;
 mod shell;
@@ -67,6 +69,9 @@ enum Cmd {
     /// Create a container from an image and start it.
     Launch(launch::Args),
     /// Start stopped containers.
+    /// Create a container from an image without starting it.
+    Init(launch::Args),
+    /// Start a stopped container.
     Start(start::Args),
     /// Stop running containers.
     Stop(stop::Args),
@@ -92,7 +97,7 @@ enum Cmd {
     Config(config::Args),
     /// Attach to a container's console (Ctrl-a q detaches).
     Console(console::Args),
-    /// Import, list and delete images.
+    /// Import, list, export and delete images, and their aliases.
     Image(image::Args),
     /// Copy files into and out of a container, edit and delete them (push, pull, edit, delete).
     File(file::Args),
@@ -107,6 +112,8 @@ enum Cmd {
     Copy(copy::Args),
     /// Rename a stopped container (or a snapshot: NAME/SNAP NAME/NEW).
     Rename(rename::Args),
+    /// Make an image from a stopped container (--force: stop it, and start it again after).
+    Publish(publish::Args),
 }
 
 /// `header` and `rows` as CSV for `--format csv` (RFC 4180, by the `csv` crate: a field with
@@ -165,6 +172,7 @@ pub fn main() -> ExitCode {
         let c = Containers::new(Paths::from_env()?);
         match cli.cmd {
             Cmd::Launch(a) => launch::run(&c, a),
+            Cmd::Init(a) => init::run(&c, a),
             Cmd::Start(a) => start::run(&c, a),
             Cmd::Stop(a) => stop::run(&c, a),
             Cmd::List(a) => list::run(&c, a),
@@ -183,6 +191,7 @@ pub fn main() -> ExitCode {
             Cmd::Snapshot(a) => snapshot::run(&c, a),
             Cmd::Copy(a) => copy::run(&c, a),
             Cmd::Rename(a) => rename::run(&c, a),
+            Cmd::Publish(a) => publish::run(&c, a),
         }
     };
     match run() {

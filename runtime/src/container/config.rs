@@ -14,6 +14,8 @@ pub const LOG_SIZE_KEY: &str = "console.log.size";
 pub struct Config {
     /// Image it was created from.
     pub image: String,
+    /// Deleted when it stops (`launch --ephemeral`); kept across a reboot inside.
+    pub ephemeral: bool,
     /// Settings (`limits.memory: 256MiB`, …).
     pub keys: BTreeMap<String, String>,
 }
@@ -22,6 +24,11 @@ pub struct Config {
 /// `network.*` as [`crate::net`] does, `console.log.size` as a size, `devices.*` only through
 /// `config device`; other keys are kept as given.
 pub fn check_key(key: &str, value: &str) -> Result<()> {
+    if key == "ephemeral" {
+        return Err(Error::Usage(
+            "ephemeral is chosen at creation (`lxr launch --ephemeral`), not a config key".into(),
+        ));
+    }
     if key.starts_with("limits.") {
         // limits.cpu needs the available CPUs to check a count; any list will do here.
         crate::limits::writes(key, value, "0-4095")?;
@@ -63,6 +70,8 @@ impl Config {
             let (k, v) = (k.trim(), v.trim().trim_matches('"'));
             if k == "image" {
                 c.image = v.to_string();
+            } else if k == "ephemeral" {
+                c.ephemeral = v == "true";
             } else {
                 c.keys.insert(k.to_string(), v.to_string());
             }
@@ -73,6 +82,9 @@ impl Config {
     /// Write `config.yaml`.
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut s = format!("image: {}\n", self.image);
+        if self.ephemeral {
+            s.push_str("ephemeral: true\n");
+        }
         for (k, v) in &self.keys {
             s.push_str(&format!("{k}: \"{v}\"\n"));
         }
@@ -91,6 +103,7 @@ mod tests {
             ..Default::default()
         };
         c.keys.insert("limits.memory".into(), "256MiB".into());
+        c.ephemeral = true;
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("config.yaml");
         c.save(&p).unwrap();

@@ -1,6 +1,8 @@
 //! `image import` and `image delete` on the store. An import fingerprints the file(s), then
 //! in a partial directory `.partial-<fingerprint>` (the user's):
 //!
+//! 0. copies them into `export/` (kept for `image export`, [`super::original`]) and
+//!    fingerprints the copies again: the steps below read the copies;
 //! 1. makes `unpack/`, owned by the container's root ([`Ids::WithUser`], lxr's own code);
 //! 2. lists, checks and extracts the image into it as the container's root of a namespace
 //!    mapping nothing of the user's ([`Ids::Container`]; [`super::scan`], [`super::unpack`]);
@@ -24,9 +26,10 @@ use crate::error::{Context, Error, Result};
 use crate::idmap::{IdMaps, Ids};
 use crate::userns::{remove_as_root, run_as_root};
 
+use super::original;
 use super::scan::{Part, Space, Summary, METADATA_MAX};
 use super::store::{check_alias, check_metadata, fingerprint, read_metadata, Record, Store};
-use super::unpack::{extract, scan};
+use super::unpack::{extract, format_of, scan};
 
 /// An image may unpack to at most this much unless `--max-size` (or `LXR_IMAGE_MAX_SIZE`)
 /// says otherwise.
@@ -50,6 +53,30 @@ pub fn import(
     rootfs: Option<&Path>,
     aliases: &[String],
     max_size: u64,
+) -> Result<Imported> {
+    import_with(store, maps, file, rootfs, aliases, max_size, false)
+}
+
+/// [`import`] of a unified tarball lxr made itself in the store's directory (`publish`): it is
+/// moved, not copied, to where the store keeps imported files.
+pub fn import_own(
+    store: &Store,
+    maps: &IdMaps,
+    file: &Path,
+    aliases: &[String],
+    max_size: u64,
+) -> Result<Imported> {
+    import_with(store, maps, file, None, aliases, max_size, true)
+}
+
+fn import_with(
+    store: &Store,
+    maps: &IdMaps,
+    file: &Path,
+    rootfs: Option<&Path>,
+    aliases: &[String],
+    max_size: u64,
+    take: bool,
 ) -> Result<Imported> {
     for a in aliases {
         check_alias(a)?;
@@ -86,7 +113,7 @@ pub fn import(
             maps,
             &fp,
             size,
-            (&mut meta_file, &file_name),
+            (&mut meta_file, &file_name, take.then_some(file)),
             rootfs_file.as_mut().map(|f| (f, rootfs_name.as_str())),
             max_size,
         )?;
@@ -109,7 +136,7 @@ fn unpack(
     maps: &IdMaps,
     fp: &str,
     size: u64,
-    meta: (&mut File, &str),
+    meta: (&mut File, &str, Option<&Path>),
     rootfs: Option<(&mut File, &str)>,
     max_size: u64,
 ) -> Result<()> {
@@ -119,6 +146,44 @@ fn unpack(
         .create(&partial)
         .ctx(|| format!("create {}", partial.display()))?;
     let result = (|| {
+        // The files are copied first, and the copies fingerprinted again and unpacked: what
+        // is kept for `image export` is exactly what was unpacked and fingerprinted.
+        let keep = partial.join(original::DIR);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&keep)
+            .ctx(|| format!("create {}", keep.display()))?;
+        // `take`: a file of lxr's own, moved rather than copied.
+        let (meta_file, meta_name, take) = meta;
+        let meta_format = format_of(meta_file, meta_name)?;
+        let mut rootfs = rootfs;
+        let rootfs_format = match rootfs.as_mut() {
+            Some((f, n)) => Some(format_of(f, n)?),
+            None => None,
+        };
+        let names = original::names(fp, meta_format, rootfs_format);
+        let mut meta_copy = match take {
+            Some(path) => original::take(path, &keep.join(&names[0]))?,
+            None => original::copy(meta_file, meta_name, &keep.join(&names[0]))?,
+        };
+        let mut rootfs_copy = match (rootfs, names.get(1)) {
+            (Some((f, n)), Some(to)) => Some((original::copy(f, n, &keep.join(to))?, n)),
+            _ => None,
+        };
+        let (again, _) = {
+            let mut files = vec![(&mut meta_copy, meta_name)];
+            if let Some((f, n)) = rootfs_copy.as_mut() {
+                files.push((f, *n));
+            }
+            fingerprint(&mut files)?
+        };
+        if again != fp {
+            return Err(Error::Usage(format!(
+                "{meta_name} changed while it was imported: import it again"
+            )));
+        }
+        let meta = (&mut meta_copy, meta_name);
+        let rootfs = rootfs_copy.as_mut().map(|(f, n)| (f, *n));
         let pdir = Dir::open(&partial)?;
         run_as_root(maps, Ids::WithUser, || {
             pdir.mkdir("unpack", 0o700)?;
@@ -140,6 +205,7 @@ fn unpack(
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            files: names,
         };
         let json = serde_json::to_string_pretty(&record)
             .map_err(|e| Error::Host(format!("encode image record: {e}")))?;

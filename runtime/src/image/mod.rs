@@ -8,6 +8,8 @@
 pub mod busybox;
 pub mod import;
 pub mod metadata;
+pub mod original;
+pub mod pack;
 pub mod scan;
 pub mod store;
 pub mod template;

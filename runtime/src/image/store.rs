@@ -1,6 +1,6 @@
 //! The user's image store, `<data>/images`: one directory per imported image named by its
-//! fingerprint (`metadata.yaml`, `templates/`, `rootfs/` owned by the container's root, and
-//! lxr's own `image.json`), plus `aliases.json` (alias → fingerprint). An import unpacks into
+//! fingerprint (`metadata.yaml`, `templates/`, `rootfs/` owned by the container's root,
+//! lxr's own `image.json`, and `export/` with the imported file(s) as they were), plus `aliases.json` (alias → fingerprint). An import unpacks into
 //! `.partial-<fingerprint>` and renames it into place, so a killed import leaves nothing
 //! that looks like an image.
 
@@ -33,6 +33,10 @@ pub struct Record {
     pub size: u64,
     /// Unix time of the import.
     pub imported_at: u64,
+    /// The imported file(s), kept in `export/` under the names `image export` writes
+    /// ([`super::original`]); empty for images imported before lxr kept them.
+    #[serde(default)]
+    pub files: Vec<String>,
 }
 
 /// An image named on the command line.

@@ -63,7 +63,14 @@ pub struct Spec {
     /// The container lock's fd, inherited by the monitor, which closes it once the start is
     /// done (see [`crate::lock::Lock`]).
     pub lock_fd: Option<std::os::fd::RawFd>,
+    /// What the monitor runs after the init's last end (not a reboot) and its cleanup, with
+    /// the user's paths and the container's name: the deletion of an ephemeral container
+    /// (given by the lifecycle, which this module does not depend on).
+    pub at_end: Option<AtEnd>,
 }
+
+/// See [`Spec::at_end`].
+pub type AtEnd = (crate::paths::Paths, fn(&crate::paths::Paths, &str));
 
 /// Start the container; returns once its init runs (or the launch failed). The calling
 /// process must be single-threaded.

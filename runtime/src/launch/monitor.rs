@@ -97,6 +97,9 @@ pub fn monitor(spec: &Spec, report: End) -> i32 {
                 }
                 let _ = State::clear(&spec.state_dir);
                 let _ = std::fs::remove_file(spec.state_dir.join("stopping"));
+                if let Some((paths, at_end)) = &spec.at_end {
+                    at_end(paths, &spec.name);
+                }
                 return match status {
                     Ok(WaitStatus::Exited(_, c)) => c,
                     _ => 0,

@@ -112,7 +112,7 @@ impl Containers {
             }
             _ => None,
         };
-        self.with_rootfs_locked(dst, None, |root| {
+        self.with_rootfs(dst, None, |root| {
             if let Some((meta, t)) = &templates {
                 image::template::apply_create(t.as_ref(), meta, root, dst)?;
             }

@@ -10,18 +10,31 @@ use crate::lock::Lock;
 use crate::userns::remove_as_root;
 
 impl Containers {
-    /// Create `name` from `image_name` with settings `keys` (`KEY=VALUE`).
-    pub fn create(&self, image_name: &str, name: &str, keys: &[String]) -> Result<()> {
+    /// Create `name` from `image_name` with settings `keys` (`KEY=VALUE`), without starting it
+    /// (`lxr init`); an `ephemeral` one is deleted when it stops after a start.
+    pub fn create(
+        &self,
+        image_name: &str,
+        name: &str,
+        keys: &[String],
+        ephemeral: bool,
+    ) -> Result<()> {
         check_name(name)?;
         let _lock = Lock::container(&self.paths, name)?;
-        self.create_locked(image_name, name, keys)
+        self.create_locked(image_name, name, keys, ephemeral)
     }
 
     /// Create `name` and start it; the container stays (stopped) if the start fails.
-    pub fn launch(&self, image_name: &str, name: &str, keys: &[String]) -> Result<State> {
+    pub fn launch(
+        &self,
+        image_name: &str,
+        name: &str,
+        keys: &[String],
+        ephemeral: bool,
+    ) -> Result<State> {
         check_name(name)?;
         let lock = Lock::container(&self.paths, name)?;
-        self.create_locked(image_name, name, keys)?;
+        self.create_locked(image_name, name, keys, ephemeral)?;
         self.start_locked(name, &lock).map_err(|e| {
             Error::from_child(&format!(
                 "{e} (the container was created; fix the problem and run `lxr start {name}`, or \
@@ -30,11 +43,18 @@ impl Containers {
         })
     }
 
-    fn create_locked(&self, image_name: &str, name: &str, keys: &[String]) -> Result<()> {
+    fn create_locked(
+        &self,
+        image_name: &str,
+        name: &str,
+        keys: &[String],
+        ephemeral: bool,
+    ) -> Result<()> {
         let store = image::Store::new(self.paths.data.join("images"));
         let source = store.resolve(image_name)?;
         let mut cfg = Config {
             image: image_name.to_string(),
+            ephemeral,
             ..Default::default()
         };
         for kv in keys {

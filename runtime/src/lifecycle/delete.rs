@@ -23,7 +23,9 @@ impl Containers {
                     "{name} is running: stop it first, or use delete --force"
                 )));
             }
-            self.stop(
+            // Deleted here, not by its monitor (which would wait for the lock held here).
+            self.keep_across_stop(name);
+            self.halt(
                 name,
                 Halt {
                     force: true,

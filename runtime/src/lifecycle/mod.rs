@@ -5,7 +5,9 @@
 //!
 //! One file per step: [`create`](Containers::create) and [`launch`](Containers::launch) in
 //! `create.rs`, `start.rs`, `stop.rs` (stop, restart), `delete.rs`, `freeze.rs`, `settings.rs`
-//! (config keys, applied live), `devices.rs` (proxy devices), `status.rs` (info, list), `exec.rs`, `console.rs`. The start
+//! (config keys, applied live), `devices.rs` (proxy devices), `status.rs` (info, list), `exec.rs`, `console.rs`,
+//! `ephemeral.rs` (deleted when stopped), `publish.rs` (an image from a container), `rootfs.rs`
+//! (a stopped rootfs handed to the container's root). The start
 //! itself — monitor, intermediate, init — is [`crate::launch`].
 //!
 //! A `Containers` holds the command's one connection to cgmanager ([`Cgm`]), opened when a
@@ -16,9 +18,11 @@ mod copy;
 mod create;
 mod delete;
 mod devices;
+mod ephemeral;
 mod exec;
 mod file;
 mod freeze;
+mod publish;
 mod rename;
 mod rootfs;
 mod settings;
@@ -30,6 +34,7 @@ mod stop;
 pub use devices::Applied;
 pub use exec::Exec;
 pub use file::{Pull, Push};
+pub use publish::Publish;
 pub use snapshot::{check_snap_name, Snapshot};
 pub use status::{Status, Usage};
 pub use stop::Halt;

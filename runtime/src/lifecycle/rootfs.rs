@@ -143,19 +143,8 @@ impl Containers {
     /// will see it at its next start (for overlay: mounted in a private mount namespace of the
     /// child). Writes through `root` land in the container; a snapshot is mounted read-only.
     /// Errors (clearly) if the container is running: callers go through a running container's
-    /// own namespaces instead. Takes the container's lock: do not hold it when calling.
-    #[allow(dead_code)] // publish (merged next) is its caller
+    /// own namespaces instead. The caller holds the container's lock (`crate::lock::Lock`).
     pub(crate) fn with_rootfs<F>(&self, name: &str, snap: Option<&str>, f: F) -> Result<()>
-    where
-        F: FnOnce(&crate::beneath::Dir) -> Result<()>,
-    {
-        self.existing(name)?;
-        let _lock = Lock::container(&self.paths, name)?;
-        self.with_rootfs_locked(name, snap, f)
-    }
-
-    /// [`Containers::with_rootfs`] for a caller that holds the container's lock.
-    pub(super) fn with_rootfs_locked<F>(&self, name: &str, snap: Option<&str>, f: F) -> Result<()>
     where
         F: FnOnce(&Dir) -> Result<()>,
     {

@@ -28,7 +28,15 @@ impl Containers {
         }
         self.paths.ensure()?;
         let state_dir = self.paths.state(name);
-        State::reap_stale(&state_dir, &self.cgm)?;
+        let reaped = State::reap_stale(&state_dir, &self.cgm)?;
+        let cfg = Config::load(&dir.join("config.yaml"))?;
+        if reaped && cfg.ephemeral && !state_dir.join(super::ephemeral::KEEP).exists() {
+            // Its monitor was killed: nobody deleted it when it stopped.
+            self.delete_stopped(name)?;
+            return Err(Error::NotFound(format!(
+                "{name} was ephemeral and has stopped: it is deleted now"
+            )));
+        }
         if let Some(s) = State::load(&state_dir)? {
             return Err(Error::Usage(format!(
                 "{name} is already running (pid {})",
@@ -46,9 +54,16 @@ impl Containers {
             maps: IdMaps::for_current_user()?,
             state_dir,
             lxcfs: launch::mounts::lxcfs_mounted(&lxcfs).then_some(lxcfs),
-            keys: Config::load(&dir.join("config.yaml"))?.keys,
+            keys: cfg.keys,
             lock_fd: Some(lock.raw_fd()),
+            at_end: cfg.ephemeral.then(|| {
+                (
+                    self.paths.clone(),
+                    super::ephemeral::at_end as fn(&crate::paths::Paths, &str),
+                )
+            }),
         };
+        self.clear_keep(name);
         launch::start(&spec)
     }
 }

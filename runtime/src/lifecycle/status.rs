@@ -72,6 +72,16 @@ impl Containers {
         }
     }
 
+    /// An ephemeral container whose monitor was killed after its init ended: its stale state
+    /// is reaped and it is deleted now (if its lock is free; else the next command will).
+    fn reaped_ephemeral(&self, name: &str) -> bool {
+        let stale = State::reap_stale(&self.paths.state(name), &self.cgm).unwrap_or(false);
+        stale
+            && self
+                .reap_ephemeral(name, std::time::Duration::ZERO)
+                .unwrap_or(false)
+    }
+
     /// Every container, sorted by name (memory use and the freezer only).
     pub fn list(&self) -> Result<Vec<Status>> {
         let dir = self.paths.data.join("containers");
@@ -88,10 +98,13 @@ impl Containers {
                 e.file_type().is_ok_and(|t| t.is_dir())
                     && crate::container::check_name(&e.file_name().to_string_lossy()).is_ok()
             })
-            .map(|e| {
+            .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().to_string();
                 let config = Config::load(&e.path().join("config.yaml")).unwrap_or_default();
-                self.status_of(&name, config, false)
+                if config.ephemeral && self.reaped_ephemeral(&name) {
+                    return None;
+                }
+                Some(self.status_of(&name, config, false))
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -67,10 +67,21 @@ fn signal(pid: u32, sig: libc::c_int) -> Result<()> {
 }
 
 impl Containers {
-    /// Stop `name`; returns when its init is gone and its monitor has cleaned up.
+    /// Stop `name`; returns when its init is gone and its monitor has cleaned up (and, for an
+    /// ephemeral container, when it is deleted).
     pub fn stop(&self, name: &str, how: Halt) -> Result<()> {
         // `no container X` and `X is not running` are two answers, the same for every verb.
         self.existing(name)?;
+        self.halt(name, how)?;
+        // The monitor deletes an ephemeral container; one that was killed did not.
+        self.reap_ephemeral(name, crate::lock::WAIT)?;
+        Ok(())
+    }
+
+    /// Stop `name`, nothing more: callers that hold its lock (`delete`, `restart`,
+    /// `publish --force`).
+    pub(super) fn halt(&self, name: &str, how: Halt) -> Result<()> {
+        crate::container::check_name(name)?;
         let dir = self.paths.state(name);
         let Some(s) = State::load(&dir)? else {
             State::reap_stale(&dir, &self.cgm)?;
@@ -123,7 +134,9 @@ impl Containers {
         // Before the lock, which makes lxr's directories.
         self.existing(name)?;
         let lock = Lock::container(&self.paths, name)?;
-        self.stop(name, how)?;
+        // Not an ephemeral container's end: it starts again.
+        self.keep_across_stop(name);
+        self.halt(name, how)?;
         self.start_locked(name, &lock)
     }
 }

@@ -198,7 +198,7 @@ impl Containers {
                 let r = match &init {
                     Some(init) => join_running(init, name, &helper_end),
                     None => isolate(&[helper_end.raw_fd()]).and_then(|()| {
-                        self.with_rootfs_locked(name, None, |root| server::serve(root, &helper_end))
+                        self.with_rootfs(name, None, |root| server::serve(root, &helper_end))
                     }),
                 };
                 let code = match r {

@@ -1,0 +1,12 @@
+//! `lxr init IMAGE NAME [-c key=value]… [--ephemeral]` ([`Containers::create`]): create a
+//! container without starting it, as `incus init`.
+
+use crate::error::Result;
+use crate::lifecycle::Containers;
+
+/// Run.
+pub fn run(c: &Containers, a: super::launch::Args) -> Result<i32> {
+    c.create(&a.image, &a.name, &a.config, a.ephemeral)?;
+    println!("Created {}", a.name);
+    Ok(0)
+}
