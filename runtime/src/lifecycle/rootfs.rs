@@ -11,7 +11,6 @@ use crate::container::State;
 use crate::error::{Context, Error, Result};
 use crate::idmap::{IdMaps, Ids};
 use crate::image::{self, Source, Store};
-use crate::lock::Lock;
 use crate::storage::copy::{self, Blocks};
 use crate::storage::overlay::{self, Layers};
 use crate::storage::{self, Backend, Record};
