@@ -141,13 +141,14 @@ impl Containers {
     /// the *stopped* container's root filesystem (or of its snapshot `snap`), as the container
     /// will see it at its next start (for overlay: mounted in a private mount namespace of the
     /// child). Writes through `root` land in the container; a snapshot is mounted read-only.
-    /// Errors (clearly) if the container is running: callers go through a running container's
+    /// Errors (clearly) if the container is running and no snapshot is asked for: callers go through a running container's
     /// own namespaces instead. The caller holds the container's lock (`crate::lock::Lock`).
     pub(crate) fn with_rootfs<F>(&self, name: &str, snap: Option<&str>, f: F) -> Result<()>
     where
         F: FnOnce(&Dir) -> Result<()>,
     {
-        if State::load(&self.paths.state(name))?.is_some() {
+        // A snapshot's layers are its own, read-only, whatever the container does meanwhile.
+        if snap.is_none() && State::load(&self.paths.state(name))?.is_some() {
             return Err(Error::Usage(format!(
                 "{name} is running: its files are reached through its own namespaces (lxr exec), \
                  or stop it first"
