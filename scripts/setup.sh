@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(fuse3 lxcfs lxc lxc-templates busybox-static uidmap procps util-linux dbus systemd python3 gcc xz-utils zstd bzip2 squashfs-tools strace libglib2.0-bin debootstrap
-      qemu-system-x86 e2fsprogs cpio slirp4netns passt iperf3)
+      qemu-system-x86 e2fsprogs cpio slirp4netns passt iperf3 xfsprogs)
 
 if [ "$(id -u)" != 0 ]; then
     echo "setup.sh: run as root" >&2

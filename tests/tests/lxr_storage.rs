@@ -7,7 +7,8 @@
 //! by the container's root towards the user's files, a container writing during its snapshot,
 //! `user.overlay.*` xattrs set from inside. The Debian image launches without being copied;
 //! the copy backend on request (`LXR_STORAGE=copy`); the reflink backend on an xfs loop image
-//! (skipped where the host has no `mkfs.xfs`), refused on ext4.
+//! (`scripts/setup.sh` installs xfsprogs; skipped with a message where `mkfs.xfs` is missing),
+//! refused on ext4.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
