@@ -16,7 +16,7 @@ pub struct Args {
 pub fn run(c: &Containers, a: Args) -> Result<i32> {
     let st = c.status(&a.name, true)?;
     println!("Name: {}", st.name);
-    println!("Image: {}", st.config.image);
+    println!("Image: {}", c.image_label(&st.config.image));
     match &st.running {
         None => {
             println!("Status: STOPPED");

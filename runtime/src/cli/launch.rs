@@ -1,4 +1,5 @@
-//! `lxr launch IMAGE NAME [-c key=value]…` ([`Containers::launch`]): create, then start.
+//! `lxr launch IMAGE NAME [-c key=value]… [-p PROFILE]… [--no-profiles]`
+//! ([`Containers::launch_with`]): create, then start.
 
 use crate::error::Result;
 use crate::lifecycle::Containers;
@@ -14,11 +15,18 @@ pub struct Args {
     /// -c network.host_loopback=true.
     #[arg(short = 'c', long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
+    /// Profiles to apply, in order (repeatable; default: the `default` profile).
+    #[arg(short = 'p', long = "profile", value_name = "PROFILE")]
+    profiles: Vec<String>,
+    /// Apply no profile at all (not even `default`).
+    #[arg(long, conflicts_with = "profiles")]
+    no_profiles: bool,
 }
 
 /// Run.
 pub fn run(c: &Containers, a: Args) -> Result<i32> {
-    let s = c.launch(&a.image, &a.name, &a.config)?;
+    let profiles = (a.no_profiles || !a.profiles.is_empty()).then_some(a.profiles.as_slice());
+    let s = c.launch_with(&a.image, &a.name, &a.config, profiles)?;
     println!("Launched {}", a.name);
     super::warn_unconfined(&a.name, &s);
     Ok(0)

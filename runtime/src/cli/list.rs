@@ -65,7 +65,7 @@ pub fn rows(c: &Containers) -> Result<Vec<Row>> {
                 .filter(|(k, _)| k.starts_with("limits."))
                 .map(|(k, v)| format!("{}={v}", k.trim_start_matches("limits.")))
                 .collect(),
-            image: s.config.image,
+            image: c.image_label(&s.config.image),
             name: s.name,
         })
         .collect())

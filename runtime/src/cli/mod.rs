@@ -1,15 +1,18 @@
 //! The `lxr` command line (LXD-style), one module per subcommand: each parses its arguments,
 //! calls [`crate::lifecycle::Containers`] (or the image store) and prints the answer.
 
+mod autostart;
 mod config;
 mod console;
 mod delete;
+mod edit;
 mod exec;
 mod freeze;
 mod image;
 mod info;
 mod launch;
 mod list;
+mod profile;
 mod restart;
 mod start;
 mod stop;
@@ -59,6 +62,11 @@ enum Cmd {
     Console(console::Args),
     /// Import, list and delete images.
     Image(image::Args),
+    /// Manage profiles: sets of keys and devices applied to containers.
+    Profile(profile::Args),
+    /// Start the containers with boot.autostart=true (run at login by lxr-autostart.service).
+    #[command(hide = true)]
+    Autostart(autostart::Args),
 }
 
 /// `header` and `rows` as CSV for `--format csv` (RFC 4180, by the `csv` crate: a field with
@@ -122,6 +130,8 @@ pub fn main() -> ExitCode {
             Cmd::Config(a) => config::run(&c, a),
             Cmd::Console(a) => console::run(&c, a),
             Cmd::Image(a) => image::run(c.paths(), a),
+            Cmd::Profile(a) => profile::run(&c, a),
+            Cmd::Autostart(a) => autostart::run(&c, a),
         }
     };
     match run() {

@@ -61,7 +61,14 @@ pub fn intermediate(spec: &Spec, chan: &End, notify: Option<&Path>, resolv: Opti
             })
             .transpose()
     });
-    let notify = match entered.and_then(|n| become_root().map(|()| n)) {
+    // Disk devices' sources, opened (and checked to be the user's) with the user's
+    // credentials, bound once this is the container's root (see [`super::disks`]).
+    let entered = entered.and_then(|n| Ok((n, super::disks::open_all(&spec.keys)?)));
+    let notify = match entered.and_then(|(n, disks)| {
+        become_root()?;
+        super::disks::bind_all(&disks)?;
+        Ok(n)
+    }) {
         Ok(n) => n,
         Err(e) => return fail(e),
     };

@@ -5,25 +5,30 @@
 //!
 //! One file per step: [`create`](Containers::create) and [`launch`](Containers::launch) in
 //! `create.rs`, `start.rs`, `stop.rs` (stop, restart), `delete.rs`, `freeze.rs`, `settings.rs`
-//! (config keys, applied live), `devices.rs` (proxy devices), `status.rs` (info, list), `exec.rs`, `console.rs`. The start
+//! (config keys, applied live), `devices.rs` (proxy and disk devices), `profiles.rs`,
+//! `autostart.rs` (`boot.autostart`), `status.rs` (info, list), `exec.rs`, `console.rs`. The start
 //! itself — monitor, intermediate, init — is [`crate::launch`].
 //!
 //! A `Containers` holds the command's one connection to cgmanager ([`Cgm`]), opened when a
 //! step first needs it.
 
+mod autostart;
 mod console;
 mod create;
 mod delete;
 mod devices;
 mod exec;
 mod freeze;
+mod profiles;
 mod settings;
 mod start;
 mod status;
 mod stop;
 
+pub use autostart::Autostarted;
 pub use devices::Applied;
 pub use exec::Exec;
+pub use settings::pairs as key_value_pairs;
 pub use status::{Status, Usage};
 pub use stop::Halt;
 

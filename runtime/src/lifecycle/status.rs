@@ -21,7 +21,7 @@ pub struct Usage {
 pub struct Status {
     /// Its name.
     pub name: String,
-    /// Its image and settings.
+    /// Its image and settings (profiles applied).
     pub config: Config,
     /// Its runtime state, when it runs.
     pub running: Option<State>,
@@ -38,6 +38,7 @@ impl Containers {
     pub fn status(&self, name: &str, full: bool) -> Result<Status> {
         self.existing(name)?;
         let config = Config::load(&self.paths.container(name).join("config.yaml"))?;
+        let config = self.expand(&config).unwrap_or(config);
         Ok(self.status_of(name, config, full))
     }
 
@@ -83,6 +84,7 @@ impl Containers {
             .map(|e| {
                 let name = e.file_name().to_string_lossy().to_string();
                 let config = Config::load(&e.path().join("config.yaml")).unwrap_or_default();
+                let config = self.expand(&config).unwrap_or(config);
                 self.status_of(&name, config, false)
             })
             .collect();

@@ -1,0 +1,196 @@
+//! Profiles ([`crate::container::profile`]): create, list, show, edit, copy, delete, set, get,
+//! unset, and `assign` to a container. A change to a profile reaches the running containers
+//! that use it as a change of their own keys would (limits at once).
+
+use super::Containers;
+use crate::container::profile::{check_name, Profile, DEFAULT};
+use crate::container::{devices, schema, Config};
+use crate::error::{Error, Result};
+
+impl Containers {
+    /// Every profile, with the containers using it.
+    pub fn profile_list(&self) -> Result<Vec<(String, Vec<String>)>> {
+        let all = self.configs()?;
+        Ok(self
+            .profiles()
+            .names()?
+            .into_iter()
+            .map(|p| {
+                let users = all
+                    .iter()
+                    .filter(|(_, c)| c.profiles.contains(&p))
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                (p, users)
+            })
+            .collect())
+    }
+
+    /// One profile.
+    pub fn profile(&self, name: &str) -> Result<Profile> {
+        self.profiles().load(name)
+    }
+
+    /// Make an empty profile.
+    pub fn profile_create(&self, name: &str) -> Result<()> {
+        check_name(name)?;
+        if self.profiles().exists(name) {
+            return Err(Error::Usage(format!("profile {name} already exists")));
+        }
+        self.paths.ensure()?;
+        self.profiles().save(name, &Profile::default())
+    }
+
+    /// Copy profile `from` to a new `to`.
+    pub fn profile_copy(&self, from: &str, to: &str) -> Result<()> {
+        let p = self.profile(from)?;
+        check_name(to)?;
+        if self.profiles().exists(to) {
+            return Err(Error::Usage(format!("profile {to} already exists")));
+        }
+        self.paths.ensure()?;
+        self.profiles().save(to, &p)
+    }
+
+    /// Delete a profile: not `default`, not while a container uses it.
+    pub fn profile_delete(&self, name: &str) -> Result<()> {
+        if name == DEFAULT {
+            return Err(Error::Usage("the default profile cannot be deleted".into()));
+        }
+        self.profile(name)?;
+        let users = self.profile_users(name)?;
+        if !users.is_empty() {
+            return Err(Error::Usage(format!(
+                "profile {name} is used by {} (lxr profile assign them other profiles first)",
+                users.join(", ")
+            )));
+        }
+        self.profiles().remove(name)
+    }
+
+    /// One key of a profile; empty when it is not set.
+    pub fn profile_get(&self, name: &str, key: &str) -> Result<String> {
+        Ok(self
+            .profile(name)?
+            .config
+            .get(key)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Set keys of a profile (checked; applied live to the running containers using it).
+    pub fn profile_set(&self, name: &str, pairs: &[(String, String)]) -> Result<()> {
+        for (k, v) in pairs {
+            schema::check(k, v)?;
+        }
+        let mut p = self.profile(name)?;
+        for (k, v) in pairs {
+            p.config.insert(k.clone(), v.clone());
+        }
+        self.profile_replace(name, &p)
+    }
+
+    /// Remove keys of a profile (each must be set).
+    pub fn profile_unset(&self, name: &str, keys: &[String]) -> Result<()> {
+        let mut p = self.profile(name)?;
+        for k in keys {
+            if p.config.remove(k).is_none() {
+                return Err(Error::Usage(format!(
+                    "can't unset key '{k}', it's not currently set"
+                )));
+            }
+        }
+        self.profile_replace(name, &p)
+    }
+
+    /// Replace a profile with `yaml` (`profile show`'s form), checked.
+    pub fn profile_edit(&self, name: &str, yaml: &str) -> Result<()> {
+        check_name(name)?;
+        self.profile(name)?;
+        self.profile_replace(name, &Profile::from_user(yaml)?)
+    }
+
+    /// Save `new` as profile `name` and bring its running users' limits in line; if the
+    /// kernel refuses a value, the old profile is put back.
+    fn profile_replace(&self, name: &str, new: &Profile) -> Result<()> {
+        new.check()?;
+        let old = self.profile(name)?;
+        let users: Vec<(String, Config)> = self
+            .configs()?
+            .into_iter()
+            .filter(|(_, c)| c.profiles.iter().any(|p| p == name))
+            .collect();
+        let before: Vec<Config> = users
+            .iter()
+            .map(|(_, c)| self.expand(c))
+            .collect::<Result<_>>()?;
+        self.paths.ensure()?;
+        self.profiles().save(name, new)?;
+        let applied = users.iter().zip(&before).try_for_each(|((n, c), b)| {
+            let after = self.expand(c)?;
+            for d in devices::disks(&after.devices)? {
+                d.open_source()?;
+            }
+            self.apply_live(n, b, &after)
+        });
+        if let Err(e) = applied {
+            let _ = self.profiles().save(name, &old);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Give `container` these profiles, in order (an empty list removes them all).
+    pub fn profile_assign(&self, container: &str, profiles: &[String]) -> Result<()> {
+        for (i, p) in profiles.iter().enumerate() {
+            check_name(p)?;
+            if profiles[..i].contains(p) {
+                return Err(Error::Usage(format!("profile {p} given twice")));
+            }
+        }
+        let file = self.config_file(container)?;
+        let mut cfg = Config::load(&file)?;
+        let before = self.expand(&cfg)?;
+        cfg.profiles = profiles.to_vec();
+        let after = self.expand(&cfg)?;
+        for d in devices::disks(&after.devices)? {
+            d.open_source()?;
+        }
+        self.apply_live(container, &before, &after)?;
+        cfg.save(&file)
+    }
+
+    fn profile_users(&self, name: &str) -> Result<Vec<String>> {
+        Ok(self
+            .configs()?
+            .into_iter()
+            .filter(|(_, c)| c.profiles.iter().any(|p| p == name))
+            .map(|(n, _)| n)
+            .collect())
+    }
+
+    /// Every container's own configuration (unreadable ones skipped), by name.
+    fn configs(&self) -> Result<Vec<(String, Config)>> {
+        let dir = self.paths.data.join("containers");
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(Error::Os {
+                    what: format!("read {}", dir.display()),
+                    source: e,
+                })
+            }
+        };
+        let mut out: Vec<(String, Config)> = rd
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                crate::container::check_name(&name).ok()?;
+                Some((name, Config::load(&e.path().join("config.yaml")).ok()?))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}
