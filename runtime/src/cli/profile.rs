@@ -50,6 +50,15 @@ enum Op {
     },
 }
 
+/// The running containers a profile change could not reach at once.
+fn warn(failed: &[(String, crate::error::Error)]) {
+    for (n, e) in failed {
+        eprintln!(
+            "lxr: warning: {n}: not applied while it runs ({e}); it gets it at its next start"
+        );
+    }
+}
+
 /// Run.
 pub fn run(c: &Containers, a: Args) -> Result<i32> {
     match a.op {
@@ -84,7 +93,7 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
         }
         Op::Edit { name } => {
             let text = super::edit::edit(&c.profile(&name)?.to_yaml()?, &name)?;
-            c.profile_edit(&name, &text)?;
+            warn(&c.profile_edit(&name, &text)?);
         }
         Op::Copy { from, to } => c.profile_copy(&from, &to)?,
         Op::Delete { name } => {
@@ -108,9 +117,9 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
                 println!("Profiles {} applied to {container}", list.join(","));
             }
         }
-        Op::Set { name, args } => c.profile_set(&name, &key_value_pairs(&args)?)?,
+        Op::Set { name, args } => warn(&c.profile_set(&name, &key_value_pairs(&args)?)?),
         Op::Get { name, key } => println!("{}", c.profile_get(&name, &key)?),
-        Op::Unset { name, keys } => c.profile_unset(&name, &keys)?,
+        Op::Unset { name, keys } => warn(&c.profile_unset(&name, &keys)?),
     }
     Ok(0)
 }

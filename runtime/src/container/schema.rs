@@ -172,7 +172,12 @@ pub fn check_stored(name: &str, value: &str) -> Result<()> {
     let bad = |why: &str| Error::Usage(format!("{name}={value:?}: {why} (e.g. {})", k.example));
     match k.value {
         // limits.cpu needs the available CPUs to check a count; any list will do here.
-        Value::Limit => crate::limits::writes(name, value, "0-4095").map(drop),
+        Value::Limit => crate::limits::writes(name, value, "0-4095")
+            .map(drop)
+            .map_err(|e| match e {
+                Error::Usage(m) if !m.contains(name) => Error::Usage(format!("{name}: {m}")),
+                e => e,
+            }),
         Value::Bool => parse_bool(value)
             .map(drop)
             .ok_or_else(|| bad("not a boolean")),

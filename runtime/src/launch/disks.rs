@@ -69,11 +69,13 @@ pub fn bind_all(opened: &[Opened]) -> Result<()> {
     if opened.is_empty() {
         return Ok(());
     }
-    let root = Dir::open(Path::new("."))?;
-    for o in opened {
-        bind_one(&root, o)?;
-    }
-    Ok(())
+    // Mount points made here are the container's, searchable as any directory of its
+    // (the intermediate still has lxr's 077; init sets 022 itself).
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    let root = Dir::open(Path::new("."));
+    let r = root.and_then(|root| opened.iter().try_for_each(|o| bind_one(&root, o)));
+    nix::sys::stat::umask(old);
+    r
 }
 
 fn bind_one(root: &Dir, o: &Opened) -> Result<()> {

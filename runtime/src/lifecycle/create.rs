@@ -59,8 +59,9 @@ impl Containers {
         profiles: Option<&[String]>,
     ) -> Result<()> {
         check_name(name)?;
+        let cfg = self.new_config(keys, profiles)?;
         let _lock = Lock::container(&self.paths, name)?;
-        self.create_locked(image_name, name, keys, profiles)
+        self.create_locked(image_name, name, cfg)
     }
 
     /// Create `name` and start it; the container stays (stopped) if the start fails.
@@ -77,8 +78,9 @@ impl Containers {
         profiles: Option<&[String]>,
     ) -> Result<State> {
         check_name(name)?;
+        let cfg = self.new_config(keys, profiles)?;
         let lock = Lock::container(&self.paths, name)?;
-        self.create_locked(image_name, name, keys, profiles)?;
+        self.create_locked(image_name, name, cfg)?;
         self.start_locked(name, &lock).map_err(|e| {
             Error::from_child(&format!(
                 "{e} (the container was created; fix the problem and run `lxr start {name}`, or \
@@ -87,15 +89,9 @@ impl Containers {
         })
     }
 
-    /// Everything is checked — keys, profiles, the image, the devices' sources — before the
-    /// container's directory exists.
-    fn create_locked(
-        &self,
-        image_name: &str,
-        name: &str,
-        keys: &[String],
-        profiles: Option<&[String]>,
-    ) -> Result<()> {
+    /// A new container's configuration from `-c KEY=VALUE` and `-p` arguments, every key,
+    /// profile and device source checked — before anything (a directory, a lock) is made.
+    fn new_config(&self, keys: &[String], profiles: Option<&[String]>) -> Result<Config> {
         let mut cfg = Config {
             profiles: profiles
                 .map(<[String]>::to_vec)
@@ -118,6 +114,11 @@ impl Containers {
         for d in devices::disks(&expanded.devices)? {
             d.open_source()?;
         }
+        Ok(cfg)
+    }
+
+    /// Create the container from the checked `cfg` (see [`Containers::new_config`]).
+    fn create_locked(&self, image_name: &str, name: &str, mut cfg: Config) -> Result<()> {
         let store = image::Store::new(self.paths.data.join("images"));
         let source = store.resolve(image_name)?;
         cfg.image = image_ref(&store, image_name, &source)?;

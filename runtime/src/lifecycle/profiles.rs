@@ -78,8 +78,13 @@ impl Containers {
             .unwrap_or_default())
     }
 
-    /// Set keys of a profile (checked; applied live to the running containers using it).
-    pub fn profile_set(&self, name: &str, pairs: &[(String, String)]) -> Result<()> {
+    /// Set keys of a profile (checked; applied live to the running containers using it —
+    /// where that fails, the container and why are returned, the profile is saved).
+    pub fn profile_set(
+        &self,
+        name: &str,
+        pairs: &[(String, String)],
+    ) -> Result<Vec<(String, Error)>> {
         for (k, v) in pairs {
             schema::check(k, v)?;
         }
@@ -90,8 +95,8 @@ impl Containers {
         self.profile_replace(name, &p)
     }
 
-    /// Remove keys of a profile (each must be set).
-    pub fn profile_unset(&self, name: &str, keys: &[String]) -> Result<()> {
+    /// Remove keys of a profile (each must be set); as [`Containers::profile_set`].
+    pub fn profile_unset(&self, name: &str, keys: &[String]) -> Result<Vec<(String, Error)>> {
         let mut p = self.profile(name)?;
         for k in keys {
             if p.config.remove(k).is_none() {
@@ -103,18 +108,19 @@ impl Containers {
         self.profile_replace(name, &p)
     }
 
-    /// Replace a profile with `yaml` (`profile show`'s form), checked.
-    pub fn profile_edit(&self, name: &str, yaml: &str) -> Result<()> {
+    /// Replace a profile with `yaml` (`profile show`'s form), checked; as
+    /// [`Containers::profile_set`].
+    pub fn profile_edit(&self, name: &str, yaml: &str) -> Result<Vec<(String, Error)>> {
         check_name(name)?;
         self.profile(name)?;
         self.profile_replace(name, &Profile::from_user(yaml)?)
     }
 
-    /// Save `new` as profile `name` and bring its running users' limits in line; if the
-    /// kernel refuses a value, the old profile is put back.
-    fn profile_replace(&self, name: &str, new: &Profile) -> Result<()> {
+    /// Save `new` as profile `name` and bring its running users' limits in line. A user whose
+    /// cgroup refuses (or that has none: unconfined) is returned with the error; it gets the
+    /// profile at its next start.
+    fn profile_replace(&self, name: &str, new: &Profile) -> Result<Vec<(String, Error)>> {
         new.check()?;
-        let old = self.profile(name)?;
         let users: Vec<(String, Config)> = self
             .configs()?
             .into_iter()
@@ -126,18 +132,16 @@ impl Containers {
             .collect::<Result<_>>()?;
         self.paths.ensure()?;
         self.profiles().save(name, new)?;
-        let applied = users.iter().zip(&before).try_for_each(|((n, c), b)| {
-            let after = self.expand(c)?;
-            for d in devices::disks(&after.devices)? {
-                d.open_source()?;
+        let mut failed = Vec::new();
+        for ((n, c), b) in users.iter().zip(&before) {
+            if let Err(e) = self
+                .expand(c)
+                .and_then(|after| self.apply_live(n, b, &after))
+            {
+                failed.push((n.clone(), e));
             }
-            self.apply_live(n, b, &after)
-        });
-        if let Err(e) = applied {
-            let _ = self.profiles().save(name, &old);
-            return Err(e);
         }
-        Ok(())
+        Ok(failed)
     }
 
     /// Give `container` these profiles, in order (an empty list removes them all).
