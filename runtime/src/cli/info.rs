@@ -80,11 +80,26 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
             }
         }
     }
-    let proxies = crate::net::proxy::all(&st.config.keys);
+    let proxies = crate::net::proxy::all(&st.config.flat());
     if !proxies.is_empty() {
         println!("Forwards:");
         for p in &proxies {
             println!("  {}", p.describe());
+        }
+    }
+    let disks: Vec<_> = st
+        .config
+        .devices
+        .iter()
+        .filter(|(_, o)| o.get("type").map(String::as_str) == Some("disk"))
+        .collect();
+    if !disks.is_empty() {
+        println!("Disks:");
+        for (d, o) in disks {
+            println!(
+                "  {}",
+                crate::text::line(&crate::container::devices::describe(d, o))
+            );
         }
     }
     if !st.config.keys.is_empty() {
