@@ -60,7 +60,7 @@ pub const KEYS: &[Key] = &[
     key(
         "limits.cpu.allowance",
         Value::Limit,
-        "CPU time: a share of one CPU or a quota per period (cpu.max)",
+        "CPU time: a hard quota, N% of one CPU or RUNms/PERIODms (cpu.max)",
         "50%",
     ),
     key(
@@ -96,7 +96,7 @@ pub const KEYS: &[Key] = &[
     key(
         crate::net::LOOPBACK_KEY,
         Value::Network,
-        "let the container reach the host's loopback (slirp4netns)",
+        "let the container reach the host's loopback (off by default)",
         "true",
     ),
     key(
@@ -241,10 +241,11 @@ pub fn help() -> String {
         };
         s.push_str(&format!("  {name:width$} {}\n", k.help));
     }
-    s.push_str(
-        "  volatile.*     lxr's own (read-only)\n\nsecurity.* keys are not supported by lxr.\n\n\
+    s.push_str(&format!(
+        "  {:width$} lxr's own (read-only)\n\nsecurity.* keys are not supported by lxr.\n\n\
          Examples:\n",
-    );
+        "volatile.*"
+    ));
     for k in KEYS {
         let kv = if k.name.ends_with('.') {
             k.example.to_string()
