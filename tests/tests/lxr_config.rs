@@ -687,3 +687,53 @@ fn the_autostart_unit_runs_lxr_autostart_at_login() {
         assert!(o.status.success(), "{}{}", out(&o), err(&o));
     }
 }
+
+#[test]
+fn profile_disk_devices_reach_their_containers() {
+    let (_home, lxr) = unconfined();
+    let _c = Cleanup(&lxr, vec!["pd1"]);
+    let (uid, gid) = test_user("lxrtest1");
+    let src = user_dir(uid, gid);
+    std::fs::write(src.path().join("shared"), "via profile\n").unwrap();
+    let s = src.path().to_str().unwrap();
+    lxr.ok(&["profile", "create", "data"]);
+    lxr.ok(&[
+        "profile",
+        "device",
+        "add",
+        "data",
+        "d",
+        "disk",
+        &format!("source={s}"),
+        "path=/data",
+        "readonly=true",
+    ]);
+    fails(
+        &lxr,
+        &[
+            "profile",
+            "device",
+            "add",
+            "data",
+            "e",
+            "disk",
+            "source=/etc",
+            "path=/e",
+        ],
+    );
+    assert!(lxr
+        .ok(&["profile", "device", "list", "data"])
+        .contains("d: disk"));
+    lxr.ok(&["launch", "busybox", "pd1", "-p", "default", "-p", "data"]);
+    assert_eq!(
+        lxr.ok(&["exec", "pd1", "--", "cat", "/data/shared"]),
+        "via profile"
+    );
+    assert!(lxr
+        .ok(&["config", "show", "pd1", "--expanded"])
+        .contains("type: disk"));
+    assert!(!lxr.ok(&["config", "show", "pd1"]).contains("type: disk"));
+    lxr.ok(&["profile", "device", "remove", "data", "d"]);
+    lxr.ok(&["restart", "pd1"]);
+    fails(&lxr, &["exec", "pd1", "--", "cat", "/data/shared"]);
+}

@@ -1,4 +1,4 @@
-//! `lxr profile create|list|show|edit|copy|delete|assign|set|get|unset` (Incus's verbs):
+//! `lxr profile create|list|show|edit|copy|delete|assign|set|get|unset|device` (Incus's verbs):
 //! named sets of keys and devices applied under a container's own, in order. The `default`
 //! profile always exists and is given to new containers unless `launch -p`/`--no-profiles`.
 
@@ -48,6 +48,27 @@ enum Op {
         #[arg(required = true, num_args = 1..)]
         keys: Vec<String>,
     },
+    /// A profile's devices (as `config device`; its containers get a change at their next
+    /// start).
+    #[command(subcommand)]
+    Device(DeviceOp),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum DeviceOp {
+    /// Add a device: `profile device add P data disk source=DIR path=/mnt/data`.
+    Add {
+        name: String,
+        device: String,
+        /// `proxy` or `disk`.
+        kind: String,
+        #[arg(required = true)]
+        options: Vec<String>,
+    },
+    /// List the devices.
+    List { name: String },
+    /// Remove a device.
+    Remove { name: String, device: String },
 }
 
 /// The running containers a profile change could not reach at once.
@@ -120,6 +141,21 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
         Op::Set { name, args } => warn(&c.profile_set(&name, &key_value_pairs(&args)?)?),
         Op::Get { name, key } => println!("{}", c.profile_get(&name, &key)?),
         Op::Unset { name, keys } => warn(&c.profile_unset(&name, &keys)?),
+        Op::Device(DeviceOp::Add {
+            name,
+            device,
+            kind,
+            options,
+        }) => c.profile_device_add(&name, &device, &kind, &options)?,
+        Op::Device(DeviceOp::List { name }) => {
+            for (d, opts) in c.profile(&name)?.devices {
+                println!(
+                    "{}",
+                    crate::text::line(&crate::container::devices::describe(&d, &opts))
+                );
+            }
+        }
+        Op::Device(DeviceOp::Remove { name, device }) => c.profile_device_remove(&name, &device)?,
     }
     Ok(0)
 }

@@ -144,6 +144,42 @@ impl Containers {
         Ok(failed)
     }
 
+    /// Add device `dev` to a profile (checked as a container's; its users get it at their
+    /// next start).
+    pub fn profile_device_add(
+        &self,
+        name: &str,
+        dev: &str,
+        kind: &str,
+        args: &[String],
+    ) -> Result<()> {
+        let mut p = self.profile(name)?;
+        let opts = devices::options(kind, args)?;
+        devices::check(dev, &opts)?;
+        if p.devices.contains_key(dev) {
+            return Err(Error::Usage(format!(
+                "profile {name} already has a device {dev}"
+            )));
+        }
+        if kind == "disk" {
+            devices::disk(dev, &opts)?.open_source()?;
+        }
+        p.devices.insert(dev.to_string(), opts);
+        self.paths.ensure()?;
+        self.profiles().save(name, &p)
+    }
+
+    /// Remove device `dev` from a profile.
+    pub fn profile_device_remove(&self, name: &str, dev: &str) -> Result<()> {
+        let mut p = self.profile(name)?;
+        if p.devices.remove(dev).is_none() {
+            return Err(Error::NotFound(format!(
+                "profile {name} has no device {dev}"
+            )));
+        }
+        self.profiles().save(name, &p)
+    }
+
     /// Give `container` these profiles, in order (an empty list removes them all).
     pub fn profile_assign(&self, container: &str, profiles: &[String]) -> Result<()> {
         for (i, p) in profiles.iter().enumerate() {
