@@ -369,6 +369,14 @@ fn profiles_create_assign_expand_delete() {
     fails(&lxr, &["profile", "assign", "p2", "nosuch"]);
     lxr.ok(&["profile", "assign", "p1", "default"]);
     lxr.ok(&["profile", "copy", "small", "small2"]);
+    // Rename: the containers using it follow.
+    lxr.ok(&["profile", "assign", "p3", "small"]);
+    lxr.ok(&["profile", "rename", "small", "tiny"]);
+    fails(&lxr, &["profile", "rename", "default", "x"]);
+    assert!(lxr.ok(&["config", "show", "p3"]).contains("- tiny"));
+    assert_eq!(lxr.ok(&["config", "get", "p3", "user.from", "-e"]), "small");
+    lxr.ok(&["profile", "rename", "tiny", "small"]);
+    lxr.ok(&["profile", "assign", "p3", ""]);
     lxr.ok(&["profile", "delete", "small"]);
     assert!(!lxr.ok(&["profile", "list"]).contains("small\n"));
     // Edit from standard input: checked, nothing changed on error.

@@ -1,4 +1,4 @@
-//! `lxr profile create|list|show|edit|copy|delete|assign|set|get|unset|device` (Incus's verbs):
+//! `lxr profile create|list|show|edit|copy|rename|delete|assign|set|get|unset|device` (Incus's verbs):
 //! named sets of keys and devices applied under a container's own, in order. The `default`
 //! profile always exists and is given to new containers unless `launch -p`/`--no-profiles`.
 
@@ -27,6 +27,9 @@ enum Op {
     /// Copy a profile to a new name.
     #[command(alias = "cp")]
     Copy { from: String, to: String },
+    /// Rename a profile (not `default`); its containers follow.
+    #[command(alias = "mv")]
+    Rename { from: String, to: String },
     /// Delete a profile (not `default`, not while containers use it).
     #[command(alias = "rm")]
     Delete { name: String },
@@ -117,6 +120,7 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
             warn(&c.profile_edit(&name, &text)?);
         }
         Op::Copy { from, to } => c.profile_copy(&from, &to)?,
+        Op::Rename { from, to } => c.profile_rename(&from, &to)?,
         Op::Delete { name } => {
             c.profile_delete(&name)?;
             println!("Profile {name} deleted");

@@ -206,12 +206,17 @@ pub fn parse_bool(v: &str) -> Option<bool> {
 /// The closest known key, if one is close (edit distance at most 2, or a known key's
 /// parent/child typo such as `limits.mem`).
 fn suggest(name: &str) -> Option<&'static str> {
-    KEYS.iter()
-        .filter(|k| !k.name.ends_with('.'))
-        .map(|k| (distance(name, k.name), k.name))
+    let keys = || {
+        KEYS.iter()
+            .filter(|k| !k.name.ends_with('.'))
+            .map(|k| k.name)
+    };
+    keys()
+        .map(|k| (distance(name, k), k))
         .filter(|(d, _)| *d <= 2)
         .min()
         .map(|(_, n)| n)
+        .or_else(|| keys().find(|k| name.contains('.') && k.starts_with(name)))
 }
 
 /// Levenshtein distance (the keys are short).
@@ -298,6 +303,8 @@ mod tests {
             assert!(check(k, v).is_err(), "{k}={v}");
         }
         let e = check("limts.memory", "1G").unwrap_err().to_string();
+        assert!(e.contains("did you mean limits.memory"), "{e}");
+        let e = check("limits.mem", "1G").unwrap_err().to_string();
         assert!(e.contains("did you mean limits.memory"), "{e}");
         let e = check("security.nesting", "true").unwrap_err().to_string();
         assert!(e.contains("not supported by lxr"), "{e}");

@@ -52,6 +52,28 @@ impl Containers {
         self.profiles().save(to, &p)
     }
 
+    /// Rename a profile (not `default`); the containers using it follow.
+    pub fn profile_rename(&self, from: &str, to: &str) -> Result<()> {
+        if from == DEFAULT {
+            return Err(Error::Usage("the default profile cannot be renamed".into()));
+        }
+        let p = self.profile(from)?;
+        check_name(to)?;
+        if self.profiles().exists(to) {
+            return Err(Error::Usage(format!("profile {to} already exists")));
+        }
+        self.profiles().save(to, &p)?;
+        for (n, mut c) in self.configs()? {
+            if c.profiles.iter().any(|x| x == from) {
+                for x in c.profiles.iter_mut().filter(|x| *x == from) {
+                    *x = to.to_string();
+                }
+                c.save(&self.paths.container(&n).join("config.yaml"))?;
+            }
+        }
+        self.profiles().remove(from)
+    }
+
     /// Delete a profile: not `default`, not while a container uses it.
     pub fn profile_delete(&self, name: &str) -> Result<()> {
         if name == DEFAULT {
