@@ -581,6 +581,21 @@ fn disk_device_sources_not_the_users_are_refused() {
         assert!(e.contains(want), "{src} {path}: {e}");
     }
     assert_eq!(lxr.ok(&["config", "device", "list", "h1"]), "");
+    // The same through `config edit` and `profile edit`.
+    let yaml = lxr.ok(&["config", "show", "h1"]).replace(
+        "devices: {}",
+        "devices:\n  d:\n    type: disk\n    source: /etc\n    path: /mnt/etc",
+    );
+    // (run_with_input leaves stderr to the test's: the status and the result are checked.)
+    let o = lxr.run_with_input(&["config", "edit", "h1"], yaml.as_bytes());
+    assert!(!o.status.success());
+    let o = lxr.run_with_input(
+        &["profile", "edit", "default"],
+        b"devices:\n  d:\n    type: disk\n    source: /root\n    path: /mnt/root\n",
+    );
+    assert!(!o.status.success());
+    assert_eq!(lxr.ok(&["config", "device", "list", "h1"]), "");
+    assert!(!lxr.ok(&["profile", "show", "default"]).contains("/root"));
     // Ownership is checked again at start: a source that changed hands is refused.
     lxr.ok(&[
         "config",

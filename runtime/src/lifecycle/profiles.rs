@@ -143,6 +143,9 @@ impl Containers {
     /// profile at its next start.
     fn profile_replace(&self, name: &str, new: &Profile) -> Result<Vec<(String, Error)>> {
         new.check()?;
+        for d in devices::disks(&new.devices)? {
+            d.open_source()?;
+        }
         let users: Vec<(String, Config)> = self
             .configs()?
             .into_iter()

@@ -137,6 +137,9 @@ impl Containers {
         let new = Config::from_user(yaml, &cur)?;
         let before = self.expand(&cur)?;
         let after = self.expand(&new)?;
+        for d in crate::container::devices::disks(&after.devices)? {
+            d.open_source()?;
+        }
         self.apply_live(name, &before, &after)?;
         new.save(&file)?;
         let running = State::load(&self.paths.state(name))?.is_some();
