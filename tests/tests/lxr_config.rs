@@ -760,3 +760,33 @@ fn profile_disk_devices_reach_their_containers() {
     lxr.ok(&["restart", "pd1"]);
     fails(&lxr, &["exec", "pd1", "--", "cat", "/data/shared"]);
 }
+
+#[test]
+fn concurrent_config_sets_lose_nothing() {
+    let (home, lxr) = unconfined();
+    let _c = Cleanup(&lxr, vec!["cc1"]);
+    lxr.ok(&["launch", "busybox", "cc1"]);
+    let children: Vec<_> = (0..16)
+        .map(|i| {
+            lxr.command(&["config", "set", "cc1", &format!("user.k{i}={i}")])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    for i in 0..16 {
+        assert_eq!(
+            lxr.ok(&["config", "get", "cc1", &format!("user.k{i}")]),
+            i.to_string()
+        );
+    }
+    // No temporary file is left beside config.yaml.
+    let dir = home.path().join("lxr/containers/cc1");
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let n = e.unwrap().file_name().to_string_lossy().to_string();
+        assert!(!n.contains(".tmp"), "{n} left in {}", dir.display());
+    }
+}

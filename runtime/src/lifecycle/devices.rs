@@ -37,6 +37,7 @@ impl Containers {
         kind: &str,
         args: &[String],
     ) -> Result<Applied> {
+        let _lock = self.config_lock(name)?;
         let file = self.config_file(name)?;
         let mut cfg = Config::load(&file)?;
         let opts = devices::options(kind, args)?;
@@ -102,6 +103,7 @@ impl Containers {
     /// Remove device `dev` (a live forward is removed at once on slirp4netns; a disk stays
     /// bound in a running container until it stops).
     pub fn device_remove(&self, name: &str, dev: &str) -> Result<Applied> {
+        let _lock = self.config_lock(name)?;
         let file = self.config_file(name)?;
         let mut cfg = Config::load(&file)?;
         let Some(opts) = cfg.devices.remove(dev) else {

@@ -63,12 +63,16 @@ impl Containers {
             return Err(Error::Usage(format!("profile {to} already exists")));
         }
         self.profiles().save(to, &p)?;
-        for (n, mut c) in self.configs()? {
+        for (n, c) in self.configs()? {
             if c.profiles.iter().any(|x| x == from) {
+                let _lock = self.config_lock(&n)?;
+                // Read again under the lock: what another command saved meanwhile stays.
+                let file = self.paths.container(&n).join("config.yaml");
+                let mut c = Config::load(&file)?;
                 for x in c.profiles.iter_mut().filter(|x| *x == from) {
                     *x = to.to_string();
                 }
-                c.save(&self.paths.container(&n).join("config.yaml"))?;
+                c.save(&file)?;
             }
         }
         self.profiles().remove(from)
@@ -213,6 +217,7 @@ impl Containers {
                 return Err(Error::Usage(format!("profile {p} given twice")));
             }
         }
+        let _lock = self.config_lock(container)?;
         let file = self.config_file(container)?;
         let mut cfg = Config::load(&file)?;
         let before = self.expand(&cfg)?;

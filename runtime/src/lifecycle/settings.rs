@@ -8,6 +8,7 @@ use super::{Applied, Containers};
 use crate::container::profile::Profiles;
 use crate::container::{schema, Config, ImageRef, State};
 use crate::error::{Error, Result};
+use crate::lock::Lock;
 
 /// A file and the value that lifts a limit: (v1 file, value), (v2 file, value).
 type Lift = ((&'static str, &'static str), (&'static str, &'static str));
@@ -50,6 +51,17 @@ impl Containers {
     pub(super) fn config_file(&self, name: &str) -> Result<std::path::PathBuf> {
         self.existing(name)?;
         Ok(self.paths.container(name).join("config.yaml"))
+    }
+
+    /// Held while a container's `config.yaml` is read, changed and written back, so two
+    /// commands changing it at once do not lose one's change (`<container>/.config.lock`).
+    pub(super) fn config_lock(&self, name: &str) -> Result<Lock> {
+        self.existing(name)?;
+        Lock::take(
+            &self.paths.container(name).join(".config.lock"),
+            crate::lock::WAIT,
+            || format!("another lxr is changing {name}'s configuration (try again)"),
+        )
     }
 
     /// The profiles store.
@@ -97,6 +109,7 @@ impl Containers {
         for (k, v) in pairs {
             schema::check(k, v)?;
         }
+        let _lock = self.config_lock(name)?;
         let file = self.config_file(name)?;
         let mut cfg = Config::load(&file)?;
         let before = self.expand(&cfg)?;
@@ -110,6 +123,7 @@ impl Containers {
     /// Remove keys (each must be set, as Incus: "Can't unset key …"); a limit no profile sets
     /// either is lifted live.
     pub fn config_unset(&self, name: &str, keys: &[String]) -> Result<()> {
+        let _lock = self.config_lock(name)?;
         let file = self.config_file(name)?;
         let mut cfg = Config::load(&file)?;
         let before = self.expand(&cfg)?;
@@ -132,6 +146,7 @@ impl Containers {
     /// Replace the configuration with `yaml` (as `config show` prints it), checked; limits
     /// applied live; devices changed on a running container take effect at its next start.
     pub fn config_edit(&self, name: &str, yaml: &str) -> Result<Applied> {
+        let _lock = self.config_lock(name)?;
         let file = self.config_file(name)?;
         let cur = Config::load(&file)?;
         let new = Config::from_user(yaml, &cur)?;
