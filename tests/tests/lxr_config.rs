@@ -368,6 +368,15 @@ fn profiles_create_assign_expand_delete() {
     assert_eq!(lxr.ok(&["config", "get", "p2", "user.from", "-e"]), "");
     fails(&lxr, &["profile", "assign", "p2", "nosuch"]);
     lxr.ok(&["profile", "assign", "p1", "default"]);
+    // Incus's add/remove: one profile appended to or taken from the list.
+    lxr.ok(&["profile", "add", "p1", "small"]);
+    fails(&lxr, &["profile", "add", "p1", "small"]);
+    assert!(lxr
+        .ok(&["config", "show", "p1"])
+        .contains("- default\n- small"));
+    lxr.ok(&["profile", "remove", "p1", "small"]);
+    fails(&lxr, &["profile", "remove", "p1", "small"]);
+    assert!(!lxr.ok(&["config", "show", "p1"]).contains("- small"));
     lxr.ok(&["profile", "copy", "small", "small2"]);
     // Rename: the containers using it follow.
     lxr.ok(&["profile", "assign", "p3", "small"]);

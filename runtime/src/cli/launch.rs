@@ -12,7 +12,7 @@ pub struct Args {
     /// Container name.
     name: String,
     /// Settings, e.g. -c limits.memory=256MiB, -c network.mode=none|pasta|slirp4netns,
-    /// -c network.host_loopback=true.
+    /// -c user.note=text (`lxr config set --help` lists every key).
     #[arg(short = 'c', long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
     /// Profiles to apply, in order (repeatable; default: the `default` profile).

@@ -1,4 +1,4 @@
-//! `lxr profile create|list|show|edit|copy|rename|delete|assign|set|get|unset|device` (Incus's verbs):
+//! `lxr profile create|list|show|edit|copy|rename|delete|assign|add|remove|set|get|unset|device` (Incus's verbs):
 //! named sets of keys and devices applied under a container's own, in order. The `default`
 //! profile always exists and is given to new containers unless `launch -p`/`--no-profiles`.
 
@@ -35,6 +35,10 @@ enum Op {
     Delete { name: String },
     /// Give a container these profiles, comma-separated, in order (`""` removes them all).
     Assign { container: String, profiles: String },
+    /// Add a profile to a container's list (applied last, under its own keys).
+    Add { container: String, profile: String },
+    /// Remove a profile from a container's list.
+    Remove { container: String, profile: String },
     /// Set keys: `set P KEY=VALUE [KEY=VALUE…]` or `set P KEY VALUE` (applied live to the
     /// running containers using it).
     #[command(after_help = crate::container::schema::help())]
@@ -141,6 +145,14 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
             } else {
                 println!("Profiles {} applied to {container}", list.join(","));
             }
+        }
+        Op::Add { container, profile } => {
+            c.profile_add(&container, &profile)?;
+            println!("Profile {profile} added to {container}");
+        }
+        Op::Remove { container, profile } => {
+            c.profile_remove(&container, &profile)?;
+            println!("Profile {profile} removed from {container}");
         }
         Op::Set { name, args } => warn(&c.profile_set(&name, &key_value_pairs(&args)?)?),
         Op::Get { name, key } => println!("{}", c.profile_get(&name, &key)?),

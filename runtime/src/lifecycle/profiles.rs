@@ -211,17 +211,54 @@ impl Containers {
 
     /// Give `container` these profiles, in order (an empty list removes them all).
     pub fn profile_assign(&self, container: &str, profiles: &[String]) -> Result<()> {
+        self.change_profiles(container, |_| Ok(profiles.to_vec()))
+    }
+
+    /// Append `profile` to `container`'s profiles (Incus's `profile add`).
+    pub fn profile_add(&self, container: &str, profile: &str) -> Result<()> {
+        self.change_profiles(container, |cur| {
+            if cur.iter().any(|p| p == profile) {
+                return Err(Error::Usage(format!(
+                    "{container} already has profile {profile}"
+                )));
+            }
+            let mut l = cur.to_vec();
+            l.push(profile.to_string());
+            Ok(l)
+        })
+    }
+
+    /// Take `profile` from `container`'s profiles (Incus's `profile remove`).
+    pub fn profile_remove(&self, container: &str, profile: &str) -> Result<()> {
+        self.change_profiles(container, |cur| {
+            if !cur.iter().any(|p| p == profile) {
+                return Err(Error::Usage(format!(
+                    "{container} does not have profile {profile}"
+                )));
+            }
+            Ok(cur.iter().filter(|p| *p != profile).cloned().collect())
+        })
+    }
+
+    /// Replace `container`'s profile list by `change(current)` under its config lock: every
+    /// profile must exist and its disks be the user's; limits follow live.
+    fn change_profiles(
+        &self,
+        container: &str,
+        change: impl FnOnce(&[String]) -> Result<Vec<String>>,
+    ) -> Result<()> {
+        let _lock = self.config_lock(container)?;
+        let file = self.config_file(container)?;
+        let mut cfg = Config::load(&file)?;
+        let profiles = change(&cfg.profiles)?;
         for (i, p) in profiles.iter().enumerate() {
             check_name(p)?;
             if profiles[..i].contains(p) {
                 return Err(Error::Usage(format!("profile {p} given twice")));
             }
         }
-        let _lock = self.config_lock(container)?;
-        let file = self.config_file(container)?;
-        let mut cfg = Config::load(&file)?;
         let before = self.expand(&cfg)?;
-        cfg.profiles = profiles.to_vec();
+        cfg.profiles = profiles;
         let after = self.expand(&cfg)?;
         for d in devices::disks(&after.devices)? {
             d.open_source()?;
