@@ -47,6 +47,17 @@ if awk '$5 == "/var/lib/lxcfs" {found=1} END {exit !found}' /proc/self/mountinfo
     echo "setup.sh: note: something is mounted at /var/lib/lxcfs already"
 fi
 
+# lxr's boot.autostart: the user unit that starts a user's autostart containers at login
+# (systemd/user/lxr-autostart.service; it runs /usr/local/bin/lxr autostart). Enabled for every
+# user; a user opts out with `systemctl --user mask lxr-autostart.service`.
+if [ -d /usr/lib/systemd ]; then
+    install -D -m 0644 "$(dirname "$0")/../systemd/user/lxr-autostart.service" \
+        /usr/lib/systemd/user/lxr-autostart.service
+    if command -v systemctl >/dev/null 2>&1; then
+        systemctl --global enable lxr-autostart.service >/dev/null 2>&1 || true
+    fi
+fi
+
 # lxr's shell completions (bash, zsh, fish) and man pages (lxr.1, lxr-launch.1, …), made by
 # the lxr of this checkout from its own command definition (`lxr completion SHELL`,
 # `lxr manpage DIR`), so every command it has is in them. Built first, as the checkout's

@@ -171,6 +171,12 @@ impl Dir {
         })
     }
 
+    /// An `O_PATH` descriptor of `rel` (a file or a directory), for a mount to name by
+    /// `/proc/self/fd/N`.
+    pub fn open_path(&self, rel: impl AsRef<Path>) -> Result<OwnedFd> {
+        self.openat2(rel.as_ref(), OFlag::O_PATH, 0)
+    }
+
     /// What `rel` is, without following a symlink; `None` if it does not exist.
     pub fn kind(&self, rel: impl AsRef<Path>) -> Result<Option<Kind>> {
         let rel = rel.as_ref();

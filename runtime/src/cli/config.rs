@@ -1,9 +1,10 @@
-//! `lxr config show|get|set|unset NAME [KEY [VALUE]]` ([`Containers::config_set`] and its
-//! siblings); limits are applied at once to a running container. `lxr config device
-//! add|list|remove` ([`Containers::device_add`]): proxy devices.
+//! `lxr config show|get|set|unset|edit NAME …` ([`Containers::config_set`] and its siblings);
+//! limits are applied at once to a running container. `lxr config device add|list|remove`
+//! ([`Containers::device_add`]): proxy and disk devices.
 
+use crate::container::devices;
 use crate::error::Result;
-use crate::lifecycle::{Applied, Containers};
+use crate::lifecycle::{key_value_pairs, Applied, Containers};
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
@@ -14,34 +15,58 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Op {
-    /// Print every key.
-    Show { name: String },
-    /// Print one key.
-    Get { name: String, key: String },
-    /// Set a key (applied live to a running container).
-    Set {
+    /// Print the configuration (YAML: image, profiles, config, devices).
+    Show {
+        name: String,
+        /// With the profiles applied (what the container runs with).
+        #[arg(short, long)]
+        expanded: bool,
+    },
+    /// Print one key's value (an empty line when it is not set).
+    Get {
         name: String,
         key: String,
-        value: String,
+        /// The effective value (profiles applied).
+        #[arg(short, long)]
+        expanded: bool,
     },
-    /// Remove a key (the limit is lifted live).
-    Unset { name: String, key: String },
-    /// Proxy devices: `device add c1 web proxy listen=tcp:127.0.0.1:8080
-    /// connect=tcp:127.0.0.1:80`, `device list c1`, `device remove c1 web`.
+    /// Set keys: `set c1 KEY=VALUE [KEY=VALUE…]` or `set c1 KEY VALUE` (applied live to a
+    /// running container).
+    #[command(after_help = crate::container::schema::help())]
+    Set {
+        name: String,
+        /// KEY=VALUE pairs, or one KEY and its VALUE.
+        #[arg(required = true, num_args = 1.., value_name = "KEY=VALUE", allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Remove keys (the limits are lifted live).
+    Unset {
+        name: String,
+        #[arg(required = true, num_args = 1..)]
+        keys: Vec<String>,
+    },
+    /// Edit the configuration in $VISUAL/$EDITOR (or read it from standard input when that is
+    /// not a terminal: `lxr config edit c1 < c1.yaml`); checked before it is saved.
+    Edit { name: String },
+    /// Devices: `device add c1 web proxy listen=tcp:127.0.0.1:8080 connect=tcp:127.0.0.1:80`,
+    /// `device add c1 data disk source=/home/me/dir path=/mnt/data [readonly=true]`,
+    /// `device list c1`, `device remove c1 web`.
     #[command(subcommand)]
     Device(DeviceOp),
 }
 
 #[derive(Debug, clap::Subcommand)]
 enum DeviceOp {
-    /// Add a device (applied live where the network stack allows it).
+    /// Add a device (a proxy applied live where the network stack allows it; a disk at the
+    /// next start).
     Add {
         name: String,
         device: String,
-        /// The device type: `proxy`.
+        /// The device type: `proxy` or `disk`.
         kind: String,
-        /// `listen=tcp|udp:ADDRESS:PORT` (on the host), `connect=tcp|udp:ADDRESS:PORT` (in
-        /// the container).
+        /// proxy: `listen=tcp|udp:ADDRESS:PORT` (on the host), `connect=tcp|udp:ADDRESS:PORT`
+        /// (in the container). disk: `source=HOST_PATH` (yours), `path=CONTAINER_PATH`,
+        /// `readonly=true|false`.
         #[arg(required = true)]
         options: Vec<String>,
     },
@@ -51,7 +76,8 @@ enum DeviceOp {
     Remove { name: String, device: String },
 }
 
-fn say(name: &str, what: &str, a: Applied) {
+/// What a change's [`Applied`] means, on stderr.
+pub fn say(name: &str, what: &str, a: Applied) {
     match a {
         Applied::Live => {}
         Applied::AtNextStart => eprintln!("lxr: {what}: {name} gets it at its next start"),
@@ -65,16 +91,25 @@ fn say(name: &str, what: &str, a: Applied) {
 /// Run.
 pub fn run(c: &Containers, a: Args) -> Result<i32> {
     match a.op {
-        Op::Show { name } => {
-            let cfg = c.config(&name)?;
-            println!("image: {}", cfg.image);
-            for (k, v) in &cfg.keys {
-                println!("{k}: {v}");
-            }
+        Op::Show { name, expanded } => {
+            let cfg = if expanded {
+                c.config_expanded(&name)?
+            } else {
+                c.config(&name)?
+            };
+            print!("{}", cfg.to_yaml()?);
         }
-        Op::Get { name, key } => println!("{}", c.config_get(&name, &key)?),
-        Op::Set { name, key, value } => c.config_set(&name, &key, &value)?,
-        Op::Unset { name, key } => c.config_unset(&name, &key)?,
+        Op::Get {
+            name,
+            key,
+            expanded,
+        } => println!("{}", c.config_get(&name, &key, expanded)?),
+        Op::Set { name, args } => c.config_set(&name, &key_value_pairs(&args)?)?,
+        Op::Unset { name, keys } => c.config_unset(&name, &keys)?,
+        Op::Edit { name } => {
+            let text = super::edit::edit(&c.config(&name)?.to_yaml()?, &name)?;
+            say(&name, "devices changed", c.config_edit(&name, &text)?);
+        }
         Op::Device(DeviceOp::Add {
             name,
             device,
@@ -86,8 +121,8 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
             c.device_add(&name, &device, &kind, &options)?,
         ),
         Op::Device(DeviceOp::List { name }) => {
-            for p in c.devices(&name)? {
-                println!("{}", p.describe());
+            for (d, opts) in c.devices(&name)? {
+                println!("{}", crate::text::line(&devices::describe(&d, &opts)));
             }
         }
         Op::Device(DeviceOp::Remove { name, device }) => say(

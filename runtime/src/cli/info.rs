@@ -24,7 +24,7 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
             ""
         }
     );
-    println!("Image: {}", st.config.image);
+    println!("Image: {}", c.image_label(&st.config.image));
     if let Ok((storage, used)) = c.storage(&a.name) {
         println!("Storage: {}", storage.describe());
         if let Some(u) = used {
@@ -103,11 +103,26 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
             }
         }
     }
-    let proxies = crate::net::proxy::all(&st.config.keys);
+    let proxies = crate::net::proxy::all(&st.config.flat());
     if !proxies.is_empty() {
         println!("Forwards:");
         for p in &proxies {
             println!("  {}", p.describe());
+        }
+    }
+    let disks: Vec<_> = st
+        .config
+        .devices
+        .iter()
+        .filter(|(_, o)| o.get("type").map(String::as_str) == Some("disk"))
+        .collect();
+    if !disks.is_empty() {
+        println!("Disks:");
+        for (d, o) in disks {
+            println!(
+                "  {}",
+                crate::text::line(&crate::container::devices::describe(d, o))
+            );
         }
     }
     if !st.config.keys.is_empty() {

@@ -291,8 +291,12 @@ fn row(c: &Containers, s: &Status) -> Row {
             .iter()
             .flat_map(|i| i.v6.iter().map(move |a| format!("{a} ({})", i.name)))
             .collect(),
-        // `CONTAINER (EPHEMERAL)` once containers can be ephemeral.
-        kind: "CONTAINER".into(),
+        kind: if s.config.ephemeral {
+            "CONTAINER (EPHEMERAL)"
+        } else {
+            "CONTAINER"
+        }
+        .into(),
         snapshots: snapshots(c, &s.name),
         memory: s.usage.memory,
         limits: s
@@ -302,7 +306,7 @@ fn row(c: &Containers, s: &Status) -> Row {
             .filter(|(k, _)| k.starts_with("limits."))
             .map(|(k, v)| format!("{}={v}", k.trim_start_matches("limits.")))
             .collect(),
-        image: s.config.image.clone(),
+        image: c.image_label(&s.config.image),
     }
 }
 

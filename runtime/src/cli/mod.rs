@@ -1,11 +1,13 @@
 //! The `lxr` command line (LXD-style), one module per subcommand: each parses its arguments,
 //! calls [`crate::lifecycle::Containers`] (or the image store) and prints the answer.
 
+mod autostart;
 mod config;
 mod console;
 mod copy;
 mod delete;
 mod docs;
+mod edit;
 mod exec;
 mod file;
 mod freeze;
@@ -15,6 +17,7 @@ mod init;
 mod launch;
 mod list;
 mod many;
+mod profile;
 mod publish;
 mod rename;
 mod restart;
@@ -114,6 +117,11 @@ enum Cmd {
     Rename(rename::Args),
     /// Make an image from a stopped container (--force: stop it, and start it again after).
     Publish(publish::Args),
+    /// Manage profiles: sets of keys and devices applied to containers.
+    Profile(profile::Args),
+    /// Start the containers with boot.autostart=true (run at login by lxr-autostart.service).
+    #[command(hide = true)]
+    Autostart(autostart::Args),
 }
 
 /// `header` and `rows` as CSV for `--format csv` (RFC 4180, by the `csv` crate: a field with
@@ -192,6 +200,8 @@ pub fn main() -> ExitCode {
             Cmd::Copy(a) => copy::run(&c, a),
             Cmd::Rename(a) => rename::run(&c, a),
             Cmd::Publish(a) => publish::run(&c, a),
+            Cmd::Profile(a) => profile::run(&c, a),
+            Cmd::Autostart(a) => autostart::run(&c, a),
         }
     };
     match run() {

@@ -1,10 +1,14 @@
 //! A container on disk: `containers/<name>/{config.yaml, rootfs/}` below the data directory,
-//! and, while it runs, `state.json` + `console.log` in its runtime directory.
+//! and, while it runs, `state.json` + `console.log` in its runtime directory; the key schema,
+//! devices and profiles its configuration is made of.
 
 mod config;
+pub mod devices;
+pub mod profile;
+pub mod schema;
 mod state;
 
-pub use config::{check_key, Config, LOG_SIZE_KEY};
+pub use config::{check_key, write_atomic, Config, ImageRef, LOG_SIZE_KEY};
 pub use state::State;
 
 use crate::error::{Error, Result};

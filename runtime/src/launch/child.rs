@@ -64,11 +64,16 @@ pub fn intermediate(spec: &Spec, chan: &End, notify: Option<&Path>, resolv: Opti
             .transpose()?;
         Ok((ov, n))
     });
-    let entered = entered.and_then(|(ov, n)| {
+    // Disk devices' sources, opened (and checked to be the user's) with the user's
+    // credentials, bound once this is the container's root and the rootfs is mounted (see
+    // [`super::disks`]: targets are resolved in the mounted root, the working directory).
+    let entered = entered.and_then(|(ov, n)| Ok((ov, n, super::disks::open_all(&spec.keys)?)));
+    let entered = entered.and_then(|(ov, n, disks)| {
         become_root()?;
         if let Some(ov) = ov {
             ov.mount()?;
         }
+        super::disks::bind_all(&disks)?;
         Ok(n)
     });
     let notify = match entered {

@@ -18,6 +18,7 @@ pub mod boot;
 mod child;
 pub mod clone;
 pub mod console;
+pub mod disks;
 pub mod monitor;
 pub mod mounts;
 pub mod seccomp;

@@ -129,11 +129,16 @@ struct Running {
 
 /// The proxy devices of the moment (`config.yaml` may have changed since the start).
 fn proxies_now(spec: &Spec) -> Vec<crate::net::proxy::Proxy> {
-    let keys = spec
-        .rootfs
-        .parent()
-        .and_then(|d| crate::container::Config::load(&d.join("config.yaml")).ok())
-        .map(|c| c.keys)
+    // `<data>/containers/<name>/rootfs`: the profiles are in `<data>/profiles`.
+    let dir = spec.rootfs.parent();
+    let data = dir.and_then(|d| d.parent()).and_then(|d| d.parent());
+    let keys = dir
+        .zip(data)
+        .and_then(|(d, data)| {
+            let c = crate::container::Config::load(&d.join("config.yaml")).ok()?;
+            let ps = crate::container::profile::Profiles::new(data);
+            Some(c.expanded(&ps.load_all(&c.profiles).ok()?).flat())
+        })
         .unwrap_or_else(|| spec.keys.clone());
     crate::net::proxy::all(&keys)
 }

@@ -1,40 +1,80 @@
 //! Making a container: its directory, `config.yaml` and a rootfs from an image; `launch` is
 //! create then start under one lock.
 
+use std::collections::BTreeMap;
+
 use super::Containers;
-use crate::container::{check_key, check_name, Config, State};
+use crate::container::profile::DEFAULT;
+use crate::container::{check_key, check_name, devices, Config, ImageRef, State};
 use crate::error::{Context, Error, Result};
 use crate::idmap::IdMaps;
-use crate::image;
+use crate::image::{self, Source, Store};
 use crate::lock::Lock;
 use crate::userns::remove_as_root;
 
+/// The image as a container records it: fingerprint, the alias it was named by, properties.
+fn image_ref(store: &Store, name: &str, source: &Source) -> Result<ImageRef> {
+    Ok(match source {
+        Source::Builtin(b) => ImageRef {
+            fingerprint: String::new(),
+            alias: Some(b.to_string()),
+            properties: BTreeMap::from([
+                ("os".to_string(), "busybox".to_string()),
+                ("description".to_string(), format!("{b} (built-in)")),
+            ]),
+        },
+        Source::Stored(fp) => {
+            let meta = image::store::read_metadata(&crate::beneath::Dir::open(&store.image(fp))?)?;
+            let mut properties: BTreeMap<String, String> = meta
+                .properties
+                .keys()
+                .filter_map(|k| Some((k.clone(), meta.property(k)?)))
+                .collect();
+            properties
+                .entry("architecture".into())
+                .or_insert(meta.architecture.clone());
+            let alias = store.aliases()?.get(name).is_some_and(|a| a == fp);
+            ImageRef {
+                fingerprint: fp.clone(),
+                alias: alias.then(|| name.to_string()),
+                properties,
+            }
+        }
+    })
+}
+
 impl Containers {
-    /// Create `name` from `image_name` with settings `keys` (`KEY=VALUE`), without starting it
-    /// (`lxr init`); an `ephemeral` one is deleted when it stops after a start.
+    /// Create `name` from `image_name` without starting it (`lxr init`): settings `keys`
+    /// (`KEY=VALUE`), `profiles` in order (`None`: the `default` profile); an `ephemeral` one is
+    /// deleted when it stops after a start.
     pub fn create(
         &self,
         image_name: &str,
         name: &str,
         keys: &[String],
+        profiles: Option<&[String]>,
         ephemeral: bool,
     ) -> Result<()> {
         check_name(name)?;
+        let cfg = self.new_config(keys, profiles, ephemeral)?;
         let _lock = Lock::container(&self.paths, name)?;
-        self.create_locked(image_name, name, keys, ephemeral)
+        self.create_locked(image_name, name, cfg)
     }
 
-    /// Create `name` and start it; the container stays (stopped) if the start fails.
+    /// Create `name` (as [`Containers::create`]) and start it; the container stays (stopped)
+    /// if the start fails.
     pub fn launch(
         &self,
         image_name: &str,
         name: &str,
         keys: &[String],
+        profiles: Option<&[String]>,
         ephemeral: bool,
     ) -> Result<State> {
         check_name(name)?;
+        let cfg = self.new_config(keys, profiles, ephemeral)?;
         let lock = Lock::container(&self.paths, name)?;
-        self.create_locked(image_name, name, keys, ephemeral)?;
+        self.create_locked(image_name, name, cfg)?;
         self.start_locked(name, &lock).map_err(|e| {
             Error::from_child(&format!(
                 "{e} (the container was created; fix the problem and run `lxr start {name}`, or \
@@ -43,17 +83,18 @@ impl Containers {
         })
     }
 
-    fn create_locked(
+    /// A new container's configuration from `-c KEY=VALUE` and `-p` arguments, every key,
+    /// profile and device source checked — before anything (a directory, a lock) is made.
+    fn new_config(
         &self,
-        image_name: &str,
-        name: &str,
         keys: &[String],
+        profiles: Option<&[String]>,
         ephemeral: bool,
-    ) -> Result<()> {
-        let store = image::Store::new(self.paths.data.join("images"));
-        let source = store.resolve(image_name)?;
+    ) -> Result<Config> {
         let mut cfg = Config {
-            image: image_name.to_string(),
+            profiles: profiles
+                .map(<[String]>::to_vec)
+                .unwrap_or_else(|| vec![DEFAULT.to_string()]),
             ephemeral,
             ..Default::default()
         };
@@ -64,6 +105,23 @@ impl Containers {
             check_key(k, v)?;
             cfg.keys.insert(k.to_string(), v.to_string());
         }
+        for (i, p) in cfg.profiles.iter().enumerate() {
+            if cfg.profiles[..i].contains(p) {
+                return Err(Error::Usage(format!("profile {p} given twice")));
+            }
+        }
+        let expanded = self.expand(&cfg)?;
+        for d in devices::disks(&expanded.devices)? {
+            d.open_source()?;
+        }
+        Ok(cfg)
+    }
+
+    /// Create the container from the checked `cfg` (see [`Containers::new_config`]).
+    fn create_locked(&self, image_name: &str, name: &str, mut cfg: Config) -> Result<()> {
+        let store = image::Store::new(self.paths.data.join("images"));
+        let source = store.resolve(image_name)?;
+        cfg.image = image_ref(&store, image_name, &source)?;
         self.paths.ensure()?;
         let dir = self.paths.container(name);
         if dir.exists() {

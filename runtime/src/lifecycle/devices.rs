@@ -1,9 +1,11 @@
 //! A container's devices (`lxr config device add|list|remove`): proxy devices, forwarding a
-//! host address to a port of the container's. Applied live where the stack allows it
+//! host address to a port of the container's, and disk devices, a directory or file of the
+//! user's bound in at the next start ([`crate::launch::disks`]). Applied live where the stack allows it
 //! (slirp4netns, through its API socket); pasta's forwards are fixed at its start, so there a
 //! change takes effect at the next start (and says so).
 
 use super::Containers;
+use crate::container::devices::{self, Devices};
 use crate::container::{Config, State};
 use crate::error::{Error, Result};
 use crate::net::helper::Helper;
@@ -26,7 +28,8 @@ impl Containers {
         Ok(State::load(&self.paths.state(name))?.and_then(|s| s.net.map(|n| n.backend)))
     }
 
-    /// Add proxy device `dev` (`kind` must be `proxy`; `args` are `listen=…`, `connect=…`).
+    /// Add device `dev` of type `kind` (`proxy`: `listen=…`, `connect=…`; `disk`: `source=…`,
+    /// `path=…`, `readonly=…`).
     pub fn device_add(
         &self,
         name: &str,
@@ -34,14 +37,29 @@ impl Containers {
         kind: &str,
         args: &[String],
     ) -> Result<Applied> {
-        let file = self.paths.container(name).join("config.yaml");
-        self.existing(name)?;
+        let _lock = self.config_lock(name)?;
+        let file = self.config_file(name)?;
         let mut cfg = Config::load(&file)?;
-        let p = proxy::from_args(dev, kind, args)?;
-        if proxy::exists(&cfg.keys, dev) {
+        let opts = devices::options(kind, args)?;
+        devices::check(dev, &opts)?;
+        if cfg.devices.contains_key(dev) {
             return Err(Error::Usage(format!("{name} already has a device {dev}")));
         }
-        if let Some(other) = proxy::all(&cfg.keys)
+        let applied = if kind == "disk" {
+            // The source must be the user's now (and is checked again at each start).
+            devices::disk(dev, &opts)?.open_source()?;
+            Applied::AtNextStart
+        } else {
+            self.proxy_add(name, &cfg, &proxy::from_args(dev, kind, args)?)?
+        };
+        cfg.devices.insert(dev.to_string(), opts);
+        cfg.save(&file)?;
+        Ok(applied)
+    }
+
+    fn proxy_add(&self, name: &str, cfg: &Config, p: &Proxy) -> Result<Applied> {
+        let keys = self.expand(cfg)?.flat();
+        if let Some(other) = proxy::all(&keys)
             .into_iter()
             .find(|o| o.proto == p.proto && o.listen == p.listen)
         {
@@ -53,46 +71,53 @@ impl Containers {
             )));
         }
         // What the stack of the next (or the current) start can forward.
+        let plan = crate::net::plan(&keys)?;
         let host_loopback = matches!(
-            crate::net::plan(&cfg.keys)?,
+            plan,
             crate::net::Plan::Stack {
                 host_loopback: true,
                 ..
             }
         );
-        match crate::net::plan(&cfg.keys)?.backend() {
-            Some(Backend::Slirp4netns) => slirp::check(&p, host_loopback)?,
-            Some(Backend::Pasta) => crate::net::pasta::check(&p)?,
+        match plan.backend() {
+            Some(Backend::Slirp4netns) => slirp::check(p, host_loopback)?,
+            Some(Backend::Pasta) => crate::net::pasta::check(p)?,
             None => {}
         }
-        let applied = match self.running_backend(name)? {
+        Ok(match self.running_backend(name)? {
             Some(Backend::Slirp4netns) => {
-                slirp::check(&p, host_loopback)?;
+                slirp::check(p, host_loopback)?;
                 p.check_free()?;
-                slirp::add(&Helper::api_socket(&self.paths.state(name)), &p)?;
+                slirp::add(&Helper::api_socket(&self.paths.state(name)), p)?;
                 Applied::Live
             }
             Some(Backend::Pasta) => {
-                crate::net::pasta::check(&p)?;
+                crate::net::pasta::check(p)?;
                 p.check_free()?;
                 Applied::AtRestart
             }
             None => Applied::AtNextStart,
-        };
-        cfg.keys.extend(p.keys());
-        cfg.save(&file)?;
-        Ok(applied)
+        })
     }
 
-    /// Remove device `dev` (a live forward is removed at once on slirp4netns).
+    /// Remove device `dev` (a live forward is removed at once on slirp4netns; a disk stays
+    /// bound in a running container until it stops).
     pub fn device_remove(&self, name: &str, dev: &str) -> Result<Applied> {
-        let file = self.paths.container(name).join("config.yaml");
-        self.existing(name)?;
+        let _lock = self.config_lock(name)?;
+        let file = self.config_file(name)?;
         let mut cfg = Config::load(&file)?;
-        let p = proxy::all(&cfg.keys).into_iter().find(|p| p.name == dev);
-        if !proxy::remove(&mut cfg.keys, dev) {
+        let Some(opts) = cfg.devices.remove(dev) else {
             return Err(Error::NotFound(format!("{name} has no device {dev}")));
-        }
+        };
+        let p = proxy::all(
+            &Config {
+                devices: [(dev.to_string(), opts.clone())].into(),
+                ..Default::default()
+            }
+            .flat(),
+        )
+        .into_iter()
+        .next();
         let applied = match (self.running_backend(name)?, &p) {
             (Some(Backend::Slirp4netns), Some(p)) => {
                 slirp::remove(&Helper::api_socket(&self.paths.state(name)), p)?;
@@ -105,8 +130,8 @@ impl Containers {
         Ok(applied)
     }
 
-    /// The proxy devices.
-    pub fn devices(&self, name: &str) -> Result<Vec<Proxy>> {
-        Ok(proxy::all(&self.config(name)?.keys))
+    /// The container's own devices (those of its profiles: `config show --expanded`).
+    pub fn devices(&self, name: &str) -> Result<Devices> {
+        Ok(self.config(name)?.devices)
     }
 }

@@ -5,14 +5,17 @@
 //!
 //! One file per step: [`create`](Containers::create) and [`launch`](Containers::launch) in
 //! `create.rs`, `start.rs`, `stop.rs` (stop, restart), `delete.rs`, `freeze.rs`, `settings.rs`
-//! (config keys, applied live), `devices.rs` (proxy devices), `status.rs` (info, list), `exec.rs`, `console.rs`,
-//! `ephemeral.rs` (deleted when stopped), `publish.rs` (an image from a container), `rootfs.rs`
-//! (a stopped rootfs handed to the container's root). The start
+//! (config keys, applied live), `devices.rs` (proxy and disk devices), `profiles.rs`,
+//! `autostart.rs` (`boot.autostart`), `status.rs` (info, list), `exec.rs`, `console.rs`, `file/`
+//! (push, pull, edit), `ephemeral.rs` (deleted when stopped), `publish.rs` (an image from a
+//! container), `rootfs.rs` (a stopped rootfs handed to the container's root), `snapshot.rs`,
+//! `copy.rs`, `rename.rs`. The start
 //! itself — monitor, intermediate, init — is [`crate::launch`].
 //!
 //! A `Containers` holds the command's one connection to cgmanager ([`Cgm`]), opened when a
 //! step first needs it.
 
+mod autostart;
 mod console;
 mod copy;
 mod create;
@@ -22,6 +25,7 @@ mod ephemeral;
 mod exec;
 mod file;
 mod freeze;
+mod profiles;
 mod publish;
 mod rename;
 mod rootfs;
@@ -31,10 +35,12 @@ mod start;
 mod status;
 mod stop;
 
+pub use autostart::Autostarted;
 pub use devices::Applied;
 pub use exec::Exec;
 pub use file::{Pull, Push};
 pub use publish::Publish;
+pub use settings::pairs as key_value_pairs;
 pub use snapshot::{check_snap_name, Snapshot};
 pub use status::{Status, Usage};
 pub use stop::Halt;

@@ -159,14 +159,19 @@ impl Containers {
         let images = self.paths.data.join("images");
         let store = Store::new(images.clone());
         let maps = IdMaps::for_current_user()?;
-        // The source image's metadata and templates, if it is still in the store.
-        // TODO(merge): by the fingerprint config.yaml records (config branch), not the name,
-        // which may name another image by now.
+        // The source image's metadata and templates, if it is still in the store: by the
+        // fingerprint the container recorded (its alias may name another image by now); a
+        // container of an older lxr recorded only the name.
         let cfg = Config::load(&self.paths.container(name).join("config.yaml"))?;
-        let source = match store.resolve(&cfg.image) {
-            Ok(Source::Stored(fp)) => Dir::open(&store.image(&fp)).ok(),
-            _ => None,
+        let fp = if cfg.image.fingerprint.is_empty() {
+            match cfg.image.alias.as_deref().map(|a| store.resolve(a)) {
+                Some(Ok(Source::Stored(fp))) => Some(fp),
+                _ => None,
+            }
+        } else {
+            Some(cfg.image.fingerprint.clone())
         };
+        let source = fp.and_then(|fp| Dir::open(&store.image(&fp)).ok());
         let source_meta = match &source {
             Some(d) => Some(d.read_text("metadata.yaml", crate::image::scan::METADATA_MAX)?),
             None => None,

@@ -43,6 +43,12 @@ impl Containers {
                 s.init_pid
             )));
         }
+        // The effective configuration (profiles, then the container's own); disk sources must
+        // still be the user's (checked again, on the descriptor bound, by the start itself).
+        let cfg = self.expand(&Config::load(&dir.join("config.yaml"))?)?;
+        for d in crate::container::devices::disks(&cfg.devices)? {
+            d.open_source()?;
+        }
         // $LXR_LXCFS overrides where lxcfs is looked for (tests mount one elsewhere).
         let lxcfs = std::env::var_os("LXR_LXCFS")
             .map(std::path::PathBuf::from)
@@ -54,7 +60,7 @@ impl Containers {
             maps: IdMaps::for_current_user()?,
             state_dir,
             lxcfs: launch::mounts::lxcfs_mounted(&lxcfs).then_some(lxcfs),
-            keys: cfg.keys,
+            keys: cfg.flat(),
             lock_fd: Some(lock.raw_fd()),
             at_end: cfg.ephemeral.then(|| {
                 (

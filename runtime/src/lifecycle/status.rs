@@ -21,7 +21,7 @@ pub struct Usage {
 pub struct Status {
     /// Its name.
     pub name: String,
-    /// Its image and settings.
+    /// Its image and settings (profiles applied).
     pub config: Config,
     /// Its runtime state, when it runs.
     pub running: Option<State>,
@@ -39,6 +39,7 @@ impl Containers {
     pub fn status(&self, name: &str, full: bool) -> Result<Status> {
         self.existing(name)?;
         let config = Config::load(&self.paths.container(name).join("config.yaml"))?;
+        let config = self.expand(&config).unwrap_or(config);
         Ok(self.status_of(name, config, full))
     }
 
@@ -104,6 +105,7 @@ impl Containers {
                 if config.ephemeral && self.reaped_ephemeral(&name) {
                     return None;
                 }
+                let config = self.expand(&config).unwrap_or(config);
                 Some(self.status_of(&name, config, false))
             })
             .collect();
