@@ -623,8 +623,18 @@ fn disk_device_sources_not_the_users_are_refused() {
     std::os::unix::fs::chown(mine.path(), Some(uid), Some(gid)).unwrap();
     // A symlink planted where the target goes (the container's root could make one) stops the
     // start; nothing is mounted through it.
-    let rootfs = home.path().join("lxr/containers/h1/rootfs");
+    // (Stopped, an overlay container's own files are in its upper layer.)
+    let ct = home.path().join("lxr/containers/h1");
+    let rootfs = if ct.join("upper").is_dir() {
+        ct.join("upper")
+    } else {
+        ct.join("rootfs")
+    };
     let base = subuid_base("lxrtest1");
+    if !rootfs.join("mnt").exists() {
+        std::fs::create_dir(rootfs.join("mnt")).unwrap();
+        std::os::unix::fs::lchown(rootfs.join("mnt"), Some(base), Some(base)).unwrap();
+    }
     for target in ["/etc", "../../../../../../../etc", "/"] {
         let _ = std::fs::remove_dir_all(rootfs.join("mnt/d"));
         let _ = std::fs::remove_file(rootfs.join("mnt/d"));
