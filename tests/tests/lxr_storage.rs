@@ -577,3 +577,19 @@ fn reflink_storage_on_xfs_and_refused_on_ext4() {
     lxr.ok(&["delete", "--force", "r2"]);
     lxr.ok(&["delete", "r1"]);
 }
+
+/// `lxr delete NAME/SNAP` deletes that snapshot, not the container (as `incus delete c1/snap0`).
+#[test]
+fn delete_name_slash_snap_deletes_the_snapshot_only() {
+    let (_home, lxr) = unconfined();
+    let _c = Cleanup(&lxr, vec!["ds1"]);
+    lxr.ok(&["init", "busybox", "ds1"]);
+    lxr.ok(&["snapshot", "create", "ds1", "s0"]);
+    lxr.ok(&["snapshot", "create", "ds1", "s1"]);
+    lxr.ok(&["delete", "ds1/s0"]);
+    let list = lxr.ok(&["snapshot", "list", "ds1"]);
+    assert!(!list.contains("s0") && list.contains("s1"), "{list}");
+    assert!(lxr.ok(&["info", "ds1"]).contains("Name: ds1"));
+    let o = lxr.run(&["delete", "ds1/nope"]);
+    assert!(!o.status.success(), "{o:?}");
+}

@@ -25,7 +25,7 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
     for (name, r) in c.autostart()? {
         match r {
             Autostarted::Started(s) => {
-                println!("Started {name}");
+                super::say!("Started {name}");
                 super::warn_unconfined(&name, &s);
             }
             Autostarted::AlreadyRunning => println!("{name} is already running"),

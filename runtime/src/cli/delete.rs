@@ -1,5 +1,6 @@
-//! `lxr delete [--force] NAME…` ([`Containers::delete`]). As Incus, there is no `--all`: a
-//! mistyped command should not be able to remove every container.
+//! `lxr delete [--force] NAME…` ([`Containers::delete`]); `NAME/SNAP` deletes a snapshot
+//! ([`Containers::snapshot_delete`]), as `incus delete c1/snap0`. As Incus, there is no
+//! `--all`: a mistyped command should not be able to remove every container.
 
 use super::many;
 use crate::error::Result;
@@ -8,7 +9,7 @@ use crate::lifecycle::Containers;
 /// Arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Container names.
+    /// Container names (`NAME/SNAP`: a snapshot).
     #[arg(value_name = "NAME", required = true)]
     names: Vec<String>,
     /// Stop them first if they run.
@@ -18,5 +19,8 @@ pub struct Args {
 
 /// Run.
 pub fn run(c: &Containers, a: Args) -> Result<i32> {
-    Ok(many::each(&a.names, |n| c.delete(n, a.force)))
+    Ok(many::each(&a.names, |n| match n.split_once('/') {
+        Some((name, snap)) => c.snapshot_delete(name, snap),
+        None => c.delete(n, a.force),
+    }))
 }

@@ -92,7 +92,7 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
     match a.op {
         Op::Create { name } => {
             c.profile_create(&name)?;
-            println!("Profile {name} created");
+            super::say!("Profile {name} created");
         }
         Op::List => {
             let rows = c.profile_list()?;
@@ -127,7 +127,7 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
         Op::Rename { from, to } => c.profile_rename(&from, &to)?,
         Op::Delete { name } => {
             c.profile_delete(&name)?;
-            println!("Profile {name} deleted");
+            super::say!("Profile {name} deleted");
         }
         Op::Assign {
             container,
@@ -141,18 +141,18 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
                 .collect();
             c.profile_assign(&container, &list)?;
             if list.is_empty() {
-                println!("Profiles removed from {container}");
+                super::say!("Profiles removed from {container}");
             } else {
-                println!("Profiles {} applied to {container}", list.join(","));
+                super::say!("Profiles {} applied to {container}", list.join(","));
             }
         }
         Op::Add { container, profile } => {
             c.profile_add(&container, &profile)?;
-            println!("Profile {profile} added to {container}");
+            super::say!("Profile {profile} added to {container}");
         }
         Op::Remove { container, profile } => {
             c.profile_remove(&container, &profile)?;
-            println!("Profile {profile} removed from {container}");
+            super::say!("Profile {profile} removed from {container}");
         }
         Op::Set { name, args } => warn(&c.profile_set(&name, &key_value_pairs(&args)?)?),
         Op::Get { name, key } => println!("{}", c.profile_get(&name, &key)?),

@@ -55,8 +55,8 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
         max_size,
     };
     match c.publish(name, snap, &how)? {
-        Imported::New(fp) => println!("Instance published with fingerprint: {fp}"),
-        Imported::Existing(fp) => println!("Instance published as the existing image {fp}"),
+        Imported::New(fp) => super::say!("Instance published with fingerprint: {fp}"),
+        Imported::Existing(fp) => super::say!("Instance published as the existing image {fp}"),
     }
     Ok(0)
 }
