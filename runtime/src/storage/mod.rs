@@ -132,16 +132,21 @@ pub fn builtin_dir(paths: &Paths, name: &str) -> PathBuf {
 }
 
 /// The rootfs an overlay of image `img` (fingerprint or built-in name) has as lower layer.
+/// Storage sits below the image store (which uses it to copy trees and to ask who overlays an
+/// image), so it tells the two kinds of name apart by their shape rather than by asking it: a
+/// fingerprint is 64 lowercase hex digits, a built-in name a short lowercase word; anything
+/// else (`../..`) is refused.
 pub fn lower_of(paths: &Paths, img: &str) -> Result<PathBuf> {
-    if crate::image::BUILTIN.contains(&img) {
+    let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+    if img.len() == 64 && img.chars().all(hex) {
+        return Ok(paths.data.join("images").join(img).join("rootfs"));
+    }
+    if (1..=32).contains(&img.len()) && img.chars().all(|c| c.is_ascii_lowercase()) {
         return Ok(builtin_dir(paths, img).join("rootfs"));
     }
-    if !crate::image::store::is_fingerprint(img) {
-        return Err(Error::Usage(format!(
-            "storage.json names image {img:?}, which is not a fingerprint"
-        )));
-    }
-    Ok(paths.data.join("images").join(img).join("rootfs"))
+    Err(Error::Usage(format!(
+        "storage.json names image {img:?}, which is neither a fingerprint nor a built-in image"
+    )))
 }
 
 /// Write `data` to `path` through a temporary file renamed into place.
@@ -234,7 +239,19 @@ mod tests {
     #[test]
     fn a_lower_layer_is_only_an_image_of_the_store() {
         let p = Paths::under(Path::new("/x"));
-        assert!(lower_of(&p, "../../etc").is_err());
+        for bad in [
+            "../../etc",
+            "",
+            "Busybox",
+            "a/b",
+            &"ab".repeat(33),
+            &"AB".repeat(32),
+        ] {
+            assert!(lower_of(&p, bad).is_err(), "{bad}");
+        }
+        assert!(lower_of(&p, &"ab".repeat(32))
+            .unwrap()
+            .ends_with(format!("images/{}/rootfs", "ab".repeat(32))));
         assert!(lower_of(&p, "busybox")
             .unwrap()
             .ends_with(".builtin-busybox/rootfs"));
