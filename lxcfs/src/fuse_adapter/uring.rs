@@ -352,6 +352,8 @@ pub struct Rings {
     stop: Mutex<Arc<EventFd>>,
     /// Set once the rings serve (after `FUSE_INIT`, or at once for an adopted connection).
     active: AtomicBool,
+    /// Set when stopping for a hand-over (the successor answers what the entries hold).
+    handover: Arc<AtomicBool>,
 }
 
 /// What the ring threads of a live upgrade must wait for before they exit: the kernel
@@ -391,6 +393,7 @@ impl Rings {
             threads: Mutex::new(Vec::new()),
             stop: Mutex::new(Arc::new(super::stop_event()?)),
             active: AtomicBool::new(false),
+            handover: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -419,6 +422,7 @@ impl Rings {
             .map_err(|_| io::Error::other("poisoned"))?;
         let (tx, rx) = std::sync::mpsc::channel();
         for (q, cpu) in self.cpus.iter().copied().enumerate() {
+            let handover = self.handover.clone();
             let (server, buffers, fuse, stop, tx) = (
                 self.server.clone(),
                 self.buffers.clone(),
@@ -441,7 +445,7 @@ impl Rings {
                     let _ = tx.send(started);
                     drop(tx);
                     if ok {
-                        queue.serve(&server);
+                        queue.serve(&server, &handover);
                     }
                 })?;
             threads.push(t);
@@ -491,6 +495,7 @@ impl Rings {
     /// successor answers what the kernel copies into the entries meanwhile). Returns how many
     /// had not finished within `timeout`.
     pub fn drain(&self, timeout: Duration) -> usize {
+        self.handover.store(true, Ordering::Relaxed);
         self.wake();
         let deadline = std::time::Instant::now() + timeout + LINGER;
         let Ok(mut threads) = self.threads.lock() else {
@@ -513,6 +518,7 @@ impl Rings {
         if let Ok(mut s) = self.stop.lock() {
             *s = Arc::new(super::stop_event()?);
         }
+        self.handover.store(false, Ordering::Relaxed);
         self.start()
     }
 
@@ -728,10 +734,13 @@ impl<'a> Queue<'a> {
 
     /// Serve until told to stop (then hand over: close the ring and linger) or until the
     /// kernel has ended every entry (unmount).
-    fn serve(mut self, server: &Server<FuseFs>) {
+    fn serve(mut self, server: &Server<FuseFs>, handover: &AtomicBool) {
         let mut stopping = false;
+        // Entries holding a request left for the successor (a hand-over).
+        let mut held = 0;
+        let mut deadline_passed = false;
         let mut done = std::mem::take(&mut self.backlog);
-        while !stopping && self.live > 0 {
+        while self.live > 0 && !(stopping && (held >= self.live || deadline_passed)) {
             if done.is_empty() {
                 match self.ring.submit_and_wait(1) {
                     Ok(_) => {}
@@ -745,7 +754,26 @@ impl<'a> Queue<'a> {
             }
             for (data, res) in done.drain(..) {
                 if data == STOP {
+                    if !handover.load(Ordering::Relaxed) {
+                        // Unmounting, or a supervised server stopping: answer what we hold.
+                        self.live = 0;
+                        continue;
+                    }
                     stopping = true;
+                    let ts = types::Timespec::new().nsec(FILL.as_nanos() as u32);
+                    let t = opcode::Timeout::new(&ts).build().user_data(FILLED);
+                    // The timespec is read when the SQE is submitted, right here.
+                    if self
+                        .push(t.into())
+                        .and_then(|()| self.ring.submit().map(|_| ()))
+                        .is_err()
+                    {
+                        deadline_passed = true;
+                    }
+                    continue;
+                }
+                if data == FILLED {
+                    deadline_passed = true;
                     continue;
                 }
                 let i = data as usize;
@@ -772,6 +800,11 @@ impl<'a> Queue<'a> {
                     }
                     continue;
                 }
+                if stopping {
+                    // Left as the kernel wrote it, id included: the successor answers it.
+                    held += 1;
+                    continue;
+                }
                 let sqe = self.answer(server, i);
                 if let Err(e) = self.push(sqe) {
                     tracing::warn!("io_uring queue {}: {e}", self.q);
@@ -781,15 +814,29 @@ impl<'a> Queue<'a> {
         if let Err(e) = self.ring.submit() {
             tracing::warn!("io_uring queue {}: {e}", self.q);
         }
-        if stopping && self.live > 0 {
-            // Close the ring while this thread lives: the kernel cancels the idle entries
-            // and copies any request it gave one meanwhile (this thread's task work), so the
-            // successor finds its id in the buffers.
+        if stopping {
+            if held < self.live {
+                tracing::debug!(
+                    "io_uring queue {}: {} idle entr(ies) cancelled at the hand-over",
+                    self.q,
+                    self.live - held
+                );
+            }
+            // Close the ring while this thread lives, so that its task work (the copy of a
+            // request the kernel gave an entry just before) runs here, not in a dying task.
             drop(self.ring);
             std::thread::sleep(LINGER);
         }
     }
 }
+
+/// How long a hand-over waits for every entry of a queue to hold a request (the kernel then
+/// has no idle entry it could hand a request to while the ring closes). An idle queue's
+/// entries are cancelled after that; a request arriving in the microseconds the cancel takes
+/// would fail (`ECANCELED`).
+const FILL: Duration = Duration::from_millis(20);
+/// `user_data` of the hand-over's fill timeout.
+const FILLED: u64 = u64::MAX - 1;
 
 /// `struct fuse_uring_cmd_req`: flags, commit_id, qid (in the SQE's 80 command bytes).
 fn cmd(commit_id: u64, q: usize) -> [u8; 80] {
