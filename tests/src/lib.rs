@@ -103,9 +103,17 @@ pub const IO_URING_ENV: &str = "E2E_LXCFS_IO_URING";
 /// back to `N`. Tests in other processes take turns through a lock file; a daemon of another
 /// test started with `--io-uring=auto` in that window may get io_uring too, which serves it
 /// just as well.
+/// (A test killed while it holds the knob, e.g. by a timeout, leaves it set: Drop cannot
+/// run then.)
 pub struct UringKnob {
     prev: String,
-    _lock: std::fs::File,
+    _lock: Option<std::fs::File>,
+}
+
+thread_local! {
+    /// How many knobs this thread holds: a nested one (a test holding the knob starts a
+    /// daemon that takes it too) must not wait for the lock its own thread holds.
+    static KNOBS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 impl UringKnob {
@@ -114,10 +122,14 @@ impl UringKnob {
         if !Path::new(URING_KNOB).exists() {
             return None;
         }
-        let lock = std::fs::File::create("/run/lxr-e2e-uring-knob.lock").expect("knob lock");
-        // SAFETY: flock on an fd we own; released when it closes.
-        let r = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
-        assert_eq!(r, 0, "flock the knob lock");
+        let lock = (KNOBS.get() == 0).then(|| {
+            let lock = std::fs::File::create("/run/lxr-e2e-uring-knob.lock").expect("knob lock");
+            // SAFETY: flock on an fd we own; released when it closes.
+            let r = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
+            assert_eq!(r, 0, "flock the knob lock");
+            lock
+        });
+        KNOBS.set(KNOBS.get() + 1);
         let prev = std::fs::read_to_string(URING_KNOB).expect("read the knob");
         std::fs::write(URING_KNOB, if on { "Y" } else { "N" }).expect("set the knob");
         Some(UringKnob {
@@ -130,6 +142,7 @@ impl UringKnob {
 impl Drop for UringKnob {
     fn drop(&mut self) {
         let _ = std::fs::write(URING_KNOB, &self.prev);
+        KNOBS.set(KNOBS.get().saturating_sub(1));
     }
 }
 

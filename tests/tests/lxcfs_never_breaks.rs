@@ -187,7 +187,12 @@ fn pidfile_is_locked(path: &Path) -> bool {
 #[test]
 fn live_upgrade_five_times_under_ten_readers_loses_nothing() {
     let (d, _bin) = live_upgrade_five_times(&[]);
-    assert!(!d.log_text().contains("(drained)"), "{}", d.log_text());
+    let log = d.log_text();
+    // The kernel resends what the classic loop had read: nothing to drain. (Over io_uring,
+    // `E2E_LXCFS_IO_URING`, every upgrade drains the rings.)
+    if !log.contains("serving over io_uring") {
+        assert!(!log.contains("(drained)"), "{log}");
+    }
 }
 
 /// As on a kernel without `FUSE_NOTIFY_RESEND` (before 6.9, e.g. Debian 12's 6.1, where 5
