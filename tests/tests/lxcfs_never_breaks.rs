@@ -332,6 +332,35 @@ fn auto_keeps_the_classic_transport_where_a_crash_must_be_survived() {
     drop(guard);
 }
 
+/// `--supervise --io-uring=on` (the admin's opt-in, see lxcfs's README): the server gets the
+/// connection before `FUSE_INIT`, so its first registration is refused (`EAGAIN`) and the
+/// rings must start once it has answered `FUSE_INIT`. Regression: the refused start left its
+/// stop event set, so the rings started after `FUSE_INIT` stopped at once and every read hung.
+#[test]
+fn a_supervised_server_on_io_uring_starts_its_rings_after_fuse_init() {
+    e2e::require_root();
+    let Some(knob) = e2e::UringKnob::set(true) else {
+        e2e::skip_without_io_uring(
+            "a_supervised_server_on_io_uring_starts_its_rings_after_fuse_init",
+        );
+        return;
+    };
+    let mut d = Daemon::start(&lxcfs_bin(), &["--supervise", "--io-uring=on"]);
+    drop(knob);
+    assert!(d.over_io_uring(), "{}", d.log_text());
+    let (tx, rx) = mpsc::channel();
+    let file = d.file("proc/meminfo");
+    std::thread::spawn(move || {
+        let r = (0..200).try_for_each(|_| std::fs::read_to_string(&file).map(|_| ()));
+        let _ = tx.send(r);
+    });
+    let r = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("reads hang: the rings do not serve");
+    assert!(r.is_ok(), "{r:?}");
+    assert_serves_containers(&mut d, "supervised, over io_uring");
+}
+
 /// `--io-uring=on` on a host whose knob is `N`: no mount, and an error that says how to
 /// enable it. The daemon never writes the knob itself.
 #[test]

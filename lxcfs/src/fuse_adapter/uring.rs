@@ -478,6 +478,10 @@ impl Rings {
                 for t in threads.drain(..) {
                     let _ = t.join();
                 }
+                // The event stays set: a later start (after FUSE_INIT) needs a fresh one.
+                if let (Ok(mut s), Ok(fresh)) = (self.stop.lock(), super::stop_event()) {
+                    *s = Arc::new(fresh);
+                }
                 Err(e)
             }
         }
@@ -533,6 +537,9 @@ impl Rings {
         self.active.store(false, Ordering::Relaxed);
     }
 }
+
+/// How long a queue waits for its registrations to be refused before it serves.
+const REFUSAL: Duration = Duration::from_millis(10);
 
 /// `user_data` of the stop event's poll.
 const STOP: u64 = u64::MAX;
@@ -629,8 +636,10 @@ impl<'a> Queue<'a> {
                 self.q
             );
         }
-        // A refused registration completes at once (inline in the submit); a good one only
+        // A refused registration completes at once, or (EAGAIN: FUSE_INIT not answered yet,
+        // an adopted connection) after a detour through io_uring's workers; a good one only
         // when the entry gets a request, which `serve` then answers.
+        std::thread::sleep(REFUSAL);
         let early: Vec<(u64, i32)> = self
             .ring
             .completion()
