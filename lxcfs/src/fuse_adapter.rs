@@ -19,7 +19,7 @@
 //! `FuseChannel`) for that: a request must land in the journal's shared memory, not in a
 //! private buffer.
 //!
-//! Files are opened `DIRECT_IO | NOFLUSH` ([`open_options`]); `flush` is not implemented
+//! Files are opened `DIRECT_IO | NOFLUSH` (`open_options`); `flush` is not implemented
 //! either (an old kernel that ignores `NOFLUSH` stops sending FLUSH after its `ENOSYS`).
 
 use std::ffi::CStr;

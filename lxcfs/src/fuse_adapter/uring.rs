@@ -26,14 +26,17 @@
 //! process, as long as the entry's buffers are at the same addresses in the committing
 //! process. So the buffers live in a memfd ([`Buffers`]) mapped at an address recorded in it,
 //! and a live upgrade passes it ([`URING_FD_ENV`]) to the successor, which maps it at the same
-//! address and answers every entry whose header still holds an id ([`Buffers::pending`]; a
+//! address and answers every entry whose header still holds an id (`Buffers::pending`; a
 //! server zeroes the id before each commit). Before the exec, each ring thread answers what
-//! it holds, closes its ring and stays alive until the kernel has cancelled its idle
-//! entries: a request the kernel gives an entry while its ring's thread is *dying* is never
-//! copied into it (`fuse_uring_send_in_task`, `IO_URING_F_TASK_DEAD`), so nobody could learn
-//! its id. That same window is why a `kill -9` can leave a reader stuck until the mount goes
-//! away, whatever a successor does: the README states the trade and `auto` keeps the classic
-//! transport where a crash is meant to be survived (`--supervise`, systemd's fd store).
+//! it holds, then stops answering: it leaves every request the kernel copies into its entries
+//! for the successor until none is idle (or `FILL` passes), closes its ring and stays alive
+//! while the kernel cancels what is still idle. A request the kernel gives an entry while
+//! its ring or its thread is *dying* is never copied into it (`fuse_uring_send_in_task`,
+//! `IO_URING_F_TASK_DEAD`; the reader gets `ECANCELED` here), so nobody could learn its id:
+//! hence no idle entries when the ring closes. That same window is why a `kill -9` can leave
+//! a reader stuck until the mount goes away, whatever a successor does: the README states the
+//! trade and `auto` keeps the classic transport where a crash is meant to be survived
+//! (`--supervise`, systemd's fd store).
 
 use std::fs::File;
 use std::io;
@@ -86,6 +89,9 @@ const PAGE: usize = 4096;
 const ENTRY: usize = PAGE + PAYLOAD;
 /// Entries per queue: one being answered while the kernel fills the next.
 const DEPTH: usize = 4;
+/// Where the buffers are mapped if that range is free (64 TiB: x86-64's and arm64's 47/48-bit
+/// user space puts the binary near 0x55…, the heap after it and mappings near 0x7f…).
+const PREFERRED: usize = 0x4000_0000_0000;
 /// The memfd's first page: magic, address, queues, depth.
 const MAGIC: u64 = u64::from_le_bytes(*b"LXCFSURG");
 
@@ -236,7 +242,10 @@ impl Buffers {
         let file = File::from(fd);
         let len = PAGE + queues * DEPTH * ENTRY;
         file.set_len(len as u64)?;
-        let base = map(&file, len, None)?;
+        // Far from where the kernel puts a process's binary, heap, libraries and stacks, so
+        // that the successor of a live upgrade (a new image, laid out anew) finds the range
+        // free; anywhere if it is taken.
+        let base = map(&file, len, Some(PREFERRED)).or_else(|_| map(&file, len, None))?;
         let b = Buffers {
             file,
             base,
@@ -495,9 +504,10 @@ impl Rings {
         }
     }
 
-    /// Stop the ring threads after they answered what they hold (a live upgrade: the
-    /// successor answers what the kernel copies into the entries meanwhile). Returns how many
-    /// had not finished within `timeout`.
+    /// Stop the ring threads for a live upgrade: each answers what it holds, then leaves the
+    /// requests its entries receive to the successor until none is idle (or `FILL`), and
+    /// closes its ring (see the module doc). Returns how many had not finished within
+    /// `timeout`.
     pub fn drain(&self, timeout: Duration) -> usize {
         self.handover.store(true, Ordering::Relaxed);
         self.wake();
