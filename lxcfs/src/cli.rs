@@ -47,7 +47,8 @@ pub struct Cli {
     /// serving daemon, with backoff, whenever it dies; no read fails meanwhile.
     #[arg(long)]
     pub supervise: bool,
-    /// Worker threads serving FUSE requests (default: max(2, CPUs)).
+    /// Classic worker threads reading /dev/fuse (default: max(2, CPUs); 1 over io_uring,
+    /// whose rings have a thread per CPU).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Transport: FUSE over io_uring (one queue per CPU, Linux ≥ 6.14) or the classic

@@ -142,11 +142,6 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
     let views = Views::new(&opts, virt.clone(), sampler.clone())
         .map_err(|e| StartError::new(format!("cannot start: {e}")))?;
     let fs = Arc::new(Lxcfs::new(views));
-    let threads = cli.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .max(2)
-    });
     let from = inherited.as_ref().map(|i| i.from);
     let journal = match inherited.as_mut().and_then(|i| i.journal.take()) {
         Some(f) => Some(Journal::adopt(f)),
@@ -154,6 +149,14 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
     };
     let journal_fd = journal.as_ref().map(|j| j.fd().as_raw_fd());
     let io_uring = io_uring_wanted(cli, supervised, inherited.as_ref(), uring_buffers.is_some())?;
+    // Over io_uring the rings serve (one thread per CPU); the classic loop only gets
+    // FORGET, INTERRUPT and what comes before the rings start: one thread is enough.
+    let threads = cli.threads.unwrap_or_else(|| match io_uring {
+        true => 1,
+        false => std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .max(2),
+    });
     let serving = Serving {
         threads,
         resend: opts.compat.fuse_resend,

@@ -909,7 +909,8 @@ fn init_over_io_uring(
     }
     if !offered {
         tracing::warn!(
-            "the kernel did not offer FUSE over io_uring ({} is not Y?): serving the classic way",
+            "the kernel did not offer FUSE over io_uring ({} is not Y?): serving the classic way \
+             (one worker unless --threads says more)",
             uring::KNOB
         );
         return;
