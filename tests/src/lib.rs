@@ -202,6 +202,7 @@ impl Daemon {
     fn start_env(bin: &Path, args: &[&str], at: Option<&Path>, env: &[(String, String)]) -> Daemon {
         require_root();
         let over_ring = std::env::var_os(IO_URING_ENV).is_some()
+            && Path::new(URING_KNOB).exists()
             && bin != Path::new("/usr/bin/lxcfs")
             && !args
                 .iter()
