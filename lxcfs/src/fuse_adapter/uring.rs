@@ -234,12 +234,14 @@ unsafe impl Send for Buffers {}
 unsafe impl Sync for Buffers {}
 
 impl Buffers {
-    /// New buffers for `queues` queues, mapped wherever the kernel likes.
+    /// New buffers for `queues` queues in a new memfd.
     fn create(queues: usize) -> io::Result<Buffers> {
-        let fd =
-            nix::sys::memfd::memfd_create(c"lxcfs-uring", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
-                .map_err(io::Error::from)?;
-        let file = File::from(fd);
+        Self::create_in(empty_memfd()?, queues)
+    }
+
+    /// New buffers for `queues` queues in `file`, an empty memfd (one a supervisor holds
+    /// for its children, see [`empty_memfd`]).
+    fn create_in(file: File, queues: usize) -> io::Result<Buffers> {
         let len = PAGE + queues * DEPTH * ENTRY;
         file.set_len(len as u64)?;
         // Far from where the kernel puts a process's binary, heap, libraries and stacks, so
@@ -381,6 +383,10 @@ impl Rings {
     ) -> io::Result<Rings> {
         let cpus = possible_cpus();
         let buffers = match inherited {
+            // A supervisor's memfd, not yet laid out (its first child).
+            Some(f) if f.metadata().map(|m| m.len() == 0).unwrap_or(false) => {
+                Buffers::create_in(f, cpus.len())?
+            }
             Some(f) => match Buffers::adopt(f) {
                 Ok(b) if b.queues == cpus.len() => b,
                 Ok(_) => {
@@ -886,6 +892,15 @@ fn pin(cpu: usize) {
     if let Err(e) = r {
         tracing::debug!("cannot pin the io_uring thread to CPU {cpu}: {e}");
     }
+}
+
+/// An empty memfd for the ring buffers, which a supervisor holds and passes to each child
+/// ([`URING_FD_ENV`]): the first lays it out, each successor answers what the killed one's
+/// entries hold (only those the kernel had copied: see the module doc).
+pub fn empty_memfd() -> io::Result<File> {
+    nix::sys::memfd::memfd_create(c"lxcfs-uring", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+        .map(File::from)
+        .map_err(io::Error::from)
 }
 
 /// An inherited ring memfd from the environment ([`URING_FD_ENV`]); consumes the variable.
