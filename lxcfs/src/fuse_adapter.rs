@@ -464,8 +464,13 @@ impl Mounted {
             }
         }
         m.replay(&pending);
-        if serving.io_uring {
-            let rings = Rings::new(m.server.clone(), m.fuse_fd(), serving.uring_buffers)?;
+        let rings = match serving.io_uring {
+            true => Rings::new(m.server.clone(), m.fuse_fd(), serving.uring_buffers)
+                .map_err(|e| tracing::error!("io_uring: {e}; serving the classic way"))
+                .ok(),
+            false => None,
+        };
+        if let Some(rings) = rings {
             let rings = Arc::new(rings);
             if adopted {
                 // FUSE_INIT is behind us (else the kernel says EAGAIN and the classic loop
