@@ -370,7 +370,7 @@ pub struct Rings {
 /// What the ring threads of a live upgrade must wait for before they exit: the kernel
 /// cancelling their idle entries once their ring is closed (its exit work), so no request is
 /// given to an entry of a dying thread.
-const LINGER: Duration = Duration::from_millis(200);
+const LINGER: Duration = Duration::from_millis(50);
 
 impl Rings {
     /// The transport for the connection `fuse` (which must stay open as long as this), with
