@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
-# Benchmark: our lxcfs vs Debian's lxcfs 5.0.3, mounted side by side in one run, read from
-# inside a container (a cgroup below this script's own + a new pid namespace).
-# Usage: sudo bench/run.sh   (ITERS=5000 by default; OURS_ARGS="--cache-ms 0" to render every read)
+# Benchmark: our lxcfs on both transports (classic /dev/fuse loop, FUSE over io_uring), each
+# with the default --cache-ms and with --cache-ms 0, against Debian's lxcfs 5.0.3, all mounted
+# side by side in one run, read from inside a container (a cgroup below this script's own + a
+# new pid namespace).
+# Usage: sudo bench/run.sh   (ITERS=5000 by default; FILES="meminfo stat cpuinfo" by default)
+# The io_uring rows need /sys/module/fuse/parameters/enable_uring: the script sets it to Y only
+# while those daemons start (the kernel keeps io_uring on a connection that negotiated it) and
+# puts back what it was; without the knob (kernel < 6.14) they are left out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ITERS=${ITERS:-5000}
+FILES=${FILES:-meminfo stat cpuinfo}
+KNOB=/sys/module/fuse/parameters/enable_uring
 
 bash scripts/setup.sh >/dev/null
 cargo build --release -p lxcfs -p lxr-bench
 BENCH="$PWD/target/release/lxr-bench"
 
 WORK=$(mktemp -d /tmp/lxr-bench.XXXXXX)
-OURS_PID="" ANCHOR_PID="" DIRS=()
+declare -A PID
+TARGETS=() DIRS=()
+KNOB_WAS=""
 cleanup() {
-    [ -n "$OURS_PID" ] && kill -TERM "$OURS_PID" 2>/dev/null || true
-    [ -n "$ANCHOR_PID" ] && kill -TERM "$ANCHOR_PID" 2>/dev/null || true
+    [ -n "$KNOB_WAS" ] && echo "$KNOB_WAS" > "$KNOB"
+    for t in "${TARGETS[@]}"; do kill -TERM "${PID[$t]}" 2>/dev/null || true; done
     sleep 0.5
-    for m in "$WORK/ours" "$WORK/anchor"; do
+    for t in "${TARGETS[@]}"; do
+        m="$WORK/$t"
         awk -v m="$m" '$5 == m {f=1} END {exit !f}' /proc/self/mountinfo && umount -l "$m"
     done
     for d in "${DIRS[@]}"; do rmdir "$d" 2>/dev/null || true; done
@@ -24,14 +34,34 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$WORK/ours" "$WORK/anchor"
-# shellcheck disable=SC2086 # OURS_ARGS is a list of options
-target/release/lxcfs ${OURS_ARGS:-} -p "$WORK/ours.pid" "$WORK/ours" 2>"$WORK/ours.log" & OURS_PID=$!
-/usr/bin/lxcfs -p "$WORK/anchor.pid" "$WORK/anchor" >"$WORK/anchor.log" 2>&1 & ANCHOR_PID=$!
-for _ in $(seq 100); do
-    [ -e "$WORK/ours/proc/meminfo" ] && [ -e "$WORK/anchor/proc/meminfo" ] && break
-    sleep 0.05
-done
+start() { # name binary args...
+    local name=$1 bin=$2
+    shift 2
+    mkdir -p "$WORK/$name"
+    "$bin" "$@" -p "$WORK/$name.pid" "$WORK/$name" >"$WORK/$name.log" 2>&1 &
+    PID[$name]=$!
+    TARGETS+=("$name")
+    for _ in $(seq 100); do
+        [ -e "$WORK/$name/proc/meminfo" ] && break
+        sleep 0.05
+    done
+    [ -e "$WORK/$name/proc/meminfo" ] || { cat "$WORK/$name.log"; exit 1; }
+}
+
+start classic target/release/lxcfs --io-uring=off
+start classic-c0 target/release/lxcfs --io-uring=off --cache-ms 0
+if [ -e "$KNOB" ]; then
+    KNOB_WAS=$(cat "$KNOB")
+    echo Y > "$KNOB"
+    start uring target/release/lxcfs --io-uring=on
+    start uring-c0 target/release/lxcfs --io-uring=on --cache-ms 0
+    echo "$KNOB_WAS" > "$KNOB"
+    KNOB_WAS=""
+    grep -q "serving over io_uring" "$WORK/uring.log" || { cat "$WORK/uring.log"; exit 1; }
+else
+    echo "no $KNOB: no io_uring rows (kernel < 6.14 or CONFIG_FUSE_IO_URING off)" >&2
+fi
+start lxcfs /usr/bin/lxcfs
 
 NAME="lxr-bench-$$"
 procs=""
@@ -51,39 +81,44 @@ done
 run() { # path readers -> "ops p50 p99 bytes", measured inside the container
     sh -c "for f in $procs; do echo \$\$ > \$f; done; exec unshare --fork --pid --mount-proc $BENCH $1 $ITERS $2"
 }
+TCK=$(getconf CLK_TCK)
+cpu() { # a daemon's user + system time so far, in µs (exited threads included)
+    awk -v t="$TCK" '{printf "%.0f", ($14 + $15) * 1e6 / t}' "/proc/$1/stat"
+}
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
-printf '%-34s %-7s %3s %10s %9s %9s\n' file target readers ops/s p50_us p99_us
+printf '%-12s %-10s %3s %10s %9s %9s %11s\n' file target readers ops/s p50_us p99_us cpu_us/read
 declare -A R
 for readers in 1 2; do
-    for spec in "meminfo:proc/meminfo" "stat:proc/stat" "cpuinfo:proc/cpuinfo"; do
-        name=${spec%%:*} rel=${spec#*:}
-        for t in ours anchor; do
-            set -- $(run "$WORK/$t/$rel" "$readers")
-            R[$name,$t,$readers]="$1 $2 $3"
-            printf '%-34s %-7s %3s %10s %9s %9s\n' "$rel" "$t" "$readers" "$1" "$2" "$3"
+    for name in $FILES; do
+        for t in "${TARGETS[@]}"; do
+            before=$(cpu "${PID[$t]}")
+            set -- $(run "$WORK/$t/proc/$name" "$readers")
+            after=$(cpu "${PID[$t]}")
+            # warm-up reads (100 a reader) included in the CPU time
+            per=$(awk -v a="$before" -v b="$after" -v n="$(( (ITERS + 100) * readers ))" 'BEGIN {printf "%.1f", (b - a) / n}')
+            R[$name,$t,$readers]="$1"
+            printf '%-12s %-10s %3s %10s %9s %9s %11s\n' "$name" "$t" "$readers" "$1" "$2" "$3" "$per"
         done
     done
-    set -- $(run /proc/meminfo "$readers")
-    R[native,$readers]="$1 $2 $3"
-    printf '%-34s %-7s %3s %10s %9s %9s\n' /proc/meminfo native "$readers" "$1" "$2" "$3"
-    set -- $(run "$WORK/ours/sys/devices/system/cpu/kernel_max" "$readers")
-    R[floor,$readers]="$1 $2 $3"
-    printf '%-34s %-7s %3s %10s %9s %9s\n' sys/devices/system/cpu/kernel_max floor "$readers" "$1" "$2" "$3"
 done
 
 echo
-echo "ratios (targets: ours/lxcfs ops/s >= 4.0; ours p50 / floor p50 <= 1.3)"
-printf '%-10s %3s %14s %16s\n' file readers ours/lxcfs p50/floor
+echo "ops/s over lxcfs 5.0.3's (target: >= 4.0 with --cache-ms 0, i.e. the -c0 columns)"
+printf '%-12s %3s' file readers
+for t in "${TARGETS[@]}"; do [ "$t" = lxcfs ] || printf ' %10s' "$t"; done
+echo
 for readers in 1 2; do
-    read -r floor_ops floor_p50 _ <<<"${R[floor,$readers]}"
-    for name in meminfo stat cpuinfo; do
-        read -r o_ops o_p50 _ <<<"${R[$name,ours,$readers]}"
-        read -r a_ops _ _ <<<"${R[$name,anchor,$readers]}"
-        printf '%-10s %3s %14s %16s\n' "$name" "$readers" \
-            "$(awk -v a="$o_ops" -v b="$a_ops" 'BEGIN {printf "%.2fx", a/b}')" \
-            "$(awk -v a="$o_p50" -v b="$floor_p50" 'BEGIN {printf "%.2fx", a/b}')"
+    for name in $FILES; do
+        printf '%-12s %3s' "$name" "$readers"
+        for t in "${TARGETS[@]}"; do
+            [ "$t" = lxcfs ] && continue
+            printf ' %10s' "$(awk -v a="${R[$name,$t,$readers]}" -v b="${R[$name,lxcfs,$readers]}" 'BEGIN {printf "%.2fx", a/b}')"
+        done
+        echo
     done
 done
-rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 echo
-echo "RSS after the run: ours $(rss "$OURS_PID") kB, lxcfs $(rss "$ANCHOR_PID") kB (target: ours <= lxcfs)"
+printf 'RSS after the run (kB, target: ours <= lxcfs):'
+for t in "${TARGETS[@]}"; do printf ' %s %s' "$t" "$(rss "${PID[$t]}")"; done
+echo

@@ -33,6 +33,18 @@ else
     LXR_E2E_CGM_NO_PEERPIDFD=1 cargo test -p e2e --no-fail-fast "${cgm_suites[@]}" || status=$?
 fi
 
+# The lxcfs suites once more with every plain daemon on FUSE over io_uring (each test sets the
+# host-global enable_uring knob to Y only while its daemon mounts, then puts it back; on a
+# kernel without the knob the daemons stay classic and the io_uring tests skip); ~40 s.
+lxcfs_suites=(--test container_view --test lxcfs_hostile --test lxcfs_never_breaks)
+if [ -e /sys/module/fuse/parameters/enable_uring ]; then
+    if cargo nextest --version >/dev/null 2>&1; then
+        E2E_LXCFS_IO_URING=1 cargo nextest run -p e2e --no-fail-fast "${lxcfs_suites[@]}" || status=$?
+    else
+        E2E_LXCFS_IO_URING=1 cargo test -p e2e --no-fail-fast "${lxcfs_suites[@]}" || status=$?
+    fi
+fi
+
 cargo fmt --all -- --check || status=$?
 cargo clippy --workspace --all-targets -- -D warnings || status=$?
 exit "$status"

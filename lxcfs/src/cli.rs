@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::fuse_adapter::uring::Mode as IoUring;
 use crate::options::Options;
 
 /// Per-container /proc and /sys/devices/system/cpu over FUSE (lxcfs 5.x compatible).
@@ -46,9 +47,17 @@ pub struct Cli {
     /// serving daemon, with backoff, whenever it dies; no read fails meanwhile.
     #[arg(long)]
     pub supervise: bool,
-    /// Worker threads serving FUSE requests (default: max(2, CPUs)).
+    /// Classic worker threads reading /dev/fuse (default: max(2, CPUs); 1 over io_uring,
+    /// whose rings have a thread per CPU).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Transport: FUSE over io_uring (one queue per CPU, Linux ≥ 6.14) or the classic
+    /// `/dev/fuse` loop. `auto`: io_uring where the host has set
+    /// /sys/module/fuse/parameters/enable_uring to Y, except with --supervise or under
+    /// systemd's fd store (a crash could leave a reader stuck: see the README); `on` fails
+    /// to start if the knob is not Y.
+    #[arg(long = "io-uring", value_enum, default_value_t = IoUring::Auto)]
+    pub io_uring: IoUring,
     /// Where to mount (normally /var/lib/lxcfs).
     pub mountpoint: PathBuf,
 }
@@ -112,6 +121,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.extra_mount_opts(), ["ro"]);
+        assert_eq!(c.io_uring, IoUring::Auto);
+        let c = Cli::try_parse_from(["lxcfs", "--io-uring=on", "/mnt"]).unwrap();
+        assert_eq!(c.io_uring, IoUring::On);
+        assert!(Cli::try_parse_from(["lxcfs", "--io-uring=maybe", "/mnt"]).is_err());
         assert!(
             Cli::try_parse_from(["lxcfs"]).is_err(),
             "mountpoint is required"

@@ -18,6 +18,7 @@ use nix::sys::signal::{SigHandler, SigSet, Signal};
 use crate::cli::Cli;
 use crate::error::StartError;
 use crate::fs::Lxcfs;
+use crate::fuse_adapter::uring::{self, Mode};
 use crate::fuse_adapter::{prepare_mountpoint, Mounted, Serving};
 use crate::handover;
 use crate::journal::{self, Journal};
@@ -107,6 +108,7 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
         return supervisor::run(cli, &set);
     }
     let (supervised, mut inherited) = handover::take().map_err(StartError::new)?;
+    let uring_buffers = uring::take_inherited();
     let virt = Arc::new(
         handover::take_switch()
             .map(Virtualisation::adopt)
@@ -140,21 +142,27 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
     let views = Views::new(&opts, virt.clone(), sampler.clone())
         .map_err(|e| StartError::new(format!("cannot start: {e}")))?;
     let fs = Arc::new(Lxcfs::new(views));
-    let threads = cli.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .max(2)
-    });
     let from = inherited.as_ref().map(|i| i.from);
     let journal = match inherited.as_mut().and_then(|i| i.journal.take()) {
         Some(f) => Some(Journal::adopt(f)),
         None => Journal::new(),
     };
     let journal_fd = journal.as_ref().map(|j| j.fd().as_raw_fd());
+    let io_uring = io_uring_wanted(cli, supervised, inherited.as_ref(), uring_buffers.is_some())?;
+    // Over io_uring the rings serve (one thread per CPU); the classic loop only gets
+    // FORGET, INTERRUPT and what comes before the rings start: one thread is enough.
+    let threads = cli.threads.unwrap_or_else(|| match io_uring {
+        true => 1,
+        false => std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .max(2),
+    });
     let serving = Serving {
         threads,
         resend: opts.compat.fuse_resend,
         journal,
+        io_uring,
+        uring_buffers,
     };
     let mut mounted = match inherited {
         Some(i) => Mounted::adopt(fs.clone(), i.fuse, mp, serving)
@@ -210,7 +218,9 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
                 }
                 tracing::info!("SIGUSR1: handing the connection over to {}", exe.display());
                 let _ = sdnotify::notify("RELOADING=1", &[]);
-                let drained = !mounted.kernel_resends();
+                // The rings must always be drained: the kernel resends nothing a ring fetched.
+                let ring = mounted.uses_io_uring();
+                let drained = !mounted.kernel_resends() || ring;
                 if drained {
                     // The successor could not get these back from the kernel: finish them.
                     match mounted.drain(DRAIN_TIMEOUT) {
@@ -229,6 +239,7 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
                             pidfile: pidfile.as_ref().map(PidFile::fd),
                             switch: virt.fd(),
                             journal: mounted.journal_fd(),
+                            uring: mounted.uring_fd().filter(|_| ring),
                         },
                         supervised,
                         generation,
@@ -282,4 +293,58 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
     stop_sampler();
     drop(pidfile);
     r.map_err(|e| StartError::new(format!("unmount {}: {e}", mp.display())))
+}
+
+/// Whether to serve over io_uring (`--io-uring`, see `crate::fuse_adapter::uring`).
+///
+/// `auto` picks it only where a crash is not meant to be survived anyway: a request a ring
+/// had fetched when its server died is never resent by the kernel, and its reader stays stuck
+/// until the mount goes away. So not under `--supervise`, nor under systemd (whose fd store
+/// would otherwise keep the connection for a successor); for a live upgrade's successor,
+/// as its predecessor chose (it passed its ring buffers). `on` is the admin's choice of speed
+/// over that guarantee; it needs the host's knob for a new mount.
+fn io_uring_wanted(
+    cli: &Cli,
+    supervised: bool,
+    inherited: Option<&handover::Inherited>,
+    has_buffers: bool,
+) -> Result<bool, StartError> {
+    let knob = uring::knob();
+    let crash_survival = cli.supervise || supervised || std::env::var_os("NOTIFY_SOCKET").is_some();
+    let wanted = match cli.io_uring {
+        Mode::Off => false,
+        Mode::On => {
+            if inherited.is_none() && knob != Some(true) {
+                return Err(StartError::new(format!(
+                    "--io-uring=on: FUSE over io_uring is {} on this host; as root: \
+                     echo Y > {} (Linux >= 6.14 with CONFIG_FUSE_IO_URING), or use \
+                     --io-uring=auto",
+                    if knob.is_some() {
+                        "disabled"
+                    } else {
+                        "not available"
+                    },
+                    uring::KNOB
+                )));
+            }
+            if crash_survival {
+                tracing::warn!(
+                    "--io-uring=on: a crash can leave a reader stuck until the mount goes away \
+                     (requests a ring had fetched are never resent); live upgrades are safe"
+                );
+            }
+            true
+        }
+        Mode::Auto => match inherited {
+            Some(_) => has_buffers,
+            None => knob == Some(true) && !crash_survival,
+        },
+    };
+    if cli.io_uring == Mode::Auto && !wanted && knob == Some(true) && crash_survival {
+        tracing::info!(
+            "io_uring: classic transport (auto): a crash must be survived here \
+             (--supervise or systemd), which a ring cannot promise"
+        );
+    }
+    Ok(wanted)
 }

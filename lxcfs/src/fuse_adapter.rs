@@ -19,8 +19,8 @@
 //! `FuseChannel`) for that: a request must land in the journal's shared memory, not in a
 //! private buffer.
 //!
-//! `flush` is deliberately not implemented: the kernel then stops sending FLUSH, saving a
-//! round trip per `close()`.
+//! Files are opened `DIRECT_IO | NOFLUSH` (`open_options`); `flush` is not implemented
+//! either (an old kernel that ignores `NOFLUSH` stops sending FLUSH after its `ENOSYS`).
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -48,6 +48,9 @@ use crate::caller::Caller;
 use crate::error::{FsError, StartError};
 use crate::fs::{Attr, Kind, Lxcfs};
 use crate::journal::{Journal, Pending, SLOT};
+
+pub mod uring;
+use uring::{Capture, Rings};
 
 fn errno(e: FsError) -> io::Error {
     if matches!(e.errno, libc::ENOENT) {
@@ -108,6 +111,23 @@ impl Resend {
     fn works(&self) -> bool {
         self.works.load(Ordering::Relaxed)
     }
+}
+
+/// `FOPEN_NOFLUSH` (`fuse_kernel.h`, 7.31): no FLUSH at `close()`. fuse-backend-rs 0.14's
+/// `OpenOptions` does not name it.
+const FOPEN_NOFLUSH: u32 = 1 << 5;
+
+/// How every file is opened. Generated content has no stable size and differs per caller:
+/// `DIRECT_IO` bypasses the page cache (like lxcfs), so no rendering is ever served from one
+/// container's cached pages to another. `NOFLUSH`: nothing to flush on a read-only file, so
+/// `close()` costs no round trip (without it the first FLUSH of a connection costs one, whose
+/// `ENOSYS` stops the rest). What the protocol does not let us drop: the READ at EOF that
+/// ends every `read()` loop — a direct_io file has no size the kernel may trust, and
+/// `KEEP_CACHE` or a stable size would share pages between views.
+fn open_options() -> OpenOptions {
+    // SAFETY: from_bits_unchecked only stores the bits; FOPEN_NOFLUSH is a valid open flag
+    // the kernel understands since protocol 7.31 (older kernels ignore unknown open flags).
+    unsafe { OpenOptions::from_bits_unchecked(OpenOptions::DIRECT_IO.bits() | FOPEN_NOFLUSH) }
 }
 
 /// The core, as a fuse-backend-rs filesystem.
@@ -180,8 +200,7 @@ impl FileSystem for FuseFs {
             .fs
             .open(caller(ctx), inode, flags as i32)
             .map_err(errno)?;
-        // Generated content has no stable size: bypass the page cache, like lxcfs.
-        Ok((Some(fh), OpenOptions::DIRECT_IO, None))
+        Ok((Some(fh), open_options(), None))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -323,6 +342,11 @@ pub struct Serving {
     pub resend: bool,
     /// The journal of requests being served (used where the kernel cannot resend).
     pub journal: Option<Journal>,
+    /// Serve over io_uring ([`uring`]): negotiate it at `FUSE_INIT` (or, for an adopted
+    /// connection, register at once).
+    pub io_uring: bool,
+    /// A predecessor's io_uring buffers (live upgrade), whose requests are answered first.
+    pub uring_buffers: Option<File>,
 }
 
 /// A mounted filesystem and its worker threads.
@@ -340,6 +364,8 @@ pub struct Mounted {
     next_slot: usize,
     /// Written to stop the current workers (each watches it beside the connection).
     stop: Arc<EventFd>,
+    /// The io_uring transport, if asked for (it serves once started).
+    rings: Option<Arc<Rings>>,
 }
 
 impl Mounted {
@@ -392,6 +418,7 @@ impl Mounted {
             journal: serving.journal.map(Arc::new),
             next_slot: 0,
             stop: Arc::new(stop_event()?),
+            rings: None,
         };
         // Workers wait in epoll and must never block in read() (another may have taken the
         // request); mount() sets this, an inherited fd has it from its mount, made sure here.
@@ -437,6 +464,27 @@ impl Mounted {
             }
         }
         m.replay(&pending);
+        let rings = match serving.io_uring {
+            true => Rings::new(m.server.clone(), m.fuse_fd(), serving.uring_buffers)
+                .map_err(|e| tracing::error!("io_uring: {e}; serving the classic way"))
+                .ok(),
+            false => None,
+        };
+        if let Some(rings) = rings {
+            let rings = Arc::new(rings);
+            if adopted {
+                // FUSE_INIT is behind us (else the kernel says EAGAIN and the classic loop
+                // starts the rings when it answers FUSE_INIT).
+                match rings.start() {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {}
+                    Err(e) => tracing::warn!(
+                        "io_uring: the kernel refused the rings ({e}); serving the classic way"
+                    ),
+                }
+            }
+            m.rings = Some(rings);
+        }
         if let Err(e) = m.start_workers() {
             if !adopted {
                 let _ = m.unmount();
@@ -504,9 +552,19 @@ impl Mounted {
             let channel = Channel::new(fuse, self.stop.clone())?;
             let (server, journal) = (self.server.clone(), self.journal.clone());
             let reply = self.session.bufsize();
+            let rings = self.rings.clone();
             let w = std::thread::Builder::new()
                 .name(format!("fuse-{slot}"))
-                .spawn(move || serve(&server, &channel, journal.as_deref(), slot, reply))?;
+                .spawn(move || {
+                    serve(
+                        &server,
+                        &channel,
+                        journal.as_deref(),
+                        slot,
+                        reply,
+                        rings.as_deref(),
+                    )
+                })?;
             self.workers.push(w);
         }
         Ok(())
@@ -522,6 +580,10 @@ impl Mounted {
     /// the journal for the successor). Requests not yet taken wait in the kernel. Before a
     /// hand-over on a kernel that cannot resend; [`Mounted::resume`] serves again.
     pub fn drain(&mut self, timeout: Duration) -> usize {
+        let rings = self.rings.as_ref().map_or(0, |r| r.drain(timeout));
+        if rings > 0 {
+            tracing::warn!("{rings} io_uring thread(s) still answering after {timeout:?}");
+        }
         self.wake();
         let deadline = Instant::now() + timeout;
         while self.workers.iter().any(|w| !w.is_finished()) && Instant::now() < deadline {
@@ -540,7 +602,22 @@ impl Mounted {
     pub fn resume(&mut self) -> io::Result<()> {
         // The old event stays set for any worker still finishing its request.
         self.stop = Arc::new(stop_event()?);
+        if let Some(r) = &self.rings {
+            if let Err(e) = r.resume() {
+                tracing::warn!("io_uring: cannot serve again ({e}); serving the classic way");
+            }
+        }
         self.start_workers()
+    }
+
+    /// Is the io_uring transport serving? (A live upgrade must then drain the rings.)
+    pub fn uses_io_uring(&self) -> bool {
+        self.rings.as_ref().is_some_and(|r| r.active())
+    }
+
+    /// The io_uring buffers' memfd, to hand over (with [`Mounted::uses_io_uring`]).
+    pub fn uring_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.rings.as_deref().map(Rings::fd)
     }
 
     /// Tell the current workers to stop once they have answered what they hold.
@@ -576,6 +653,9 @@ impl Mounted {
     }
 
     fn stop_workers(&mut self) {
+        if let Some(r) = &self.rings {
+            r.stop();
+        }
         self.wake();
         for w in self.workers.drain(..) {
             let _ = w.join();
@@ -598,6 +678,9 @@ impl Mounted {
         // touched). Its fd closes when we exit.
         for w in self.workers.drain(..) {
             let _ = w.join();
+        }
+        if let Some(rings) = &self.rings {
+            rings.stop();
         }
         r
     }
@@ -764,7 +847,13 @@ fn serve(
     journal: Option<&Journal>,
     slot: usize,
     reply_size: usize,
+    rings: Option<&Rings>,
 ) {
+    let capture = rings.and_then(|_| {
+        Capture::new()
+            .map_err(|e| tracing::warn!("io_uring: {e}; FUSE_INIT without it"))
+            .ok()
+    });
     let mut mapped = journal.and_then(|j| {
         j.slot(slot)
             .map_err(|e| tracing::warn!("journal slot {slot}: {e}; serving without it"))
@@ -785,7 +874,10 @@ fn serve(
         let Some(n) = channel.next(buf) else {
             return;
         };
-        if let Err(e) = handle(server, fd, &mut buf[..n], &mut reply) {
+        let init = buf.get(4..8) == Some(&uring::FUSE_INIT.to_le_bytes()[..]);
+        if let (true, Some(rings), Some(capture)) = (init, rings, &capture) {
+            init_over_io_uring(server, fd, &mut buf[..n], &mut reply, rings, capture);
+        } else if let Err(e) = handle(server, fd, &mut buf[..n], &mut reply) {
             // A reader that went away mid-request makes the reply fail (ENOENT from
             // /dev/fuse): nothing to do but carry on.
             tracing::debug!("fuse request: {e}");
@@ -793,5 +885,42 @@ fn serve(
         if let Some(s) = &mut mapped {
             s.done();
         }
+    }
+}
+
+/// Answer `FUSE_INIT` with `FUSE_OVER_IO_URING` added (if the kernel offered it: the host's
+/// knob), then start the rings.
+fn init_over_io_uring(
+    server: &Server<FuseFs>,
+    fd: RawFd,
+    request: &mut [u8],
+    reply: &mut [u8],
+    rings: &Rings,
+    capture: &Capture,
+) {
+    let len = capture.serve(server, request, reply);
+    if len == 0 {
+        tracing::warn!("FUSE_INIT: no reply to send");
+        return;
+    }
+    let offered = uring::patch_init(request, &mut reply[..len]);
+    if let Err(e) = nix::unistd::write(
+        // SAFETY: the connection's fd, open for as long as the worker runs.
+        unsafe { BorrowedFd::borrow_raw(fd) },
+        &reply[..len],
+    ) {
+        tracing::warn!("FUSE_INIT reply: {e}");
+        return;
+    }
+    if !offered {
+        tracing::warn!(
+            "the kernel did not offer FUSE over io_uring ({} is not Y?): serving the classic way \
+             (one worker unless --threads says more)",
+            uring::KNOB
+        );
+        return;
+    }
+    if let Err(e) = rings.start() {
+        tracing::warn!("io_uring: the kernel refused the rings ({e}); serving the classic way");
     }
 }

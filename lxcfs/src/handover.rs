@@ -230,6 +230,8 @@ pub struct Handed<'a> {
     pub switch: Option<BorrowedFd<'a>>,
     /// The request journal's memfd.
     pub journal: Option<BorrowedFd<'a>>,
+    /// The io_uring buffers' memfd (`crate::fuse_adapter::uring`), if serving over io_uring.
+    pub uring: Option<BorrowedFd<'a>>,
 }
 
 /// Exec `exe` with this process's arguments, handing over `fuse` and the rest (`handed`).
@@ -246,6 +248,7 @@ pub fn exec_successor(
         pidfile,
         switch,
         journal,
+        uring,
     } = handed;
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let keep = |fd: BorrowedFd<'_>, on: bool| {
@@ -260,6 +263,7 @@ pub fn exec_successor(
         .chain(pidfile)
         .chain(switch)
         .chain(journal)
+        .chain(uring)
         .collect();
     for fd in &fds {
         if let Err(e) = keep(*fd, true) {
@@ -279,6 +283,9 @@ pub fn exec_successor(
     }
     if let Some(j) = journal {
         cmd.env(JOURNAL_FD_ENV, number(j));
+    }
+    if let Some(u) = uring {
+        cmd.env(crate::fuse_adapter::uring::URING_FD_ENV, number(u));
     }
     if supervised {
         cmd.env(SUPERVISED_ENV, "1");

@@ -25,6 +25,7 @@ use nix::sys::signal::{SigSet, Signal};
 
 use crate::cli::Cli;
 use crate::error::StartError;
+use crate::fuse_adapter::uring::{self, Mode as IoUringMode};
 use crate::fuse_adapter::{prepare_mountpoint, HeldMount};
 use crate::handover::{self, FUSE_FD_ENV, GENERATION_ENV, SUPERVISED_ENV};
 use crate::journal::{Journal, JOURNAL_FD_ENV};
@@ -62,6 +63,15 @@ pub fn run(cli: &Cli, signals: &SigSet) -> Result<(), StartError> {
     let virt = Virtualisation::shared();
     // Held here, so that it outlives the children that write it.
     let journal = Journal::new();
+    // The ring buffers of `--io-uring=on` children, held here for the same reason: a child's
+    // successor answers what the killed one's entries hold (crate::fuse_adapter::uring).
+    let uring = (cli.io_uring == IoUringMode::On)
+        .then(|| {
+            uring::empty_memfd()
+                .map_err(|e| tracing::warn!("io_uring buffers: {e}"))
+                .ok()
+        })
+        .flatten();
     let args: Vec<std::ffi::OsString> = std::env::args_os()
         .skip(1)
         .filter(|a| a != "--supervise")
@@ -100,6 +110,7 @@ pub fn run(cli: &Cli, signals: &SigSet) -> Result<(), StartError> {
         let shared = Shared {
             switch: virt.fd().map(|f| f.as_raw_fd()),
             journal: journal.as_ref().map(|j| j.fd().as_raw_fd()),
+            uring: uring.as_ref().map(|u| u.as_raw_fd()),
         };
         let mut child = match start(&exe, &args, fuse, shared, generation) {
             Ok(c) => c,
@@ -178,6 +189,8 @@ struct Shared {
     switch: Option<i32>,
     /// The request journal.
     journal: Option<i32>,
+    /// The io_uring buffers (`--io-uring=on`).
+    uring: Option<i32>,
 }
 
 fn start(
@@ -187,7 +200,11 @@ fn start(
     shared: Shared,
     generation: u64,
 ) -> std::io::Result<Child> {
-    let Shared { switch, journal } = shared;
+    let Shared {
+        switch,
+        journal,
+        uring,
+    } = shared;
     let mut cmd = Command::new(exe);
     cmd.args(args)
         .env(FUSE_FD_ENV, fuse.to_string())
@@ -199,10 +216,17 @@ fn start(
     if let Some(j) = journal {
         cmd.env(JOURNAL_FD_ENV, j.to_string());
     }
+    if let Some(u) = uring {
+        cmd.env(uring::URING_FD_ENV, u.to_string());
+    }
     // SAFETY: between fork and exec only async-signal-safe calls: fcntl on fd numbers.
     unsafe {
         cmd.pre_exec(move || {
-            for fd in std::iter::once(fuse).chain(switch).chain(journal) {
+            for fd in std::iter::once(fuse)
+                .chain(switch)
+                .chain(journal)
+                .chain(uring)
+            {
                 if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }

@@ -88,6 +88,69 @@ pub fn without_env(features: &[&str]) -> Vec<(String, String)> {
     vec![("LXCFS_TEST_WITHOUT".to_string(), features.join(","))]
 }
 
+/// The host's FUSE-over-io_uring switch (global, root-only): lxcfs negotiates io_uring only
+/// on a connection mounted while it reads `Y`.
+pub const URING_KNOB: &str = "/sys/module/fuse/parameters/enable_uring";
+/// Set (to anything) to run every daemon of ours that a suite starts without `--supervise`
+/// over io_uring (`--io-uring=on`, the knob flipped for its start): the lxcfs suites on the
+/// second transport, e.g. `E2E_LXCFS_IO_URING=1 cargo nextest run -p e2e --test
+/// container_view`.
+pub const IO_URING_ENV: &str = "E2E_LXCFS_IO_URING";
+
+/// The knob ([`URING_KNOB`]) set to a value for as long as this lives, then put back as it
+/// was (also when a test fails). It is host-global, so a test holds it only while a daemon
+/// starts: the kernel keeps io_uring on a connection that negotiated it when the knob goes
+/// back to `N`. Tests in other processes take turns through a lock file; a daemon of another
+/// test started with `--io-uring=auto` in that window may get io_uring too, which serves it
+/// just as well.
+/// (A test killed while it holds the knob, e.g. by a timeout, leaves it set: Drop cannot
+/// run then.)
+pub struct UringKnob {
+    prev: String,
+    _lock: Option<std::fs::File>,
+}
+
+thread_local! {
+    /// How many knobs this thread holds: a nested one (a test holding the knob starts a
+    /// daemon that takes it too) must not wait for the lock its own thread holds.
+    static KNOBS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+impl UringKnob {
+    /// Set the knob to `Y` (`on`) or `N`; `None` on a kernel without FUSE over io_uring.
+    pub fn set(on: bool) -> Option<UringKnob> {
+        if !Path::new(URING_KNOB).exists() {
+            return None;
+        }
+        let lock = (KNOBS.get() == 0).then(|| {
+            let lock = std::fs::File::create("/run/lxr-e2e-uring-knob.lock").expect("knob lock");
+            // SAFETY: flock on an fd we own; released when it closes.
+            let r = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
+            assert_eq!(r, 0, "flock the knob lock");
+            lock
+        });
+        KNOBS.set(KNOBS.get() + 1);
+        let prev = std::fs::read_to_string(URING_KNOB).expect("read the knob");
+        std::fs::write(URING_KNOB, if on { "Y" } else { "N" }).expect("set the knob");
+        Some(UringKnob {
+            prev: prev.trim().to_string(),
+            _lock: lock,
+        })
+    }
+}
+
+impl Drop for UringKnob {
+    fn drop(&mut self) {
+        let _ = std::fs::write(URING_KNOB, &self.prev);
+        KNOBS.set(KNOBS.get().saturating_sub(1));
+    }
+}
+
+/// Say why a test that needs FUSE over io_uring does nothing here.
+pub fn skip_without_io_uring(test: &str) {
+    eprintln!("SKIP {test}: this kernel has no FUSE over io_uring ({URING_KNOB} missing)");
+}
+
 /// A running lxcfs (ours or the anchor) on a temp mount point.
 pub struct Daemon {
     child: Option<Child>,
@@ -138,6 +201,19 @@ impl Daemon {
 
     fn start_env(bin: &Path, args: &[&str], at: Option<&Path>, env: &[(String, String)]) -> Daemon {
         require_root();
+        let over_ring = std::env::var_os(IO_URING_ENV).is_some()
+            && Path::new(URING_KNOB).exists()
+            && bin != Path::new("/usr/bin/lxcfs")
+            && !args
+                .iter()
+                .any(|a| *a == "--supervise" || a.starts_with("--io-uring"));
+        let mut args: Vec<&str> = args.to_vec();
+        let _knob = if over_ring {
+            args.push("--io-uring=on");
+            UringKnob::set(true)
+        } else {
+            None
+        };
         let dir = tempfile::Builder::new()
             .prefix("e2e-lxcfs-")
             .tempdir()
@@ -152,7 +228,7 @@ impl Daemon {
         let logf = std::fs::File::create(&log).expect("log file");
         let child = Command::new(bin)
             .envs(env.iter().map(|(k, v)| (k, v)))
-            .args(args)
+            .args(&args)
             .arg("-p")
             .arg(dir.path().join("pid"))
             .arg(&mnt)
@@ -184,7 +260,34 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        if over_ring {
+            assert!(d.over_io_uring(), "not over io_uring:\n{}", d.log_text());
+        }
         d
+    }
+
+    /// Our daemon over io_uring (`--io-uring=on`, the knob `Y` while it starts); `None` on a
+    /// kernel without FUSE over io_uring.
+    pub fn ours_over_io_uring(bin: &Path, features: &[&str], args: &[&str]) -> Option<Daemon> {
+        let _knob = UringKnob::set(true)?;
+        let mut args = args.to_vec();
+        args.push("--io-uring=on");
+        let d = Self::start_env(bin, &args, None, &without_env(features));
+        assert!(d.over_io_uring(), "not over io_uring:\n{}", d.log_text());
+        Some(d)
+    }
+
+    /// Did the daemon (its last generation) start serving over io_uring?
+    pub fn over_io_uring(&self) -> bool {
+        let t = Instant::now();
+        // The rings start right after FUSE_INIT is answered, a moment after the mount.
+        while t.elapsed() < Duration::from_secs(2) {
+            if self.log_text().contains("serving over io_uring") {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
     }
 
     /// The mount point.

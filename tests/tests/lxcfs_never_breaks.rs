@@ -187,7 +187,12 @@ fn pidfile_is_locked(path: &Path) -> bool {
 #[test]
 fn live_upgrade_five_times_under_ten_readers_loses_nothing() {
     let (d, _bin) = live_upgrade_five_times(&[]);
-    assert!(!d.log_text().contains("(drained)"), "{}", d.log_text());
+    let log = d.log_text();
+    // The kernel resends what the classic loop had read: nothing to drain. (Over io_uring,
+    // `E2E_LXCFS_IO_URING`, every upgrade drains the rings.)
+    if !log.contains("serving over io_uring") {
+        assert!(!log.contains("(drained)"), "{log}");
+    }
 }
 
 /// As on a kernel without `FUSE_NOTIFY_RESEND` (before 6.9, e.g. Debian 12's 6.1, where 5
@@ -210,13 +215,42 @@ fn live_upgrade_without_resend_drains_and_loses_nothing() {
     assert!(!log.contains(REPLAYED), "drained: nothing to replay\n{log}");
 }
 
+/// The five upgrades under ten readers on the io_uring transport (issue 17): a ring's
+/// requests are never resent by the kernel, so each generation answers what its rings hold,
+/// closes them (staying alive until the kernel has cancelled their idle entries) and hands
+/// the ring buffers' memfd to its successor, which answers what the kernel copied into them
+/// meanwhile. Not one read may fail or stall.
+#[test]
+fn live_upgrade_five_times_over_io_uring_loses_nothing() {
+    let Some((d, _bin)) = live_upgrade_five_times_on(&[], true) else {
+        e2e::skip_without_io_uring("live_upgrade_five_times_over_io_uring_loses_nothing");
+        return;
+    };
+    let log = d.log_text();
+    assert_eq!(
+        log.matches("serving over io_uring").count(),
+        6,
+        "every generation on the rings\n{log}"
+    );
+    assert_eq!(log.matches("(drained)").count(), 5, "{log}");
+}
+
 /// Five SIGUSR1 upgrades under ten readers, with the kernel `features` off (see
 /// `Daemon::start_without`); returns the daemon, still serving, and its binary's directory.
 fn live_upgrade_five_times(without: &[&str]) -> (Daemon, tempfile::TempDir) {
+    live_upgrade_five_times_on(without, false).unwrap()
+}
+
+/// [`live_upgrade_five_times`], over io_uring if `ring` (`None` without it on this kernel).
+fn live_upgrade_five_times_on(without: &[&str], ring: bool) -> Option<(Daemon, tempfile::TempDir)> {
     let bin_dir = tempfile::tempdir().unwrap();
     let bin = bin_dir.path().join("lxcfs");
     install_build(&bin, "gen-0");
-    let mut d = Daemon::start_without(&bin, without, &[]);
+    let mut d = if ring {
+        Daemon::ours_over_io_uring(&bin, without, &[])?
+    } else {
+        Daemon::start_without(&bin, without, &[])
+    };
     let dev = dev_of(d.path());
     let readers = Readers::start(d.path(), 10);
     std::thread::sleep(Duration::from_millis(300));
@@ -244,7 +278,119 @@ fn live_upgrade_five_times(without: &[&str]) -> (Daemon, tempfile::TempDir) {
         d.pid().to_string()
     );
     assert_serves_containers(&mut d, "five upgrades");
-    (d, bin_dir)
+    Some((d, bin_dir))
+}
+
+/// `--io-uring=auto` (the default) serves over io_uring only where a crash is not meant to
+/// be survived: a request a ring had fetched when its server died is never resent, and its
+/// reader would stay stuck until the mount goes away. So under the supervisor and under
+/// systemd (its fd store) it keeps the classic transport even with the host's knob at `Y`,
+/// and a plain daemon takes the rings.
+#[test]
+fn auto_keeps_the_classic_transport_where_a_crash_must_be_survived() {
+    e2e::require_root();
+    let Some(knob) = e2e::UringKnob::set(true) else {
+        e2e::skip_without_io_uring(
+            "auto_keeps_the_classic_transport_where_a_crash_must_be_survived",
+        );
+        return;
+    };
+    let mut plain = Daemon::start(&lxcfs_bin(), &[]);
+    let mut supervised = Daemon::start(&lxcfs_bin(), &["--supervise"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (mnt, notify, pidfile, log) = (
+        dir.path().join("mnt"),
+        dir.path().join("notify"),
+        dir.path().join("pid"),
+        dir.path().join("log"),
+    );
+    std::fs::create_dir(&mnt).unwrap();
+    let sock = UnixDatagram::bind(&notify).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let guard = scopeguard(&mnt);
+    let mut under_systemd = start_like_systemd(&notify, &mnt, &pidfile, &log, &[], &[]);
+    guard.pids.borrow_mut().push(under_systemd.id());
+    let _stored = until_ready(&sock);
+    assert!(plain.over_io_uring(), "{}", plain.log_text());
+    drop(knob);
+    for (what, text) in [
+        ("--supervise", supervised.log_text()),
+        ("under systemd", std::fs::read_to_string(&log).unwrap()),
+    ] {
+        assert!(
+            text.contains("classic transport (auto)") && !text.contains("serving over io_uring"),
+            "{what}:\n{text}"
+        );
+    }
+    assert!(std::fs::read_to_string(mnt.join("proc/uptime")).is_ok());
+    assert_serves_containers(&mut plain, "auto: io_uring");
+    assert_serves_containers(&mut supervised, "auto: classic under the supervisor");
+    // SAFETY: signalling the daemon this test started.
+    unsafe { libc::kill(under_systemd.id() as i32, libc::SIGTERM) };
+    under_systemd.wait().unwrap();
+    drop(guard);
+}
+
+/// `--supervise --io-uring=on` (the admin's opt-in, see lxcfs's README): the server gets the
+/// connection before `FUSE_INIT`, so its first registration is refused (`EAGAIN`) and the
+/// rings must start once it has answered `FUSE_INIT`. Regression: the refused start left its
+/// stop event set, so the rings started after `FUSE_INIT` stopped at once and every read hung.
+#[test]
+fn a_supervised_server_on_io_uring_starts_its_rings_after_fuse_init() {
+    e2e::require_root();
+    let Some(knob) = e2e::UringKnob::set(true) else {
+        e2e::skip_without_io_uring(
+            "a_supervised_server_on_io_uring_starts_its_rings_after_fuse_init",
+        );
+        return;
+    };
+    let mut d = Daemon::start(&lxcfs_bin(), &["--supervise", "--io-uring=on"]);
+    drop(knob);
+    assert!(d.over_io_uring(), "{}", d.log_text());
+    let (tx, rx) = mpsc::channel();
+    let file = d.file("proc/meminfo");
+    std::thread::spawn(move || {
+        let r = (0..200).try_for_each(|_| std::fs::read_to_string(&file).map(|_| ()));
+        let _ = tx.send(r);
+    });
+    let r = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("reads hang: the rings do not serve");
+    assert!(r.is_ok(), "{r:?}");
+    assert_serves_containers(&mut d, "supervised, over io_uring");
+}
+
+/// `--io-uring=on` on a host whose knob is `N`: no mount, and an error that says how to
+/// enable it. The daemon never writes the knob itself.
+#[test]
+fn io_uring_on_refuses_to_start_while_the_host_has_it_off() {
+    e2e::require_root();
+    let Some(knob) = e2e::UringKnob::set(false) else {
+        e2e::skip_without_io_uring("io_uring_on_refuses_to_start_while_the_host_has_it_off");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let out = Command::new(lxcfs_bin())
+        .arg("--io-uring=on")
+        .arg("-p")
+        .arg(dir.path().join("pid"))
+        .arg(&mnt)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let knob_now = std::fs::read_to_string(e2e::URING_KNOB).unwrap();
+    drop(knob);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("echo Y > /sys/module/fuse/parameters/enable_uring"),
+        "{err}"
+    );
+    assert_eq!(knob_now.trim(), "N", "the daemon wrote the knob");
+    assert!(!e2e::is_mounted(&mnt));
 }
 
 #[test]
