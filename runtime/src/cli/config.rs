@@ -107,7 +107,7 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
         Op::Set { name, args } => c.config_set(&name, &key_value_pairs(&args)?)?,
         Op::Unset { name, keys } => c.config_unset(&name, &keys)?,
         Op::Edit { name } => {
-            let text = super::edit::edit(&c.config(&name)?.to_yaml()?, &name)?;
+            let text = super::editor::edit_yaml(&c.config(&name)?.to_yaml()?, &name)?;
             say(&name, "devices changed", c.config_edit(&name, &text)?);
         }
         Op::Device(DeviceOp::Add {

@@ -7,7 +7,7 @@ mod console;
 mod copy;
 mod delete;
 mod docs;
-mod edit;
+mod editor;
 mod exec;
 mod file;
 mod freeze;

@@ -120,7 +120,7 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
             }
         }
         Op::Edit { name } => {
-            let text = super::edit::edit(&c.profile(&name)?.to_yaml()?, &name)?;
+            let text = super::editor::edit_yaml(&c.profile(&name)?.to_yaml()?, &name)?;
             warn(&c.profile_edit(&name, &text)?);
         }
         Op::Copy { from, to } => c.profile_copy(&from, &to)?,
