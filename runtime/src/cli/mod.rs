@@ -6,6 +6,7 @@ mod config;
 mod console;
 mod copy;
 mod delete;
+mod device;
 mod docs;
 mod editor;
 mod exec;
