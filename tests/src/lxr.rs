@@ -89,6 +89,26 @@ impl Lxr {
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 
+    /// Whether the container `name` exists (its directory in the data directory).
+    pub fn exists(&self, name: &str) -> bool {
+        self.data.join("lxr/containers").join(name).exists()
+    }
+
+    /// `systemctl is-system-running --wait` inside `name`: systemd's verdict once its boot is
+    /// over (`running`, `degraded`…).
+    pub fn system_state(&self, name: &str) -> String {
+        let o = self.run(&[
+            "exec",
+            "-T",
+            name,
+            "--",
+            "systemctl",
+            "is-system-running",
+            "--wait",
+        ]);
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
     /// The init pid of a running container.
     pub fn pid(&self, name: &str) -> Option<u32> {
         let out = self.ok(&["list", "--format", "json"]);
@@ -333,4 +353,34 @@ pub fn image_tree(dir: &Path) {
     .unwrap();
     std::fs::write(root.join("etc/hostname"), "image\n").unwrap();
     std::fs::write(root.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+}
+
+/// Poll `f` until it holds; fail the test after `secs` seconds.
+pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !f() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Run `cmd` with the host's `sh` (as the test process); it must succeed; its trimmed stdout.
+pub fn sh(cmd: &str) -> String {
+    let o = Command::new("sh").args(["-c", cmd]).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// The fingerprint a publish or an import printed (the last word of its output).
+pub fn fingerprint(out: &str) -> String {
+    let fp = out.split_whitespace().last().unwrap().to_string();
+    assert_eq!(fp.len(), 64, "{out}");
+    fp
 }

@@ -10,17 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
 use e2e::cgm::test_user;
-use e2e::lxr::{image_tree, subuid_base, unconfined, user_dir, Cleanup};
-
-fn sh(cmd: &str) -> String {
-    let o = Command::new("sh").args(["-c", cmd]).output().unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
+use e2e::lxr::{image_tree, sh, subuid_base, unconfined, user_dir, Cleanup};
 
 fn sha256(files: &str) -> String {
     sh(&format!("cat {files} | sha256sum"))

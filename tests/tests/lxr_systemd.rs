@@ -35,20 +35,6 @@ fn lxcfs() -> Lxcfs {
     }
 }
 
-/// `systemctl is-system-running --wait` inside: systemd's verdict once its boot is over.
-fn system_state(lxr: &Lxr, name: &str) -> String {
-    let o = lxr.run(&[
-        "exec",
-        "-T",
-        name,
-        "--",
-        "systemctl",
-        "is-system-running",
-        "--wait",
-    ]);
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
 /// Why systemd is not `running`: the failed units and the journal's warnings.
 fn diagnose(lxr: &Lxr, name: &str) -> String {
     let failed = lxr.run(&[
@@ -157,7 +143,7 @@ fn a_debian_12_container_boots_to_running_as_a_user() {
     ]);
 
     // systemd's own verdict, with nothing failed.
-    let state = system_state(&lxr, "deb");
+    let state = lxr.system_state("deb");
     assert_eq!(state, "running", "{}", diagnose(&lxr, "deb"));
     assert_eq!(
         exec(
@@ -308,7 +294,7 @@ fn a_debian_12_container_boots_to_running_as_a_user() {
     exec(&lxr, "deb", &["systemctl", "reboot"]);
     let pid2 = new_init(&lxr, "deb", pid);
     assert_eq!(
-        system_state(&lxr, "deb"),
+        lxr.system_state("deb"),
         "running",
         "{}",
         diagnose(&lxr, "deb")
@@ -325,7 +311,7 @@ fn a_debian_12_container_boots_to_running_as_a_user() {
     lxr.ok(&["restart", "deb"]);
     new_init(&lxr, "deb", pid2);
     assert_eq!(
-        system_state(&lxr, "deb"),
+        lxr.system_state("deb"),
         "running",
         "{}",
         diagnose(&lxr, "deb")
