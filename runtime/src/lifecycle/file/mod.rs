@@ -470,13 +470,7 @@ impl Containers {
 /// Close what the helper must not hold (everything but `keep`), stdio onto `/dev/null`, and
 /// die with lxr.
 fn isolate(keep: &[std::os::fd::RawFd]) -> Result<()> {
-    let null = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .ctx(|| "open /dev/null".into())?;
-    crate::fds::onto_stdio(&null, &null, &null).ctx(|| "dup2 onto stdio".into())?;
-    drop(null);
+    crate::fds::null_stdio()?;
     crate::fds::keep_only(keep);
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     Ok(())
