@@ -89,6 +89,24 @@ impl Lxr {
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 
+    /// `lxr exec NAME -- sh -c SCRIPT`, which must succeed; its stdout.
+    pub fn sh(&self, name: &str, script: &str) -> String {
+        self.ok(&["exec", name, "--", "sh", "-c", script])
+    }
+
+    /// Import the Debian 12 image ([`debian_image`]) under `alias`; the import's output.
+    pub fn import_debian(&self, alias: &str) -> String {
+        let (meta, rootfs) = debian_image();
+        self.ok(&[
+            "image",
+            "import",
+            meta.to_str().unwrap(),
+            rootfs.to_str().unwrap(),
+            "--alias",
+            alias,
+        ])
+    }
+
     /// Whether the container `name` exists (its directory in the data directory).
     pub fn exists(&self, name: &str) -> bool {
         self.data.join("lxr/containers").join(name).exists()

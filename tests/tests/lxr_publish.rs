@@ -253,7 +253,7 @@ fn publish_of_a_running_container_needs_force_and_starts_it_again() {
     let (_home, lxr) = unconfined();
     let _cleanup = Cleanup(&lxr, vec!["run1", "eph1"]);
     lxr.ok(&["launch", "busybox", "run1"]);
-    lxr.ok(&["exec", "run1", "--", "sh", "-c", "echo live > /root/f"]);
+    lxr.sh("run1", "echo live > /root/f");
     let pid = lxr.pid("run1").unwrap();
     let o = lxr.run(&["publish", "run1", "--alias", "r"]);
     assert!(
@@ -547,26 +547,9 @@ fn publish_of_a_hostile_rootfs_archives_symlinks_as_symlinks_and_nothing_of_the_
     );
     // Names with a line break and an escape sequence, and an unreadable directory, come
     // back as they were.
+    assert_eq!(lxr.sh("h2", "ls /root | grep -c -e b -e red"), "2");
     assert_eq!(
-        lxr.ok(&[
-            "exec",
-            "h2",
-            "--",
-            "sh",
-            "-c",
-            "ls /root | grep -c -e b -e red"
-        ]),
-        "2"
-    );
-    assert_eq!(
-        lxr.ok(&[
-            "exec",
-            "h2",
-            "--",
-            "sh",
-            "-c",
-            "stat -c %a /root/locked; cat /root/locked/f"
-        ]),
+        lxr.sh("h2", "stat -c %a /root/locked; cat /root/locked/f"),
         "0\nkept"
     );
     assert_eq!(
@@ -608,13 +591,13 @@ fn publish_of_a_snapshot_gives_the_snapshots_content() {
     let (_home, lxr) = unconfined();
     let _cleanup = Cleanup(&lxr, vec!["s1", "s2"]);
     lxr.ok(&["launch", "busybox", "s1"]);
-    lxr.ok(&["exec", "s1", "--", "sh", "-c", "echo old > /root/f"]);
+    lxr.sh("s1", "echo old > /root/f");
     // Without cgmanager there is no freezer: a running container's snapshot is refused, so
     // this one is taken stopped; the publish is made while it runs.
     lxr.ok(&["stop", "--force", "s1"]);
     lxr.ok(&["snapshot", "create", "s1", "snap0"]);
     lxr.ok(&["start", "s1"]);
-    lxr.ok(&["exec", "s1", "--", "sh", "-c", "echo new > /root/f"]);
+    lxr.sh("s1", "echo new > /root/f");
     let fp = fingerprint(&lxr.ok(&["publish", "s1/snap0"]));
     lxr.ok(&["launch", &fp[..12], "s2"]);
     assert_eq!(lxr.ok(&["exec", "s2", "--", "cat", "/root/f"]), "old");
@@ -622,22 +605,14 @@ fn publish_of_a_snapshot_gives_the_snapshots_content() {
 
 #[test]
 fn a_debian_ephemeral_container_survives_reboot_goes_on_poweroff_and_publishes() {
-    let (meta, rootfs) = e2e::lxr::debian_image();
     let w = e2e::lxr::World::everywhere("lxr-publish-deb");
     let lxr = w.lxr(None);
-    lxr.ok(&[
-        "image",
-        "import",
-        meta.to_str().unwrap(),
-        rootfs.to_str().unwrap(),
-        "--alias",
-        "debian12",
-    ]);
+    lxr.import_debian("debian12");
     let _cleanup = Cleanup(&lxr, vec!["deb1", "deb2", "deb3"]);
     // systemd's reboot keeps an ephemeral container, its poweroff deletes it.
     lxr.ok(&["launch", "debian12", "deb1", "--ephemeral"]);
     lxr.system_state("deb1");
-    lxr.ok(&["exec", "deb1", "--", "sh", "-c", "echo survived > /root/m"]);
+    lxr.sh("deb1", "echo survived > /root/m");
     let pid = lxr.pid("deb1").unwrap();
     let _ = lxr.run(&["exec", "-T", "deb1", "--", "systemctl", "reboot"]);
     wait_for("deb1 back after reboot", 60, || {

@@ -117,20 +117,12 @@ fn new_init(lxr: &Lxr, name: &str, old: u32) -> u32 {
 
 #[test]
 fn a_debian_12_container_boots_to_running_as_a_user() {
-    let (meta, rootfs) = e2e::lxr::debian_image();
     let w = World::everywhere("lxr-systemd");
     let s = &w.scratch;
     let lx = lxcfs();
     let lxr = w.lxr(Some(lx.mnt.clone()));
     let base = subuid_base("lxrtest1");
-    lxr.ok(&[
-        "image",
-        "import",
-        meta.to_str().unwrap(),
-        rootfs.to_str().unwrap(),
-        "--alias",
-        "debian12",
-    ]);
+    lxr.import_debian("debian12");
     let _cleanup = Cleanup(&lxr, vec!["deb"]);
     lxr.ok(&[
         "launch",
