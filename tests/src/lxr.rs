@@ -315,6 +315,16 @@ templates:
     template: hosts.tpl
 ";
 
+/// A fresh work directory (as [`user_dir`]`(0, 0)`) with the test image's tree ([`image_tree`])
+/// in `tree/`: the directory and the tree's path.
+pub fn image_work() -> (tempfile::TempDir, PathBuf) {
+    let work = user_dir(0, 0);
+    let tree = work.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    image_tree(&tree);
+    (work, tree)
+}
+
 /// An LXD image tree in `dir`: metadata.yaml (with a `create` template for /etc/hostname and a
 /// `start` one for /etc/hosts), templates/, and a busybox rootfs owned by root with a
 /// setuid binary, a hard link and a file owned by uid 1000.

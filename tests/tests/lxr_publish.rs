@@ -20,7 +20,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e::lxr::{
-    fingerprint, image_tree, sh, subuid_base, unconfined, user_dir, wait_for, Cleanup, Lxr,
+    fingerprint, image_work, sh, subuid_base, unconfined, user_dir, wait_for, Cleanup, Lxr,
 };
 
 fn sha256(file: &Path) -> String {
@@ -50,10 +50,7 @@ fn export(lxr: &Lxr, image: &str) -> (tempfile::TempDir, Vec<PathBuf>) {
 
 /// The test image (busybox, with a `create` template for /etc/hostname) imported as `mini`.
 fn import_mini(lxr: &Lxr) -> (tempfile::TempDir, String) {
-    let work = user_dir(0, 0);
-    let tree = work.path().join("tree");
-    std::fs::create_dir(&tree).unwrap();
-    image_tree(&tree);
+    let (work, tree) = image_work();
     let file = work.path().join("mini.tar.xz");
     sh(&format!(
         "tar -C {} --numeric-owner -cJf {} metadata.yaml templates rootfs",
@@ -205,11 +202,8 @@ fn publish_export_import_elsewhere_launch_gives_the_same_content() {
 #[test]
 fn export_of_a_split_image_gives_both_files_back() {
     let (_home, lxr) = unconfined();
-    let work = user_dir(0, 0);
+    let (work, tree) = image_work();
     let w = work.path();
-    let tree = w.join("tree");
-    std::fs::create_dir(&tree).unwrap();
-    image_tree(&tree);
     sh(&format!(
         "tar -C {t} --numeric-owner -cJf {w}/meta.tar.xz metadata.yaml templates && \
          mksquashfs {t}/rootfs {w}/rootfs.squashfs -noappend -quiet",
