@@ -112,6 +112,18 @@ pub fn onto_stdio(stdin: impl AsFd, stdout: impl AsFd, stderr: impl AsFd) -> nix
     nix::unistd::dup2_stderr(stderr)
 }
 
+/// Stdin, stdout and stderr onto the host's `/dev/null`: a forked helper keeps nothing of the
+/// user's terminal or pipes.
+pub fn null_stdio() -> crate::error::Result<()> {
+    use crate::error::Context;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .ctx(|| "open /dev/null".into())?;
+    onto_stdio(&null, &null, &null).ctx(|| "dup2 onto stdio".into())
+}
+
 /// Whether poll reported anything for `p` (bits nix does not name count too).
 pub fn ready(p: &nix::poll::PollFd<'_>) -> bool {
     p.revents().is_none_or(|r| !r.is_empty())

@@ -30,6 +30,7 @@ pub mod launch;
 pub mod lifecycle;
 pub mod limits;
 pub mod lock;
+pub mod mountns;
 pub mod net;
 pub mod paths;
 pub mod relay;

@@ -89,6 +89,44 @@ impl Lxr {
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 
+    /// `lxr exec NAME -- sh -c SCRIPT`, which must succeed; its stdout.
+    pub fn sh(&self, name: &str, script: &str) -> String {
+        self.ok(&["exec", name, "--", "sh", "-c", script])
+    }
+
+    /// Import the Debian 12 image ([`debian_image`]) under `alias`; the import's output.
+    pub fn import_debian(&self, alias: &str) -> String {
+        let (meta, rootfs) = debian_image();
+        self.ok(&[
+            "image",
+            "import",
+            meta.to_str().unwrap(),
+            rootfs.to_str().unwrap(),
+            "--alias",
+            alias,
+        ])
+    }
+
+    /// Whether the container `name` exists (its directory in the data directory).
+    pub fn exists(&self, name: &str) -> bool {
+        self.data.join("lxr/containers").join(name).exists()
+    }
+
+    /// `systemctl is-system-running --wait` inside `name`: systemd's verdict once its boot is
+    /// over (`running`, `degraded`…).
+    pub fn system_state(&self, name: &str) -> String {
+        let o = self.run(&[
+            "exec",
+            "-T",
+            name,
+            "--",
+            "systemctl",
+            "is-system-running",
+            "--wait",
+        ]);
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
     /// The init pid of a running container.
     pub fn pid(&self, name: &str) -> Option<u32> {
         let out = self.ok(&["list", "--format", "json"]);
@@ -277,6 +315,16 @@ templates:
     template: hosts.tpl
 ";
 
+/// A fresh work directory (as [`user_dir`]`(0, 0)`) with the test image's tree ([`image_tree`])
+/// in `tree/`: the directory and the tree's path.
+pub fn image_work() -> (tempfile::TempDir, PathBuf) {
+    let work = user_dir(0, 0);
+    let tree = work.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    image_tree(&tree);
+    (work, tree)
+}
+
 /// An LXD image tree in `dir`: metadata.yaml (with a `create` template for /etc/hostname and a
 /// `start` one for /etc/hosts), templates/, and a busybox rootfs owned by root with a
 /// setuid binary, a hard link and a file owned by uid 1000.
@@ -333,4 +381,34 @@ pub fn image_tree(dir: &Path) {
     .unwrap();
     std::fs::write(root.join("etc/hostname"), "image\n").unwrap();
     std::fs::write(root.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+}
+
+/// Poll `f` until it holds; fail the test after `secs` seconds.
+pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !f() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Run `cmd` with the host's `sh` (as the test process); it must succeed; its trimmed stdout.
+pub fn sh(cmd: &str) -> String {
+    let o = Command::new("sh").args(["-c", cmd]).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// The fingerprint a publish or an import printed (the last word of its output).
+pub fn fingerprint(out: &str) -> String {
+    let fp = out.split_whitespace().last().unwrap().to_string();
+    assert_eq!(fp.len(), 64, "{out}");
+    fp
 }

@@ -34,15 +34,19 @@ fn collect(mut r: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
     buf
 }
 
+/// `lxr args` started with its stdin, stdout and stderr on pipes.
+fn piped(lxr: &Lxr, args: &[&str]) -> std::process::Child {
+    lxr.command(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 impl Attached {
     fn new(lxr: &Lxr, args: &[&str]) -> Attached {
-        let mut child = lxr
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = piped(lxr, args);
         let out = collect(child.stdout.take().unwrap());
         let err = collect(child.stderr.take().unwrap());
         Attached { child, out, err }
@@ -106,13 +110,7 @@ impl Drop for Attached {
 
 /// `lxr args` with `input` typed, its stdout and stderr.
 fn typed(lxr: &Lxr, args: &[&str], input: &[u8]) -> std::process::Output {
-    let mut c = lxr
-        .command(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut c = piped(lxr, args);
     let _ = c.stdin.take().unwrap().write_all(input);
     c.wait_with_output().unwrap()
 }

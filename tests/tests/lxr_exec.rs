@@ -40,6 +40,14 @@ fn exec_needs_no_double_dash_and_keeps_the_commands_options() {
     assert_eq!(o.status.code(), Some(7), "{o:?}");
 }
 
+/// `lxr exec x2 --user 1000 --group 1000 ARGS…` (exec's options may lead `ARGS`), which must
+/// succeed; its stdout.
+fn as_user_1000(lxr: &Lxr, args: &[&str]) -> String {
+    let mut all = vec!["exec", "x2", "--user", "1000", "--group", "1000"];
+    all.extend_from_slice(args);
+    lxr.ok(&all)
+}
+
 #[test]
 fn exec_user_group_cwd_and_the_default_environment() {
     let (_home, lxr) = unconfined();
@@ -61,36 +69,15 @@ fn exec_user_group_cwd_and_the_default_environment() {
         "exec", "x2", "sh", "-c",
         "echo 'u:x:1000:1000::/home/u:/bin/sh' >> /etc/passwd && mkdir -p /home/u && chown 1000:1000 /home/u",
     ]);
-    let o = lxr.ok(&[
-        "exec",
-        "x2",
-        "--user",
-        "1000",
-        "--group",
-        "1000",
-        "sh",
-        "-c",
-        "echo $(id -u) $(id -g) $HOME $USER $(pwd)",
-    ]);
+    let o = as_user_1000(
+        &lxr,
+        &["sh", "-c", "echo $(id -u) $(id -g) $HOME $USER $(pwd)"],
+    );
     assert_eq!(o, "1000 1000 /home/u u /home/u");
     // No supplementary groups of root's kept.
-    assert_eq!(
-        lxr.ok(&["exec", "x2", "--user", "1000", "--group", "1000", "id", "-G"]),
-        "1000"
-    );
+    assert_eq!(as_user_1000(&lxr, &["id", "-G"]), "1000");
     // On a pty (-t), the terminal is the user's.
-    let o = lxr.ok(&[
-        "exec",
-        "x2",
-        "-t",
-        "--user",
-        "1000",
-        "--group",
-        "1000",
-        "sh",
-        "-c",
-        "stat -c '%u %g' $(tty)",
-    ]);
+    let o = as_user_1000(&lxr, &["-t", "sh", "-c", "stat -c '%u %g' $(tty)"]);
     assert_eq!(o.trim(), "1000 1000");
     // --cwd.
     assert_eq!(lxr.ok(&["exec", "x2", "--cwd", "/tmp", "pwd"]), "/tmp");

@@ -23,7 +23,7 @@ use e2e::hostile::{
     as_other, bomb, container_fds, container_pids, host_devpts, install_probe, metadata, Home,
     Meta, Tar, ROOT,
 };
-use e2e::lxr::subuid_base;
+use e2e::lxr::{subuid_base, wait_for};
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
@@ -52,14 +52,6 @@ fn import(h: &Home, files: &[&Path], extra: &[&str]) -> Output {
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     h.lxr.run(&args)
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < Duration::from_secs(secs), "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

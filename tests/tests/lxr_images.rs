@@ -10,17 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
 use e2e::cgm::test_user;
-use e2e::lxr::{image_tree, subuid_base, unconfined, user_dir, Cleanup};
-
-fn sh(cmd: &str) -> String {
-    let o = Command::new("sh").args(["-c", cmd]).output().unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
+use e2e::lxr::{image_work, sh, subuid_base, unconfined, user_dir, Cleanup};
 
 fn sha256(files: &str) -> String {
     sh(&format!("cat {files} | sha256sum"))
@@ -34,11 +24,8 @@ fn sha256(files: &str) -> String {
 fn unified_and_split_images_import_launch_and_delete() {
     let (home, lxr) = unconfined();
     let _cleanup = Cleanup(&lxr, vec!["i1", "i2"]);
-    let work = user_dir(0, 0);
+    let (work, tree) = image_work();
     let w = work.path();
-    let tree = w.join("tree");
-    std::fs::create_dir(&tree).unwrap();
-    image_tree(&tree);
     let t = tree.display();
     sh(&format!(
         "tar -C {t} --numeric-owner -cJf {w}/unified.tar.xz metadata.yaml templates rootfs",
@@ -202,11 +189,8 @@ fn bad_image_files_are_refused_and_leave_nothing() {
 #[test]
 fn a_progress_bar_is_drawn_on_a_terminal_only() {
     let (_home, lxr) = unconfined();
-    let work = user_dir(0, 0);
+    let (work, tree) = image_work();
     let w = work.path();
-    let tree = w.join("tree");
-    std::fs::create_dir(&tree).unwrap();
-    image_tree(&tree);
     let tar = w.join("img.tar");
     sh(&format!(
         "tar -C {} --numeric-owner -cf {} metadata.yaml templates rootfs",

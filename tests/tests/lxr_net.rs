@@ -12,22 +12,11 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use e2e::lxr::{unconfined, Cleanup, Lxr};
+use e2e::lxr::{unconfined, wait_for, Cleanup, Lxr};
 
 /// `lxr config device add <c> <dev> proxy <listen> <connect>`'s arguments.
 fn proxy<'a>(c: &'a str, dev: &'a str, listen: &'a str, connect: &'a str) -> [&'a str; 8] {
     ["config", "device", "add", c, dev, "proxy", listen, connect]
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// A port nothing listens on now.

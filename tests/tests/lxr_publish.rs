@@ -19,28 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::lxr::{image_tree, subuid_base, unconfined, user_dir, Cleanup, Lxr};
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn sh(cmd: &str) -> String {
-    let o = Command::new("sh").args(["-c", cmd]).output().unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
+use e2e::lxr::{
+    fingerprint, image_work, sh, subuid_base, unconfined, user_dir, wait_for, Cleanup, Lxr,
+};
 
 fn sha256(file: &Path) -> String {
     sh(&format!("sha256sum {}", file.display()))
@@ -48,17 +29,6 @@ fn sha256(file: &Path) -> String {
         .next()
         .unwrap()
         .to_string()
-}
-
-/// The fingerprint a publish or an import printed (the last word of its output).
-fn fingerprint(out: &str) -> String {
-    let fp = out.split_whitespace().last().unwrap().to_string();
-    assert_eq!(fp.len(), 64, "{out}");
-    fp
-}
-
-fn exists(lxr: &Lxr, name: &str) -> bool {
-    lxr.data.join("lxr/containers").join(name).exists()
 }
 
 fn state(lxr: &Lxr, name: &str) -> String {
@@ -80,10 +50,7 @@ fn export(lxr: &Lxr, image: &str) -> (tempfile::TempDir, Vec<PathBuf>) {
 
 /// The test image (busybox, with a `create` template for /etc/hostname) imported as `mini`.
 fn import_mini(lxr: &Lxr) -> (tempfile::TempDir, String) {
-    let work = user_dir(0, 0);
-    let tree = work.path().join("tree");
-    std::fs::create_dir(&tree).unwrap();
-    image_tree(&tree);
+    let (work, tree) = image_work();
     let file = work.path().join("mini.tar.xz");
     sh(&format!(
         "tar -C {} --numeric-owner -cJf {} metadata.yaml templates rootfs",
@@ -235,11 +202,8 @@ fn publish_export_import_elsewhere_launch_gives_the_same_content() {
 #[test]
 fn export_of_a_split_image_gives_both_files_back() {
     let (_home, lxr) = unconfined();
-    let work = user_dir(0, 0);
+    let (work, tree) = image_work();
     let w = work.path();
-    let tree = w.join("tree");
-    std::fs::create_dir(&tree).unwrap();
-    image_tree(&tree);
     sh(&format!(
         "tar -C {t} --numeric-owner -cJf {w}/meta.tar.xz metadata.yaml templates && \
          mksquashfs {t}/rootfs {w}/rootfs.squashfs -noappend -quiet",
@@ -283,7 +247,7 @@ fn publish_of_a_running_container_needs_force_and_starts_it_again() {
     let (_home, lxr) = unconfined();
     let _cleanup = Cleanup(&lxr, vec!["run1", "eph1"]);
     lxr.ok(&["launch", "busybox", "run1"]);
-    lxr.ok(&["exec", "run1", "--", "sh", "-c", "echo live > /root/f"]);
+    lxr.sh("run1", "echo live > /root/f");
     let pid = lxr.pid("run1").unwrap();
     let o = lxr.run(&["publish", "run1", "--alias", "r"]);
     assert!(
@@ -342,7 +306,7 @@ fn publish_of_a_running_container_needs_force_and_starts_it_again() {
         "ephemeral container kept and running"
     );
     lxr.ok(&["stop", "eph1"]);
-    assert!(!exists(&lxr, "eph1"));
+    assert!(!lxr.exists("eph1"));
 }
 
 #[test]
@@ -355,13 +319,13 @@ fn ephemeral_containers_are_deleted_when_they_stop_not_when_they_reboot() {
         .ok(&["info", "e1"])
         .contains("Type: container (ephemeral)"));
     lxr.ok(&["stop", "e1"]);
-    assert!(!exists(&lxr, "e1"), "deleted when stop returns");
+    assert!(!lxr.exists("e1"), "deleted when stop returns");
     assert!(!lxr.ok(&["list"]).contains("e1"));
     assert!(!lxr.data.join("lxr/run/e1").exists() && !lxr.data.join("lxr/run/e1.lock").exists());
     // poweroff inside
     lxr.ok(&["launch", "busybox", "e2", "--ephemeral"]);
     lxr.ok(&["exec", "e2", "--", "poweroff"]);
-    wait_for("e2 deleted after poweroff", 30, || !exists(&lxr, "e2"));
+    wait_for("e2 deleted after poweroff", 30, || !lxr.exists("e2"));
     // the init killed
     lxr.ok(&["launch", "busybox", "e3", "-e"]);
     let pid = lxr.pid("e3").unwrap();
@@ -371,7 +335,7 @@ fn ephemeral_containers_are_deleted_when_they_stop_not_when_they_reboot() {
     )
     .unwrap();
     wait_for("e3 deleted after kill -9 of its init", 30, || {
-        !exists(&lxr, "e3")
+        !lxr.exists("e3")
     });
     // reboot inside: kept, and running again
     lxr.ok(&["launch", "busybox", "e4", "-e"]);
@@ -380,22 +344,22 @@ fn ephemeral_containers_are_deleted_when_they_stop_not_when_they_reboot() {
     wait_for("e4 back after reboot", 30, || {
         lxr.pid("e4").is_some_and(|p| p != pid)
     });
-    assert!(exists(&lxr, "e4"));
+    assert!(lxr.exists("e4"));
     // restart: kept
     lxr.ok(&["restart", "e4"]);
-    assert!(exists(&lxr, "e4") && lxr.pid("e4").is_some());
+    assert!(lxr.exists("e4") && lxr.pid("e4").is_some());
     // delete --force of a running ephemeral one: gone, without waiting on itself
     let t0 = Instant::now();
     lxr.ok(&["delete", "--force", "e4"]);
-    assert!(!exists(&lxr, "e4") && t0.elapsed() < Duration::from_secs(4));
+    assert!(!lxr.exists("e4") && t0.elapsed() < Duration::from_secs(4));
     // init --ephemeral: created stopped, and stays until it has run
     lxr.ok(&["init", "busybox", "e5", "--ephemeral"]);
     assert_eq!(state(&lxr, "e5"), "STOPPED");
     lxr.ok(&["list"]);
-    assert!(exists(&lxr, "e5"));
+    assert!(lxr.exists("e5"));
     lxr.ok(&["start", "e5"]);
     lxr.ok(&["stop", "e5"]);
-    assert!(!exists(&lxr, "e5"));
+    assert!(!lxr.exists("e5"));
     // its monitor killed, then its init: the next `list` deletes it; or the next `start`
     for (name, then) in [("e6", "list"), ("e7", "start")] {
         lxr.ok(&["launch", "busybox", name, "-e"]);
@@ -411,13 +375,13 @@ fn ephemeral_containers_are_deleted_when_they_stop_not_when_they_reboot() {
             std::fs::read_to_string(format!("/proc/{init}/stat"))
                 .map_or(true, |s| s.contains(") Z "))
         });
-        assert!(exists(&lxr, name), "nobody was left to delete it");
+        assert!(lxr.exists(name), "nobody was left to delete it");
         let o = if then == "list" {
             lxr.run(&["list"])
         } else {
             lxr.run(&[then, name])
         };
-        assert!(!exists(&lxr, name), "{then} deleted it: {o:?}");
+        assert!(!lxr.exists(name), "{then} deleted it: {o:?}");
         if then == "start" {
             assert!(
                 !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("ephemeral"),
@@ -427,7 +391,7 @@ fn ephemeral_containers_are_deleted_when_they_stop_not_when_they_reboot() {
     }
     // Not a config key.
     let o = lxr.run(&["init", "busybox", "e1", "-c", "ephemeral=true"]);
-    assert!(!o.status.success() && !exists(&lxr, "e1"));
+    assert!(!o.status.success() && !lxr.exists("e1"));
 }
 
 #[test]
@@ -447,7 +411,7 @@ fn init_creates_a_stopped_container() {
     lxr.ok(&["start", "i1"]);
     assert_eq!(state(&lxr, "i1"), "RUNNING");
     lxr.ok(&["stop", "i1"]);
-    assert!(exists(&lxr, "i1"), "not ephemeral: kept");
+    assert!(lxr.exists("i1"), "not ephemeral: kept");
     let o = lxr.run(&["init", "busybox", "i1"]);
     assert!(!o.status.success(), "exists already");
 }
@@ -577,26 +541,9 @@ fn publish_of_a_hostile_rootfs_archives_symlinks_as_symlinks_and_nothing_of_the_
     );
     // Names with a line break and an escape sequence, and an unreadable directory, come
     // back as they were.
+    assert_eq!(lxr.sh("h2", "ls /root | grep -c -e b -e red"), "2");
     assert_eq!(
-        lxr.ok(&[
-            "exec",
-            "h2",
-            "--",
-            "sh",
-            "-c",
-            "ls /root | grep -c -e b -e red"
-        ]),
-        "2"
-    );
-    assert_eq!(
-        lxr.ok(&[
-            "exec",
-            "h2",
-            "--",
-            "sh",
-            "-c",
-            "stat -c %a /root/locked; cat /root/locked/f"
-        ]),
+        lxr.sh("h2", "stat -c %a /root/locked; cat /root/locked/f"),
         "0\nkept"
     );
     assert_eq!(
@@ -638,66 +585,44 @@ fn publish_of_a_snapshot_gives_the_snapshots_content() {
     let (_home, lxr) = unconfined();
     let _cleanup = Cleanup(&lxr, vec!["s1", "s2"]);
     lxr.ok(&["launch", "busybox", "s1"]);
-    lxr.ok(&["exec", "s1", "--", "sh", "-c", "echo old > /root/f"]);
+    lxr.sh("s1", "echo old > /root/f");
     // Without cgmanager there is no freezer: a running container's snapshot is refused, so
     // this one is taken stopped; the publish is made while it runs.
     lxr.ok(&["stop", "--force", "s1"]);
     lxr.ok(&["snapshot", "create", "s1", "snap0"]);
     lxr.ok(&["start", "s1"]);
-    lxr.ok(&["exec", "s1", "--", "sh", "-c", "echo new > /root/f"]);
+    lxr.sh("s1", "echo new > /root/f");
     let fp = fingerprint(&lxr.ok(&["publish", "s1/snap0"]));
     lxr.ok(&["launch", &fp[..12], "s2"]);
     assert_eq!(lxr.ok(&["exec", "s2", "--", "cat", "/root/f"]), "old");
 }
 
-/// systemd's verdict once its boot is over (`running`, `degraded`…).
-fn system_state(lxr: &Lxr, name: &str) -> String {
-    let o = lxr.run(&[
-        "exec",
-        "-T",
-        name,
-        "--",
-        "systemctl",
-        "is-system-running",
-        "--wait",
-    ]);
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
 #[test]
 fn a_debian_ephemeral_container_survives_reboot_goes_on_poweroff_and_publishes() {
-    let (meta, rootfs) = e2e::lxr::debian_image();
     let w = e2e::lxr::World::everywhere("lxr-publish-deb");
     let lxr = w.lxr(None);
-    lxr.ok(&[
-        "image",
-        "import",
-        meta.to_str().unwrap(),
-        rootfs.to_str().unwrap(),
-        "--alias",
-        "debian12",
-    ]);
+    lxr.import_debian("debian12");
     let _cleanup = Cleanup(&lxr, vec!["deb1", "deb2", "deb3"]);
     // systemd's reboot keeps an ephemeral container, its poweroff deletes it.
     lxr.ok(&["launch", "debian12", "deb1", "--ephemeral"]);
-    system_state(&lxr, "deb1");
-    lxr.ok(&["exec", "deb1", "--", "sh", "-c", "echo survived > /root/m"]);
+    lxr.system_state("deb1");
+    lxr.sh("deb1", "echo survived > /root/m");
     let pid = lxr.pid("deb1").unwrap();
     let _ = lxr.run(&["exec", "-T", "deb1", "--", "systemctl", "reboot"]);
     wait_for("deb1 back after reboot", 60, || {
         lxr.pid("deb1").is_some_and(|p| p != pid)
     });
-    system_state(&lxr, "deb1");
+    lxr.system_state("deb1");
     assert_eq!(
         lxr.ok(&["exec", "deb1", "--", "cat", "/root/m"]),
         "survived"
     );
     let _ = lxr.run(&["exec", "-T", "deb1", "--", "systemctl", "poweroff"]);
-    wait_for("deb1 deleted after poweroff", 60, || !exists(&lxr, "deb1"));
+    wait_for("deb1 deleted after poweroff", 60, || !lxr.exists("deb1"));
 
     // Publish a Debian container (zstd) and launch the image: systemd boots, the file is there.
     lxr.ok(&["launch", "debian12", "deb2"]);
-    system_state(&lxr, "deb2");
+    lxr.system_state("deb2");
     lxr.ok(&[
         "exec",
         "deb2",
@@ -720,7 +645,7 @@ fn a_debian_ephemeral_container_survives_reboot_goes_on_poweroff_and_publishes()
     let (_d, files) = export(&lxr, "deb-pub");
     assert_eq!(sha256(&files[0]), fp);
     lxr.ok(&["launch", "deb-pub", "deb3"]);
-    let state = system_state(&lxr, "deb3");
+    let state = lxr.system_state("deb3");
     assert!(state == "running" || state == "degraded", "{state}");
     assert_eq!(
         lxr.ok(&["exec", "deb3", "--", "stat", "-c", "%u %n", "/root/m"]),

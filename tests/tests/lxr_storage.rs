@@ -17,11 +17,6 @@ use std::path::{Path, PathBuf};
 
 use e2e::lxr::{unconfined, user_dir, Cleanup, Lxr, World};
 
-/// `lxr exec NAME -- sh -c SCRIPT`, which must succeed; its stdout.
-fn sh(lxr: &Lxr, name: &str, script: &str) -> String {
-    lxr.ok(&["exec", name, "--", "sh", "-c", script])
-}
-
 /// lxr's stderr of a command that must fail.
 fn fails(lxr: &Lxr, args: &[&str]) -> String {
     let o = lxr.run(args);
@@ -67,7 +62,7 @@ fn snapshot_round_trip_of_a_stopped_and_a_running_container() {
     assert!(lxr
         .ok(&["info", "s1"])
         .contains("Storage: overlay (image busybox)"));
-    sh(&lxr, "s1", "echo one > /root/f");
+    lxr.sh("s1", "echo one > /root/f");
 
     // Running: frozen for the copy (the freezer's state is watched meanwhile), thawed after,
     // still running.
@@ -102,21 +97,20 @@ fn snapshot_round_trip_of_a_stopped_and_a_running_container() {
     assert_eq!(snapshots(&lxr, "s1"), ["snap0"]);
 
     // Change, restore (a running container is stopped, restored, started): the file is back.
-    sh(
-        &lxr,
+    lxr.sh(
         "s1",
         "echo two > /root/f; echo new > /root/g; rm /etc/fstab",
     );
     lxr.ok(&["snapshot", "restore", "s1", "snap0"]);
     assert!(lxr.pid("s1").is_some(), "restarted after the restore");
-    assert_eq!(sh(&lxr, "s1", "cat /root/f"), "one");
+    assert_eq!(lxr.sh("s1", "cat /root/f"), "one");
     assert_eq!(
-        sh(&lxr, "s1", "ls /root/g /etc/fstab 2>&1 || true")
+        lxr.sh("s1", "ls /root/g /etc/fstab 2>&1 || true")
             .lines()
             .count(),
         2
     );
-    assert!(sh(&lxr, "s1", "ls /etc").contains("fstab"));
+    assert!(lxr.sh("s1", "ls /etc").contains("fstab"));
 
     // Stopped: named, default names count up as Incus's, listed with a size.
     lxr.ok(&["stop", "s1"]);
@@ -126,11 +120,11 @@ fn snapshot_round_trip_of_a_stopped_and_a_running_container() {
     let table = lxr.ok(&["snapshot", "list", "s1"]);
     assert!(table.contains("KiB"), "{table}");
     lxr.ok(&["start", "s1"]);
-    sh(&lxr, "s1", "echo three > /root/f");
+    lxr.sh("s1", "echo three > /root/f");
     lxr.ok(&["stop", "s1"]);
     lxr.ok(&["snapshot", "restore", "s1", "before-x"]);
     lxr.ok(&["start", "s1"]);
-    assert_eq!(sh(&lxr, "s1", "cat /root/f"), "one");
+    assert_eq!(lxr.sh("s1", "cat /root/f"), "one");
 
     // Hostile or wrong names change nothing.
     for bad in ["../x", "a/b", "..", ".partial-x", ""] {
@@ -171,16 +165,16 @@ fn a_container_writing_during_its_snapshot() {
         info.contains("Status: RUNNING") && info.contains("Frozen: no"),
         "{info}"
     );
-    let n1: u64 = sh(&lxr, "b1", "cat /root/n").parse().unwrap();
+    let n1: u64 = lxr.sh("b1", "cat /root/n").parse().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let n2: u64 = sh(&lxr, "b1", "cat /root/n").parse().unwrap();
+    let n2: u64 = lxr.sh("b1", "cat /root/n").parse().unwrap();
     assert!(
         n2 > n1,
         "the writer runs on after the snapshots ({n1} → {n2})"
     );
     lxr.ok(&["copy", "b1/snap4", "b2"]);
     lxr.ok(&["start", "b2"]);
-    let n: u64 = sh(&lxr, "b2", "cat /root/n").parse().unwrap();
+    let n: u64 = lxr.sh("b2", "cat /root/n").parse().unwrap();
     assert!(n > 0);
 }
 
@@ -189,7 +183,7 @@ fn copy_and_rename_keep_content_and_snapshots_and_delete_removes_all() {
     let (_home, lxr) = unconfined();
     let _cleanup = Cleanup(&lxr, vec!["c1", "c2", "c3", "c4", "c5"]);
     lxr.ok(&["launch", "busybox", "c1"]);
-    sh(&lxr, "c1", "echo kept > /root/f");
+    lxr.sh("c1", "echo kept > /root/f");
     lxr.ok(&["stop", "c1"]);
     lxr.ok(&["snapshot", "create", "c1"]);
     lxr.ok(&["snapshot", "create", "c1", "other"]);
@@ -205,15 +199,15 @@ fn copy_and_rename_keep_content_and_snapshots_and_delete_removes_all() {
     assert!(list.contains("c2") && list.contains("STOPPED"), "{list}");
     for c in ["c2", "c3"] {
         lxr.ok(&["start", c]);
-        assert_eq!(sh(&lxr, c, "cat /root/f"), "kept");
+        assert_eq!(lxr.sh(c, "cat /root/f"), "kept");
         assert_eq!(
-            sh(&lxr, c, "cat /etc/hostname; hostname"),
+            lxr.sh(c, "cat /etc/hostname; hostname"),
             format!("{c}\n{c}")
         );
     }
     // The copies are independent.
-    sh(&lxr, "c2", "echo mine > /root/f");
-    assert_eq!(sh(&lxr, "c3", "cat /root/f"), "kept");
+    lxr.sh("c2", "echo mine > /root/f");
+    assert_eq!(lxr.sh("c3", "cat /root/f"), "kept");
     assert!(fails(&lxr, &["copy", "c1", "c3"]).contains("already exists"));
     assert!(fails(&lxr, &["copy", "c1/nope", "c9"]).contains("no snapshot"));
     assert!(!data(&lxr).join("containers/c9").exists());
@@ -228,7 +222,7 @@ fn copy_and_rename_keep_content_and_snapshots_and_delete_removes_all() {
     assert_eq!(snapshots(&lxr, "c5"), ["snap0", "renamed"]);
     assert!(fails(&lxr, &["rename", "c5", "c1"]).contains("already exists"));
     lxr.ok(&["start", "c5"]);
-    assert_eq!(sh(&lxr, "c5", "cat /root/f"), "mine");
+    assert_eq!(lxr.sh("c5", "cat /root/f"), "mine");
 
     assert!(lxr
         .ok(&["info", "c5"])
@@ -237,9 +231,9 @@ fn copy_and_rename_keep_content_and_snapshots_and_delete_removes_all() {
     lxr.ok(&["stop", "c5"]);
     lxr.ok(&["snapshot", "create", "c5", "snap0", "--reuse"]);
     lxr.ok(&["start", "c5"]);
-    sh(&lxr, "c5", "echo later > /root/f");
+    lxr.sh("c5", "echo later > /root/f");
     lxr.ok(&["snapshot", "restore", "c5", "snap0"]);
-    assert_eq!(sh(&lxr, "c5", "cat /root/f"), "mine");
+    assert_eq!(lxr.sh("c5", "cat /root/f"), "mine");
     assert_eq!(snapshots(&lxr, "c5"), ["renamed", "snap0"]);
 
     // Delete takes the snapshots with it.
@@ -258,8 +252,7 @@ fn overlay_semantics_seen_from_inside() {
 
     // A deleted image file (a whiteout) stays deleted across a restart; copy-up of root's
     // files, chown, hard links and a directory rename (EXDEV → mv copies) work.
-    sh(
-        &lxr,
+    lxr.sh(
         "o1",
         "rm /etc/fstab && echo x >> /etc/passwd && chown 1000:1000 /etc/group && \
          ln /etc/group /root/g && mv /etc/init.d /etc/initd2 && \
@@ -267,28 +260,27 @@ fn overlay_semantics_seen_from_inside() {
     );
     lxr.ok(&["restart", "o1"]);
     // A directory removed and made again is opaque: the image's entries stay hidden.
-    assert_eq!(sh(&lxr, "o1", "ls /usr/sbin"), "mine");
+    assert_eq!(lxr.sh("o1", "ls /usr/sbin"), "mine");
     let upper = data(&lxr).join("containers/o1/upper");
     assert!(xattrs(&upper.join("usr/sbin")).contains(&"user.overlay.opaque".to_string()));
     assert!(std::fs::read_dir(image.join("usr/sbin")).unwrap().count() > 1);
     assert_eq!(
-        sh(
-            &lxr,
+        lxr.sh(
             "o1",
             "ls /etc/fstab 2>/dev/null; ls -n /etc/group | awk '{print $3\":\"$4}'"
         ),
         "1000:1000"
     );
     assert_eq!(
-        sh(&lxr, "o1", "stat -c %i /etc/group; stat -c %i /root/g")
+        lxr.sh("o1", "stat -c %i /etc/group; stat -c %i /root/g")
             .lines()
             .collect::<std::collections::BTreeSet<_>>()
             .len(),
         1,
         "hard link"
     );
-    assert!(sh(&lxr, "o1", "ls /etc/initd2").contains("rcS"));
-    assert!(sh(&lxr, "o1", "tail -1 /etc/passwd").ends_with('x'));
+    assert!(lxr.sh("o1", "ls /etc/initd2").contains("rcS"));
+    assert!(lxr.sh("o1", "tail -1 /etc/passwd").ends_with('x'));
 
     // The image is unchanged on the host; the other container sees none of it.
     assert_eq!(
@@ -297,8 +289,8 @@ fn overlay_semantics_seen_from_inside() {
     );
     assert!(image.join("etc/fstab").exists());
     assert!(image.join("etc/init.d/rcS").exists());
-    assert!(sh(&lxr, "o2", "ls /etc").contains("fstab"));
-    assert_eq!(sh(&lxr, "o2", "ls -n /etc/group | awk '{print $3}'"), "0");
+    assert!(lxr.sh("o2", "ls /etc").contains("fstab"));
+    assert_eq!(lxr.sh("o2", "ls -n /etc/group | awk '{print $3}'"), "0");
     // Only the container's own layer counts: a busybox container's is a few KiB.
     assert!(disk_use(&lxr, "o2") < 1 << 20);
     assert!(std::fs::read_to_string(data(&lxr).join("storage.json"))
@@ -318,8 +310,7 @@ fn symlinks_planted_by_container_root_lead_nowhere() {
     std::os::unix::fs::chown(&victim, Some(uid), Some(gid)).unwrap();
     let outside = lxr.data.display().to_string();
     lxr.ok(&["launch", "busybox", "h1"]);
-    sh(
-        &lxr,
+    lxr.sh(
         "h1",
         &format!(
             "rm /etc/hostname && ln -s {v} /etc/hostname && ln -s {o} /root/data && \
@@ -335,7 +326,7 @@ fn symlinks_planted_by_container_root_lead_nowhere() {
     lxr.ok(&["snapshot", "restore", "h1", "snap0"]);
     // `/etc` itself a link out: the copy's hostname write skips it.
     lxr.ok(&["start", "h3"]);
-    sh(&lxr, "h3", &format!("rm -rf /etc && ln -s {outside} /etc"));
+    lxr.sh("h3", &format!("rm -rf /etc && ln -s {outside} /etc"));
     lxr.ok(&["stop", "h3"]);
     lxr.ok(&["copy", "h3", "h4"]);
     lxr.ok(&["delete", "h4"]);
@@ -352,7 +343,7 @@ fn symlinks_planted_by_container_root_lead_nowhere() {
     // The links are still links inside, as the container made them.
     lxr.ok(&["start", "h2"]);
     assert_eq!(
-        sh(&lxr, "h2", "readlink /etc/hostname"),
+        lxr.sh("h2", "readlink /etc/hostname"),
         victim.display().to_string()
     );
 }
@@ -369,21 +360,21 @@ fn a_storage_override_makes_full_copies() {
     let info = lxr.ok(&["info", "f1"]);
     assert!(info.contains("Storage: copy"), "{info}");
     assert!(data(&lxr).join("containers/f1/rootfs/bin/busybox").exists());
-    sh(&lxr, "f1", "echo c > /root/f");
+    lxr.sh("f1", "echo c > /root/f");
     lxr.ok(&["stop", "f1"]);
     lxr.ok(&["snapshot", "create", "f1"]);
     sh_start_change_restore(&lxr, "f1");
     lxr.ok(&["copy", "f1", "f2"]);
     lxr.ok(&["start", "f2"]);
     assert!(lxr.ok(&["info", "f2"]).contains("Storage: copy"));
-    assert_eq!(sh(&lxr, "f2", "cat /root/f"), "c");
+    assert_eq!(lxr.sh("f2", "cat /root/f"), "c");
 }
 
 fn sh_start_change_restore(lxr: &Lxr, name: &str) {
     lxr.ok(&["start", name]);
-    sh(lxr, name, "echo changed > /root/f");
+    lxr.sh(name, "echo changed > /root/f");
     lxr.ok(&["snapshot", "restore", name, "snap0"]);
-    assert_eq!(sh(lxr, name, "cat /root/f"), "c");
+    assert_eq!(lxr.sh(name, "cat /root/f"), "c");
     lxr.ok(&["stop", name]);
 }
 
@@ -402,18 +393,10 @@ fn lxcfs() -> (tempfile::TempDir, e2e::Daemon, PathBuf) {
 /// container root cannot set overlay's own `user.overlay.*` xattrs through the overlay.
 #[test]
 fn launching_the_debian_image_does_not_copy_it() {
-    let (meta, rootfs) = e2e::lxr::debian_image();
     let w = World::everywhere("lxr-storage-deb");
     let (_d, _lxcfs, mnt) = lxcfs();
     let lxr = w.lxr(Some(mnt));
-    let out = lxr.ok(&[
-        "image",
-        "import",
-        meta.to_str().unwrap(),
-        rootfs.to_str().unwrap(),
-        "--alias",
-        "deb",
-    ]);
+    let out = lxr.import_debian("deb");
     let fp = out.rsplit(' ').next().unwrap().to_string();
     let _cleanup = Cleanup(&lxr, vec!["d1"]);
     lxr.ok(&["launch", "deb", "d1"]);
@@ -426,7 +409,7 @@ fn launching_the_debian_image_does_not_copy_it() {
     // (journal, machine id, caches): a few MiB.
     let used = disk_use(&lxr, "d1");
     assert!(used < 24 << 20, "the container's own layer: {used} bytes");
-    assert_eq!(sh(&lxr, "d1", "cat /etc/hostname"), "d1");
+    assert_eq!(lxr.sh("d1", "cat /etc/hostname"), "d1");
     let upper = data(&lxr).join("containers/d1/upper");
     assert!(
         upper.join("etc/hostname").exists(),
@@ -438,8 +421,7 @@ fn launching_the_debian_image_does_not_copy_it() {
     // refused: never read back as overlay's own. /etc made "opaque" still shows the image's
     // files after a restart.
     let setx = |path: &str, name: &str| {
-        sh(
-            &lxr,
+        lxr.sh(
             "d1",
             &format!(
                 "perl -e 'my ($p, $n, $v) = (\"{path}\", \"{name}\", \"y\"); \
@@ -447,13 +429,13 @@ fn launching_the_debian_image_does_not_copy_it() {
             ),
         )
     };
-    sh(&lxr, "d1", "touch /root/x");
+    lxr.sh("d1", "touch /root/x");
     assert_eq!(setx("/root/x", "user.test"), "set");
     let opaque = setx("/etc", "user.overlay.opaque");
     setx("/etc", "user.overlay.redirect");
     lxr.ok(&["restart", "d1"]);
     assert!(
-        sh(&lxr, "d1", "ls /etc").contains("os-release"),
+        lxr.sh("d1", "ls /etc").contains("os-release"),
         "/etc not opaque"
     );
     if opaque == "set" {
@@ -567,12 +549,12 @@ fn reflink_storage_on_xfs_and_refused_on_ext4() {
     };
     run(&["launch", "busybox", "r1"]);
     assert!(lxr.ok(&["info", "r1"]).contains("Storage: reflink"));
-    sh(&lxr, "r1", "echo ref > /root/f");
+    lxr.sh("r1", "echo ref > /root/f");
     lxr.ok(&["stop", "r1"]);
     lxr.ok(&["snapshot", "create", "r1"]);
     lxr.ok(&["copy", "r1", "r2"]);
     lxr.ok(&["start", "r2"]);
-    assert_eq!(sh(&lxr, "r2", "cat /root/f"), "ref");
+    assert_eq!(lxr.sh("r2", "cat /root/f"), "ref");
     assert!(lxr.ok(&["info", "r2"]).contains("Storage: reflink"));
     lxr.ok(&["delete", "--force", "r2"]);
     lxr.ok(&["delete", "r1"]);

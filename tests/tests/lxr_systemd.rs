@@ -35,20 +35,6 @@ fn lxcfs() -> Lxcfs {
     }
 }
 
-/// `systemctl is-system-running --wait` inside: systemd's verdict once its boot is over.
-fn system_state(lxr: &Lxr, name: &str) -> String {
-    let o = lxr.run(&[
-        "exec",
-        "-T",
-        name,
-        "--",
-        "systemctl",
-        "is-system-running",
-        "--wait",
-    ]);
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
 /// Why systemd is not `running`: the failed units and the journal's warnings.
 fn diagnose(lxr: &Lxr, name: &str) -> String {
     let failed = lxr.run(&[
@@ -131,20 +117,12 @@ fn new_init(lxr: &Lxr, name: &str, old: u32) -> u32 {
 
 #[test]
 fn a_debian_12_container_boots_to_running_as_a_user() {
-    let (meta, rootfs) = e2e::lxr::debian_image();
     let w = World::everywhere("lxr-systemd");
     let s = &w.scratch;
     let lx = lxcfs();
     let lxr = w.lxr(Some(lx.mnt.clone()));
     let base = subuid_base("lxrtest1");
-    lxr.ok(&[
-        "image",
-        "import",
-        meta.to_str().unwrap(),
-        rootfs.to_str().unwrap(),
-        "--alias",
-        "debian12",
-    ]);
+    lxr.import_debian("debian12");
     let _cleanup = Cleanup(&lxr, vec!["deb"]);
     lxr.ok(&[
         "launch",
@@ -157,7 +135,7 @@ fn a_debian_12_container_boots_to_running_as_a_user() {
     ]);
 
     // systemd's own verdict, with nothing failed.
-    let state = system_state(&lxr, "deb");
+    let state = lxr.system_state("deb");
     assert_eq!(state, "running", "{}", diagnose(&lxr, "deb"));
     assert_eq!(
         exec(
@@ -308,7 +286,7 @@ fn a_debian_12_container_boots_to_running_as_a_user() {
     exec(&lxr, "deb", &["systemctl", "reboot"]);
     let pid2 = new_init(&lxr, "deb", pid);
     assert_eq!(
-        system_state(&lxr, "deb"),
+        lxr.system_state("deb"),
         "running",
         "{}",
         diagnose(&lxr, "deb")
@@ -325,7 +303,7 @@ fn a_debian_12_container_boots_to_running_as_a_user() {
     lxr.ok(&["restart", "deb"]);
     new_init(&lxr, "deb", pid2);
     assert_eq!(
-        system_state(&lxr, "deb"),
+        lxr.system_state("deb"),
         "running",
         "{}",
         diagnose(&lxr, "deb")

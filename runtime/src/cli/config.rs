@@ -2,7 +2,7 @@
 //! limits are applied at once to a running container. `lxr config device add|list|remove`
 //! ([`Containers::device_add`]): proxy and disk devices.
 
-use crate::container::devices;
+use super::device::DeviceOp;
 use crate::error::Result;
 use crate::lifecycle::{key_value_pairs, Applied, Containers};
 
@@ -55,27 +55,6 @@ enum Op {
     Device(DeviceOp),
 }
 
-#[derive(Debug, clap::Subcommand)]
-enum DeviceOp {
-    /// Add a device (a proxy applied live where the network stack allows it; a disk at the
-    /// next start).
-    Add {
-        name: String,
-        device: String,
-        /// The device type: `proxy` or `disk`.
-        kind: String,
-        /// proxy: `listen=tcp|udp:ADDRESS:PORT` (on the host), `connect=tcp|udp:ADDRESS:PORT`
-        /// (in the container). disk: `source=HOST_PATH` (yours), `path=CONTAINER_PATH`,
-        /// `readonly=true|false`.
-        #[arg(required = true)]
-        options: Vec<String>,
-    },
-    /// List the devices.
-    List { name: String },
-    /// Remove a device.
-    Remove { name: String, device: String },
-}
-
 /// What a change's [`Applied`] means, on stderr.
 pub fn say(name: &str, what: &str, a: Applied) {
     match a {
@@ -107,7 +86,7 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
         Op::Set { name, args } => c.config_set(&name, &key_value_pairs(&args)?)?,
         Op::Unset { name, keys } => c.config_unset(&name, &keys)?,
         Op::Edit { name } => {
-            let text = super::edit::edit(&c.config(&name)?.to_yaml()?, &name)?;
+            let text = super::editor::edit_yaml(&c.config(&name)?.to_yaml()?, &name)?;
             say(&name, "devices changed", c.config_edit(&name, &text)?);
         }
         Op::Device(DeviceOp::Add {
@@ -120,11 +99,7 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
             &format!("device {device} added"),
             c.device_add(&name, &device, &kind, &options)?,
         ),
-        Op::Device(DeviceOp::List { name }) => {
-            for (d, opts) in c.devices(&name)? {
-                println!("{}", crate::text::line(&devices::describe(&d, &opts)));
-            }
-        }
+        Op::Device(DeviceOp::List { name }) => super::device::list(&c.devices(&name)?),
         Op::Device(DeviceOp::Remove { name, device }) => say(
             &name,
             &format!("device {device} removed"),

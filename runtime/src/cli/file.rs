@@ -1,7 +1,7 @@
 //! `lxr file push|pull|edit|delete` with Incus's syntax: container paths are `NAME/PATH`
 //! (`c1/etc/hosts`), `-` is stdin or stdout ([`Containers::file_push`] and friends).
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use crate::error::{Context, Error, Result};
@@ -159,16 +159,8 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
         Cmd::Edit { path } => {
             let (name, path) = split(&path)?;
             let old = c.file_read(&name, &path)?;
-            let new = if std::io::stdin().is_terminal() {
-                edit(&old.data)?
-            } else {
-                let mut d = Vec::new();
-                std::io::stdin()
-                    .read_to_end(&mut d)
-                    .ctx(|| "read stdin".into())?;
-                Some(d)
-            };
-            if let Some(new) = new.filter(|n| *n != old.data || old.meta.is_none()) {
+            let new = super::editor::edit(&old.data, "file", None)?;
+            if new != old.data || old.meta.is_none() {
                 c.file_write(&name, &path, &new, old.meta)?;
             }
         }
@@ -180,61 +172,6 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
         }
     }
     Ok(0)
-}
-
-/// `data` edited by the user's editor (`$VISUAL`, `$EDITOR`, else `vi`) in a private temporary
-/// file; `None` if the editor failed.
-fn edit(data: &[u8]) -> Result<Option<Vec<u8>>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let editor = std::env::var("VISUAL")
-        .or_else(|_| std::env::var("EDITOR"))
-        .unwrap_or_else(|_| "vi".into());
-    // A new private file (O_EXCL: never an existing file or a symlink another user planted
-    // in a shared /tmp), under a name nobody can guess ahead.
-    let mut attempt = 0;
-    let (path, mut f) = loop {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "lxr-edit-{}-{nanos:08x}-{attempt}",
-            std::process::id()
-        ));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
-            Ok(f) => break (path, f),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 20 => attempt += 1,
-            Err(e) => return Err(e).ctx(|| format!("create {}", path.display())),
-        }
-    };
-    let result = (|| {
-        f.write_all(data)
-            .ctx(|| format!("write {}", path.display()))?;
-        drop(f);
-        // Through the shell, as git does: EDITOR may hold arguments ("code --wait").
-        let st = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("{editor} \"$1\""))
-            .arg("sh")
-            .arg(&path)
-            .status()
-            .ctx(|| format!("run {editor}"))?;
-        if !st.success() {
-            return Err(Error::Usage(format!(
-                "{editor} failed ({st}): nothing changed"
-            )));
-        }
-        std::fs::read(&path)
-            .map(Some)
-            .ctx(|| format!("read {}", path.display()))
-    })();
-    let _ = std::fs::remove_file(&path);
-    result
 }
 
 #[cfg(test)]

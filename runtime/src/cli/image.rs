@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::format::FormatArg;
 use crate::error::{Error, Result};
 use crate::idmap::IdMaps;
 use crate::image::import::{self, Imported};
@@ -36,9 +37,8 @@ enum Cmd {
     /// List images.
     #[command(visible_alias = "ls")]
     List {
-        /// Output format.
-        #[arg(long, default_value = "table", value_parser = ["table", "json", "yaml", "csv"])]
-        format: String,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Delete images (by alias or fingerprint prefix).
     #[command(visible_alias = "rm")]
@@ -159,7 +159,7 @@ pub fn run(paths: &Paths, a: Args) -> Result<i32> {
                 Imported::Existing(fp) => super::say!("Image already present: {fp}"),
             }
         }
-        Cmd::List { format } => list(&store, &format)?,
+        Cmd::List { format } => list(&store, &format.format)?,
         Cmd::Delete { images } => {
             let fps = images
                 .iter()
@@ -245,12 +245,13 @@ fn list(store: &Store, format: &str) -> Result<()> {
             imported_at: r.imported_at,
         })
         .collect();
+    if super::format::print_data(format, &rows)? {
+        return Ok(());
+    }
     match format {
-        "json" => println!("{}", serde_json::to_string(&rows).unwrap_or_default()),
-        "yaml" => print!("{}", serde_yaml_ng::to_string(&rows).unwrap_or_default()),
         "csv" => print!(
             "{}",
-            super::csv(
+            super::format::csv(
                 [
                     "aliases",
                     "fingerprint",

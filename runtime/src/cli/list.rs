@@ -324,13 +324,11 @@ fn rows(c: &Containers, filters: &[Filter]) -> Result<Vec<Row>> {
 /// `--format csv`: RFC 4180 (quoted where a field has a comma, a quote or a line break), a
 /// header line of the columns' names in lower case.
 fn csv(rows: &[Row], cols: &[Column]) -> String {
-    let mut w = ::csv::Writer::from_writer(Vec::new());
-    // Writing into a Vec cannot fail, and every record has the header's length.
-    let _ = w.write_record(cols.iter().map(|c| c.header().to_ascii_lowercase()));
-    for r in rows {
-        let _ = w.write_record(cols.iter().map(|c| c.cell(r, true)));
-    }
-    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+    super::format::csv(
+        cols.iter().map(|c| c.header().to_ascii_lowercase()),
+        rows.iter()
+            .map(|r| cols.iter().map(|c| c.cell(r, true)).collect::<Vec<_>>()),
+    )
 }
 
 /// The table (see [`super::table`]).
@@ -352,12 +350,12 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
         .map(|f| Filter::parse(f))
         .collect::<Result<Vec<_>>>()?;
     let rows = rows(c, &filters)?;
-    match a.format.as_str() {
-        "json" => println!("{}", serde_json::to_string(&rows).unwrap_or_default()),
-        "yaml" => print!("{}", serde_yaml_ng::to_string(&rows).unwrap_or_default()),
-        "csv" => print!("{}", csv(&rows, &cols)),
-        // lxr's table has no box: `compact` (Incus's borderless table) is the same.
-        _ => print!("{}", table(&rows, &cols)),
+    if !super::format::print_data(&a.format, &rows)? {
+        match a.format.as_str() {
+            "csv" => print!("{}", csv(&rows, &cols)),
+            // lxr's table has no box: `compact` (Incus's borderless table) is the same.
+            _ => print!("{}", table(&rows, &cols)),
+        }
     }
     Ok(0)
 }

@@ -6,10 +6,12 @@ mod config;
 mod console;
 mod copy;
 mod delete;
+mod device;
 mod docs;
-mod edit;
+mod editor;
 mod exec;
 mod file;
+mod format;
 mod freeze;
 mod image;
 mod info;
@@ -122,19 +124,6 @@ enum Cmd {
     /// Start the containers with boot.autostart=true (run at login by lxr-autostart.service).
     #[command(hide = true)]
     Autostart(autostart::Args),
-}
-
-/// `header` and `rows` as CSV for `--format csv` (RFC 4180, by the `csv` crate: a field with
-/// a comma, a quote or a line break is quoted, its quotes doubled — `limits.cpu=0,1` stays one
-/// field).
-fn csv<const N: usize>(header: [&str; N], rows: impl IntoIterator<Item = [String; N]>) -> String {
-    let mut w = ::csv::Writer::from_writer(Vec::new());
-    // Writing into a Vec cannot fail, and every record has the header's length.
-    let _ = w.write_record(header);
-    for r in rows {
-        let _ = w.write_record(&r);
-    }
-    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
 /// The warning `start`/`launch` print for a container without a delegated cgroup.

@@ -2,6 +2,7 @@
 //! named sets of keys and devices applied under a container's own, in order. The `default`
 //! profile always exists and is given to new containers unless `launch -p`/`--no-profiles`.
 
+use super::device::DeviceOp;
 use crate::error::Result;
 use crate::lifecycle::{key_value_pairs, Containers};
 
@@ -61,23 +62,6 @@ enum Op {
     Device(DeviceOp),
 }
 
-#[derive(Debug, clap::Subcommand)]
-enum DeviceOp {
-    /// Add a device: `profile device add P data disk source=DIR path=/mnt/data`.
-    Add {
-        name: String,
-        device: String,
-        /// `proxy` or `disk`.
-        kind: String,
-        #[arg(required = true)]
-        options: Vec<String>,
-    },
-    /// List the devices.
-    List { name: String },
-    /// Remove a device.
-    Remove { name: String, device: String },
-}
-
 /// The running containers a profile change could not reach at once.
 fn warn(failed: &[(String, crate::error::Error)]) {
     for (n, e) in failed {
@@ -120,7 +104,7 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
             }
         }
         Op::Edit { name } => {
-            let text = super::edit::edit(&c.profile(&name)?.to_yaml()?, &name)?;
+            let text = super::editor::edit_yaml(&c.profile(&name)?.to_yaml()?, &name)?;
             warn(&c.profile_edit(&name, &text)?);
         }
         Op::Copy { from, to } => c.profile_copy(&from, &to)?,
@@ -163,14 +147,7 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
             kind,
             options,
         }) => c.profile_device_add(&name, &device, &kind, &options)?,
-        Op::Device(DeviceOp::List { name }) => {
-            for (d, opts) in c.profile(&name)?.devices {
-                println!(
-                    "{}",
-                    crate::text::line(&crate::container::devices::describe(&d, &opts))
-                );
-            }
-        }
+        Op::Device(DeviceOp::List { name }) => super::device::list(&c.profile(&name)?.devices),
         Op::Device(DeviceOp::Remove { name, device }) => c.profile_device_remove(&name, &device)?,
     }
     Ok(0)

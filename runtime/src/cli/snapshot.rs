@@ -4,7 +4,8 @@
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use super::format::FormatArg;
+use crate::error::Result;
 use crate::lifecycle::Containers;
 use crate::storage::usage::human;
 
@@ -32,9 +33,8 @@ enum Cmd {
     List {
         /// Container name.
         name: String,
-        /// Output format.
-        #[arg(long, short = 'f', default_value = "table", value_parser = ["table", "json", "yaml", "csv"])]
-        format: String,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Delete a snapshot.
     #[command(alias = "rm")]
@@ -105,18 +105,13 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
                     size: s.size,
                 })
                 .collect();
-            match format.as_str() {
-                "json" => println!(
-                    "{}",
-                    serde_json::to_string(&rows).map_err(|e| Error::Host(e.to_string()))?
-                ),
-                "yaml" => print!(
-                    "{}",
-                    serde_yaml_ng::to_string(&rows).map_err(|e| Error::Host(e.to_string()))?
-                ),
+            if super::format::print_data(&format.format, &rows)? {
+                return Ok(0);
+            }
+            match format.format.as_str() {
                 "csv" => print!(
                     "{}",
-                    super::csv(
+                    super::format::csv(
                         ["name", "taken_at", "size"],
                         rows.iter().map(|r| [
                             r.name.clone(),

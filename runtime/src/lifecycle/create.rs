@@ -55,10 +55,8 @@ impl Containers {
         profiles: Option<&[String]>,
         ephemeral: bool,
     ) -> Result<()> {
-        check_name(name)?;
-        let cfg = self.new_config(keys, profiles, ephemeral)?;
-        let _lock = Lock::container(&self.paths, name)?;
-        self.create_locked(image_name, name, cfg)
+        self.create_held(image_name, name, keys, profiles, ephemeral)
+            .map(drop)
     }
 
     /// Create `name` (as [`Containers::create`]) and start it; the container stays (stopped)
@@ -71,16 +69,29 @@ impl Containers {
         profiles: Option<&[String]>,
         ephemeral: bool,
     ) -> Result<State> {
-        check_name(name)?;
-        let cfg = self.new_config(keys, profiles, ephemeral)?;
-        let lock = Lock::container(&self.paths, name)?;
-        self.create_locked(image_name, name, cfg)?;
+        let lock = self.create_held(image_name, name, keys, profiles, ephemeral)?;
         self.start_locked(name, &lock).map_err(|e| {
             Error::from_child(&format!(
                 "{e} (the container was created; fix the problem and run `lxr start {name}`, or \
                  `lxr delete {name}`)"
             ))
         })
+    }
+
+    /// [`Containers::create`], the container's lock still held (for `launch` to start it).
+    fn create_held(
+        &self,
+        image_name: &str,
+        name: &str,
+        keys: &[String],
+        profiles: Option<&[String]>,
+        ephemeral: bool,
+    ) -> Result<Lock> {
+        check_name(name)?;
+        let cfg = self.new_config(keys, profiles, ephemeral)?;
+        let lock = Lock::container(&self.paths, name)?;
+        self.create_locked(image_name, name, cfg)?;
+        Ok(lock)
     }
 
     /// A new container's configuration from `-c KEY=VALUE` and `-p` arguments, every key,

@@ -138,13 +138,7 @@ impl Containers {
 fn helper(init: &cgroups::process::Pidfd, name: &str, a: &Exec, chan: &End) -> Result<()> {
     // Nothing of the user's comes along: stdio is the host's /dev/null, every other
     // descriptor but the channel and the init's pidfd is closed.
-    let null = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .ctx(|| "open /dev/null".into())?;
-    crate::fds::onto_stdio(&null, &null, &null).ctx(|| "dup2 onto stdio".into())?;
-    drop(null);
+    crate::fds::null_stdio()?;
     crate::fds::keep_only(&[chan.raw_fd(), init.as_fd().as_raw_fd()]);
     // In the container's namespaces, not dumpable: nothing there may look at this process.
     crate::fds::not_dumpable()?;

@@ -234,16 +234,7 @@ impl Containers {
 /// Bind `rootfs` on itself read-only (in a private mount namespace of this process).
 fn read_only_bind(rootfs: &Path) -> Result<()> {
     use nix::mount::{mount, MsFlags};
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-        .ctx(|| "unshare(CLONE_NEWNS)".into())?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .ctx(|| "make / private".into())?;
+    crate::mountns::private_mounts()?;
     mount(
         Some(rootfs),
         rootfs,

@@ -23,8 +23,6 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
-use nix::mount::{mount, MsFlags};
-use nix::sched::{unshare, CloneFlags};
 use nix::sys::stat::Mode;
 
 use crate::beneath::{Dir, Kind};
@@ -206,26 +204,13 @@ where
     F: FnOnce(&Dir) -> Result<()>,
 {
     run_mapped(maps, Ids::Container, || {
-        private_mounts()?;
+        crate::mountns::private_mounts()?;
         let prepared = prepare(layers, target)?;
         become_root()?;
         prepared.mount()?;
         let root = Dir::open(Path::new("."))?;
         f(&root)
     })
-}
-
-/// A mount namespace of this process's own, nothing propagating back.
-fn private_mounts() -> Result<()> {
-    unshare(CloneFlags::CLONE_NEWNS).ctx(|| "unshare(CLONE_NEWNS)".into())?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .ctx(|| "make / private".into())
 }
 
 /// Make the layers of a new container in `dir` (the user's): `upper/` with the mode of the

@@ -108,6 +108,14 @@ pub fn openat2(
     }
 }
 
+/// How a regular file is opened to be written, on either side: created or truncated, never a
+/// controlling terminal, and O_NONBLOCK so that a FIFO planted at the name does not block.
+pub const WRITE_NEW: OFlag = OFlag::O_WRONLY
+    .union(OFlag::O_CREAT)
+    .union(OFlag::O_TRUNC)
+    .union(OFlag::O_NOCTTY)
+    .union(OFlag::O_NONBLOCK);
+
 /// In the container's root: symlinks followed inside it, magic links never.
 pub const IN_ROOT: ResolveFlag =
     ResolveFlag::RESOLVE_IN_ROOT.union(ResolveFlag::RESOLVE_NO_MAGICLINKS);

@@ -22,7 +22,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::OFlag;
 use nix::sched::{setns, CloneFlags};
 use nix::unistd::{fork, ForkResult, Pid};
 
@@ -470,13 +469,7 @@ impl Containers {
 /// Close what the helper must not hold (everything but `keep`), stdio onto `/dev/null`, and
 /// die with lxr.
 fn isolate(keep: &[std::os::fd::RawFd]) -> Result<()> {
-    let null = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .ctx(|| "open /dev/null".into())?;
-    crate::fds::onto_stdio(&null, &null, &null).ctx(|| "dup2 onto stdio".into())?;
-    drop(null);
+    crate::fds::null_stdio()?;
     crate::fds::keep_only(keep);
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     Ok(())
@@ -610,18 +603,8 @@ fn pull_tree(s: &Session, at: &At, to: &Path, mode: u32, warnings: &mut Vec<Stri
                             continue;
                         }
                     };
-                    let fd = at::openat2(
-                        &host,
-                        &e.name,
-                        OFlag::O_WRONLY
-                            | OFlag::O_CREAT
-                            | OFlag::O_TRUNC
-                            | OFlag::O_NOCTTY
-                            | OFlag::O_NONBLOCK,
-                        0o600,
-                        at::BENEATH,
-                    )
-                    .map_err(|e| at::err(&format!("create {shown}"), e))?;
+                    let fd = at::openat2(&host, &e.name, at::WRITE_NEW, 0o600, at::BENEATH)
+                        .map_err(|e| at::err(&format!("create {shown}"), e))?;
                     let mut f = std::fs::File::from(fd);
                     if !f.metadata().map(|m| m.is_file()).unwrap_or(false) {
                         return Err(Error::Usage(format!("{shown} is not a regular file")));

@@ -116,17 +116,7 @@ fn answer(root: &Dir, chan: &End, req: &Req) -> Result<()> {
         }
         Req::Create { at, uid, gid, mode } => {
             let what = show(at);
-            // O_NONBLOCK: a FIFO planted at the name must not block the helper.
-            let fd = open(
-                root,
-                at,
-                OFlag::O_WRONLY
-                    | OFlag::O_CREAT
-                    | OFlag::O_TRUNC
-                    | OFlag::O_NOCTTY
-                    | OFlag::O_NONBLOCK,
-                0o600,
-            )?;
+            let fd = open(root, at, at::WRITE_NEW, 0o600)?;
             let st = at::fstat(&fd, &what)?;
             if at::meta(&st).kind != Kind::File {
                 return Err(Error::Usage(format!("{what} is not a regular file")));
