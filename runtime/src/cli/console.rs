@@ -46,11 +46,15 @@ pub fn run(c: &Containers, a: Args) -> Result<i32> {
     let tty = crate::term::stdin_is_tty();
     let end = {
         let _raw = crate::term::raw()?;
-        if tty {
+        if tty && !super::quiet() {
             eprint!("Attached to {}'s console; Ctrl-a q detaches.\r\n", a.name);
         }
         session(&sock, tty)?
     };
+    // How the session ended is information, which `-q` drops (as the line above).
+    if super::quiet() {
+        return Ok(0);
+    }
     match end {
         End::Detached => eprintln!("\nDetached."),
         End::InputDone => {}
