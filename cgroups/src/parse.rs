@@ -13,35 +13,19 @@ use crate::error::{Error, Result};
 /// `std::fs::read_to_string` first `statx`es the file and, seeing size 0 (procfs, cgroupfs),
 /// probes with small reads, several syscalls per file on the hot path of every FUSE read.
 pub fn read_to_string(path: &Path) -> Result<String> {
-    use std::cell::RefCell;
     use std::io::Read;
-    thread_local! {
-        // One zeroed buffer per thread, reused: a fresh zeroed 16 KiB per file read was a
-        // quarter of a meminfo rendering's instructions (calloc + memset).
-        static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    }
     let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
     };
     let mut f = std::fs::File::open(path).map_err(io)?;
-    BUF.with(|cell| {
-        let mut guard = cell.try_borrow_mut();
-        let mut own = Vec::new();
-        // Re-entrancy is impossible here, but a borrowed buffer must never panic: use a
-        // private one then.
-        let buf: &mut Vec<u8> = match guard {
-            Ok(ref mut b) => b,
-            Err(_) => &mut own,
-        };
-        if buf.len() < 16 * 1024 {
-            buf.resize(16 * 1024, 0);
-        }
+    with_read_buffer(|buf| {
         // Not `read_to_end`: it also `statx`es and `lseek`s the file to guess its size.
         let mut len = 0;
         loop {
             if len == buf.len() {
-                buf.resize(buf.len() * 2, 0);
+                let grown = buf.len() * 2;
+                buf.resize(grown, 0);
             }
             match f.read(&mut buf[len..]) {
                 Ok(0) => break,
@@ -53,6 +37,31 @@ pub fn read_to_string(path: &Path) -> Result<String> {
         std::str::from_utf8(&buf[..len])
             .map(str::to_owned)
             .map_err(|_| Error::parse(path, "not UTF-8"))
+    })
+}
+
+/// Run `f` with this thread's read buffer (zero-filled, at least 4 KiB; it keeps the largest
+/// size a file needed). A fresh zeroed 16 KiB per file read was a quarter of a meminfo
+/// rendering's instructions (calloc + memset); one buffer per thread, shared by every reader
+/// of procfs and cgroupfs text, keeps the daemon's memory small.
+pub fn with_read_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    use std::cell::RefCell;
+    thread_local! {
+        static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    const MIN: usize = 4096;
+    BUF.with(|cell| {
+        let mut own = Vec::new();
+        let mut guard = cell.try_borrow_mut();
+        // `f` never re-enters, but a borrowed buffer must not panic: a private one then.
+        let buf: &mut Vec<u8> = match guard {
+            Ok(ref mut b) => b,
+            Err(_) => &mut own,
+        };
+        if buf.len() < MIN {
+            buf.resize(MIN, 0);
+        }
+        f(buf)
     })
 }
 

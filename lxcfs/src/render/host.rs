@@ -27,7 +27,6 @@ type Entry = (PathBuf, Option<File>);
 
 thread_local! {
     static OPEN: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
-    static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The host's version of `file`.
@@ -86,11 +85,7 @@ fn read_kept(path: &Path) -> Option<String> {
 
 /// The whole file from offset 0, in one `pread` when it fits this thread's buffer.
 fn pread_all(f: &File) -> Option<String> {
-    BUF.with(|buf| {
-        let mut buf = buf.try_borrow_mut().ok()?;
-        if buf.len() < 16 * 1024 {
-            buf.resize(16 * 1024, 0);
-        }
+    cgroups::parse::with_read_buffer(|buf| {
         let mut len = 0;
         loop {
             if len == buf.len() {
