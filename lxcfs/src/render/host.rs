@@ -43,7 +43,7 @@ pub fn read_path(path: &Path) -> FsResult<String> {
 }
 
 /// Whether `f` is on procfs or sysfs (whose files regenerate on a read at offset 0).
-fn is_pseudo(f: &File) -> bool {
+pub(crate) fn is_pseudo(f: &File) -> bool {
     use std::os::fd::AsRawFd;
     // SAFETY: an all-zero statfs is a valid value of that plain C struct.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
@@ -85,6 +85,12 @@ fn read_kept(path: &Path) -> Option<String> {
 
 /// The whole file from offset 0, in one `pread` when it fits this thread's buffer.
 fn pread_all(f: &File) -> Option<String> {
+    pread_with(f, |b| std::str::from_utf8(b).ok().map(str::to_owned)).flatten()
+}
+
+/// `g` of the whole file read from offset 0 into this thread's buffer; `None` if a read
+/// failed.
+pub(crate) fn pread_with<R>(f: &File, g: impl FnOnce(&[u8]) -> R) -> Option<R> {
     cgroups::parse::with_read_buffer(|buf| {
         let mut len = 0;
         loop {
@@ -99,7 +105,7 @@ fn pread_all(f: &File) -> Option<String> {
                 Err(_) => return None,
             }
         }
-        std::str::from_utf8(&buf[..len]).ok().map(str::to_owned)
+        Some(g(&buf[..len]))
     })
 }
 
