@@ -93,15 +93,16 @@ fn ignore_sigpipe() {
     }
 }
 
-/// One glibc malloc arena for the whole process. By default each thread that allocates gets
-/// its own arena (a 64 MiB reservation of which ~150–200 kB gets touched): with the serving
-/// threads (one per CPU over io_uring, the classic worker, the init reaper) that was ~550 kB of
-/// the daemon's 3.9 MB RSS. A rendering makes a handful of small allocations, so the shared
-/// arena's lock is not contended in any way that shows.
+/// Two glibc malloc arenas for the whole process. By default each thread that allocates
+/// gets its own arena (a 64 MiB reservation of which ~150–200 kB gets touched): with the
+/// serving threads (one per CPU over io_uring, the classic worker, the init reaper) that was
+/// ~550 kB of the daemon's 3.9 MB RSS. One arena measured worse: two readers' ring threads
+/// then contend on its lock (bench, `--cache-ms 0`, 2 readers: meminfo 29k reads/s with one
+/// arena, 42k with two, 43k with the default; RSS 3.6, 3.4, 3.7 MB).
 fn limit_malloc_arenas() {
     // SAFETY: mallopt only sets a malloc tunable; called before any other thread starts.
-    if unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) } != 1 {
-        tracing::debug!("mallopt(M_ARENA_MAX, 1) refused");
+    if unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) } != 1 {
+        tracing::debug!("mallopt(M_ARENA_MAX, 2) refused");
     }
 }
 
