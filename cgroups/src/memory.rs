@@ -23,7 +23,7 @@ const V1_UNLIMITED: u64 = 1 << 62;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemoryStat {
     version: Option<Version>,
-    map: HashMap<String, u64>,
+    map: HashMap<String, u64, parse::FnvBuild>,
 }
 
 impl MemoryStat {
@@ -31,7 +31,7 @@ impl MemoryStat {
     pub fn parse(version: Version, path: &std::path::Path, text: &str) -> Result<MemoryStat> {
         Ok(MemoryStat {
             version: Some(version),
-            map: parse::parse_flat_keyed(path, text)?,
+            map: parse::parse_flat_keyed_with(path, text)?,
         })
     }
 

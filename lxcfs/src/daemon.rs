@@ -93,6 +93,19 @@ fn ignore_sigpipe() {
     }
 }
 
+/// Two glibc malloc arenas for the whole process. By default each thread that allocates
+/// gets its own arena (a 64 MiB reservation of which ~150–200 kB gets touched): with the
+/// serving threads (one per CPU over io_uring, the classic worker, the init reaper) that was
+/// ~550 kB of the daemon's 3.9 MB RSS. One arena measured worse: two readers' ring threads
+/// then contend on its lock (bench, `--cache-ms 0`, 2 readers: meminfo 29k reads/s with one
+/// arena, 42k with two, 43k with the default; RSS 3.6, 3.4, 3.7 MB).
+fn limit_malloc_arenas() {
+    // SAFETY: mallopt only sets a malloc tunable; called before any other thread starts.
+    if unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) } != 1 {
+        tracing::debug!("mallopt(M_ARENA_MAX, 2) refused");
+    }
+}
+
 /// Run the daemon until SIGTERM, SIGINT or SIGQUIT. Returns after unmounting (or, for a
 /// supervised server, after stopping its workers: the supervisor owns the mount).
 pub fn run(cli: &Cli) -> Result<(), StartError> {
@@ -103,6 +116,7 @@ pub fn run(cli: &Cli) -> Result<(), StartError> {
         .map_err(|e| StartError::new(format!("block signals: {e}")))?;
     init_logging(cli.debug);
     ignore_sigpipe();
+    limit_malloc_arenas();
     raise_nofile();
     if cli.supervise {
         return supervisor::run(cli, &set);

@@ -7,6 +7,7 @@
 //! shared; a container's callers get its init's cgroups, with a trailing `/init.scope`
 //! stripped, so every process of a container — in any sub-cgroup — sees the same numbers.
 
+mod inits;
 mod recent;
 
 use std::sync::Arc;
@@ -60,6 +61,10 @@ impl Views {
     }
 
     fn view_of(&self, scope: Scope) -> FsResult<View> {
+        if let Scope::Container { init } = scope {
+            let cgroups = inits::proc_cgroups(&self.ctx.opts.proc_root, init)?.prune_init_scope();
+            return Ok(View { scope, cgroups });
+        }
         let cgroups = ProcCgroups::read(&self.ctx.opts.proc_root, scope.pid())
             .map_err(|e| {
                 if e.is_not_found() {

@@ -263,3 +263,28 @@ fn a_reader_that_entered_by_setns_sees_the_container_with_and_without_the_ioctl(
         let _ = unshare.wait();
     }
 }
+
+/// With `--cache-ms 0` (rendering on every read, through the descriptors each serving thread
+/// keeps open) a new limit and a move of the container's init to another cgroup both show on
+/// the very next read.
+#[test]
+fn with_cache_ms_0_a_new_limit_and_a_move_show_on_the_next_read() {
+    let d = Daemon::ours(&["--cache-ms", "0"]);
+    let m = d.path().display().to_string();
+    let a = TestCgroup::new("nocache-a");
+    a.set("memory", "memory.limit_in_bytes", "134217728");
+    let b = TestCgroup::new("nocache-b");
+    b.set("memory", "memory.limit_in_bytes", "268435456");
+    let limit = a.dir("memory").join("memory.limit_in_bytes");
+    let procs = b.dir("memory").join("cgroup.procs");
+    // The shell is the container's init: `echo 0 > cgroup.procs` moves it (a builtin).
+    let script = format!(
+        "for i in 1 2 3; do head -1 {m}/proc/meminfo; done; echo 67108864 > {}; \
+         head -1 {m}/proc/meminfo; echo 0 > {}; head -1 {m}/proc/meminfo",
+        limit.display(),
+        procs.display()
+    );
+    let out = stdout(&in_container(&a, &script));
+    let totals: Vec<u64> = out.lines().map(|l| meminfo_kb(l, "MemTotal")).collect();
+    assert_eq!(totals, [131072, 131072, 131072, 65536, 262144], "{out}");
+}

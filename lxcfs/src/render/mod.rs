@@ -36,6 +36,8 @@ pub struct Ctx {
     pub layout: Layout,
     /// `sysconf(_SC_CLK_TCK)`: the unit of `/proc/<pid>/stat` times and `/proc/stat`.
     pub clk_tck: u64,
+    /// The host's `/proc/cpuinfo`, remembered while it cannot have changed.
+    pub(crate) cpuinfo: cpuinfo::HostText,
 }
 
 impl Ctx {
@@ -51,6 +53,7 @@ impl Ctx {
             opts: opts.clone(),
             layout,
             clk_tck: tck.unwrap_or(100),
+            cpuinfo: cpuinfo::HostText::default(),
         })
     }
 

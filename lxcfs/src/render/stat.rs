@@ -68,14 +68,27 @@ fn parse_cpu_line(line: &str) -> Option<(Option<u32>, Vec<u64>)> {
     Some((id, vals?))
 }
 
-fn line(name: &str, v: &[u64; 10]) -> String {
-    let mut s = name.to_string();
+/// Append `name` and the ten counters, space-separated (written in place: a `String` per
+/// number was a tenth of a rendering).
+fn push_line(out: &mut String, name: &str, v: &[u64; 10]) {
+    out.push_str(name);
     for x in v {
-        s.push(' ');
-        s.push_str(&x.to_string());
+        out.push(' ');
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut n = *x;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        // The digits are ASCII.
+        out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
     }
-    s.push('\n');
-    s
+    out.push('\n');
 }
 
 /// Render `/proc/stat`.
@@ -144,9 +157,9 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
         }
     }
     let mut out = String::with_capacity(host.len());
-    out.push_str(&line("cpu ", &total));
+    push_line(&mut out, "cpu ", &total);
     for (name, r) in &rows {
-        out.push_str(&line(name, r));
+        push_line(&mut out, name, r);
     }
     for l in host.lines().filter(|l| !l.starts_with("cpu")) {
         out.push_str(l);
@@ -158,6 +171,18 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
 #[cfg(test)]
 mod tests {
     use crate::render::testing::Host;
+
+    #[test]
+    fn lines_are_what_to_string_gave() {
+        let v = [0, 1, 9, 10, 12345, u64::MAX, 7, 100, 99, 1 << 40];
+        let mut out = String::new();
+        super::push_line(&mut out, "cpu3", &v);
+        let want: String = std::iter::once("cpu3".to_string())
+            .chain(v.iter().map(|x| format!(" {x}")))
+            .collect::<String>()
+            + "\n";
+        assert_eq!(out, want);
+    }
 
     fn fields(out: &str, name: &str) -> Vec<u64> {
         let l = out
