@@ -297,17 +297,7 @@ fn auto_keeps_the_classic_transport_where_a_crash_must_be_survived() {
     };
     let mut plain = Daemon::start(&lxcfs_bin(), &[]);
     let mut supervised = Daemon::start(&lxcfs_bin(), &["--supervise"]);
-    let dir = tempfile::tempdir().unwrap();
-    let (mnt, notify, pidfile, log) = (
-        dir.path().join("mnt"),
-        dir.path().join("notify"),
-        dir.path().join("pid"),
-        dir.path().join("log"),
-    );
-    std::fs::create_dir(&mnt).unwrap();
-    let sock = UnixDatagram::bind(&notify).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    let (_dir, mnt, notify, pidfile, log, sock) = like_a_unit();
     let guard = scopeguard(&mnt);
     let mut under_systemd = start_like_systemd(&notify, &mnt, &pidfile, &log, &[], &[]);
     guard.pids.borrow_mut().push(under_systemd.id());
@@ -524,6 +514,27 @@ fn recv_notify(sock: &UnixDatagram) -> (String, Vec<OwnedFd>) {
     (String::from_utf8_lossy(&buf[..n]).to_string(), fds)
 }
 
+/// What [`start_like_systemd`] needs, in a new temporary directory (kept alive by the first
+/// element): the mount point (made), the notify socket's path and the socket bound there (20 s
+/// read timeout), the pidfile's and the log's paths.
+fn like_a_unit() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    UnixDatagram,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let (mnt, notify, pidfile, log) = (p("mnt"), p("notify"), p("pid"), p("log"));
+    std::fs::create_dir(&mnt).unwrap();
+    let sock = UnixDatagram::bind(&notify).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    (dir, mnt, notify, pidfile, log, sock)
+}
+
 /// Start lxcfs the way systemd would: `NOTIFY_SOCKET`, and the fds of the store (`stored`,
 /// with their names) from fd 3 on with `LISTEN_FDS`, `LISTEN_FDNAMES` and `LISTEN_PID` set to
 /// the daemon's pid; with the kernel features `without` turned off.
@@ -621,17 +632,7 @@ fn until_ready(sock: &UnixDatagram) -> Vec<(String, OwnedFd)> {
 #[test]
 fn a_crash_under_systemd_is_survived_through_the_fd_store() {
     e2e::require_root();
-    let dir = tempfile::tempdir().unwrap();
-    let (mnt, notify, pidfile, log) = (
-        dir.path().join("mnt"),
-        dir.path().join("notify"),
-        dir.path().join("pid"),
-        dir.path().join("log"),
-    );
-    std::fs::create_dir(&mnt).unwrap();
-    let sock = UnixDatagram::bind(&notify).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    let (_dir, mnt, notify, pidfile, log, sock) = like_a_unit();
     let guard = scopeguard(&mnt);
     let mut first = start_like_systemd(&notify, &mnt, &pidfile, &log, &[], &[]);
     guard.pids.borrow_mut().push(first.id());
@@ -702,17 +703,7 @@ fn a_crash_under_systemd_is_survived_through_the_fd_store() {
 #[test]
 fn a_crash_under_systemd_without_resend_replays_the_stored_journal() {
     e2e::require_root();
-    let dir = tempfile::tempdir().unwrap();
-    let (mnt, notify, pidfile, log) = (
-        dir.path().join("mnt"),
-        dir.path().join("notify"),
-        dir.path().join("pid"),
-        dir.path().join("log"),
-    );
-    std::fs::create_dir(&mnt).unwrap();
-    let sock = UnixDatagram::bind(&notify).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    let (_dir, mnt, notify, pidfile, log, sock) = like_a_unit();
     let guard = scopeguard(&mnt);
     let without = ["fuse_resend"];
     let mut daemon = start_like_systemd(&notify, &mnt, &pidfile, &log, &[], &without);

@@ -150,22 +150,7 @@ fn push_kb_line(out: &mut String, key: &str, v: u64) {
     for _ in label..16 {
         out.push(' ');
     }
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = v;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for _ in (digits.len() - i)..8 {
-        out.push(' ');
-    }
-    // The digits are ASCII.
-    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
+    super::digits::push_u64(out, v, 8);
     out.push_str(" kB\n");
 }
 

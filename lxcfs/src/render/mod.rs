@@ -10,6 +10,7 @@
 
 pub(crate) mod cpuinfo;
 mod cpus;
+mod digits;
 pub(crate) mod diskstats;
 pub(crate) mod host;
 pub(crate) mod loadavg;

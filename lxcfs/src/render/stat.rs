@@ -74,19 +74,7 @@ fn push_line(out: &mut String, name: &str, v: &[u64; 10]) {
     out.push_str(name);
     for x in v {
         out.push(' ');
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        let mut n = *x;
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        // The digits are ASCII.
-        out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
+        super::digits::push_u64(out, *x, 0);
     }
     out.push('\n');
 }
