@@ -155,10 +155,11 @@ fn unpack(
             .ctx(|| format!("create {}", keep.display()))?;
         // `take`: a file of lxr's own, moved rather than copied.
         let (meta_file, meta_name, take) = meta;
-        let meta_format = format_of(meta_file, meta_name)?;
+        let meta_format =
+            format_of(meta_file, meta_name).map_err(|e| not_an_image(meta_name, e))?;
         let mut rootfs = rootfs;
         let rootfs_format = match rootfs.as_mut() {
-            Some((f, n)) => Some(format_of(f, n)?),
+            Some((f, n)) => Some(format_of(f, n).map_err(|e| not_an_image(n, e))?),
             None => None,
         };
         let names = original::names(fp, meta_format, rootfs_format);
@@ -302,6 +303,15 @@ fn settle(pdir: &Dir, partial: &Path) -> Result<()> {
     drop(u);
     let rest = partial.join("unpack");
     std::fs::remove_dir_all(&rest).ctx(|| format!("remove {}", rest.display()))
+}
+
+/// A file whose format is no image's, said as the command line says every such refusal
+/// (`cannot import FILE: WHY`; failures of the unpacking helper get the same prefix there).
+fn not_an_image(name: &str, e: Error) -> Error {
+    match e {
+        Error::Usage(why) => Error::Usage(format!("cannot import {name}: {why}")),
+        e => e,
+    }
 }
 
 /// Delete an image (by fingerprint) and every alias that names it.

@@ -57,10 +57,9 @@ pub fn format_of(file: &mut File, name: &str) -> Result<Format> {
         }
     }
     rewind(file, name)?;
+    // Said without the name: callers say which file ("cannot import FILE: …").
     detect(&head[..n]).ok_or_else(|| {
-        Error::Usage(format!(
-            "{name} is neither a tarball (plain, xz, gzip, bzip2, zstd) nor a squashfs image"
-        ))
+        Error::Usage("neither a tarball (plain, xz, gzip, bzip2, zstd) nor a squashfs image".into())
     })
 }
 
