@@ -1,13 +1,14 @@
 //! Disk use of a container's own layer (an overlay's upper layer, a copy's whole rootfs, a
 //! snapshot): the blocks of every file below it, each hard-linked inode once. Counted as root
 //! of the container's user namespace (the tree's directories are the container's, some
-//! private to its users), in a forked child that sends the total back through a pipe; symlinks
-//! are never followed and the walk stays on one filesystem.
+//! private to its users), in a forked child that sends the total back through a pipe; by
+//! descriptor, symlinks never followed, on one filesystem.
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{fstat, fstatat};
 
 use crate::beneath::Dir;
 use crate::error::{Context, Result};
@@ -18,7 +19,7 @@ use crate::userns::run_as_root;
 pub fn disk_use(maps: &IdMaps, dir: &Dir) -> Result<u64> {
     let (mut rx, mut tx) = std::io::pipe().ctx(|| "pipe".into())?;
     run_as_root(maps, Ids::Container, || {
-        let total = walk(&dir.proc_path());
+        let total = walk(dir);
         tx.write_all(&total.to_le_bytes())
             .ctx(|| "send the size".into())
     })?;
@@ -28,35 +29,54 @@ pub fn disk_use(maps: &IdMaps, dir: &Dir) -> Result<u64> {
     Ok(u64::from_le_bytes(b))
 }
 
-/// The blocks below `root` (what cannot be read is not counted).
-fn walk(root: &Path) -> u64 {
-    // `root` is a `/proc/self/fd/N` link: followed (its own lstat is proc's).
-    let Ok(top) = std::fs::metadata(root) else {
+/// The blocks below `top` (what cannot be read is not counted). By descriptor, never by
+/// path: a running container may swap a directory of its layer for a symlink to `/` while
+/// `lxr info` counts, and a walk by path would then count (and take the time of) the host's
+/// whole filesystem. Each entry is looked at with `AT_SYMLINK_NOFOLLOW` and a directory
+/// opened beneath its parent without symlinks; one descriptor per level is held, so a
+/// nesting deeper than the descriptor limit is counted only down to it.
+fn walk(top: &Dir) -> u64 {
+    let Ok(st) = fstat(top) else {
         return 0;
     };
-    let dev = top.dev();
+    let dev = st.st_dev;
     let mut seen = HashSet::new();
-    let mut total = top.blocks() * 512;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
+    let mut total = blocks(&st);
+    let mut stack: Vec<(Dir, Vec<String>)> = Vec::new();
+    if let Ok(names) = top.entries() {
+        if let Ok(d) = top.open_dir(".") {
+            stack.push((d, names));
+        }
+    }
+    while let Some((d, names)) = stack.last_mut() {
+        let Some(name) = names.pop() else {
+            stack.pop();
             continue;
         };
-        for e in rd.flatten() {
-            let Ok(md) = e.metadata() else { continue };
-            if md.dev() != dev {
-                continue;
-            }
-            if md.nlink() > 1 && !md.is_dir() && !seen.insert(md.ino()) {
-                continue;
-            }
-            total += md.blocks() * 512;
-            if md.is_dir() {
-                stack.push(e.path());
+        let Ok(st) = fstatat(&*d, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        if st.st_dev != dev {
+            continue;
+        }
+        let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        if st.st_nlink > 1 && !is_dir && !seen.insert(st.st_ino) {
+            continue;
+        }
+        total += blocks(&st);
+        if is_dir {
+            if let Ok(sub) = d.open_dir(&name) {
+                if let Ok(names) = sub.entries() {
+                    stack.push((sub, names));
+                }
             }
         }
     }
     total
+}
+
+fn blocks(st: &libc::stat) -> u64 {
+    u64::try_from(st.st_blocks).unwrap_or(0) * 512
 }
 
 /// `12.3MiB`-style sizes for people.
@@ -72,5 +92,25 @@ pub fn human(bytes: u64) -> String {
         format!("{bytes}B")
     } else {
         format!("{v:.1}{}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A symlink to `/` in the layer (what a running container can swap in for a directory)
+    /// is not followed: the count is the tree's own, each hard-linked file once.
+    #[test]
+    fn a_planted_symlink_to_the_root_is_not_walked() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        std::fs::create_dir_all(d.join("a/b")).unwrap();
+        std::fs::write(d.join("a/b/f"), vec![1u8; 1 << 20]).unwrap();
+        std::fs::hard_link(d.join("a/b/f"), d.join("a/g")).unwrap();
+        std::os::unix::fs::symlink("/", d.join("a/root")).unwrap();
+        std::os::unix::fs::symlink("/", d.join("root")).unwrap();
+        let n = walk(&Dir::open(d).unwrap());
+        assert!((1 << 20..4 << 20).contains(&n), "{n}");
     }
 }
