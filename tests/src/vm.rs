@@ -225,6 +225,25 @@ impl Guest {
     /// an ordinary [`GuestOutput`] with its `code`.
     pub fn run(&self, script: &str) -> GuestOutput {
         crate::require_root();
+        // A guest kernel that dies before userspace (TCG has crashed 6.12 while it patched
+        // its own code at boot: "Oops: int3" in `kernel_init`) ran nothing of the test's:
+        // booted once more, said on stderr. A panic once the guest's init ran is the test's.
+        match self.boot(script) {
+            Ok(out) => out,
+            Err(why) if why.ends_with("(Kernel panic before init)") => {
+                eprintln!(
+                    "e2e::vm: the {} guest's kernel died before its init ran; booting again",
+                    self.kernel
+                );
+                self.boot(script).unwrap_or_else(|why| panic!("{why}"))
+            }
+            Err(why) => panic!("{why}"),
+        }
+    }
+
+    /// One boot: the script's output, or why the guest did not run it to its end (with the
+    /// whole console, for [`Guest::run`] to tell a boot that died from a test that failed).
+    fn boot(&self, script: &str) -> Result<GuestOutput, String> {
         let results = tempfile::Builder::new()
             .prefix("e2e-vm-")
             .tempdir()
@@ -261,20 +280,24 @@ impl Guest {
         let console = read("console.log");
         let status = read("status");
         let Ok(code) = status.trim().parse::<i32>() else {
-            let console = if console.is_empty() {
+            let shown = if console.is_empty() {
                 "(empty: qemu did not start the guest)".to_owned()
             } else {
                 tail(&console, 60)
             };
-            panic!(
-                "the v2 guest ({}) did not run the script ({}):\n{}\n--- the script's stdout so far\n{}\n--- console (last 60 lines)\n{console}",
+            let boot_died =
+                console.contains("Kernel panic") && !console.contains("as init process");
+            return Err(format!(
+                "the v2 guest ({}) did not run the script ({}):\n{}\n--- the script's stdout so far\n{}\n--- console (last 60 lines)\n{shown}{}",
                 self.kernel,
                 o.status,
                 String::from_utf8_lossy(&o.stderr).trim_end(),
                 tail(&read("stdout"), 60),
-            );
+                // For `run`: whether the kernel died before userspace, whatever the tail shows.
+                if boot_died { "\n(Kernel panic before init)" } else { "" },
+            ));
         };
-        GuestOutput {
+        Ok(GuestOutput {
             kernel: self.kernel,
             code,
             stdout: read("stdout"),
@@ -282,7 +305,7 @@ impl Guest {
             console,
             release: read("kernel-release").trim().to_owned(),
             results,
-        }
+        })
     }
 }
 
