@@ -19,6 +19,7 @@
 pub mod beneath;
 pub mod cgroup;
 pub mod error;
+pub mod kept;
 pub mod layout;
 pub mod manage;
 pub mod mountinfo;

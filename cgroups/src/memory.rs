@@ -8,8 +8,6 @@
 //! | swap limit | `hierarchical_memsw_limit` − memory limit (memsw counts RAM+swap) | walk `memory.swap.max` |
 //! | swap usage | `memory.memsw.usage_in_bytes` − usage | `memory.swap.current` |
 
-use std::collections::HashMap;
-
 use crate::cgroup::Cgroup;
 use crate::error::Result;
 use crate::layout::Version;
@@ -23,21 +21,21 @@ const V1_UNLIMITED: u64 = 1 << 62;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemoryStat {
     version: Option<Version>,
-    map: HashMap<String, u64, parse::FnvBuild>,
+    map: parse::FlatKeyed,
 }
 
 impl MemoryStat {
     /// Parse `memory.stat` text of the given version.
-    pub fn parse(version: Version, path: &std::path::Path, text: &str) -> Result<MemoryStat> {
+    pub fn parse(version: Version, path: &std::path::Path, text: String) -> Result<MemoryStat> {
         Ok(MemoryStat {
             version: Some(version),
-            map: parse::parse_flat_keyed_with(path, text)?,
+            map: parse::FlatKeyed::parse(path, text)?,
         })
     }
 
     /// Raw value of a key, exact match.
     pub fn get(&self, key: &str) -> Option<u64> {
-        self.map.get(key).copied()
+        self.map.get(key)
     }
 
     /// A hierarchical value under its v1 (`total_…`) or v2 name; 0 if absent.
@@ -162,7 +160,7 @@ fn v1_limit(v: u64) -> Option<u64> {
 
 fn read_v1(cg: &Cgroup, swap: bool) -> Result<Memory> {
     let stat_path = cg.file("memory.stat");
-    let stat = MemoryStat::parse(Version::V1, &stat_path, &parse::read_to_string(&stat_path)?)?;
+    let stat = MemoryStat::parse(Version::V1, &stat_path, parse::read_to_string(&stat_path)?)?;
     let usage = cg.read_u64("memory.usage_in_bytes")?;
     let limit = match stat.get("hierarchical_memory_limit") {
         Some(v) => v1_limit(v),
@@ -211,7 +209,7 @@ fn read_v1(cg: &Cgroup, swap: bool) -> Result<Memory> {
 
 fn read_v2(cg: &Cgroup, swap: bool) -> Result<Memory> {
     let stat_path = cg.file("memory.stat");
-    let stat = MemoryStat::parse(Version::V2, &stat_path, &parse::read_to_string(&stat_path)?)?;
+    let stat = MemoryStat::parse(Version::V2, &stat_path, parse::read_to_string(&stat_path)?)?;
     let usage = cg.read_u64("memory.current")?;
     let limit = min_over_ancestors(cg, |c| Ok(c.read_max_opt("memory.max")?.flatten()))?;
     let swap_usage = if swap {

@@ -18,6 +18,9 @@ pub fn read_to_string(path: &Path) -> Result<String> {
         path: path.to_path_buf(),
         source,
     };
+    if let Some(Ok(text)) = crate::kept::read(path, |b| std::str::from_utf8(b).map(str::to_owned)) {
+        return Ok(text);
+    }
     let mut f = std::fs::File::open(path).map_err(io)?;
     with_read_buffer(|buf| {
         // Not `read_to_end`: it also `statx`es and `lseek`s the file to guess its size.
@@ -96,23 +99,31 @@ pub fn parse_max_or_u64(path: &Path, text: &str) -> Result<Option<u64>> {
 /// Parse a flat keyed file (`memory.stat`, `cpu.stat`): one `key value` pair per line.
 /// Keys match exactly (no prefix matching); duplicate keys and junk lines are errors.
 pub fn parse_flat_keyed(path: &Path, text: &str) -> Result<HashMap<String, u64>> {
-    parse_flat_keyed_with(path, text)
+    let mut map = HashMap::new();
+    flat_keyed_pairs(path, text, |n, key, val| {
+        match map.insert(key.to_string(), val) {
+            Some(_) => Err(duplicate(path, n, key)),
+            None => Ok(()),
+        }
+    })?;
+    Ok(map)
 }
 
-/// [`parse_flat_keyed`] into a map with the hasher `S` (`memory.stat`, parsed on every
-/// meminfo rendering, uses [`Fnv`]: its keys are the kernel's, and SipHash was a tenth of a
-/// rendering). Lines are split on bytes and the map sized up front (`str::lines` and the
-/// rehashing of a growing map were another quarter).
-pub fn parse_flat_keyed_with<S: std::hash::BuildHasher + Default>(
+fn duplicate(path: &Path, n: usize, key: &str) -> Error {
+    Error::parse(path, format!("line {n}: duplicate key {key}"))
+}
+
+/// Every `key value` line of a flat keyed file, with its line number, to `f`. Lines are split
+/// on bytes (`str::lines` was a quarter of a memory.stat parse), as `str::lines` would: a
+/// trailing `\r` dropped, no empty last line; blank lines are skipped.
+fn flat_keyed_pairs(
     path: &Path,
     text: &str,
-) -> Result<HashMap<String, u64, S>> {
-    let lines = text.bytes().filter(|b| *b == b'\n').count() + 1;
-    let mut map = HashMap::with_capacity_and_hasher(lines, S::default());
+    mut f: impl FnMut(usize, &str, u64) -> Result<()>,
+) -> Result<()> {
     let mut rest = text;
     let mut n = 0;
     while !rest.is_empty() {
-        // As `str::lines`: split at '\n', a trailing "\r" dropped, no empty last line.
         let (line, next) = match rest.as_bytes().iter().position(|b| *b == b'\n') {
             Some(at) => (&rest[..at], &rest[at + 1..]),
             None => (rest, ""),
@@ -120,6 +131,12 @@ pub fn parse_flat_keyed_with<S: std::hash::BuildHasher + Default>(
         rest = next;
         let line = line.strip_suffix('\r').unwrap_or(line);
         n += 1;
+        // The kernel's own shape, `key value` with one space and a decimal value, by bytes;
+        // anything else (tabs, spaces, junk) through the general path below.
+        if let Some((key, val)) = key_space_number(line) {
+            f(n, key, val)?;
+            continue;
+        }
         if line.trim().is_empty() {
             continue;
         }
@@ -133,38 +150,116 @@ pub fn parse_flat_keyed_with<S: std::hash::BuildHasher + Default>(
         let val = val
             .parse::<u64>()
             .map_err(|_| Error::parse(path, format!("line {n}: bad value {val:?} for {key}")))?;
-        if map.insert(key.to_string(), val).is_some() {
-            return Err(Error::parse(path, format!("line {n}: duplicate key {key}")));
+        f(n, key, val)?;
+    }
+    Ok(())
+}
+
+/// `line` as `key value` when it is exactly a key without whitespace, one space, and a decimal
+/// `u64`; `None` for any other shape (which the general path then judges).
+fn key_space_number(line: &str) -> Option<(&str, u64)> {
+    let b = line.as_bytes();
+    let sp = b.iter().position(|&c| c == b' ')?;
+    let (key, digits) = (&b[..sp], &b[sp + 1..]);
+    if key.is_empty() || digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    if key.iter().any(|c| c.is_ascii_whitespace()) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
         }
+        v = v * 10 + u64::from(c - b'0');
     }
-    Ok(map)
+    Some((&line[..sp], v))
 }
 
-/// The FNV-1a hash: for maps keyed by the kernel's own names (not attacker-chosen), far
-/// cheaper than SipHash on short keys.
-#[derive(Debug, Clone, Copy)]
-pub struct Fnv(u64);
+/// A flat keyed file kept as its text plus an index of its keys: what `memory.stat` is parsed
+/// into on every meminfo rendering. A map of owned keys cost one allocation and one free per
+/// line (~40 in v1, ~60 in v2: a tenth of a rendering); this is one `Vec` beside the text.
+/// Lookups scan the keys' hashes (the kernel's ~50 names, looked up ~20 times a rendering);
+/// the hash reads a key's first and last eight bytes, not each byte (FNV's multiply per byte
+/// was most of the parse), and a hash match is confirmed on the bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlatKeyed {
+    text: String,
+    /// The keys' hashes, apart: the duplicate check and lookups scan them alone.
+    hashes: Vec<u64>,
+    /// Each key's start and length in `text`, and its value.
+    entries: Vec<(u32, u32, u64)>,
+}
 
-impl Default for Fnv {
-    fn default() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
+impl FlatKeyed {
+    /// Parse `text` as [`parse_flat_keyed`] does (same errors).
+    pub fn parse(path: &Path, text: String) -> Result<FlatKeyed> {
+        let lines = text.bytes().filter(|b| *b == b'\n').count() + 1;
+        let mut hashes: Vec<u64> = Vec::with_capacity(lines);
+        let mut entries: Vec<(u32, u32, u64)> = Vec::with_capacity(lines);
+        let base = text.as_ptr() as usize;
+        flat_keyed_pairs(path, &text, |n, key, val| {
+            let h = quick_hash(key.as_bytes());
+            let key_at = |i: usize| {
+                let (ks, kl, _) = entries[i];
+                text.get(ks as usize..(ks + kl) as usize)
+            };
+            if (0..hashes.len()).any(|i| hashes[i] == h && key_at(i) == Some(key)) {
+                return Err(duplicate(path, n, key));
+            }
+            let start = key.as_ptr() as usize - base;
+            let (Ok(start), Ok(len)) = (u32::try_from(start), u32::try_from(key.len())) else {
+                return Err(Error::parse(path, "file too large"));
+            };
+            hashes.push(h);
+            entries.push((start, len, val));
+            Ok(())
+        })?;
+        Ok(FlatKeyed {
+            text,
+            hashes,
+            entries,
+        })
+    }
+
+    /// The value of `key`, exact match.
+    pub fn get(&self, key: &str) -> Option<u64> {
+        let h = quick_hash(key.as_bytes());
+        (0..self.hashes.len())
+            .filter(|&i| self.hashes[i] == h)
+            .map(|i| self.entries[i])
+            .find(|&(ks, kl, _)| self.text.get(ks as usize..(ks + kl) as usize) == Some(key))
+            .map(|(.., v)| v)
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True without keys.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
 
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
+/// A hash of a short key from its length and its first and last eight bytes (at most two
+/// loads and a multiply): not collision-resistant, only quick to tell keys apart.
+fn quick_hash(k: &[u8]) -> u64 {
+    let n = k.len();
+    let word = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        w[..b.len()].copy_from_slice(b);
+        u64::from_le_bytes(w)
+    };
+    let (a, b) = if n >= 8 {
+        (word(&k[..8]), word(&k[n - 8..]))
+    } else {
+        (word(k), 0)
+    };
+    (a ^ b.rotate_left(29) ^ ((n as u64) << 56)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
-
-/// A `HashMap` builder with [`Fnv`].
-pub type FnvBuild = std::hash::BuildHasherDefault<Fnv>;
 
 /// Parse `MAJ:MIN` into a device number pair.
 pub fn parse_devno(path: &Path, s: &str) -> Result<(u32, u32)> {
@@ -191,8 +286,18 @@ mod tests {
         assert!(parse_flat_keyed(p, "a -1\n").is_err());
         assert!(parse_flat_keyed(p, "a 1\na 2\n").is_err());
         assert!(parse_flat_keyed(p, "lonely\n").is_err());
-        let m = parse_flat_keyed_with::<FnvBuild>(p, "a 1\r\n\n  \nb 2").unwrap();
-        assert_eq!((m.get("a"), m.get("b"), m.len()), (Some(&1), Some(&2), 2));
+        let m = FlatKeyed::parse(p, "a 1\r\n\n  \nb 2".into()).unwrap();
+        assert_eq!((m.get("a"), m.get("b"), m.len()), (Some(1), Some(2), 2));
+        assert_eq!(m.get("c"), None);
+        let big = "k 18446744073709551615\nl 99999999999999999999\n";
+        assert!(parse_flat_keyed(p, big).is_err(), "u64 overflow");
+        let m = FlatKeyed::parse(p, "k 18446744073709551615\nt\t7\n".into()).unwrap();
+        assert_eq!((m.get("k"), m.get("t")), (Some(u64::MAX), Some(7)));
+        let e = FlatKeyed::parse(p, "ab 1\nb 2\nab 3\n".into()).unwrap_err();
+        assert!(e.to_string().contains("line 3: duplicate key ab"), "{e}");
+        for bad in ["a 1 2\n", "a x\n", "a -1\n", "lonely\n"] {
+            assert!(FlatKeyed::parse(p, bad.into()).is_err(), "{bad:?}");
+        }
         let e = parse_flat_keyed(p, "a 1\n\nb x\n").unwrap_err().to_string();
         assert!(e.contains("line 3: bad value \"x\" for b"), "{e}");
     }

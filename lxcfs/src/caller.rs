@@ -32,6 +32,13 @@
 //! when its process exits) and drops the entry at once; a sweep every few seconds catches
 //! anything the epoll could not watch. If a pidfd cannot be opened at all (out of files),
 //! the answer is still given, only not cached.
+//!
+//! An entry also holds files the container's renderings read every time ([`Held`]): the
+//! init's `/proc/<pid>/cgroup` (read on every rendering, so a moved init shows at once) and
+//! the container's cgroup files (`cgroups::kept`); their opens and closes were a fifth of a
+//! rendering's CPU time. A procfs descriptor names its process, not the pid — once that
+//! process is gone it reads `ESRCH`, never another process's cgroups — and all of them go
+//! with the entry when the reaper drops it, so the descriptor count follows the containers.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -97,9 +104,28 @@ impl Scope {
     }
 }
 
+/// A [`Scope`] and, for a cached container init, the files held for it.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// Whose cgroups.
+    pub scope: Scope,
+    /// What the cache holds open for a container's init (`None`: open files by path).
+    pub held: Option<Arc<Held>>,
+}
+
+/// Files held open for a cached container init, as long as it is cached.
+#[derive(Debug, Default)]
+pub struct Held {
+    /// `/proc/<init>/cgroup` (`None` if it could not be opened).
+    pub proc_cgroup: Option<File>,
+    /// The container's cgroup files.
+    pub cgroup_files: Arc<cgroups::kept::Kept>,
+}
+
 struct CachedInit {
     init: u32,
     pidfd: Pidfd,
+    held: Arc<Held>,
     last_used: Instant,
 }
 
@@ -146,6 +172,12 @@ impl CallerResolver {
 
     /// The scope of the process (or thread) `pid`.
     pub fn resolve(&self, pid: u32) -> FsResult<Scope> {
+        self.resolve_held(pid).map(|r| r.scope)
+    }
+
+    /// The scope of the process (or thread) `pid`, with what the cache holds for it.
+    pub fn resolve_held(&self, pid: u32) -> FsResult<Resolved> {
+        let plain = |scope| Resolved { scope, held: None };
         if pid == 0 {
             return Err(FsError::new(
                 libc::EACCES,
@@ -153,16 +185,17 @@ impl CallerResolver {
             ));
         }
         let ns_path = self.proc_root.join(pid.to_string()).join("ns/pid");
-        let ns = std::fs::metadata(&ns_path)
-            .map_err(|e| gone(pid, &e))?
-            .ino();
+        let ns = pidns_ino(&ns_path).map_err(|e| gone(pid, &e))?;
         if ns == self.own_pidns {
-            return Ok(Scope::Host { pid });
+            return Ok(plain(Scope::Host { pid }));
         }
         if let Some(mut hit) = self.cache.get_mut(&ns) {
             if hit.pidfd.alive() {
                 hit.last_used = Instant::now();
-                return Ok(Scope::Container { init: hit.init });
+                return Ok(Resolved {
+                    scope: Scope::Container { init: hit.init },
+                    held: Some(Arc::clone(&hit.held)),
+                });
             }
         }
         let init = self.find_init(pid, ns, &ns_path)?;
@@ -177,10 +210,16 @@ impl CallerResolver {
                         self.cache.len()
                     );
                 }
-                return Ok(Scope::Container { init });
+                return Ok(plain(Scope::Container { init }));
             }
             Err(e) => return Err(gone(init, &e)),
         };
+        // Opened before the check below: a pidfd still alive after it proves that the process
+        // this names is the one checked (its pid cannot have been reused while it lived).
+        let held = Arc::new(Held {
+            proc_cgroup: File::open(self.proc_root.join(init.to_string()).join("cgroup")).ok(),
+            cgroup_files: Arc::default(),
+        });
         // The init may have died and its pid been reused between the lookup and the pidfd:
         // only keep the pidfd if the process now under that pid is still the namespace's
         // pid 1 (and, with the pidfd still alive after the check, the one it names).
@@ -198,11 +237,15 @@ impl CallerResolver {
             CachedInit {
                 init,
                 pidfd,
+                held: Arc::clone(&held),
                 last_used: Instant::now(),
             },
         );
         self.watch(ns);
-        Ok(Scope::Container { init })
+        Ok(Resolved {
+            scope: Scope::Container { init },
+            held: Some(held),
+        })
     }
 
     /// Have the reaper drop `ns`'s entry when its init exits. Registered after the insert,
@@ -258,9 +301,7 @@ impl CallerResolver {
 
     /// The pid namespace (inode) of `pid`, if it is there to ask.
     fn pidns_of(&self, pid: u32) -> Option<u64> {
-        std::fs::metadata(self.proc_root.join(pid.to_string()).join("ns/pid"))
-            .ok()
-            .map(|m| m.ino())
+        pidns_ino(&self.proc_root.join(pid.to_string()).join("ns/pid")).ok()
     }
 
     /// Is `pid` the live init (pid 1) of namespace `ns`? (A zombie init is not: its namespace
@@ -325,6 +366,24 @@ impl CallerResolver {
     pub fn cached(&self) -> usize {
         self.cache.len()
     }
+}
+
+/// The inode of the pid namespace `/proc/<pid>/ns/pid` names. From the link's text,
+/// `pid:[4026531836]` (the namespace's inode number, as `stat` of the link's target gives it):
+/// `readlink` costs a third of the `stat`, which follows the link into nsfs, and this is done
+/// for every request. Anything else (a fixture's plain file) is `stat`ed.
+fn pidns_ino(path: &Path) -> std::io::Result<u64> {
+    if let Ok(target) = std::fs::read_link(path) {
+        let ino = target
+            .to_str()
+            .and_then(|t| t.strip_prefix("pid:["))
+            .and_then(|t| t.strip_suffix(']'))
+            .and_then(|t| t.parse::<u64>().ok());
+        if let Some(ino) = ino {
+            return Ok(ino);
+        }
+    }
+    std::fs::metadata(path).map(|m| m.ino())
 }
 
 /// Drop the entries whose init has exited (a zombie init counts as exited: its namespace is
@@ -456,9 +515,29 @@ mod tests {
             .unwrap()
             .ino();
         assert_eq!(
+            pidns_ino(Path::new(&format!("/proc/{sleep}/ns/pid"))).unwrap(),
+            ns,
+            "the link's text names the inode stat gives"
+        );
+        assert_eq!(
             r.walk_to_init(sleep, ns).unwrap(),
             sh,
             "fallback agrees with the ioctl"
+        );
+        let held = r
+            .resolve_held(sleep)
+            .unwrap()
+            .held
+            .expect("held for a cached init");
+        let held = held.proc_cgroup.as_ref().expect("its /proc/<pid>/cgroup");
+        let text = |f: &File| {
+            let mut b = vec![0u8; 4096];
+            std::os::unix::fs::FileExt::read_at(f, &mut b, 0).map(|n| b.truncate(n))?;
+            Ok::<_, std::io::Error>(b)
+        };
+        assert_eq!(
+            text(held).unwrap(),
+            std::fs::read(format!("/proc/{sh}/cgroup")).unwrap()
         );
         // The namespace's init, started by the `unshare` we spawned.
         nix::sys::signal::kill(
@@ -467,6 +546,11 @@ mod tests {
         )
         .unwrap();
         let _ = unshare.wait();
+        assert_eq!(
+            text(held).unwrap_err().raw_os_error(),
+            Some(libc::ESRCH),
+            "a held descriptor of a gone init reads ESRCH, never a reused pid's cgroups"
+        );
         // No prune call: the reaper saw the pidfd become readable and dropped the entry.
         let t = Instant::now();
         while r.cached() > 0 && t.elapsed() < Duration::from_secs(10) {

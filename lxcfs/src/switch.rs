@@ -5,13 +5,14 @@
 //! The state must outlive the process that serves: a supervisor's restarted child, and a
 //! successor started by a live upgrade, keep what the admin chose. So it lives in one byte of
 //! a memfd whose fd every generation inherits ([`SWITCH_FD_ENV`]); every process holding it
-//! sees a toggle at once, whichever of them received the signal. A read costs one `pread`,
-//! against tens of µs for a rendering.
+//! sees a toggle at once, whichever of them received the signal. The byte is read through a
+//! shared mapping of the memfd, so checking it on every rendering costs no system call (a
+//! `pread` of it was one of a meminfo rendering's ~20).
 
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// The switch's memfd, for a successor or a supervised child.
 pub const SWITCH_FD_ENV: &str = "LXCFS_SWITCH_FD";
@@ -26,8 +27,60 @@ const ON: u8 = b'v';
 pub struct Virtualisation {
     /// The memfd, or `None` for a process-private switch (unit tests; a host without memfd).
     shared: Option<File>,
+    /// The memfd's first page, mapped shared (`None` if it could not be: then `pread`).
+    byte: Option<Mapped>,
     /// The state when there is no memfd, or when reading it fails.
     local: AtomicBool,
+}
+
+/// One page of the switch's memfd mapped shared; its first byte is the state.
+#[derive(Debug)]
+struct Mapped(*mut libc::c_void);
+
+// SAFETY: the page is only accessed through `AtomicU8` (see `Mapped::state`).
+unsafe impl Send for Mapped {}
+// SAFETY: as above.
+unsafe impl Sync for Mapped {}
+
+const PAGE: usize = 4096;
+
+impl Mapped {
+    /// Map the first page of `file`, grown to hold the byte first (never shrunk: a process
+    /// that maps it past the end would fault).
+    fn new(file: &File) -> std::io::Result<Mapped> {
+        if file.metadata()?.len() < PAGE as u64 {
+            file.set_len(PAGE as u64)?;
+        }
+        // SAFETY: a new shared mapping of our memfd, at an address the kernel picks; the file
+        // is at least as long as the mapping.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Mapped(p))
+    }
+
+    fn state(&self) -> &AtomicU8 {
+        // SAFETY: the mapping is PAGE bytes, page-aligned, lives as long as `self`, and every
+        // process touches its first byte only atomically.
+        unsafe { &*self.0.cast::<AtomicU8>() }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping of PAGE bytes; no reference to it outlives `self`.
+        unsafe { libc::munmap(self.0, PAGE) };
+    }
 }
 
 impl Default for Virtualisation {
@@ -41,6 +94,7 @@ impl Virtualisation {
     pub fn private() -> Virtualisation {
         Virtualisation {
             shared: None,
+            byte: None,
             local: AtomicBool::new(true),
         }
     }
@@ -52,10 +106,7 @@ impl Virtualisation {
             c"lxcfs-virtualisation",
             nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
         ) {
-            Ok(fd) => Virtualisation {
-                shared: Some(File::from(fd)),
-                local: AtomicBool::new(true),
-            },
+            Ok(fd) => Virtualisation::over(File::from(fd)),
             Err(e) => {
                 tracing::warn!("memfd_create: {e}; the SIGUSR2 state will not survive a restart");
                 Virtualisation::private()
@@ -65,16 +116,27 @@ impl Virtualisation {
 
     /// The switch a predecessor or supervisor shares with us.
     pub fn adopt(file: File) -> Virtualisation {
-        let v = Virtualisation {
-            shared: Some(file),
-            local: AtomicBool::new(true),
-        };
+        let v = Virtualisation::over(file);
         v.local.store(v.is_on(), Ordering::Relaxed);
         v
     }
 
+    fn over(file: File) -> Virtualisation {
+        let byte = Mapped::new(&file)
+            .map_err(|e| tracing::debug!("the SIGUSR2 switch is read with pread: {e}"))
+            .ok();
+        Virtualisation {
+            shared: Some(file),
+            byte,
+            local: AtomicBool::new(true),
+        }
+    }
+
     /// True when files are virtualised (each container sees its own values).
     pub fn is_on(&self) -> bool {
+        if let Some(m) = &self.byte {
+            return m.state().load(Ordering::Relaxed) != OFF;
+        }
         if let Some(f) = &self.shared {
             let mut b = [0u8; 1];
             if let Ok(n) = f.read_at(&mut b, 0) {
@@ -87,6 +149,11 @@ impl Virtualisation {
     /// Switch on or off.
     pub fn set(&self, on: bool) {
         self.local.store(on, Ordering::Relaxed);
+        if let Some(m) = &self.byte {
+            m.state()
+                .store(if on { ON } else { OFF }, Ordering::Relaxed);
+            return;
+        }
         if let Some(f) = &self.shared {
             if let Err(e) = f.write_at(&[if on { ON } else { OFF }], 0) {
                 tracing::warn!("the SIGUSR2 state is this process's only: {e}");
@@ -141,5 +208,22 @@ mod tests {
         let p = Virtualisation::private();
         assert!(!p.toggle() && p.toggle());
         assert!(p.fd().is_none());
+    }
+
+    /// A holder that could not map the memfd (pread) and one that maps it agree.
+    #[test]
+    fn mapped_and_read_holders_agree() {
+        let a = Virtualisation::shared();
+        assert!(a.byte.is_some(), "memfds can be mapped");
+        let file = a.shared.as_ref().unwrap().try_clone().unwrap();
+        let b = Virtualisation {
+            shared: Some(file),
+            byte: None,
+            local: AtomicBool::new(true),
+        };
+        a.set(false);
+        assert!(!b.is_on(), "pread sees the mapped write");
+        b.set(true);
+        assert!(a.is_on(), "the mapping sees the pwrite");
     }
 }

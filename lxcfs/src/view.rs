@@ -60,9 +60,9 @@ impl Views {
         &self.virt
     }
 
-    fn view_of(&self, scope: Scope) -> FsResult<View> {
+    fn view_of(&self, scope: Scope, init_cgroup: Option<&std::fs::File>) -> FsResult<View> {
         if let Scope::Container { init } = scope {
-            let cgroups = inits::proc_cgroups(&self.ctx.opts.proc_root, init)?.prune_init_scope();
+            let cgroups = inits::proc_cgroups(&self.ctx.opts.proc_root, init, init_cgroup)?;
             return Ok(View { scope, cgroups });
         }
         let cgroups = ProcCgroups::read(&self.ctx.opts.proc_root, scope.pid())
@@ -74,7 +74,10 @@ impl Views {
                 }
             })?
             .prune_init_scope();
-        Ok(View { scope, cgroups })
+        Ok(View {
+            scope,
+            cgroups: Arc::new(cgroups),
+        })
     }
 
     /// The bytes of `file` as `caller` should see them.
@@ -83,9 +86,10 @@ impl Views {
             // Non-virtualisation mode (SIGUSR2): everyone gets the host's copy.
             return Ok(render::host::read(&self.ctx, file)?.into_bytes());
         }
-        let scope = self.resolver.resolve(caller.pid)?;
+        let resolved = self.resolver.resolve_held(caller.pid)?;
+        let scope = resolved.scope;
         let Scope::Container { init } = scope else {
-            return self.render_view(file, &self.view_of(scope)?);
+            return self.render_view(file, &self.view_of(scope, None)?);
         };
         if let Some(bytes) = self.recent.get(file, init) {
             return Ok(bytes.to_vec());
@@ -93,7 +97,15 @@ impl Views {
         // Taken before the init's cgroups are read: what bounds how stale a shared rendering
         // can be (see `recent`).
         let started = Instant::now();
-        let bytes = self.render_view(file, &self.view_of(scope)?)?;
+        // A cached container's cgroup files are read through descriptors its cache entry
+        // holds (`cgroups::kept`: checked once per rendering to still be the cgroup their
+        // path names, and closed when the container's init goes).
+        let bytes = match &resolved.held {
+            Some(held) => cgroups::kept::with(&held.cgroup_files, || {
+                self.render_view(file, &self.view_of(scope, held.proc_cgroup.as_ref())?)
+            })?,
+            None => self.render_view(file, &self.view_of(scope, None)?)?,
+        };
         self.recent.put(file, init, started, Arc::from(&bytes[..]));
         Ok(bytes)
     }

@@ -21,6 +21,10 @@ use crate::tree::VFile;
 
 /// At most this many descriptors per thread (the host files are about a dozen).
 const MAX_OPEN: usize = 32;
+/// The host files whose text is one record per CPU, disk, swap area or cache: a read shorter
+/// than asked for is not their end. Every other host file is one record (`single_open`, a
+/// sysfs attribute), read in one `pread`.
+const MULTI_RECORD: [&str; 4] = ["cpuinfo", "diskstats", "swaps", "slabinfo"];
 
 /// A path, and its descriptor when it is a procfs/sysfs file (`None`: read it afresh).
 type Entry = (PathBuf, Option<File>);
@@ -73,7 +77,11 @@ fn read_kept(path: &Path) -> Option<String> {
             }
         };
         let f = open[i].1.as_ref()?;
-        match pread_all(f) {
+        let single = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| !MULTI_RECORD.contains(&n));
+        match pread_all(f, single) {
             Some(text) => Some(text),
             None => {
                 open.swap_remove(i);
@@ -84,13 +92,17 @@ fn read_kept(path: &Path) -> Option<String> {
 }
 
 /// The whole file from offset 0, in one `pread` when it fits this thread's buffer.
-fn pread_all(f: &File) -> Option<String> {
-    pread_with(f, |b| std::str::from_utf8(b).ok().map(str::to_owned)).flatten()
+fn pread_all(f: &File, single: bool) -> Option<String> {
+    pread_with(f, single, |b| {
+        std::str::from_utf8(b).ok().map(str::to_owned)
+    })
+    .flatten()
 }
 
 /// `g` of the whole file read from offset 0 into this thread's buffer; `None` if a read
-/// failed.
-pub(crate) fn pread_with<R>(f: &File, g: impl FnOnce(&[u8]) -> R) -> Option<R> {
+/// failed. A `single`-record seq_file has ended when a read returns less than asked for (a
+/// multi-record one may stop short at a record that does not fit the kernel's page).
+pub(crate) fn pread_with<R>(f: &File, single: bool, g: impl FnOnce(&[u8]) -> R) -> Option<R> {
     cgroups::parse::with_read_buffer(|buf| {
         let mut len = 0;
         loop {
@@ -98,8 +110,13 @@ pub(crate) fn pread_with<R>(f: &File, g: impl FnOnce(&[u8]) -> R) -> Option<R> {
                 let grown = buf.len() * 2;
                 buf.resize(grown, 0);
             }
+            let want = buf.len() - len;
             match f.read_at(&mut buf[len..], len as u64) {
                 Ok(0) => break,
+                Ok(n) if single && n < want => {
+                    len += n;
+                    break;
+                }
                 Ok(n) => len += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => return None,

@@ -70,7 +70,7 @@ pub struct View {
     /// Host caller (own cgroups) or container (its init's cgroups).
     pub scope: Scope,
     /// The cgroups of `scope.pid()`, with a trailing `/init.scope` stripped.
-    pub cgroups: ProcCgroups,
+    pub cgroups: std::sync::Arc<ProcCgroups>,
 }
 
 impl View {

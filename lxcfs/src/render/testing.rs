@@ -155,7 +155,7 @@ impl Host {
         let cgroups = ProcCgroups::parse(std::path::Path::new("cgroup"), &text).unwrap();
         View {
             scope: Scope::Container { init: INIT },
-            cgroups,
+            cgroups: std::sync::Arc::new(cgroups),
         }
     }
 

@@ -1,15 +1,18 @@
 //! A container init's cgroups, read on every rendering (a moved init shows at once), parsed
 //! once per distinct text: each serving thread remembers the last texts of
-//! `/proc/<pid>/cgroup` it parsed and their [`ProcCgroups`], and reuses the parse when the
-//! text read now is byte-for-byte one of them (parsing was a tenth of a meminfo rendering).
+//! `/proc/<pid>/cgroup` it parsed and their [`ProcCgroups`] (`/init.scope` pruned, shared), and
+//! reuses the parse when the text read now is byte-for-byte one of them (parsing was a tenth
+//! of a meminfo rendering, and cloning the parse a score of allocations).
 //!
-//! No descriptor is kept: a kept `/proc/<pid>/cgroup` would outlive its container until the
-//! thread that opened it served again (and the daemon's descriptor count must go back down
-//! when containers go).
+//! The file is read from the descriptor the caller resolver's cache holds for a cached init
+//! (it goes when the init does), else opened by path for this one read: a descriptor kept
+//! here would outlive its container until the thread that opened it served again (and the
+//! daemon's descriptor count must go back down when containers go).
 
 use std::cell::RefCell;
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
 use cgroups::ProcCgroups;
 
@@ -20,40 +23,52 @@ use crate::render::host;
 const MAX_KEPT: usize = 16;
 
 thread_local! {
-    static PARSED: RefCell<Vec<(Vec<u8>, ProcCgroups)>> = const { RefCell::new(Vec::new()) };
+    static PARSED: RefCell<Vec<(Vec<u8>, Arc<ProcCgroups>)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The cgroups of process `pid`, as `ProcCgroups::read` gives them (ESRCH if it is gone).
-pub(super) fn proc_cgroups(proc_root: &Path, pid: u32) -> FsResult<ProcCgroups> {
+/// The cgroups of process `pid`, as `ProcCgroups::read` gives them with `/init.scope` pruned
+/// (ESRCH if it is gone), read from `held` (its `/proc/<pid>/cgroup`, open) if given.
+pub(super) fn proc_cgroups(
+    proc_root: &Path,
+    pid: u32,
+    held: Option<&File>,
+) -> FsResult<Arc<ProcCgroups>> {
     let path = proc_root.join(pid.to_string()).join("cgroup");
     let gone = || FsError::new(libc::ESRCH, format!("process {pid} is gone"));
-    let file = File::open(&path).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOENT) | Some(libc::ESRCH) => gone(),
-        _ => FsError::io(format!("read {}", path.display()), &e),
-    })?;
-    host::pread_with(&file, |text| {
+    let opened;
+    let file = match held {
+        Some(f) => f,
+        None => {
+            opened = File::open(&path).map_err(|e| match e.raw_os_error() {
+                Some(libc::ENOENT) | Some(libc::ESRCH) => gone(),
+                _ => FsError::io(format!("read {}", path.display()), &e),
+            })?;
+            &opened
+        }
+    };
+    host::pread_with(file, true, |text| {
         PARSED.with(|memo| {
             let Ok(mut memo) = memo.try_borrow_mut() else {
                 return parse(&path, text);
             };
             if let Some((_, parsed)) = memo.iter().find(|(t, _)| t.as_slice() == text) {
-                return Ok(parsed.clone());
+                return Ok(Arc::clone(parsed));
             }
             let parsed = parse(&path, text)?;
             if memo.len() >= MAX_KEPT {
                 memo.remove(0);
             }
-            memo.push((text.to_vec(), parsed.clone()));
+            memo.push((text.to_vec(), Arc::clone(&parsed)));
             Ok(parsed)
         })
     })
     .ok_or_else(gone)?
 }
 
-fn parse(path: &Path, text: &[u8]) -> FsResult<ProcCgroups> {
+fn parse(path: &Path, text: &[u8]) -> FsResult<Arc<ProcCgroups>> {
     let text = std::str::from_utf8(text)
         .map_err(|_| FsError::new(libc::EIO, format!("{}: not UTF-8", path.display())))?;
-    Ok(ProcCgroups::parse(path, text)?)
+    Ok(Arc::new(ProcCgroups::parse(path, text)?.prune_init_scope()))
 }
 
 #[cfg(test)]
@@ -67,17 +82,23 @@ mod tests {
         std::fs::create_dir(dir.path().join("7")).unwrap();
         let file = dir.path().join("7/cgroup");
         std::fs::write(&file, "4:memory:/a\n0::/a\n").unwrap();
-        let a = proc_cgroups(dir.path(), 7).unwrap();
+        let a = proc_cgroups(dir.path(), 7, None).unwrap();
         assert_eq!(a.v1_path("memory"), Some("/a"));
-        assert_eq!(proc_cgroups(dir.path(), 7).unwrap(), a, "remembered");
+        assert_eq!(proc_cgroups(dir.path(), 7, None).unwrap(), a, "remembered");
         std::fs::write(&file, "4:memory:/b\n0::/b\n").unwrap();
-        let b = proc_cgroups(dir.path(), 7).unwrap();
+        let b = proc_cgroups(dir.path(), 7, None).unwrap();
         assert_eq!(
             b.v1_path("memory"),
             Some("/b"),
             "moved: the new text is parsed"
         );
-        assert_eq!(b, ProcCgroups::read(dir.path(), 7).unwrap());
-        assert_eq!(proc_cgroups(dir.path(), 8).unwrap_err().errno, libc::ESRCH);
+        assert_eq!(
+            *b,
+            ProcCgroups::read(dir.path(), 7).unwrap().prune_init_scope()
+        );
+        assert_eq!(
+            proc_cgroups(dir.path(), 8, None).unwrap_err().errno,
+            libc::ESRCH
+        );
     }
 }
