@@ -17,25 +17,95 @@ use crate::parse;
 /// anything this large is treated as unlimited.
 const V1_UNLIMITED: u64 = 1 << 62;
 
-/// `memory.stat`, exact keys.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The `memory.stat` keys read: v1's hierarchical `total_…` names and limits, and v2's.
+const KEYS: [&str; 34] = [
+    "total_cache",
+    "total_active_anon",
+    "total_inactive_anon",
+    "total_active_file",
+    "total_inactive_file",
+    "total_unevictable",
+    "total_shmem",
+    "total_mapped_file",
+    "total_dirty",
+    "total_writeback",
+    "total_rss_huge",
+    "total_swapcached",
+    "hierarchical_memory_limit",
+    "hierarchical_memsw_limit",
+    "file",
+    "active_anon",
+    "inactive_anon",
+    "active_file",
+    "inactive_file",
+    "unevictable",
+    "shmem",
+    "file_mapped",
+    "file_dirty",
+    "file_writeback",
+    "anon_thp",
+    "shmem_thp",
+    "slab_reclaimable",
+    "slab_unreclaimable",
+    "kernel_stack",
+    "pagetables",
+    "swapcached",
+    "zswap",
+    "zswapped",
+    "anon",
+];
+
+/// `memory.stat`, exact keys: the values of [`KEYS`], picked out in one pass over the text
+/// (it is parsed on every meminfo rendering: a map of every line's key cost an allocation and
+/// a hash per line, a tenth of a rendering). Every line must still be `key value`; a key of
+/// [`KEYS`] twice is an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemoryStat {
     version: Option<Version>,
-    map: parse::FlatKeyed,
+    values: [u64; KEYS.len()],
+    /// Bit `i`: `KEYS[i]` was present.
+    present: u64,
+}
+
+impl Default for MemoryStat {
+    fn default() -> MemoryStat {
+        MemoryStat {
+            version: None,
+            values: [0; KEYS.len()],
+            present: 0,
+        }
+    }
 }
 
 impl MemoryStat {
     /// Parse `memory.stat` text of the given version.
-    pub fn parse(version: Version, path: &std::path::Path, text: String) -> Result<MemoryStat> {
-        Ok(MemoryStat {
+    pub fn parse(version: Version, path: &std::path::Path, text: &str) -> Result<MemoryStat> {
+        let mut st = MemoryStat {
             version: Some(version),
-            map: parse::FlatKeyed::parse(path, text)?,
-        })
+            ..MemoryStat::default()
+        };
+        parse::flat_keyed_pairs(path, text, |n, key, val| {
+            // Not `KEYS.iter().position`: a `match` is a jump on the length first.
+            let Some(i) = key_index(key) else {
+                return Ok(());
+            };
+            if st.present & (1 << i) != 0 {
+                return Err(crate::Error::parse(
+                    path,
+                    format!("line {n}: duplicate key {key}"),
+                ));
+            }
+            st.values[i] = val;
+            st.present |= 1 << i;
+            Ok(())
+        })?;
+        Ok(st)
     }
 
-    /// Raw value of a key, exact match.
+    /// The value of `key`, one of the keys this reads (any other is `None`).
     pub fn get(&self, key: &str) -> Option<u64> {
-        self.map.get(key)
+        let i = key_index(key)?;
+        (self.present & (1 << i) != 0).then_some(self.values[i])
     }
 
     /// A hierarchical value under its v1 (`total_…`) or v2 name; 0 if absent.
@@ -122,6 +192,47 @@ impl MemoryStat {
     }
 }
 
+/// The index of `key` in [`KEYS`].
+fn key_index(key: &str) -> Option<usize> {
+    Some(match key {
+        "total_cache" => 0,
+        "total_active_anon" => 1,
+        "total_inactive_anon" => 2,
+        "total_active_file" => 3,
+        "total_inactive_file" => 4,
+        "total_unevictable" => 5,
+        "total_shmem" => 6,
+        "total_mapped_file" => 7,
+        "total_dirty" => 8,
+        "total_writeback" => 9,
+        "total_rss_huge" => 10,
+        "total_swapcached" => 11,
+        "hierarchical_memory_limit" => 12,
+        "hierarchical_memsw_limit" => 13,
+        "file" => 14,
+        "active_anon" => 15,
+        "inactive_anon" => 16,
+        "active_file" => 17,
+        "inactive_file" => 18,
+        "unevictable" => 19,
+        "shmem" => 20,
+        "file_mapped" => 21,
+        "file_dirty" => 22,
+        "file_writeback" => 23,
+        "anon_thp" => 24,
+        "shmem_thp" => 25,
+        "slab_reclaimable" => 26,
+        "slab_unreclaimable" => 27,
+        "kernel_stack" => 28,
+        "pagetables" => 29,
+        "swapcached" => 30,
+        "zswap" => 31,
+        "zswapped" => 32,
+        "anon" => 33,
+        _ => return None,
+    })
+}
+
 /// One consistent reading of a memory cgroup.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Memory {
@@ -160,7 +271,7 @@ fn v1_limit(v: u64) -> Option<u64> {
 
 fn read_v1(cg: &Cgroup, swap: bool) -> Result<Memory> {
     let stat_path = cg.file("memory.stat");
-    let stat = MemoryStat::parse(Version::V1, &stat_path, parse::read_to_string(&stat_path)?)?;
+    let stat = MemoryStat::parse(Version::V1, &stat_path, &parse::read_to_string(&stat_path)?)?;
     let usage = cg.read_u64("memory.usage_in_bytes")?;
     let limit = match stat.get("hierarchical_memory_limit") {
         Some(v) => v1_limit(v),
@@ -209,7 +320,7 @@ fn read_v1(cg: &Cgroup, swap: bool) -> Result<Memory> {
 
 fn read_v2(cg: &Cgroup, swap: bool) -> Result<Memory> {
     let stat_path = cg.file("memory.stat");
-    let stat = MemoryStat::parse(Version::V2, &stat_path, parse::read_to_string(&stat_path)?)?;
+    let stat = MemoryStat::parse(Version::V2, &stat_path, &parse::read_to_string(&stat_path)?)?;
     let usage = cg.read_u64("memory.current")?;
     let limit = min_over_ancestors(cg, |c| Ok(c.read_max_opt("memory.max")?.flatten()))?;
     let swap_usage = if swap {
@@ -248,6 +359,19 @@ pub fn min_over_ancestors(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_index_is_the_position_in_keys() {
+        for (i, k) in KEYS.iter().enumerate() {
+            assert_eq!(key_index(k), Some(i), "{k}");
+        }
+        assert_eq!(key_index("pgfault"), None);
+        let p = std::path::Path::new("memory.stat");
+        let st = MemoryStat::parse(Version::V2, p, "anon 1\npgfault 2\npgfault 3\n").unwrap();
+        assert_eq!((st.get("anon"), st.get("pgfault")), (Some(1), None));
+        assert!(MemoryStat::parse(Version::V2, p, "anon 1\nanon 2\n").is_err());
+        assert!(MemoryStat::parse(Version::V2, p, "anon x\n").is_err());
+    }
     use crate::fixture::Fixture;
 
     #[test]

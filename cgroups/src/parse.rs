@@ -113,24 +113,33 @@ fn duplicate(path: &Path, n: usize, key: &str) -> Error {
     Error::parse(path, format!("line {n}: duplicate key {key}"))
 }
 
-/// Every `key value` line of a flat keyed file, with its line number, to `f`. Lines are split
-/// on bytes (`str::lines` was a quarter of a memory.stat parse), as `str::lines` would: a
-/// trailing `\r` dropped, no empty last line; blank lines are skipped.
-fn flat_keyed_pairs(
-    path: &Path,
-    text: &str,
-    mut f: impl FnMut(usize, &str, u64) -> Result<()>,
-) -> Result<()> {
+/// The lines of `text` as `str::lines` gives them (a trailing `\r` dropped, no empty last
+/// line), found with `memchr`: the renderers walk procfs and cgroupfs text of tens of lines on
+/// every read, and a byte-at-a-time search was most of a `memory.stat` parse.
+pub fn lines(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = text;
-    let mut n = 0;
-    while !rest.is_empty() {
-        let (line, next) = match rest.as_bytes().iter().position(|b| *b == b'\n') {
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (line, next) = match memchr::memchr(b'\n', rest.as_bytes()) {
             Some(at) => (&rest[..at], &rest[at + 1..]),
             None => (rest, ""),
         };
         rest = next;
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        n += 1;
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    })
+}
+
+/// Every `key value` line of a flat keyed file, with its line number, to `f`; blank lines are
+/// skipped.
+pub(crate) fn flat_keyed_pairs(
+    path: &Path,
+    text: &str,
+    mut f: impl FnMut(usize, &str, u64) -> Result<()>,
+) -> Result<()> {
+    for (i, line) in lines(text).enumerate() {
+        let n = i + 1;
         // The kernel's own shape, `key value` with one space and a decimal value, by bytes;
         // anything else (tabs, spaces, junk) through the general path below.
         if let Some((key, val)) = key_space_number(line) {
@@ -159,7 +168,7 @@ fn flat_keyed_pairs(
 /// `u64`; `None` for any other shape (which the general path then judges).
 fn key_space_number(line: &str) -> Option<(&str, u64)> {
     let b = line.as_bytes();
-    let sp = b.iter().position(|&c| c == b' ')?;
+    let sp = memchr::memchr(b' ', b)?;
     let (key, digits) = (&b[..sp], &b[sp + 1..]);
     if key.is_empty() || digits.is_empty() || digits.len() > 19 {
         return None;
@@ -175,90 +184,6 @@ fn key_space_number(line: &str) -> Option<(&str, u64)> {
         v = v * 10 + u64::from(c - b'0');
     }
     Some((&line[..sp], v))
-}
-
-/// A flat keyed file kept as its text plus an index of its keys: what `memory.stat` is parsed
-/// into on every meminfo rendering. A map of owned keys cost one allocation and one free per
-/// line (~40 in v1, ~60 in v2: a tenth of a rendering); this is one `Vec` beside the text.
-/// Lookups scan the keys' hashes (the kernel's ~50 names, looked up ~20 times a rendering);
-/// the hash reads a key's first and last eight bytes, not each byte (FNV's multiply per byte
-/// was most of the parse), and a hash match is confirmed on the bytes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FlatKeyed {
-    text: String,
-    /// The keys' hashes, apart: the duplicate check and lookups scan them alone.
-    hashes: Vec<u64>,
-    /// Each key's start and length in `text`, and its value.
-    entries: Vec<(u32, u32, u64)>,
-}
-
-impl FlatKeyed {
-    /// Parse `text` as [`parse_flat_keyed`] does (same errors).
-    pub fn parse(path: &Path, text: String) -> Result<FlatKeyed> {
-        let lines = text.bytes().filter(|b| *b == b'\n').count() + 1;
-        let mut hashes: Vec<u64> = Vec::with_capacity(lines);
-        let mut entries: Vec<(u32, u32, u64)> = Vec::with_capacity(lines);
-        let base = text.as_ptr() as usize;
-        flat_keyed_pairs(path, &text, |n, key, val| {
-            let h = quick_hash(key.as_bytes());
-            let key_at = |i: usize| {
-                let (ks, kl, _) = entries[i];
-                text.get(ks as usize..(ks + kl) as usize)
-            };
-            if (0..hashes.len()).any(|i| hashes[i] == h && key_at(i) == Some(key)) {
-                return Err(duplicate(path, n, key));
-            }
-            let start = key.as_ptr() as usize - base;
-            let (Ok(start), Ok(len)) = (u32::try_from(start), u32::try_from(key.len())) else {
-                return Err(Error::parse(path, "file too large"));
-            };
-            hashes.push(h);
-            entries.push((start, len, val));
-            Ok(())
-        })?;
-        Ok(FlatKeyed {
-            text,
-            hashes,
-            entries,
-        })
-    }
-
-    /// The value of `key`, exact match.
-    pub fn get(&self, key: &str) -> Option<u64> {
-        let h = quick_hash(key.as_bytes());
-        (0..self.hashes.len())
-            .filter(|&i| self.hashes[i] == h)
-            .map(|i| self.entries[i])
-            .find(|&(ks, kl, _)| self.text.get(ks as usize..(ks + kl) as usize) == Some(key))
-            .map(|(.., v)| v)
-    }
-
-    /// Number of keys.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// True without keys.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-}
-
-/// A hash of a short key from its length and its first and last eight bytes (at most two
-/// loads and a multiply): not collision-resistant, only quick to tell keys apart.
-fn quick_hash(k: &[u8]) -> u64 {
-    let n = k.len();
-    let word = |b: &[u8]| {
-        let mut w = [0u8; 8];
-        w[..b.len()].copy_from_slice(b);
-        u64::from_le_bytes(w)
-    };
-    let (a, b) = if n >= 8 {
-        (word(&k[..8]), word(&k[n - 8..]))
-    } else {
-        (word(k), 0)
-    };
-    (a ^ b.rotate_left(29) ^ ((n as u64) << 56)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// Parse `MAJ:MIN` into a device number pair.
@@ -286,18 +211,18 @@ mod tests {
         assert!(parse_flat_keyed(p, "a -1\n").is_err());
         assert!(parse_flat_keyed(p, "a 1\na 2\n").is_err());
         assert!(parse_flat_keyed(p, "lonely\n").is_err());
-        let m = FlatKeyed::parse(p, "a 1\r\n\n  \nb 2".into()).unwrap();
-        assert_eq!((m.get("a"), m.get("b"), m.len()), (Some(1), Some(2), 2));
-        assert_eq!(m.get("c"), None);
+        let m = parse_flat_keyed(p, "a 1\r\n\n  \nb 2").unwrap();
+        assert_eq!((m.get("a"), m.get("b"), m.len()), (Some(&1), Some(&2), 2));
         let big = "k 18446744073709551615\nl 99999999999999999999\n";
         assert!(parse_flat_keyed(p, big).is_err(), "u64 overflow");
-        let m = FlatKeyed::parse(p, "k 18446744073709551615\nt\t7\n".into()).unwrap();
-        assert_eq!((m.get("k"), m.get("t")), (Some(u64::MAX), Some(7)));
-        let e = FlatKeyed::parse(p, "ab 1\nb 2\nab 3\n".into()).unwrap_err();
-        assert!(e.to_string().contains("line 3: duplicate key ab"), "{e}");
-        for bad in ["a 1 2\n", "a x\n", "a -1\n", "lonely\n"] {
-            assert!(FlatKeyed::parse(p, bad.into()).is_err(), "{bad:?}");
-        }
+        let text = "a\r\n\nb\nc";
+        assert_eq!(
+            lines(text).collect::<Vec<_>>(),
+            text.lines().collect::<Vec<_>>()
+        );
+        assert_eq!(lines("x\n").count(), 1);
+        let m = parse_flat_keyed(p, "k 18446744073709551615\nt\t7\n").unwrap();
+        assert_eq!((m["k"], m["t"]), (u64::MAX, 7));
         let e = parse_flat_keyed(p, "a 1\n\nb x\n").unwrap_err().to_string();
         assert!(e.contains("line 3: bad value \"x\" for b"), "{e}");
     }

@@ -161,18 +161,19 @@ pub fn patch_init(request: &[u8], reply: &mut [u8]) -> bool {
 
 /// A reply captured in memory instead of written to `/dev/fuse`: fuse-backend-rs's writer,
 /// made "buffered" from the start so that every byte of the reply lands in `out` (header
-/// first, then the arguments), contiguous. It still `write`s the finished reply to its fd on
-/// some paths (reads, errors): that fd is `/dev/null`.
-pub struct Capture {
-    null: File,
-}
+/// first, then the arguments), contiguous. On some paths (reads, errors) it then `write`s the
+/// finished reply to its descriptor: that descriptor is -1, so the write fails at once
+/// (`EBADF`, no file to look up — it was `/dev/null`, two writes a read) and the server's
+/// error for it is ignored: what counts is the reply in `out`, judged by its header.
+pub struct Capture;
+
+/// No descriptor: see [`Capture`].
+const NO_FD: RawFd = -1;
 
 impl Capture {
-    /// A capture writing its leftovers to `/dev/null`.
+    /// A capture.
     pub fn new() -> io::Result<Capture> {
-        Ok(Capture {
-            null: std::fs::OpenOptions::new().write(true).open("/dev/null")?,
-        })
+        Ok(Capture)
     }
 
     /// Serve `request` (in `/dev/fuse` form) with `server`; the reply goes to `out`. Returns
@@ -181,25 +182,26 @@ impl Capture {
         let unique = request.get(8..16).map(u64_le).unwrap_or(0);
         out[..OUT_HEADER].fill(0);
         let cap = out.len();
-        let r = Reader::<()>::from_fuse_buffer(FuseBuf::new(request))
-            .map_err(|e| e.to_string())
-            .and_then(|reader| {
-                let mut w = FuseDevWriter::<()>::new(self.null.as_raw_fd(), out)
-                    .map_err(|e| e.to_string())?;
-                // Splitting off an empty tail makes the writer buffer everything it is given.
-                let _tail = w.split_at(cap).map_err(|e| e.to_string())?;
-                server
-                    .handle_message(reader, Writer::from(w), None, None)
-                    .map_err(|e| e.to_string())
-            });
-        if let Err(e) = r {
-            tracing::debug!("fuse request (io_uring): {e}");
+        match Reader::<()>::from_fuse_buffer(FuseBuf::new(request)) {
+            Ok(reader) => match FuseDevWriter::<()>::new(NO_FD, out) {
+                Ok(mut w) => {
+                    // Splitting off an empty tail makes the writer buffer everything it is given.
+                    if w.split_at(cap).is_ok() {
+                        // Its error is the failed write to NO_FD, or a request the header
+                        // check below refuses.
+                        let _ = server.handle_message(reader, Writer::from(w), None, None);
+                    }
+                }
+                Err(e) => tracing::debug!("fuse request (io_uring): {e}"),
+            },
+            Err(e) => tracing::debug!("fuse request (io_uring): {e}"),
         }
         let len = u32_le(&out[0..4]) as usize;
         let valid = (OUT_HEADER..=cap).contains(&len) && u64_le(&out[8..16]) == unique;
         if valid {
             len
         } else {
+            tracing::debug!("fuse request {unique} (io_uring): no valid reply");
             0
         }
     }

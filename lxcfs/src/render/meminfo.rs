@@ -55,7 +55,7 @@ impl HostMem {
     /// As `host_value` for each key: the first line of that key whose value parses.
     fn parse(text: &str) -> HostMem {
         let mut h = HostMem::default();
-        for l in lines(text) {
+        for l in cgroups::parse::lines(text) {
             let Some(at) = l.bytes().position(|b| b == b':') else {
                 continue;
             };
@@ -173,7 +173,7 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
     let is_v2 = cg.version == cgroups::Version::V2;
 
     let mut out = String::with_capacity(host.len() + 64);
-    for line in lines(&host) {
+    for line in cgroups::parse::lines(&host) {
         // By bytes: `str::lines` and `split_once` (a char searcher per call) were 3 % of a
         // rendering for ~55 short lines.
         let key = line
@@ -230,22 +230,6 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
         }
     }
     Ok(out)
-}
-
-/// The lines of `text` as `str::lines` gives them (a trailing `\r` aside: procfs has none).
-fn lines(text: &str) -> impl Iterator<Item = &str> {
-    let mut rest = text;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let (line, next) = match rest.bytes().position(|b| b == b'\n') {
-            Some(at) => (&rest[..at], &rest[at + 1..]),
-            None => (rest, ""),
-        };
-        rest = next;
-        Some(line)
-    })
 }
 
 /// Render `/proc/swaps`: the header, and one `none … virtual` line when the container has
