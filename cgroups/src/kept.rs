@@ -91,6 +91,25 @@ impl std::fmt::Debug for Kept {
 struct Dirs {
     list: Vec<Dir>,
     tick: u64,
+    /// The hierarchies' mount points the directories are checked from (a few; never
+    /// dropped before the set).
+    roots: Vec<Root>,
+}
+
+/// A hierarchy's mount point, held `O_PATH`: a directory's path is checked by a walk from
+/// here (its components below the mount only: a walk from `/` through `sys`, `fs`, `cgroup`
+/// and the hierarchy took more than half as long again, and every reader shares those
+/// dentries).
+struct Root {
+    path: PathBuf,
+    dev: u64,
+    fd: OwnedFd,
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        TOTAL.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 struct Dir {
@@ -98,6 +117,10 @@ struct Dir {
     ino: u64,
     dev: u64,
     fd: OwnedFd,
+    /// The mount point it is checked from (an index into `Dirs::roots`), and its path from
+    /// there (`.` for the mount point itself, which no rename can move).
+    root: usize,
+    rel: CString,
     files: Vec<(OsString, Arc<File>)>,
     /// The epoch in which the path was last seen to name this directory.
     checked: u64,
@@ -177,7 +200,7 @@ impl Kept {
         dirs.tick += 1;
         let tick = dirs.tick;
         let d = match dirs.list.iter().position(|d| d.path == dir) {
-            Some(i) if still_named(&mut dirs.list[i], epoch) => i,
+            Some(i) if dirs.still_named(i, epoch) => i,
             Some(i) => {
                 dirs.list.swap_remove(i);
                 dirs.open_dir(dir, epoch)?
@@ -215,21 +238,65 @@ impl Kept {
     }
 }
 
-/// Does `d.path` still name `d`'s directory? Checked once per epoch.
-fn still_named(d: &mut Dir, epoch: u64) -> bool {
-    if d.checked == epoch {
-        return true;
-    }
-    match std::fs::metadata(&d.path) {
-        Ok(m) if m.ino() == d.ino && m.dev() == d.dev => {
-            d.checked = epoch;
-            true
-        }
-        _ => false,
-    }
-}
-
 impl Dirs {
+    /// Does directory `i`'s path still name it? Checked once per epoch.
+    fn still_named(&mut self, i: usize, epoch: u64) -> bool {
+        let d = &self.list[i];
+        if d.checked == epoch {
+            return true;
+        }
+        let named = d.rel.as_bytes() == b"."
+            || self.roots.get(d.root).is_some_and(|r| {
+                // SAFETY: all-zero is a valid `stat`.
+                let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                // SAFETY: `r.fd` is an open directory, `d.rel` NUL-terminated, `st` writable.
+                let rc = unsafe {
+                    libc::fstatat(
+                        r.fd.as_raw_fd(),
+                        d.rel.as_ptr(),
+                        &mut st,
+                        libc::AT_SYMLINK_NOFOLLOW,
+                    )
+                };
+                rc == 0 && st.st_ino == d.ino && st.st_dev == d.dev
+            });
+        if named {
+            self.list[i].checked = epoch;
+        }
+        named
+    }
+
+    /// The index of the mount point `dir` (on device `dev`) is below, held if it was not.
+    fn root_of(&mut self, dir: &Path, dev: u64) -> Option<usize> {
+        let mut root = dir;
+        while let Some(parent) = root.parent() {
+            match std::fs::symlink_metadata(parent) {
+                Ok(m) if m.dev() == dev => root = parent,
+                _ => break,
+            }
+        }
+        if let Some(i) = self
+            .roots
+            .iter()
+            .position(|r| r.path == root && r.dev == dev)
+        {
+            return Some(i);
+        }
+        if !take_slot() {
+            return None;
+        }
+        let Some((fd, _, root_dev)) = open_dir(root) else {
+            TOTAL.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        };
+        self.roots.push(Root {
+            path: root.to_path_buf(),
+            dev: root_dev,
+            fd,
+        });
+        (root_dev == dev).then_some(self.roots.len() - 1)
+    }
+
     /// Open and remember `dir` (evicting the least recently used directory when full); its
     /// index, or `None` if it is not kept.
     fn open_dir(&mut self, dir: &Path, epoch: u64) -> Option<usize> {
@@ -244,11 +311,27 @@ impl Dirs {
             TOTAL.fetch_sub(1, Ordering::Relaxed);
             return None;
         };
+        let placed = self.root_of(dir, dev).and_then(|root| {
+            let rel = dir.strip_prefix(&self.roots[root].path).ok()?;
+            let rel = if rel.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                rel
+            };
+            Some((root, CString::new(rel.as_os_str().as_bytes()).ok()?))
+        });
+        let Some((root, rel)) = placed else {
+            drop(fd);
+            TOTAL.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        };
         self.list.push(Dir {
             path: dir.to_path_buf(),
             ino,
             dev,
             fd,
+            root,
+            rel,
             files: Vec::new(),
             checked: epoch,
             used: self.tick,
@@ -353,7 +436,8 @@ mod tests {
         let uniq = format!("kept-{}", std::process::id());
         let a = parent.join(&uniq);
         let b = parent.join(format!("{uniq}-renamed"));
-        let _guard = Rmdirs(vec![a.clone(), b.clone()]);
+        let renamed_twice = parent.join(format!("{uniq}-again"));
+        let _guard = Rmdirs(vec![a.clone(), b.clone(), renamed_twice.clone()]);
         std::fs::create_dir(&a).unwrap();
         let file = "notify_on_release";
         let kept = Arc::new(Kept::new());
@@ -365,7 +449,11 @@ mod tests {
         );
         let before = total();
         assert_eq!(text(&a.join(file)).unwrap(), b"0\n");
-        assert_eq!(total(), before + 2, "the directory and its file");
+        assert_eq!(
+            total(),
+            before + 3,
+            "the mount point, the directory and its file"
+        );
         std::fs::write(a.join(file), "1").unwrap();
         assert_eq!(text(&a.join(file)).unwrap(), b"1\n", "regenerated");
 
@@ -375,6 +463,14 @@ mod tests {
         assert_eq!(text(&a.join(file)).unwrap(), b"0\n", "the new cgroup's");
         assert_eq!(text(&b.join(file)).unwrap(), b"1\n", "the renamed one's");
         assert_eq!(kept.dirs(), 2);
+        // Renamed away and back: the same directory under the same name again.
+        std::fs::rename(&b, &renamed_twice).unwrap();
+        assert!(
+            text(&b.join(file)).is_none(),
+            "gone from the path: falls back"
+        );
+        std::fs::rename(&renamed_twice, &b).unwrap();
+        assert_eq!(text(&b.join(file)).unwrap(), b"1\n");
 
         // Removed: not read through the old descriptor, and the path's error is reported.
         std::fs::remove_dir(&a).unwrap();
