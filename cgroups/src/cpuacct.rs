@@ -53,14 +53,16 @@ pub fn parse_usage_all(path: &std::path::Path, text: &str) -> Result<Vec<CpuTime
         if line.trim().is_empty() {
             continue;
         }
-        let f: Vec<&str> = line.split_ascii_whitespace().collect();
-        let nums: Option<Vec<u64>> = f.iter().map(|s| s.parse::<u64>().ok()).collect();
-        match (f.len(), nums) {
-            (3, Some(v)) => out.push(CpuTime {
-                cpu: v[0] as u32,
-                user_ns: v[1],
-                system_ns: v[2],
-            }),
+        // Three numbers, nothing more (no Vec per row: this runs on every /proc/stat read).
+        let mut f = line.split_ascii_whitespace().map(|s| s.parse::<u64>().ok());
+        match (f.next(), f.next(), f.next(), f.next()) {
+            (Some(Some(cpu)), Some(Some(user_ns)), Some(Some(system_ns)), None) => {
+                out.push(CpuTime {
+                    cpu: cpu as u32,
+                    user_ns,
+                    system_ns,
+                })
+            }
             _ => {
                 return Err(Error::parse(
                     path,

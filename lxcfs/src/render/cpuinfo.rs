@@ -105,9 +105,21 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
     let shown = vis.shown_set();
     let mut out = String::with_capacity(host.len());
     let mut next = 0u32;
-    for block in host.split("\n\n").filter(|b| !b.trim().is_empty()) {
-        let mut lines = block.trim_start_matches('\n').lines();
-        let Some(first) = lines.next() else { continue };
+    // Block by block (`memmem`, and each block's lines after the first copied at once: a
+    // search and a push per line were most of a rendering).
+    let finder = memchr::memmem::Finder::new("\n\n");
+    let mut rest: &str = &host;
+    while !rest.is_empty() {
+        let (block, after) = match finder.find(rest.as_bytes()) {
+            Some(at) => (&rest[..at], &rest[at + 2..]),
+            None => (rest, ""),
+        };
+        rest = after;
+        if block.trim().is_empty() {
+            continue;
+        }
+        let block = block.trim_start_matches('\n');
+        let (first, body) = block.split_once('\n').unwrap_or((block, ""));
         let n = first
             .strip_prefix("processor")
             .and_then(|r| r.split(':').nth(1))
@@ -115,19 +127,21 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
         match n {
             Some(n) if shown.contains(n) => {
                 let (label, _) = first.split_once(':').unwrap_or((first, ""));
-                out.push_str(&format!("{label}: {next}\n"));
+                out.push_str(label);
+                out.push_str(": ");
+                super::digits::push_u64(&mut out, u64::from(next), 0);
+                out.push('\n');
                 next += 1;
-                for l in lines {
-                    out.push_str(l);
+                let body = body.trim_end_matches('\n');
+                if !body.is_empty() {
+                    out.push_str(body);
                     out.push('\n');
                 }
                 out.push('\n');
             }
             Some(_) => {}
-            // Architectures whose blocks do not start with `processor` (s390x) keep their
-            // global blocks.
             None => {
-                out.push_str(block.trim_start_matches('\n'));
+                out.push_str(block);
                 out.push_str("\n\n");
             }
         }

@@ -12,16 +12,20 @@
 //! `user_usec`/`system_usec` are spread evenly over the visible CPUs — lxcfs shows the host's
 //! counters on v2 (issues #593, #628).
 
-use std::collections::BTreeMap;
-
 use cgroups::{cpuacct, Version};
 
 use super::{cpus, host, uptime, Ctx, View};
 use crate::error::{FsError, FsResult};
 use crate::tree::VFile;
 
-/// `user system` ticks per physical CPU.
-type Usage = BTreeMap<u32, (u64, u64)>;
+/// `user system` ticks per physical CPU, by CPU (a few entries: a sorted `Vec`, no tree).
+type Usage = Vec<(u32, (u64, u64))>;
+
+fn usage_of(u: &Usage, cpu: u32) -> Option<(u64, u64)> {
+    u.binary_search_by_key(&cpu, |(c, _)| *c)
+        .ok()
+        .map(|i| u[i].1)
+}
 
 fn ticks(ctx: &Ctx, ns: u64) -> u64 {
     (u128::from(ns) * u128::from(ctx.clk_tck) / 1_000_000_000) as u64
@@ -36,27 +40,33 @@ fn usage(ctx: &Ctx, view: &View, cpus: &cgroups::cpuset::CpuSet) -> FsResult<Opt
     match cg.version {
         Version::V1 => {
             for t in cpuacct::per_cpu(&cg)? {
-                out.insert(t.cpu, (ticks(ctx, t.user_ns), ticks(ctx, t.system_ns)));
+                out.push((t.cpu, (ticks(ctx, t.user_ns), ticks(ctx, t.system_ns))));
             }
         }
         Version::V2 => {
             let s = cpuacct::stat_v2(&cg)?;
             let n = cpus.len().max(1) as u64;
             for c in &cpus.0 {
-                out.insert(
+                out.push((
                     *c,
                     (
                         ticks(ctx, s.user_usec * 1000) / n,
                         ticks(ctx, s.system_usec * 1000) / n,
                     ),
-                );
+                ));
             }
         }
     }
+    // As the map it was: sorted by CPU, a CPU listed twice counted once (its last row).
+    out.reverse();
+    out.sort_by_key(|(c, _)| *c);
+    out.dedup_by_key(|(c, _)| *c);
     Ok(Some(out))
 }
 
-fn parse_cpu_line(line: &str) -> Option<(Option<u32>, Vec<u64>)> {
+/// A `cpuN` line's CPU and its first ten counters (missing ones 0; `None` for the `cpu` total,
+/// any other line, or a counter that is not a number).
+fn parse_cpu_line(line: &str) -> Option<(Option<u32>, [u64; 10])> {
     let mut f = line.split_ascii_whitespace();
     let name = f.next()?.strip_prefix("cpu")?;
     let id = if name.is_empty() {
@@ -64,8 +74,14 @@ fn parse_cpu_line(line: &str) -> Option<(Option<u32>, Vec<u64>)> {
     } else {
         Some(name.parse().ok()?)
     };
-    let vals: Option<Vec<u64>> = f.map(|v| v.parse().ok()).collect();
-    Some((id, vals?))
+    let mut vals = [0u64; 10];
+    for (i, v) in f.enumerate() {
+        let v = v.parse().ok()?;
+        if let Some(slot) = vals.get_mut(i) {
+            *slot = v;
+        }
+    }
+    Some((id, vals))
 }
 
 /// Append `name` and the ten counters, space-separated (written in place: a `String` per
@@ -86,36 +102,35 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
         return Ok(host);
     };
     let usage = usage(ctx, view, &vis.cpuset)?;
-    let mut rows: Vec<(String, [u64; 10])> = Vec::new();
+    // Rows by CPU number (the name is written from it).
+    let mut rows: Vec<(u32, [u64; 10])> = Vec::with_capacity(vis.cpuset.len());
     match (vis.exact, &usage) {
         (Some(exact), Some(usage)) => {
             let n = vis.shown.max(1) as u64;
-            let (user, system) = usage.values().fold((0, 0), |(u, s), (a, b)| (u + a, s + b));
+            let (user, system) = usage
+                .iter()
+                .fold((0, 0), |(u, s), (_, (a, b))| (u + a, s + b));
             let age = uptime::age_secs(ctx, view)?;
             let allowed = (age * exact / n as f64 * ctx.clk_tck as f64) as u64;
             for i in 0..n {
                 let (u, s) = (user / n, system / n);
                 rows.push((
-                    format!("cpu{i}"),
+                    i as u32,
                     [u, 0, s, allowed.saturating_sub(u + s), 0, 0, 0, 0, 0, 0],
                 ));
             }
         }
         _ => {
-            for l in host.lines() {
-                let Some((Some(id), vals)) = parse_cpu_line(l) else {
+            for l in cgroups::parse::lines(&host) {
+                let Some((Some(id), h)) = parse_cpu_line(l) else {
                     continue;
                 };
                 if !vis.cpuset.contains(id) {
                     continue;
                 }
-                let mut h = [0u64; 10];
-                for (d, s) in h.iter_mut().zip(&vals) {
-                    *d = *s;
-                }
                 let row = match &usage {
                     Some(u) => {
-                        let (cu, cs) = u.get(&id).copied().unwrap_or((0, 0));
+                        let (cu, cs) = usage_of(u, id).unwrap_or((0, 0));
                         let host_busy: u64 = h
                             .iter()
                             .enumerate()
@@ -128,7 +143,7 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
                     // No CPU accounting: the host's counters for the visible CPUs.
                     None => h,
                 };
-                rows.push((format!("cpu{id}"), row));
+                rows.push((id, row));
             }
         }
     }
@@ -146,10 +161,12 @@ pub fn render(ctx: &Ctx, view: &View) -> FsResult<String> {
     }
     let mut out = String::with_capacity(host.len());
     push_line(&mut out, "cpu ", &total);
-    for (name, r) in &rows {
-        push_line(&mut out, name, r);
+    for (id, r) in &rows {
+        out.push_str("cpu");
+        super::digits::push_u64(&mut out, u64::from(*id), 0);
+        push_line(&mut out, "", r);
     }
-    for l in host.lines().filter(|l| !l.starts_with("cpu")) {
+    for l in cgroups::parse::lines(&host).filter(|l| !l.starts_with("cpu")) {
         out.push_str(l);
         out.push('\n');
     }
