@@ -288,3 +288,34 @@ fn with_cache_ms_0_a_new_limit_and_a_move_show_on_the_next_read() {
     let totals: Vec<u64> = out.lines().map(|l| meminfo_kb(l, "MemTotal")).collect();
     assert_eq!(totals, [131072, 131072, 131072, 65536, 262144], "{out}");
 }
+
+/// The daemon reads a container's cgroup files through descriptors it holds; a descriptor
+/// follows its cgroup, a path does not. The container's cgroup renamed away, a new one made
+/// under its old name and the init moved into it: the next read is the new cgroup's, never
+/// the renamed one's through the old descriptor (`cgroups::kept` checks the path).
+#[test]
+fn a_cgroup_renamed_away_and_made_anew_under_its_name_is_read_anew() {
+    struct Rmdir(std::path::PathBuf);
+    impl Drop for Rmdir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let d = Daemon::ours(&["--cache-ms", "0"]);
+    let m = d.path().display().to_string();
+    let a = TestCgroup::new("renamed");
+    a.set("memory", "memory.limit_in_bytes", "134217728");
+    let old = a.dir("memory").to_path_buf();
+    let mut moved = old.clone().into_os_string();
+    moved.push("-moved");
+    let moved = Rmdir(moved.into());
+    let (old, new) = (old.display(), moved.0.display());
+    let script = format!(
+        "head -1 {m}/proc/meminfo; mv {old} {new}; head -1 {m}/proc/meminfo; \
+         mkdir {old}; echo 67108864 > {old}/memory.limit_in_bytes; echo 0 > {old}/cgroup.procs; \
+         head -1 {m}/proc/meminfo"
+    );
+    let out = stdout(&in_container(&a, &script));
+    let totals: Vec<u64> = out.lines().map(|l| meminfo_kb(l, "MemTotal")).collect();
+    assert_eq!(totals, [131072, 131072, 65536], "{out}");
+}
