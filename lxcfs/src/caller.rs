@@ -126,7 +126,6 @@ struct CachedInit {
     init: u32,
     pidfd: Pidfd,
     held: Arc<Held>,
-    last_used: Instant,
 }
 
 /// Maps callers to scopes, with the per-namespace cache.
@@ -189,9 +188,9 @@ impl CallerResolver {
         if ns == self.own_pidns {
             return Ok(plain(Scope::Host { pid }));
         }
-        if let Some(mut hit) = self.cache.get_mut(&ns) {
+        // A shared lock: two readers of one container must not queue on its entry.
+        if let Some(hit) = self.cache.get(&ns) {
             if hit.pidfd.alive() {
-                hit.last_used = Instant::now();
                 return Ok(Resolved {
                     scope: Scope::Container { init: hit.init },
                     held: Some(Arc::clone(&hit.held)),
@@ -238,7 +237,6 @@ impl CallerResolver {
                 init,
                 pidfd,
                 held: Arc::clone(&held),
-                last_used: Instant::now(),
             },
         );
         self.watch(ns);
