@@ -32,7 +32,7 @@ use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -174,7 +174,7 @@ pub(crate) fn read<R>(path: &Path, g: impl FnOnce(&[u8]) -> R) -> Option<R> {
         return None;
     }
     let (file, ino) = kept.file(dir, name, epoch)?;
-    match pread_record(&file, g) {
+    match crate::parse::pread_whole(&file, true, g) {
         Ok(r) => Some(r),
         Err(e) => {
             kept.forget(dir, ino, name, e.raw_os_error() == Some(libc::ENODEV));
@@ -392,32 +392,6 @@ fn open_beneath(dir: &OwnedFd, name: &OsStr) -> Option<File> {
     }
     // SAFETY: `raw` is a descriptor we just opened and own.
     Some(unsafe { File::from_raw_fd(raw) })
-}
-
-/// `g` of a single-record file's whole text, read from offset 0: a read shorter than asked
-/// for is its end.
-fn pread_record<R>(f: &File, g: impl FnOnce(&[u8]) -> R) -> std::io::Result<R> {
-    crate::parse::with_read_buffer(|buf| {
-        let mut len = 0;
-        loop {
-            if len == buf.len() {
-                let grown = buf.len() * 2;
-                buf.resize(grown, 0);
-            }
-            let want = buf.len() - len;
-            match f.read_at(&mut buf[len..], len as u64) {
-                Ok(n) => {
-                    len += n;
-                    if n < want {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(g(&buf[..len]))
-    })
 }
 
 #[cfg(test)]

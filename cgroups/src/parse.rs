@@ -68,6 +68,42 @@ pub fn with_read_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     })
 }
 
+/// `g` of the whole file read from offset 0 (`pread`, so a kept procfs/cgroupfs descriptor
+/// regenerates its text) into this thread's buffer. A `single`-record seq_file (every cgroup
+/// file but the per-process lists, `/proc/meminfo`, `/proc/stat`, …) has ended when a read
+/// returns less than asked for: one `pread` where it fits. A multi-record one (`/proc/cpuinfo`,
+/// `/proc/diskstats`) may stop short at a record that does not fit the kernel's page, so it is
+/// read until a read returns 0.
+pub fn pread_whole<R>(
+    f: &std::fs::File,
+    single: bool,
+    g: impl FnOnce(&[u8]) -> R,
+) -> std::io::Result<R> {
+    use std::os::unix::fs::FileExt;
+    with_read_buffer(|buf| {
+        let mut len = 0;
+        loop {
+            if len == buf.len() {
+                let grown = buf.len() * 2;
+                buf.resize(grown, 0);
+            }
+            let want = buf.len() - len;
+            match f.read_at(&mut buf[len..], len as u64) {
+                Ok(0) => break,
+                Ok(n) => {
+                    len += n;
+                    if single && n < want {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(g(&buf[..len]))
+    })
+}
+
 /// Parse a file holding one unsigned integer (surrounding whitespace allowed).
 pub fn parse_u64(path: &Path, text: &str) -> Result<u64> {
     let t = text.trim();

@@ -12,7 +12,6 @@
 
 use std::cell::RefCell;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::Ctx;
@@ -100,30 +99,9 @@ fn pread_all(f: &File, single: bool) -> Option<String> {
 }
 
 /// `g` of the whole file read from offset 0 into this thread's buffer; `None` if a read
-/// failed. A `single`-record seq_file has ended when a read returns less than asked for (a
-/// multi-record one may stop short at a record that does not fit the kernel's page).
+/// failed (`single`: see `cgroups::parse::pread_whole`).
 pub(crate) fn pread_with<R>(f: &File, single: bool, g: impl FnOnce(&[u8]) -> R) -> Option<R> {
-    cgroups::parse::with_read_buffer(|buf| {
-        let mut len = 0;
-        loop {
-            if len == buf.len() {
-                let grown = buf.len() * 2;
-                buf.resize(grown, 0);
-            }
-            let want = buf.len() - len;
-            match f.read_at(&mut buf[len..], len as u64) {
-                Ok(0) => break,
-                Ok(n) if single && n < want => {
-                    len += n;
-                    break;
-                }
-                Ok(n) => len += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return None,
-            }
-        }
-        Some(g(&buf[..len]))
-    })
+    cgroups::parse::pread_whole(f, single, g).ok()
 }
 
 #[cfg(test)]
