@@ -2,7 +2,7 @@
 //! cgroups on every request (lxcfs renders `/proc/meminfo` from `memory.stat` and
 //! `memory.usage_in_bytes` on every read with `--cache-ms 0`: their `open` and `close` were a
 //! fifth of the daemon's CPU time). A [`Kept`] set holds one container's files; while a thread
-//! runs [`with`] a set, [`crate::parse::read_to_string`] reads a cgroupfs file through the
+//! runs [`with`] a set, `parse::read_to_string` reads a cgroupfs file through the
 //! set's descriptor of it, with `pread` from offset 0 (a kernfs seq_file regenerates its text
 //! on a read at 0, under its own lock, so threads may share the descriptor).
 //!
@@ -163,10 +163,14 @@ fn take_slot() -> bool {
         .is_ok()
 }
 
-/// `g` of the whole text of `path` read through the current set's descriptor; `None` when
-/// it is not kept (no set, not cgroupfs, a per-process file, out of slots) or the read
-/// failed: the caller then reads the path afresh and reports its error.
-pub(crate) fn read<R>(path: &Path, g: impl FnOnce(&[u8]) -> R) -> Option<R> {
+/// What `read_file` makes of the current set's descriptor of `path` (a single-record file:
+/// the reader may stop at a short read); `None` when it is not kept (no set, not cgroupfs, a
+/// per-process file, out of slots) or the read failed: the caller then reads the path afresh
+/// and reports its error.
+pub(crate) fn read<R>(
+    path: &Path,
+    read_file: impl FnOnce(&File) -> std::io::Result<R>,
+) -> Option<R> {
     let (kept, epoch) = CURRENT.with(|c| c.borrow().clone())?;
     let name = path.file_name()?;
     let dir = path.parent()?;
@@ -174,7 +178,7 @@ pub(crate) fn read<R>(path: &Path, g: impl FnOnce(&[u8]) -> R) -> Option<R> {
         return None;
     }
     let (file, ino) = kept.file(dir, name, epoch)?;
-    match crate::parse::pread_whole(&file, true, g) {
+    match read_file(&file) {
         Ok(r) => Some(r),
         Err(e) => {
             kept.forget(dir, ino, name, e.raw_os_error() == Some(libc::ENODEV));
@@ -415,12 +419,15 @@ mod tests {
         std::fs::create_dir(&a).unwrap();
         let file = "notify_on_release";
         let kept = Arc::new(Kept::new());
-        let text = |p: &Path| with(&kept, || read(p, |b| b.to_vec()));
+        let pread = |f: &File| {
+            let mut b = vec![0u8; 4096];
+            let n = std::os::unix::fs::FileExt::read_at(f, &mut b, 0)?;
+            b.truncate(n);
+            Ok(b)
+        };
+        let text = |p: &Path| with(&kept, || read(p, pread));
 
-        assert!(
-            read(&a.join(file), |_| ()).is_none(),
-            "no set, nothing kept"
-        );
+        assert!(read(&a.join(file), pread).is_none(), "no set, nothing kept");
         let before = total();
         assert_eq!(text(&a.join(file)).unwrap(), b"0\n");
         assert_eq!(
@@ -446,11 +453,9 @@ mod tests {
         std::fs::rename(&renamed_twice, &b).unwrap();
         assert_eq!(text(&b.join(file)).unwrap(), b"1\n");
 
-        // Removed: not read through the old descriptor, and the path's error is reported.
+        // Removed: not read through the old descriptor (the caller reads the path: ENOENT).
         std::fs::remove_dir(&a).unwrap();
         assert!(text(&a.join(file)).is_none(), "a removed cgroup falls back");
-        let e = with(&kept, || crate::parse::read_to_string(&a.join(file)));
-        assert!(e.is_err());
         assert_eq!(kept.dirs(), 1);
         // Files of one record per process are never kept.
         assert!(text(&b.join("cgroup.procs")).is_none());

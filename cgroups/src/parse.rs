@@ -18,7 +18,10 @@ pub fn read_to_string(path: &Path) -> Result<String> {
         path: path.to_path_buf(),
         source,
     };
-    if let Some(Ok(text)) = crate::kept::read(path, |b| std::str::from_utf8(b).map(str::to_owned)) {
+    let kept = crate::kept::read(path, |f| {
+        pread_whole(f, true, |b| std::str::from_utf8(b).map(str::to_owned))
+    });
+    if let Some(Ok(text)) = kept {
         return Ok(text);
     }
     let mut f = std::fs::File::open(path).map_err(io)?;
