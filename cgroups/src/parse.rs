@@ -13,7 +13,6 @@ use crate::error::{Error, Result};
 /// `std::fs::read_to_string` first `statx`es the file and, seeing size 0 (procfs, cgroupfs),
 /// probes with small reads, several syscalls per file on the hot path of every FUSE read.
 pub fn read_to_string(path: &Path) -> Result<String> {
-    use std::io::Read;
     let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -24,26 +23,12 @@ pub fn read_to_string(path: &Path) -> Result<String> {
     if let Some(Ok(text)) = kept {
         return Ok(text);
     }
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    with_read_buffer(|buf| {
-        // Not `read_to_end`: it also `statx`es and `lseek`s the file to guess its size.
-        let mut len = 0;
-        loop {
-            if len == buf.len() {
-                let grown = buf.len() * 2;
-                buf.resize(grown, 0);
-            }
-            match f.read(&mut buf[len..]) {
-                Ok(0) => break,
-                Ok(n) => len += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io(e)),
-            }
-        }
-        std::str::from_utf8(&buf[..len])
-            .map(str::to_owned)
-            .map_err(|_| Error::parse(path, "not UTF-8"))
-    })
+    // Read until a read returns 0 (not `read_to_end`: it also `statx`es and `lseek`s the
+    // file to guess its size).
+    let f = std::fs::File::open(path).map_err(io)?;
+    pread_whole(&f, false, |b| std::str::from_utf8(b).map(str::to_owned))
+        .map_err(io)?
+        .map_err(|_| Error::parse(path, "not UTF-8"))
 }
 
 /// Run `f` with this thread's read buffer (zero-filled, at least 4 KiB; it keeps the largest
