@@ -17,8 +17,10 @@ use e2e::lxr::{subuid_base, user_dir, Cleanup, Lxr, World};
 
 /// lxcfs on a mount point the container's root may traverse.
 struct Lxcfs {
-    _dir: tempfile::TempDir,
+    // Fields drop in this order: the daemon unmounts before its directory is removed (the
+    // other way round, the removal met the mount and left the directory behind in /tmp).
     _daemon: e2e::Daemon,
+    _dir: tempfile::TempDir,
     mnt: PathBuf,
 }
 
@@ -29,8 +31,8 @@ fn lxcfs() -> Lxcfs {
     std::fs::set_permissions(&mnt, std::fs::Permissions::from_mode(0o755)).unwrap();
     let daemon = e2e::Daemon::ours_at(&mnt, &[]);
     Lxcfs {
-        _dir: dir,
         _daemon: daemon,
+        _dir: dir,
         mnt,
     }
 }
