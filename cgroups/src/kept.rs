@@ -407,6 +407,7 @@ mod tests {
     /// where no writable cgroupfs is mounted.
     #[test]
     fn kept_files_follow_the_path_not_the_descriptor() {
+        let _serial = serial();
         let Some(parent) = own_cgroup_dir() else {
             eprintln!("no writable cgroupfs here: skipped");
             return;
@@ -462,6 +463,44 @@ mod tests {
         // The descriptors go with the set.
         drop(kept);
         assert_eq!(total(), before);
+    }
+
+    /// A container moving its init through more cgroups than a set keeps (root in a
+    /// delegated subtree can make as many as it likes): the set stays at [`MAX_DIRS`]
+    /// directories, and every descriptor goes with it.
+    #[test]
+    fn a_set_keeps_at_most_max_dirs_however_many_cgroups_are_read() {
+        let _serial = serial();
+        let Some(parent) = own_cgroup_dir() else {
+            eprintln!("no writable cgroupfs here: skipped");
+            return;
+        };
+        let dirs: Vec<PathBuf> = (0..MAX_DIRS + 8)
+            .map(|i| parent.join(format!("kept-many-{}-{i}", std::process::id())))
+            .collect();
+        let _guard = Rmdirs(dirs.clone());
+        let kept = Arc::new(Kept::new());
+        let before = total();
+        for d in &dirs {
+            std::fs::create_dir(d).unwrap();
+            let read = with(&kept, || {
+                read(&d.join("notify_on_release"), |f| {
+                    let mut b = [0u8; 8];
+                    std::os::unix::fs::FileExt::read_at(f, &mut b, 0)
+                })
+            });
+            assert!(read.is_some(), "{}", d.display());
+            assert!(kept.dirs() <= MAX_DIRS);
+        }
+        assert_eq!(kept.dirs(), MAX_DIRS);
+        drop(kept);
+        assert_eq!(total(), before, "every descriptor closed with the set");
+    }
+
+    /// The tests count the process-wide descriptors: one at a time.
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        static SERIAL: Mutex<()> = Mutex::new(());
+        SERIAL.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     struct Rmdirs(Vec<PathBuf>);

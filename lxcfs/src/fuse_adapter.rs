@@ -849,11 +849,7 @@ fn serve(
     reply_size: usize,
     rings: Option<&Rings>,
 ) {
-    let capture = rings.and_then(|_| {
-        Capture::new()
-            .map_err(|e| tracing::warn!("io_uring: {e}; FUSE_INIT without it"))
-            .ok()
-    });
+    let capture = rings.map(|_| Capture);
     let mut mapped = journal.and_then(|j| {
         j.slot(slot)
             .map_err(|e| tracing::warn!("journal slot {slot}: {e}; serving without it"))

@@ -171,11 +171,6 @@ pub struct Capture;
 const NO_FD: RawFd = -1;
 
 impl Capture {
-    /// A capture.
-    pub fn new() -> io::Result<Capture> {
-        Ok(Capture)
-    }
-
     /// Serve `request` (in `/dev/fuse` form) with `server`; the reply goes to `out`. Returns
     /// the reply's length (from its out header), 0 if nothing valid was written.
     pub fn serve(&self, server: &Server<FuseFs>, request: &mut [u8], out: &mut [u8]) -> usize {
@@ -615,7 +610,7 @@ impl<'a> Queue<'a> {
             stop,
             iovecs,
             request: vec![0u8; IN_HEADER + OP_IN_LEN + PAYLOAD],
-            capture: Capture::new()?,
+            capture: Capture,
             live: 0,
             backlog: Vec::new(),
         })
