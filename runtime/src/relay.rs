@@ -205,9 +205,9 @@ impl Ends {
     }
 
     /// In lxr: copy between the user's stdio and the command until the command (`child`, a
-    /// pidfd) exits, then what it left in the pipe or pty. Signals lxr gets are passed on.
-    pub fn relay(self, child: &cgroups::process::Pidfd) -> Result<()> {
-        let signals = Signals::block(matches!(self, Ends::Pty { .. }))?;
+    /// pidfd) exits, then what it left in the pipe or pty. Signals lxr gets are passed on,
+    /// those that arrived since `signals` were blocked first.
+    pub fn relay(self, child: &cgroups::process::Pidfd, signals: &Signals) -> Result<()> {
         let user = (std::io::stdin(), std::io::stdout(), std::io::stderr());
         let (user_in, user_out, user_err) = (user.0.as_fd(), user.1.as_fd(), user.2.as_fd());
         match self {
@@ -223,7 +223,7 @@ impl Ends {
                     Flow::new(user_in, To::Fd(m), true, OnEof::SendEof),
                     Flow::new(m, To::Fd(user_out), false, OnEof::Nothing),
                 ];
-                run(&mut flows, child, &signals, Some(m))?;
+                run(&mut flows, child, signals, Some(m))?;
                 drop(flows);
                 drop(master);
             }
@@ -240,7 +240,7 @@ impl Ends {
                     Flow::new(stdout.as_fd(), To::Fd(user_out), false, OnEof::Nothing),
                     Flow::new(stderr.as_fd(), To::Fd(user_err), false, OnEof::Nothing),
                 ];
-                run(&mut flows, child, &signals, None)?;
+                run(&mut flows, child, signals, None)?;
             }
         }
         Ok(())
@@ -467,13 +467,19 @@ fn run(
 
 /// The relayed signals, blocked and read from a signalfd while the relay runs; unblocked again
 /// when dropped.
-struct Signals {
+/// The signals lxr passes on, blocked and waiting in a signalfd. lxr blocks them before it
+/// forks the helper: one that arrives while the command is being set up (a Ctrl-C, a
+/// `kill`) waits for the relay and reaches the command, instead of killing lxr and leaving
+/// the command running without it. Unblocked when dropped.
+pub struct Signals {
     fd: SignalFd,
     old: SigSet,
 }
 
 impl Signals {
-    fn block(winch: bool) -> Result<Signals> {
+    /// Blocks the forwarded signals, and `SIGWINCH` for a pty.
+    pub fn block(mode: Mode) -> Result<Signals> {
+        let winch = mode == Mode::Pty;
         let mut set = SigSet::empty();
         for s in FORWARDED {
             set.add(s);
@@ -494,6 +500,11 @@ impl Signals {
                 })
             }
         }
+    }
+
+    /// In a process forked after [`Signals::block`]: the mask lxr had before.
+    pub fn restore_in_child(&self) {
+        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old), None);
     }
 
     /// The signals that arrived.

@@ -496,6 +496,50 @@ fn the_users_terminal_never_reaches_a_container() {
         let st = child.wait().unwrap();
         assert_eq!(st.code(), Some(128 + libc::SIGTERM));
     });
+
+    // CI caught this as a flake: a SIGTERM between the command's fork and the relay killed
+    // lxr and left the command running with nobody relaying. The signal is sent the moment
+    // lxr's helper exists, while the command is being set up (the window was the whole setup).
+    h.case(
+        "a signal while the command is being set up reaches the command",
+        || {
+            let init = l.pid("tty1").unwrap();
+            let before = container_pids(init).len();
+            let mut child = l
+                .command(&["exec", "tty1", "--", "sleep", "30"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let end = Instant::now() + Duration::from_secs(10);
+            while children(child.id()).is_empty() && Instant::now() < end {
+                std::hint::spin_loop();
+            }
+            // SAFETY: signalling the lxr process this test started, by pid.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let st = child.wait().unwrap();
+            assert_eq!(st.code(), Some(128 + libc::SIGTERM));
+            wait_for("no command left", 5, || {
+                container_pids(init).len() == before
+            });
+        },
+    );
+}
+
+/// The children of `pid` (all its threads').
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------

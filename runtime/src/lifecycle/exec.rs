@@ -68,9 +68,11 @@ impl Containers {
             source: e,
         })?;
         let (chan, helper_end) = channel::pair()?;
+        let signals = relay::Signals::block(what.mode)?;
         // SAFETY: lxr is single-threaded here (documented); the helper _exits.
         let helper = match unsafe { fork() }.ctx(|| "fork".into())? {
             ForkResult::Child => {
+                signals.restore_in_child();
                 drop(chan);
                 let code = match helper(&init, name, what, &helper_end) {
                     Ok(()) => 0,
@@ -84,7 +86,7 @@ impl Containers {
             ForkResult::Parent { child } => child,
         };
         drop((helper_end, init));
-        let result = self.relay_for(name, &s, helper, what, &chan);
+        let result = self.relay_for(name, &s, helper, what, &chan, &signals);
         if result.is_err() {
             let _ = nix::sys::signal::kill(helper, nix::sys::signal::Signal::SIGKILL);
         }
@@ -100,6 +102,7 @@ impl Containers {
         helper: Pid,
         what: &Exec,
         chan: &End,
+        signals: &relay::Signals,
     ) -> Result<i32> {
         if !s.cgroup.cgroups.is_empty() {
             // Still the user's process: the daemon lets the user move it into the container.
@@ -123,7 +126,7 @@ impl Containers {
                         source: e,
                     })?;
                     chan.send(&Msg::Go)?;
-                    ends.relay(&command)?;
+                    ends.relay(&command, signals)?;
                 }
                 Some((Msg::Exited(code), _)) => return Ok(code),
                 Some((m, _)) => return Err(Error::Setup(format!("lxr exec's helper said {m:?}"))),
