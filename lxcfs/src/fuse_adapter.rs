@@ -717,7 +717,10 @@ impl HeldMount {
 
 /// Check the mount point is a directory. A dead FUSE mount on it (its daemon died and no one
 /// kept the connection: "transport endpoint is not connected") is unmounted first, as
-/// lxcfs's unit does with `fusermount -u` after a stop.
+/// lxcfs's unit does with `fusermount -u` after a stop. Right after a daemon over io_uring
+/// died, the probe gets `ECONNABORTED` instead: the kernel tears its rings down in a worker,
+/// so the connection is aborted only after the daemon is reaped, and the probe was queued
+/// before that (a restart at once, as a supervisor does, failed every time).
 pub fn prepare_mountpoint(mp: &Path) -> Result<(), StartError> {
     // statfs asks the filesystem itself; a stat could be answered from cached attributes.
     let probe = nix::sys::statfs::statfs(mp)
@@ -729,7 +732,7 @@ pub fn prepare_mountpoint(mp: &Path) -> Result<(), StartError> {
             "{} is not a directory",
             mp.display()
         ))),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTCONN | libc::ECONNABORTED)) => {
             tracing::warn!(
                 "{} is a dead FUSE mount (transport endpoint is not connected); unmounting it",
                 mp.display()

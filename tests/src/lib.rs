@@ -338,6 +338,15 @@ impl Daemon {
         None
     }
 
+    /// SIGKILL and reap at once, as a supervisor sees a crash.
+    pub fn kill_and_reap(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // A child we spawned, not yet reaped.
+            signal(c.id(), Signal::SIGKILL);
+            let _ = c.wait();
+        }
+    }
+
     /// SIGTERM and wait; returns the exit status.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let mut c = self.child.take()?;
