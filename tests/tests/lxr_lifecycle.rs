@@ -68,6 +68,13 @@ fn info_config_freeze_restart_reboot_halt() {
     let a = read().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(read().unwrap(), a, "the counter moved while frozen");
+    // An exec's helper would freeze on entering the cgroups and lxr would wait for ever.
+    let o = lxr.run(&["exec", "l1", "--", "true"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("l1 is frozen (lxr unfreeze l1)"),
+        "{o:?}"
+    );
     lxr.ok(&["unfreeze", "l1"]);
     wait_for("the counter to move again", 5, || read().unwrap_or(0) > a);
     // The console: what is typed reaches the init's console shell, its answer comes back.

@@ -63,6 +63,13 @@ impl Containers {
                 "{name} is not running (lxr start {name})"
             )));
         };
+        // Its helper would freeze on entering the cgroups, and lxr would wait for it forever
+        // (with the signals it passes on blocked, not even a Ctrl-C would end that).
+        if self.frozen(&s) {
+            return Err(Error::Usage(format!(
+                "{name} is frozen (lxr unfreeze {name})"
+            )));
+        }
         let init = cgroups::process::Pidfd::open(s.init_pid).map_err(|e| Error::Os {
             what: format!("open the init of {name}"),
             source: e,

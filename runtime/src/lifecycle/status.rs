@@ -56,8 +56,7 @@ impl Containers {
             usage.memory = get("memory", "memory.usage_in_bytes", "memory.current")
                 .and_then(|v| v.trim().parse().ok());
             // Frozen or not is the state `list` shows (FROZEN), so always read.
-            usage.frozen = get("freezer", "freezer.state", "cgroup.freeze")
-                .map(|f| matches!(f.trim(), "FROZEN" | "1"));
+            usage.frozen = self.freezer(s);
             if full {
                 usage.processes =
                     get("pids", "pids.current", "pids.current").and_then(|v| v.trim().parse().ok());
@@ -71,6 +70,19 @@ impl Containers {
             usage,
             ifaces,
         }
+    }
+
+    /// Whether the freezer holds the container (or is taking it: v1's `FREEZING`); `None`
+    /// without a freezer.
+    fn freezer(&self, s: &State) -> Option<bool> {
+        self.cgm
+            .get(&s.cgroup, "freezer", "freezer.state", "cgroup.freeze")
+            .map(|f| matches!(f.trim(), "FROZEN" | "FREEZING" | "1"))
+    }
+
+    /// Whether the container is frozen (no freezer: no).
+    pub(crate) fn frozen(&self, s: &State) -> bool {
+        self.freezer(s).unwrap_or(false)
     }
 
     /// An ephemeral container whose monitor was killed after its init ended: its stale state
