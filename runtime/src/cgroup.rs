@@ -58,10 +58,14 @@ pub fn transport() -> Transport {
 }
 
 fn rt() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Setup(format!("tokio: {e}")))
+    let build = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    // A throwaway first runtime: what it leaves open is tokio's, for the whole process.
+    crate::fds::process_wide(|| drop(build()));
+    build().map_err(|e| Error::Setup(format!("tokio: {e}")))
 }
 
 /// A connection to cgmanager with both proxies, driven by a private single-threaded runtime

@@ -79,9 +79,36 @@ pub fn cloexec_above_stdio_raw() {
     }
 }
 
-/// Close every descriptor above stdio except `keep`.
+/// Descriptors a library keeps open for the whole process, learnt by [`process_wide`].
+static PROCESS_WIDE: std::sync::OnceLock<Vec<RawFd>> = std::sync::OnceLock::new();
+
+/// Learn which descriptors `first_use` leaves open for good, the first time only: tokio's
+/// first runtime makes a socket pair for signals that every later runtime of the process
+/// needs. [`keep_only`] keeps them, or a forked monitor could never build a runtime again
+/// (`lxr restart` talked to cgmanager, then forked the monitor, whose runtime failed with
+/// EINVAL). Call it while single-threaded, as lxr is: the difference of two listings is
+/// exact only then.
+pub fn process_wide(first_use: impl FnOnce()) {
+    PROCESS_WIDE.get_or_init(|| {
+        let before = open_fds();
+        first_use();
+        open_fds()
+            .into_iter()
+            .filter(|fd| !before.contains(fd))
+            .collect()
+    });
+}
+
+/// Close every descriptor above stdio except `keep` (and the [`process_wide`] ones, which
+/// only a library of lxr's own opened, close-on-exec).
 pub fn keep_only(keep: &[RawFd]) {
-    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|fd| *fd > 2).collect();
+    let wide = PROCESS_WIDE.get().map_or(&[][..], Vec::as_slice);
+    let mut keep: Vec<RawFd> = keep
+        .iter()
+        .chain(wide)
+        .copied()
+        .filter(|fd| *fd > 2)
+        .collect();
     keep.sort_unstable();
     keep.dedup();
     let mut first: u32 = 3;
@@ -178,6 +205,36 @@ mod tests {
             ForkResult::Parent { child } => {
                 let st = waitpid(child, None).unwrap();
                 drop(leaked);
+                assert_eq!(st, WaitStatus::Exited(child, 0));
+            }
+        }
+    }
+
+    /// `lxr restart` talked to cgmanager (a tokio runtime) and then forked the monitor, whose
+    /// `keep_only` closed the socket pair tokio keeps for signals process-wide; the monitor's
+    /// own runtime then failed ("tokio: Invalid argument") and the container started without
+    /// its cgroups.
+    #[test]
+    fn a_runtime_works_in_a_child_that_closed_what_its_parent_runtime_opened() {
+        let rt = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        };
+        process_wide(|| drop(rt()));
+        let parent = rt().unwrap();
+        parent.block_on(async { tokio::task::yield_now().await });
+        drop(parent);
+        // SAFETY: the child only makes plain calls and _exits.
+        match unsafe { fork() }.unwrap() {
+            ForkResult::Child => {
+                keep_only(&[]);
+                let good = rt()
+                    .is_ok_and(|rt| rt.block_on(async { tokio::net::UnixStream::pair().is_ok() }));
+                crate::launch::exit_forked(if good { 0 } else { 1 })
+            }
+            ForkResult::Parent { child } => {
+                let st = waitpid(child, None).unwrap();
                 assert_eq!(st, WaitStatus::Exited(child, 0));
             }
         }

@@ -87,6 +87,8 @@ fn info_config_freeze_restart_reboot_halt() {
     lxr.ok(&["restart", "--force", "l1"]);
     let p2 = lxr.pid("l1").unwrap();
     assert_ne!(p2, pid);
+    let info = lxr.ok(&["info", "l1"]);
+    assert!(info.contains("Cgroup: delegated by cgmanager"), "{info}");
     // Reboot from inside: the container comes back with a new init.
     lxr.ok(&["exec", "l1", "--", "reboot"]);
     wait_for(
@@ -102,4 +104,44 @@ fn info_config_freeze_restart_reboot_halt() {
         !s.dir("memory", "lxrtest1/lxr/l1").exists()
     });
     lxr.ok(&["delete", "l1"]);
+}
+
+/// A frozen container's init cannot take its halt signal, and on cgroup v1 not even SIGKILL
+/// until it is thawed: `stop`, `stop --force`, `restart` and `delete --force` thaw it first.
+#[test]
+fn a_frozen_container_stops_restarts_and_is_deleted() {
+    let w = World::new("lxrfrozen");
+    let lxr = w.lxr(None);
+    let _cleanup = Cleanup(&lxr, vec!["f1"]);
+    lxr.ok(&["launch", "busybox", "f1"]);
+    let frozen = |what: &str| {
+        lxr.ok(&["freeze", "f1"]);
+        assert!(lxr.ok(&["info", "f1"]).contains("Frozen: yes"), "{what}");
+    };
+    frozen("stop");
+    let t = std::time::Instant::now();
+    lxr.ok(&["stop", "f1", "--timeout", "20"]);
+    assert!(lxr.pid("f1").is_none());
+    // The init halted by itself, well before the timeout's kill.
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    assert!(
+        lxr.ok(&["info", "f1"]).contains("Last exit: init halted"),
+        "{}",
+        lxr.ok(&["info", "f1"])
+    );
+    lxr.ok(&["start", "f1"]);
+    frozen("stop --force");
+    lxr.ok(&["stop", "--force", "f1"]);
+    assert!(lxr.pid("f1").is_none());
+    lxr.ok(&["start", "f1"]);
+    let p1 = lxr.pid("f1").unwrap();
+    frozen("restart");
+    lxr.ok(&["restart", "--force", "f1"]);
+    let p2 = lxr.pid("f1").unwrap();
+    assert_ne!(p1, p2);
+    let info = lxr.ok(&["info", "f1"]);
+    assert!(info.contains("Frozen: no"), "{info}");
+    frozen("delete --force");
+    lxr.ok(&["delete", "--force", "f1"]);
+    assert!(!w.scratch.dir("memory", "lxrtest1/lxr/f1").exists());
 }

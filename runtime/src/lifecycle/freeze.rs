@@ -17,12 +17,7 @@ impl Containers {
         let Some(s) = State::load(&self.paths.state(name))? else {
             return Err(Error::Usage(format!("{name} is not running")));
         };
-        let (v1, v2) = if frozen {
-            (("freezer.state", "FROZEN"), ("cgroup.freeze", "1"))
-        } else {
-            (("freezer.state", "THAWED"), ("cgroup.freeze", "0"))
-        };
-        if !self.cgm.set(&s.cgroup, "freezer", v1, v2)? {
+        if !self.set_freezer(&s, frozen)? {
             return Err(Error::Host(format!(
                 "{name} has no freezer cgroup ({}); ask the admin to delegate the freezer (v1) \
                  or cgroup2 hierarchy",
@@ -53,5 +48,26 @@ impl Containers {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Write the freezer's state; `false` if the container has no freezer.
+    fn set_freezer(&self, s: &State, frozen: bool) -> Result<bool> {
+        let (v1, v2) = if frozen {
+            (("freezer.state", "FROZEN"), ("cgroup.freeze", "1"))
+        } else {
+            (("freezer.state", "THAWED"), ("cgroup.freeze", "0"))
+        };
+        self.cgm.set(&s.cgroup, "freezer", v1, v2)
+    }
+
+    /// Thaw a container about to be stopped, if it is frozen: its init cannot take the halt
+    /// signal frozen, and on cgroup v1 not even SIGKILL (a stop waited out its timeout, then
+    /// failed with "did not stop" and left the container frozen).
+    pub(super) fn thaw_for_stop(&self, s: &State) -> Result<()> {
+        if self.frozen(s) {
+            tracing::debug!("thawing the frozen container to stop it");
+            self.set_freezer(s, false)?;
+        }
+        Ok(())
     }
 }

@@ -98,6 +98,7 @@ impl Containers {
             .monitor_alive()
             .then(|| cgroups::process::Pidfd::open(s.monitor_pid).ok())
             .flatten();
+        self.thaw_for_stop(&s)?;
         if !how.force {
             signal(s.init_pid, sig)?;
         }
