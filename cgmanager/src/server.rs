@@ -40,8 +40,24 @@ impl Socket {
             }
             std::fs::remove_file(path)?;
         }
-        let listener = UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+        // Bound and made 0666 under a temporary name, then renamed into place: the path
+        // appears only once it listens and lets everyone connect. A client at the daemon's
+        // start (a test, lxr at boot) got ECONNREFUSED between bind and listen, and a user
+        // EACCES before the chmod.
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let tmp = path.with_file_name(format!(
+            ".{}.{}",
+            name.as_deref().unwrap_or("socket"),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&tmp);
+        let listener = UnixListener::bind(&tmp)?;
+        let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666))
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = placed {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         Ok(Socket {
             listener,
             path: path.to_path_buf(),
@@ -103,4 +119,31 @@ pub async fn serve_bus(
         .build()
         .await?;
     Ok((conn, cache))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The path appears only once it listens, 0666: no temporary name is left beside it, and
+    /// the socket goes with the daemon.
+    #[tokio::test]
+    async fn the_socket_appears_listening_and_open_to_all_and_goes_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sock");
+        let s = Socket::bind(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o666);
+        std::os::unix::net::UnixStream::connect(&path).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["sock"]);
+        // A second daemon is refused while the first answers.
+        assert!(Socket::bind(&path).is_err());
+        drop(s);
+        assert!(!path.exists());
+    }
 }
