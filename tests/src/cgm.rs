@@ -493,7 +493,8 @@ impl PrivateBus {
             .spawn()
             .expect("start dbus-daemon");
         let t0 = Instant::now();
-        while !sock.exists() {
+        // Until it accepts: the socket file exists from its bind, before its listen.
+        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
             assert!(
                 t0.elapsed() < Duration::from_secs(10),
                 "dbus-daemon did not start"
