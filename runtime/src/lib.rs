@@ -21,6 +21,7 @@ pub mod cgroup;
 pub mod channel;
 pub mod cli;
 pub mod container;
+pub mod deferred;
 pub mod error;
 pub mod fds;
 pub mod idmap;

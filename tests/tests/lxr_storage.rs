@@ -575,3 +575,93 @@ fn delete_name_slash_snap_deletes_the_snapshot_only() {
     let o = lxr.run(&["delete", "ds1/nope"]);
     assert!(!o.status.success(), "{o:?}");
 }
+
+/// `lxr` (args) interrupted by SIGINT `after` its start, as a Ctrl-C or a `kill -INT` does.
+fn interrupted(lxr: &Lxr, args: &[&str], after: std::time::Duration) {
+    let mut child = lxr
+        .command(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(after);
+    // SAFETY: signalling the lxr process this test started, by pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    child.wait().unwrap();
+}
+
+/// `name` is either not there at all or a whole container: listed with its image, its files
+/// in place, and it starts and `sh -c cmd` prints `out`. Then it is deleted.
+fn whole_or_none(lxr: &Lxr, name: &str, (cmd, out): (&str, &str), what: &str) {
+    let dir = data(lxr).join("containers").join(name);
+    let list = lxr.ok(&["list", "--format", "csv"]);
+    let line = list.lines().find(|l| l.split(',').next() == Some(name));
+    if !dir.exists() {
+        assert!(line.is_none(), "{what}: listed without a directory: {list}");
+        return;
+    }
+    let line = line.unwrap_or_else(|| panic!("{what}: a directory but not listed: {list}"));
+    assert!(
+        line.contains("busybox"),
+        "{what}: listed without its image: {line}"
+    );
+    for f in ["config.yaml", "storage.json"] {
+        assert!(dir.join(f).is_file(), "{what}: no {f}");
+    }
+    if !line.contains("RUNNING") {
+        // (A start the interrupted launch's monitor carries on may be under way.)
+        let o = lxr.run(&["start", name]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.success() || err.contains("already running"),
+            "{what}: {err}"
+        );
+    }
+    assert_eq!(lxr.sh(name, cmd), out, "{what}");
+    lxr.ok(&["delete", "--force", name]);
+}
+
+/// A Ctrl-C can land at any moment of a `launch` or a `copy`: what is left is a whole container
+/// or none, never a half one (a config without a rootfs was listed with no image; half a copied
+/// rootfs looked whole), and a running source frozen for its copy is thawed again.
+#[test]
+fn interrupted_launches_and_copies_leave_a_whole_container_or_none() {
+    let w = World::new("lxrintr");
+    let lxr = w.lxr(None);
+    const LAUNCHED: [&str; 10] = ["i0", "i1", "i2", "i3", "i4", "i5", "i6", "i7", "i8", "i9"];
+    const COPIES: [&str; 10] = ["c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"];
+    let _cleanup = Cleanup(
+        &lxr,
+        [&LAUNCHED[..], &COPIES[..], &["src", "sweep"]].concat(),
+    );
+    let step = std::time::Duration::from_millis(25);
+    for (i, name) in (0u32..).zip(LAUNCHED) {
+        interrupted(&lxr, &["launch", "busybox", name], step * i);
+        let what = format!("launch interrupted after {:?}", step * i);
+        whole_or_none(&lxr, name, ("echo up", "up"), &what);
+    }
+    lxr.ok(&["launch", "busybox", "src"]);
+    lxr.sh("src", "echo kept > /root/f");
+    let state = w.scratch.dir("freezer", "lxrtest1/lxr/src/freezer.state");
+    for (i, name) in (0u32..).zip(COPIES) {
+        interrupted(&lxr, &["copy", "src", name], step * i);
+        let what = format!("copy interrupted after {:?}", step * i);
+        assert_eq!(
+            std::fs::read_to_string(&state).unwrap().trim(),
+            "THAWED",
+            "{what}: the source stayed frozen"
+        );
+        whole_or_none(&lxr, name, ("cat /root/f", "kept"), &what);
+    }
+    assert_eq!(lxr.sh("src", "cat /root/f"), "kept");
+    // What interrupted creates left in hiding goes with the next create.
+    lxr.ok(&["init", "busybox", "sweep"]);
+    let hidden: Vec<String> = std::fs::read_dir(data(&lxr).join("containers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
+}

@@ -43,20 +43,42 @@ impl Containers {
         };
         // A running source is frozen while its layer is read (see snapshot.rs).
         let running = snap.is_none() && State::load(&self.paths.state(src))?.is_some();
+        // Not killed while the source is frozen (see crate::deferred); a signal that came
+        // meanwhile ends lxr after the thaw, before the copy is renamed into place.
+        let held = running.then(crate::deferred::Deferred::hold);
         let thaw = if running {
             self.freeze_for(src)?
         } else {
             false
         };
         let maps = IdMaps::for_current_user()?;
-        std::fs::create_dir(&to).ctx(|| format!("create {}", to.display()))?;
-        let made = self.copy_into(&maps, src, snap, &from, dst, instance_only);
+        // Made under a hidden name, renamed into place once whole (see `partial_container`).
+        let partial = match self.partial_container(&maps, dst) {
+            Ok(p) => p,
+            Err(e) => {
+                if thaw {
+                    let _ = self.freeze(src, false);
+                }
+                return Err(e);
+            }
+        };
+        let copied = self.copy_into(&maps, src, snap, &from, &partial, instance_only);
         let thawed = if thaw {
             self.freeze(src, false)
         } else {
             Ok(())
         };
+        drop(held);
+        let made = copied
+            .and_then(|record| {
+                std::fs::rename(&partial, &to)
+                    .ctx(|| format!("rename into {}", to.display()))
+                    .map(|()| record)
+            })
+            .and_then(|record| self.fresh_identity(&record, dst));
         if made.is_err() {
+            let _ = crate::userns::remove_as_root(&maps, &partial);
+            let _ = std::fs::remove_dir_all(&partial);
             let _ = self.remove_tree(dst, &maps);
         }
         made.and(thawed)
@@ -68,18 +90,17 @@ impl Containers {
         src: &str,
         snap: Option<&str>,
         from: &std::path::Path,
-        dst: &str,
+        to: &std::path::Path,
         instance_only: bool,
-    ) -> Result<()> {
-        let to = self.paths.container(dst);
+    ) -> Result<Record> {
         let record = Record::load(from)?;
-        self.copy_layer(maps, &record, from, &to)?;
+        self.copy_layer(maps, &record, from, to)?;
         if record.backend == Backend::Overlay {
-            crate::storage::overlay::reset_work(maps, &to)?;
-            mkdir_root(maps, &to, "rootfs")?;
+            crate::storage::overlay::reset_work(maps, to)?;
+            mkdir_root(maps, to, "rootfs")?;
         }
         copy_file(&from.join("config.yaml"), &to.join("config.yaml"))?;
-        record.save(&to)?;
+        record.save(to)?;
         if snap.is_none() && !instance_only {
             let snaps = self.snapshot_list(src)?;
             if !snaps.is_empty() {
@@ -99,7 +120,7 @@ impl Containers {
                 }
             }
         }
-        self.fresh_identity(&record, dst)
+        Ok(record)
     }
 
     /// The copy's own name where the image put the old one: the image's create templates

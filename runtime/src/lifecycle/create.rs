@@ -2,6 +2,7 @@
 //! create then start under one lock.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use super::Containers;
 use crate::container::profile::DEFAULT;
@@ -42,6 +43,9 @@ fn image_ref(store: &Store, name: &str, source: &Source) -> Result<ImageRef> {
         }
     })
 }
+
+/// The prefix of a container being made (`containers/.partial-<name>`).
+const PARTIAL: &str = ".partial-";
 
 impl Containers {
     /// Create `name` from `image_name` without starting it (`lxr init`): settings `keys`
@@ -141,15 +145,55 @@ impl Containers {
             )));
         }
         let maps = IdMaps::for_current_user()?;
-        std::fs::create_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
+        let partial = self.partial_container(&maps, name)?;
         let result = (|| {
-            cfg.save(&dir.join("config.yaml"))?;
-            self.make_rootfs(&store, &source, &maps, &dir, name)
+            cfg.save(&partial.join("config.yaml"))?;
+            self.make_rootfs(&store, &source, &maps, &partial, name)?;
+            std::fs::rename(&partial, &dir).ctx(|| format!("rename into {}", dir.display()))
         })();
         if result.is_err() {
-            let _ = self.remove_tree(name, &maps);
+            let _ = remove_as_root(&maps, &partial);
+            let _ = std::fs::remove_dir_all(&partial);
         }
         result
+    }
+
+    /// A new, empty `containers/.partial-<name>`, where a new container is made before it is
+    /// renamed into place: a create or copy interrupted by Ctrl-C or a kill leaves no half
+    /// container behind (one with its config but half a rootfs looked whole to `list` and
+    /// `start`; one without a config was listed with no image). What interrupted creates left
+    /// is removed first, under the locks of their names. The caller holds `name`'s lock.
+    pub(super) fn partial_container(&self, maps: &IdMaps, name: &str) -> Result<PathBuf> {
+        let containers = self.paths.data.join("containers");
+        let stale = std::fs::read_dir(&containers)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| {
+                        let n = e.file_name().to_string_lossy().into_owned();
+                        n.strip_prefix(PARTIAL)
+                            .filter(|o| check_name(o).is_ok())
+                            .map(str::to_string)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        for other in stale {
+            // `name`'s own lock is ours; another name's, if its create still runs, is not.
+            let _held = if other == name {
+                None
+            } else {
+                match Lock::container_wait(&self.paths, &other, std::time::Duration::ZERO) {
+                    Ok(l) => Some(l),
+                    Err(_) => continue,
+                }
+            };
+            let path = containers.join(format!("{PARTIAL}{other}"));
+            remove_as_root(maps, &path)?;
+            let _ = std::fs::remove_dir_all(&path);
+        }
+        let partial = containers.join(format!("{PARTIAL}{name}"));
+        std::fs::create_dir(&partial).ctx(|| format!("create {}", partial.display()))?;
+        Ok(partial)
     }
 
     /// Remove a container's directory tree (its layers and snapshots belong to the container's

@@ -135,6 +135,8 @@ impl Containers {
             )));
         }
         let running = State::load(&self.paths.state(name))?.is_some();
+        // Not killed while the container is frozen (see crate::deferred).
+        let held = running.then(crate::deferred::Deferred::hold);
         let thaw = if running {
             self.freeze_for(name)?
         } else {
@@ -147,6 +149,7 @@ impl Containers {
         } else {
             Ok(())
         };
+        drop(held);
         made.and(thawed).map(|()| snap)
     }
 
