@@ -576,18 +576,21 @@ fn delete_name_slash_snap_deletes_the_snapshot_only() {
     assert!(!o.status.success(), "{o:?}");
 }
 
-/// `lxr` (args) interrupted by SIGINT `after` its start, as a Ctrl-C or a `kill -INT` does.
+/// `lxr` (args) interrupted `after` its start as a Ctrl-C does: SIGINT to its process group,
+/// the processes it forked included.
 fn interrupted(lxr: &Lxr, args: &[&str], after: std::time::Duration) {
+    use std::os::unix::process::CommandExt;
     let mut child = lxr
         .command(args)
+        .process_group(0)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     std::thread::sleep(after);
-    // SAFETY: signalling the lxr process this test started, by pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    // SAFETY: signalling the process group of the lxr this test started (its own group).
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
     child.wait().unwrap();
 }
 
@@ -622,11 +625,12 @@ fn whole_or_none(lxr: &Lxr, name: &str, (cmd, out): (&str, &str), what: &str) {
     lxr.ok(&["delete", "--force", name]);
 }
 
-/// A Ctrl-C can land at any moment of a `launch` or a `copy`: what is left is a whole container
-/// or none, never a half one (a config without a rootfs was listed with no image; half a copied
-/// rootfs looked whole), and a running source frozen for its copy is thawed again.
+/// A Ctrl-C can land at any moment of a `launch`, a `delete` or a `copy`: what is left is a
+/// whole container or none, never a half one (a config without a rootfs was listed with no
+/// image; half a copied rootfs looked whole), and a running source frozen for its copy is
+/// thawed again.
 #[test]
-fn interrupted_launches_and_copies_leave_a_whole_container_or_none() {
+fn interrupted_launches_deletes_and_copies_leave_a_whole_container_or_none() {
     let w = World::new("lxrintr");
     let lxr = w.lxr(None);
     const LAUNCHED: [&str; 10] = ["i0", "i1", "i2", "i3", "i4", "i5", "i6", "i7", "i8", "i9"];
@@ -639,6 +643,12 @@ fn interrupted_launches_and_copies_leave_a_whole_container_or_none() {
     for (i, name) in (0u32..).zip(LAUNCHED) {
         interrupted(&lxr, &["launch", "busybox", name], step * i);
         let what = format!("launch interrupted after {:?}", step * i);
+        whole_or_none(&lxr, name, ("echo up", "up"), &what);
+    }
+    for (i, name) in (0u32..).zip(LAUNCHED) {
+        lxr.ok(&["launch", "busybox", name]);
+        interrupted(&lxr, &["delete", "--force", name], step * i);
+        let what = format!("delete interrupted after {:?}", step * i);
         whole_or_none(&lxr, name, ("echo up", "up"), &what);
     }
     lxr.ok(&["launch", "busybox", "src"]);

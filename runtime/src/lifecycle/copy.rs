@@ -77,8 +77,7 @@ impl Containers {
             })
             .and_then(|record| self.fresh_identity(&record, dst));
         if made.is_err() {
-            let _ = crate::userns::remove_as_root(&maps, &partial);
-            let _ = std::fs::remove_dir_all(&partial);
+            // The partial copy, or the renamed one whose identity failed.
             let _ = self.remove_tree(dst, &maps);
         }
         made.and(thawed)

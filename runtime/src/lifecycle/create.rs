@@ -152,8 +152,7 @@ impl Containers {
             std::fs::rename(&partial, &dir).ctx(|| format!("rename into {}", dir.display()))
         })();
         if result.is_err() {
-            let _ = remove_as_root(&maps, &partial);
-            let _ = std::fs::remove_dir_all(&partial);
+            let _ = self.remove_tree(name, &maps);
         }
         result
     }
@@ -187,9 +186,7 @@ impl Containers {
                     Err(_) => continue,
                 }
             };
-            let path = containers.join(format!("{PARTIAL}{other}"));
-            remove_as_root(maps, &path)?;
-            let _ = std::fs::remove_dir_all(&path);
+            remove_all(maps, &containers.join(format!("{PARTIAL}{other}")))?;
         }
         let partial = containers.join(format!("{PARTIAL}{name}"));
         std::fs::create_dir(&partial).ctx(|| format!("create {}", partial.display()))?;
@@ -199,15 +196,36 @@ impl Containers {
     /// Remove a container's directory tree (its layers and snapshots belong to the container's
     /// root, some files of an overlay's to the user: removed from inside a namespace that maps
     /// both) and its runtime directory.
+    ///
+    /// The tree is first renamed out of sight (to the `.partial-<name>` a create would use, also
+    /// removed here if a failed create left it): a delete interrupted halfway leaves a hidden
+    /// directory the next create sweeps, not a container without its config.
     pub(super) fn remove_tree(&self, name: &str, maps: &IdMaps) -> Result<()> {
         let dir = self.paths.container(name);
-        remove_as_root(maps, &dir)?;
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {}
+        let gone = self
+            .paths
+            .data
+            .join("containers")
+            .join(format!("{PARTIAL}{name}"));
+        remove_all(maps, &gone)?;
+        match std::fs::rename(&dir, &gone) {
+            Ok(()) => remove_all(maps, &gone)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).ctx(|| format!("remove {}", dir.display())),
+            // Removed where it is, then.
+            Err(_) => remove_all(maps, &dir)?,
         }
         let _ = std::fs::remove_dir_all(self.paths.state(name));
         Ok(())
+    }
+}
+
+/// Remove `path` and everything below it (files of the container's root and of the user's).
+fn remove_all(maps: &IdMaps, path: &std::path::Path) -> Result<()> {
+    remove_as_root(maps, path)?;
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).ctx(|| format!("remove {}", path.display()))
+        }
+        _ => Ok(()),
     }
 }
