@@ -242,7 +242,16 @@ impl Containers {
         let _lock = Lock::container(&self.paths, name)?;
         self.existing(name)?;
         let d = self.snapshot_dir(name, snap)?;
-        remove_as_root(&IdMaps::for_current_user()?, &d)
+        let maps = IdMaps::for_current_user()?;
+        // Out of sight first, as a container's delete: an interrupted removal leaves a hidden
+        // directory (gone with the next snapshot of that name, or the container), not half a
+        // snapshot that lists and restores.
+        let gone = d.with_file_name(format!(".partial-{snap}"));
+        remove_as_root(&maps, &gone)?;
+        match std::fs::rename(&d, &gone) {
+            Ok(()) => remove_as_root(&maps, &gone),
+            Err(_) => remove_as_root(&maps, &d),
+        }
     }
 
     /// Rename snapshot `snap` of `name` to `new`.
