@@ -482,13 +482,16 @@ fn the_users_terminal_never_reaches_a_container() {
         assert!(child.wait().unwrap().success());
     });
 
-    h.case("signals to lxr exec reach the command", || {
-        let mut child = l
-            .command(&["exec", "tty1", "--", "sleep", "30"])
+    // `lxr exec tty1 -- sleep 30`, its stdin nothing.
+    let sleeper = || {
+        l.command(&["exec", "tty1", "--", "sleep", "30"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
-            .unwrap();
+            .unwrap()
+    };
+    h.case("signals to lxr exec reach the command", || {
+        let mut child = sleeper();
         let init = l.pid("tty1").unwrap();
         wait_for("sleep", 5, || container_pids(init).len() >= 3);
         // SAFETY: signalling the lxr process this test started, by pid.
@@ -505,12 +508,7 @@ fn the_users_terminal_never_reaches_a_container() {
         || {
             let init = l.pid("tty1").unwrap();
             let before = container_pids(init).len();
-            let mut child = l
-                .command(&["exec", "tty1", "--", "sleep", "30"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
+            let mut child = sleeper();
             let end = Instant::now() + Duration::from_secs(10);
             while children(child.id()).is_empty() && Instant::now() < end {
                 std::hint::spin_loop();
