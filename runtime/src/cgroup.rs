@@ -270,6 +270,33 @@ fn v2_dir(path: &str) -> Option<std::path::PathBuf> {
     Some(v2.mount_point.join(path.trim_start_matches('/')))
 }
 
+/// Whether the freezer holds the cgroups of `p`, read where this process sees them (the state
+/// files are anyone's to read) with the hierarchy [`Cgm::get`] would ask, so that a stop does
+/// not need cgmanager for a container that is not frozen. `None` where it cannot tell here.
+pub fn frozen_here(p: &Placement) -> Option<bool> {
+    let layout = cgroups::layout::Layout::detect(std::path::Path::new("/proc")).ok()?;
+    for (h, path) in &p.cgroups {
+        let (hierarchy, file) = if h == "unified" {
+            (layout.unified()?, "cgroup.freeze")
+        } else if h.split(',').any(|c| c == "freezer") {
+            (layout.hierarchy_for("freezer")?, "freezer.state")
+        } else {
+            continue;
+        };
+        if hierarchy.mount_root != "/" {
+            return None;
+        }
+        let dir = hierarchy.mount_point.join(path.trim_start_matches('/'));
+        match std::fs::read_to_string(dir.join(file)) {
+            Ok(v) => return Some(matches!(v.trim(), "FROZEN" | "FREEZING" | "1")),
+            // A cgroup2 cgroup without the file (the root): the next hierarchy, as `get`.
+            Err(_) if h == "unified" => continue,
+            Err(_) => return None,
+        }
+    }
+    Some(false)
+}
+
 /// The cgroup2 controllers a container gets: its limits', and what an init such as systemd
 /// hands on to its own units.
 const V2_CONTROLLERS: &[&str] = &["cpuset", "cpu", "io", "memory", "pids"];

@@ -64,7 +64,8 @@ impl Containers {
     /// signal frozen, and on cgroup v1 not even SIGKILL (a stop waited out its timeout, then
     /// failed with "did not stop" and left the container frozen).
     pub(super) fn thaw_for_stop(&self, s: &State) -> Result<()> {
-        if self.frozen(s) {
+        let frozen = crate::cgroup::frozen_here(&s.cgroup).unwrap_or_else(|| self.frozen(s));
+        if frozen {
             tracing::debug!("thawing the frozen container to stop it");
             self.set_freezer(s, false)?;
         }
