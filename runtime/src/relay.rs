@@ -465,8 +465,6 @@ fn run(
     }
 }
 
-/// The relayed signals, blocked and read from a signalfd while the relay runs; unblocked again
-/// when dropped.
 /// The signals lxr passes on, blocked and waiting in a signalfd. lxr blocks them before it
 /// forks the helper: one that arrives while the command is being set up (a Ctrl-C, a
 /// `kill`) waits for the relay and reaches the command, instead of killing lxr and leaving
