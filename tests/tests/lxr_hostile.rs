@@ -522,6 +522,34 @@ fn the_users_terminal_never_reaches_a_container() {
             });
         },
     );
+
+    h.case("a command dies with its helper", || {
+        a_command_dies_with_its_helper(l, "tty1")
+    });
+}
+
+/// The command of an `lxr exec` whose helper dies (lxr kills it when its relay fails) dies
+/// with it, instead of running on in the container with nobody relaying.
+fn a_command_dies_with_its_helper(l: &e2e::lxr::Lxr, name: &str) {
+    let init = l.pid(name).unwrap();
+    let before = container_pids(init).len();
+    let mut child = l
+        .command(&["exec", name, "--", "sleep", "30"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the command", 5, || container_pids(init).len() > before);
+    let helpers = children(child.id());
+    assert_eq!(helpers.len(), 1, "{helpers:?}");
+    // SAFETY: killing the helper of the lxr process this test started, by pid.
+    unsafe { libc::kill(helpers[0] as i32, libc::SIGKILL) };
+    wait_for("the command to die with its helper", 5, || {
+        container_pids(init).len() == before
+    });
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// The children of `pid` (all its threads').

@@ -186,6 +186,7 @@ fn helper(init: &cgroups::process::Pidfd, name: &str, a: &Exec, chan: &End) -> R
             // gives up.
             if let Err(e) = crate::launch::seccomp::install()
                 .and_then(|()| become_user(a))
+                .and_then(|()| die_with_the_helper())
                 .and_then(|()| enter_cwd(a, &home))
                 .and_then(|()| crate::launch::before_exec())
             {
@@ -314,6 +315,21 @@ fn become_user(a: &Exec) -> Result<()> {
     nix::unistd::setgroups(&[]).map_err(|e| Error::from_nix("setgroups", e))?;
     nix::unistd::setresgid(g, g, g).map_err(unmapped("group", a.group))?;
     nix::unistd::setresuid(u, u, u).map_err(unmapped("user", a.user))
+}
+
+/// The command dies with its helper. The helper lives until the command ends, unless lxr
+/// kills it (its relay failed): the command would then run on in the container with nobody
+/// relaying. After [`become_user`], which clears the setting; not across a set-id program's
+/// exec (the kernel clears it then).
+fn die_with_the_helper() -> Result<()> {
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| Error::from_nix("PR_SET_PDEATHSIG", e))?;
+    // The helper is outside the container's pid namespace, where getppid() says 0; a reaper
+    // inside means it is already gone.
+    if nix::unistd::getppid().as_raw() != 0 {
+        return Err(Error::Setup("lxr exec's helper is gone".into()));
+    }
+    Ok(())
 }
 
 /// `--cwd` (which must exist), else the home directory, else `/`. Resolved in the
