@@ -621,7 +621,16 @@ fn whole_or_none(lxr: &Lxr, name: &str, (cmd, out): (&str, &str), what: &str) {
             "{what}: {err}"
         );
     }
-    assert_eq!(lxr.sh(name, cmd), out, "{what}");
+    let o = lxr.run(&["exec", name, "--", "sh", "-c", cmd]);
+    if !o.status.success() {
+        let info = lxr.run(&["info", name]);
+        panic!(
+            "{what}: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            String::from_utf8_lossy(&info.stdout)
+        );
+    }
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), out, "{what}");
     lxr.ok(&["delete", "--force", name]);
 }
 
