@@ -733,10 +733,7 @@ pub fn prepare_mountpoint(mp: &Path) -> Result<(), StartError> {
             mp.display()
         ))),
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTCONN | libc::ECONNABORTED)) => {
-            tracing::warn!(
-                "{} is a dead FUSE mount (transport endpoint is not connected); unmounting it",
-                mp.display()
-            );
+            tracing::warn!("{} is a dead FUSE mount ({e}); unmounting it", mp.display());
             nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH).map_err(|e| {
                 StartError::new(format!(
                     "{} is a dead FUSE mount and unmounting it failed ({e}): run `umount -l {}`",
